@@ -1,0 +1,61 @@
+// Package cluster is herd's core: the Node type, the coordinator roles
+// borrowed from Apache SkyWalking's cluster module, the provider registry
+// that picks a backend by name, and configuration loading.
+//
+// A backend lives in its own package (cluster/etcd, cluster/standalone, …)
+// and registers itself with RegisterProvider from an init function, the way
+// database/sql drivers do; import it for its side effect:
+//
+//	import _ "github.com/herd-go/herd/cluster/etcd"
+//
+// This package imports no backend SDK.
+package cluster
+
+import (
+	"context"
+	"errors"
+)
+
+// Register is SkyWalking's ClusterRegister: it announces the local node.
+type Register interface {
+	// RegisterRemote registers self and keeps it registered until Close,
+	// re-registering by itself after the backend loses it.
+	RegisterRemote(ctx context.Context, self Node) error
+}
+
+// NodesQuery is SkyWalking's ClusterNodesQuery.
+type NodesQuery interface {
+	// QueryRemoteNodes asks the backend for the current members. An error
+	// means the answer is unknown, never that the cluster is empty.
+	QueryRemoteNodes(ctx context.Context) ([]Node, error)
+}
+
+// Watcher pushes membership changes, replacing SkyWalking's polling
+// ClusterWatcher.
+type Watcher interface {
+	// Watch returns a channel that receives the full current member list at
+	// once (when known) and after every change. Updates are coalesced: a slow
+	// reader skips to the newest list. The channel is closed when ctx ends or
+	// the coordinator is closed.
+	Watch(ctx context.Context) <-chan []Node
+}
+
+// Coordinator is what a backend provides.
+type Coordinator interface {
+	Register
+	NodesQuery
+	Watcher
+	// Close deregisters self (a graceful leave, so peers drop it at once) and
+	// stops every goroutine the coordinator started.
+	Close() error
+}
+
+// ErrClosed is returned by a coordinator's methods after Close.
+var ErrClosed = errors.New("cluster: coordinator is closed")
+
+// MarkSelf sets Self on the entry of nodes whose ID is selfID, in place.
+func MarkSelf(nodes []Node, selfID string) {
+	for i := range nodes {
+		nodes[i].Self = selfID != "" && nodes[i].ID == selfID
+	}
+}

@@ -1,0 +1,239 @@
+// Package clustertest is the conformance suite every herd coordinator must
+// pass against its real backend server. A backend's test calls Run with a
+// Harness that makes coordinators connected to that server.
+package clustertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+)
+
+// Harness adapts a backend to the suite.
+type Harness struct {
+	// NewCoordinator returns a coordinator on the backend under test. Every
+	// call must join the same cluster; the suite closes what it gets.
+	NewCoordinator func(t *testing.T) cluster.Coordinator
+	// SingleNode is true for backends that only ever show self (standalone).
+	SingleNode bool
+	// WriteMalformed writes, out of band, an entry into the backend path that
+	// does not decode as a node. Nil for backends with no shared path.
+	WriteMalformed func(t *testing.T)
+	// Malformed reads a coordinator's malformed-entry counter.
+	Malformed func(c cluster.Coordinator) uint64
+	// Within bounds how long a change may take to reach a watcher; default 1s.
+	Within time.Duration
+}
+
+var port atomic.Int32
+
+func init() { port.Store(20000) }
+
+// NewNode returns a node with a fresh ID and a distinct loopback address.
+// Nothing listens there: coordinators only store addresses.
+func NewNode() cluster.Node {
+	return cluster.Node{ID: cluster.NewID(), Address: cluster.Address{Host: "127.0.0.1", Port: int(port.Add(1))}}
+}
+
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
+	if h.Within == 0 {
+		h.Within = time.Second
+	}
+	t.Run("RegisterPutsSelfInView", func(t *testing.T) { testRegisterSelf(t, h) })
+	t.Run("RefusesUnreachableAddress", func(t *testing.T) { testRefusesWildcard(t, h) })
+	t.Run("ClosedCoordinator", func(t *testing.T) { testClosed(t, h) })
+	if !h.SingleNode {
+		t.Run("PeerAppearsThenLeaves", func(t *testing.T) { testPeerJoinLeave(t, h) })
+	}
+	if h.WriteMalformed != nil {
+		t.Run("MalformedEntrySkippedAndCounted", func(t *testing.T) { testMalformed(t, h) })
+	}
+}
+
+// WaitFor reads w until a list satisfies ok, or fails the test after d.
+func WaitFor(t testing.TB, w <-chan []cluster.Node, d time.Duration, what string, ok func([]cluster.Node) bool) []cluster.Node {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var last []cluster.Node
+	for {
+		select {
+		case nodes, open := <-w:
+			if !open {
+				t.Fatalf("watch closed while waiting for %s; last view %v", what, IDs(last))
+			}
+			last = nodes
+			if ok(nodes) {
+				return nodes
+			}
+		case <-timer.C:
+			t.Fatalf("no view with %s within %s; last view %v", what, d, IDs(last))
+			return nil
+		}
+	}
+}
+
+// Has reports whether nodes contains id.
+func Has(nodes []cluster.Node, id string) bool {
+	return slices.ContainsFunc(nodes, func(n cluster.Node) bool { return n.ID == id })
+}
+
+// IDs lists the node IDs, marking self with a star, for failure messages.
+func IDs(nodes []cluster.Node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.ID
+		if n.Self {
+			out[i] += "*"
+		}
+	}
+	return out
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func closeOnCleanup(t *testing.T, c cluster.Coordinator) {
+	t.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+}
+
+func testRegisterSelf(t *testing.T, h Harness) {
+	c := h.NewCoordinator(t)
+	closeOnCleanup(t, c)
+	w := c.Watch(ctx(t))
+	self := NewNode()
+	if err := c.RegisterRemote(ctx(t), self); err != nil {
+		t.Fatalf("RegisterRemote: %v", err)
+	}
+	WaitFor(t, w, h.Within, "self marked as self", func(ns []cluster.Node) bool {
+		return slices.ContainsFunc(ns, func(n cluster.Node) bool { return n.ID == self.ID && n.Self && n.Address == self.Address })
+	})
+	nodes, err := c.QueryRemoteNodes(ctx(t))
+	if err != nil {
+		t.Fatalf("QueryRemoteNodes: %v", err)
+	}
+	selves := 0
+	for _, n := range nodes {
+		if n.Self {
+			selves++
+			if n.ID != self.ID || n.Address != self.Address {
+				t.Errorf("self in query = %+v, want %+v", n, self)
+			}
+		}
+	}
+	if selves != 1 {
+		t.Fatalf("query %v has %d nodes marked self, want 1", IDs(nodes), selves)
+	}
+	if err := c.RegisterRemote(ctx(t), NewNode()); err == nil && !h.SingleNode {
+		t.Error("a second RegisterRemote on one coordinator was accepted")
+	}
+}
+
+func testRefusesWildcard(t *testing.T, h Harness) {
+	c := h.NewCoordinator(t)
+	closeOnCleanup(t, c)
+	for _, host := range []string{"0.0.0.0", "::", ""} {
+		n := NewNode()
+		n.Address.Host = host
+		if err := c.RegisterRemote(ctx(t), n); !errors.Is(err, cluster.ErrUnspecifiedHost) {
+			t.Errorf("RegisterRemote with host %q: err = %v, want ErrUnspecifiedHost", host, err)
+		}
+	}
+}
+
+func testClosed(t *testing.T, h Harness) {
+	c := h.NewCoordinator(t)
+	w := c.Watch(ctx(t))
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	timeout := time.After(h.Within)
+	for open := true; open; {
+		select {
+		case _, open = <-w:
+		case <-timeout:
+			t.Fatal("watch channel not closed by Close")
+		}
+	}
+	if err := c.RegisterRemote(ctx(t), NewNode()); err == nil {
+		t.Error("RegisterRemote after Close succeeded")
+	}
+}
+
+func testPeerJoinLeave(t *testing.T, h Harness) {
+	a, b := h.NewCoordinator(t), h.NewCoordinator(t)
+	closeOnCleanup(t, a)
+	na, nb := NewNode(), NewNode()
+	if err := a.RegisterRemote(ctx(t), na); err != nil {
+		t.Fatal(err)
+	}
+	w := a.Watch(ctx(t))
+	WaitFor(t, w, h.Within, "self", func(ns []cluster.Node) bool { return Has(ns, na.ID) })
+	if err := b.RegisterRemote(ctx(t), nb); err != nil {
+		t.Fatal(err)
+	}
+	got := WaitFor(t, w, h.Within, fmt.Sprintf("peer %s", nb.ID), func(ns []cluster.Node) bool { return Has(ns, nb.ID) })
+	for _, n := range got {
+		if n.ID == nb.ID && n.Self {
+			t.Errorf("peer %s marked as self in a's view", nb.ID)
+		}
+	}
+	if err := b.Close(); err != nil {
+		t.Fatalf("b.Close: %v", err)
+	}
+	WaitFor(t, w, h.Within, "peer gone after its Close", func(ns []cluster.Node) bool { return !Has(ns, nb.ID) && Has(ns, na.ID) })
+}
+
+func testMalformed(t *testing.T, h Harness) {
+	c := h.NewCoordinator(t)
+	closeOnCleanup(t, c)
+	peer := h.NewCoordinator(t)
+	closeOnCleanup(t, peer)
+	self, other := NewNode(), NewNode()
+	if err := c.RegisterRemote(ctx(t), self); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.RegisterRemote(ctx(t), other); err != nil {
+		t.Fatal(err)
+	}
+	w := c.Watch(ctx(t))
+	WaitFor(t, w, h.Within, "both nodes", func(ns []cluster.Node) bool { return Has(ns, self.ID) && Has(ns, other.ID) })
+	before := h.Malformed(c)
+	h.WriteMalformed(t)
+	deadline := time.Now().Add(h.Within)
+	for h.Malformed(c) == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("malformed entry not counted within %s", h.Within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	nodes, err := c.QueryRemoteNodes(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Has(nodes, self.ID) || !Has(nodes, other.ID) {
+		t.Fatalf("view after a malformed entry = %v, want both %s and %s", IDs(nodes), self.ID, other.ID)
+	}
+	for _, n := range nodes {
+		if err := n.Validate(); err != nil {
+			t.Errorf("query returned an invalid node: %v", err)
+		}
+	}
+}

@@ -1,0 +1,185 @@
+package cluster_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+)
+
+func env(kv ...string) cluster.LoadOption {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return cluster.WithLookupEnv(func(k string) (string, bool) { v, ok := m[k]; return v, ok })
+}
+
+type testSection struct {
+	Str     string        `yaml:"str"`
+	Empty   string        `yaml:"empty"`
+	Num     int           `yaml:"num"`
+	Flag    bool          `yaml:"flag"`
+	Addr    string        `yaml:"addr"`
+	Mixed   string        `yaml:"mixed"`
+	Wait    time.Duration `yaml:"wait"`
+	Literal string        `yaml:"literal"`
+}
+
+func TestSubstitution(t *testing.T) {
+	doc := `
+cluster:
+  selector: ${SW_CLUSTER:test}
+  test:
+    str: ${S:"Quoted Default"}
+    empty: ${E:""}
+    num: ${N:-1}
+    flag: ${F:false}
+    addr: ${A:localhost:2379}
+    mixed: http://${H:localhost}:${P:80}/x
+    wait: ${W:5s}
+    literal: "no placeholders: here"
+`
+	cases := []struct {
+		name string
+		env  []string
+		want testSection
+	}{
+		{"defaults", nil, testSection{Str: "Quoted Default", Num: -1, Addr: "localhost:2379", Mixed: "http://localhost:80/x", Wait: 5 * time.Second, Literal: "no placeholders: here"}},
+		{"env wins", []string{"S", "from env", "E", "set", "N", "7", "F", "true", "A", "10.0.0.1:2379,10.0.0.2:2379", "H", "h", "P", "9", "W", "250ms"},
+			testSection{Str: "from env", Empty: "set", Num: 7, Flag: true, Addr: "10.0.0.1:2379,10.0.0.2:2379", Mixed: "http://h:9/x", Wait: 250 * time.Millisecond, Literal: "no placeholders: here"}},
+		{"env set to empty", []string{"S", "", "A", ""}, testSection{Num: -1, Mixed: "http://localhost:80/x", Wait: 5 * time.Second, Literal: "no placeholders: here"}},
+		{"env value that looks like a mapping stays a string", []string{"S", "a: b"}, testSection{Str: "a: b", Num: -1, Addr: "localhost:2379", Mixed: "http://localhost:80/x", Wait: 5 * time.Second, Literal: "no placeholders: here"}},
+		{"numeric env into string", []string{"S", "123"}, testSection{Str: "123", Num: -1, Addr: "localhost:2379", Mixed: "http://localhost:80/x", Wait: 5 * time.Second, Literal: "no placeholders: here"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := cluster.LoadConfig([]byte(doc), env(c.env...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Selector != "test" {
+				t.Fatalf("selector = %q", cfg.Selector)
+			}
+			sec, err := cfg.Section("test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got testSection
+			if err := sec.Decode(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != c.want {
+				t.Errorf("got  %+v\nwant %+v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestDefaultConfigFromEnvAlone(t *testing.T) {
+	cfg, err := cluster.DefaultConfig(env("SW_CLUSTER", "etcd", "SW_CLUSTER_ETCD_ENDPOINTS", "127.0.0.1:1,127.0.0.1:2", "SW_CLUSTER_NODE_ID", "n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Selector != "etcd" || cfg.NodeID != "n1" {
+		t.Fatalf("selector=%q nodeID=%q", cfg.Selector, cfg.NodeID)
+	}
+	sec, _ := cfg.Section("etcd")
+	var c struct {
+		Endpoints string `yaml:"endpoints"`
+	}
+	// Decoding only one field must fail strictly: the default has more keys.
+	if err := sec.Decode(&c); err == nil {
+		t.Fatal("strict decode accepted unknown keys")
+	}
+	def, err := cluster.DefaultConfig(env())
+	if err != nil || def.Selector != "standalone" || def.NodeID != "" {
+		t.Fatalf("plain default: %+v, %v", def, err)
+	}
+}
+
+func TestFileFallsBackToDefaultSections(t *testing.T) {
+	cfg, err := cluster.LoadConfig([]byte("core:\n  x: 1\ncluster:\n  selector: etcd\n"), env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.Section("etcd"); err != nil {
+		t.Fatalf("etcd section not taken from the default: %v", err)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	cases := []struct{ name, doc, want string }{
+		{"not yaml", "cluster: [", "not valid YAML"},
+		{"no cluster", "core: {}", "no cluster section"},
+		{"unterminated", "cluster:\n  selector: ${SW_CLUSTER:etcd\n", "cluster.selector"},
+		{"empty name", "cluster:\n  selector: ${:etcd}\n", "empty variable name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := cluster.LoadConfig([]byte(c.doc), env())
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestUnknownSelectorListsProviders(t *testing.T) {
+	cfg, err := cluster.LoadConfig([]byte("cluster:\n  selector: zookeepr\n"), env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cluster.New(t.Context(), cfg)
+	var ce *cluster.ConfigError
+	if !errors.As(err, &ce) || ce.Key != "cluster.selector" || ce.Value != "zookeepr" || !strings.Contains(ce.Accepted, "registered backends") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSelfNode(t *testing.T) {
+	cases := []struct {
+		name, bind string
+		env        []string
+		want       string // address, or error substring prefixed with "!"
+	}{
+		{"bind address used", "10.1.2.3:11800", nil, "10.1.2.3:11800"},
+		{"host override", "0.0.0.0:11800", []string{"SW_CLUSTER_INTERNAL_COM_HOST", "node-a.svc"}, "node-a.svc:11800"},
+		{"port override", "10.1.2.3:11800", []string{"SW_CLUSTER_INTERNAL_COM_PORT", "12000"}, "10.1.2.3:12000"},
+		{"wildcard v4 refused", "0.0.0.0:11800", nil, "!cluster.etcd.internalComHost"},
+		{"wildcard v6 refused", "[::]:11800", nil, "!SW_CLUSTER_INTERNAL_COM_HOST"},
+		{"empty host refused", ":11800", nil, "!internalComHost"},
+		{"no port", "10.1.2.3:0", nil, "!internalComPort"},
+		{"bad port override", "10.1.2.3:1", []string{"SW_CLUSTER_INTERNAL_COM_PORT", "-5"}, "!internalComPort"},
+		{"garbage bind", "nonsense", nil, "!bind address"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := cluster.DefaultConfig(env(append([]string{"SW_CLUSTER", "etcd"}, c.env...)...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			n, err := cfg.SelfNode(c.bind)
+			if strings.HasPrefix(c.want, "!") {
+				if err == nil || !strings.Contains(err.Error(), c.want[1:]) {
+					t.Fatalf("err = %v, want it to mention %q", err, c.want[1:])
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.Address.String() != c.want || n.ID == "" {
+				t.Fatalf("node = %+v, want address %s and an ID", n, c.want)
+			}
+		})
+	}
+	cfg, _ := cluster.DefaultConfig(env("SW_CLUSTER_NODE_ID", "fixed"))
+	a, _ := cfg.SelfNode("127.0.0.1:1")
+	b, _ := cfg.SelfNode("127.0.0.1:1")
+	if a.ID != "fixed" || b.ID != "fixed" {
+		t.Fatalf("configured ID not used: %q %q", a.ID, b.ID)
+	}
+}

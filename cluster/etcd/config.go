@@ -1,0 +1,119 @@
+package etcd
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+)
+
+// Config is the cluster.etcd section. Keys and environment variables follow
+// Apache SkyWalking's; ttl, dialTimeout and the TLS files are herd's own.
+type Config struct {
+	// Endpoints is a comma-separated list of host:port (SW_CLUSTER_ETCD_ENDPOINTS).
+	Endpoints string `yaml:"endpoints"`
+	// Namespace prefixes every key (SW_CLUSTER_ETCD_NAMESPACE), default /skywalking.
+	Namespace string `yaml:"namespace"`
+	// ServiceName groups the nodes of one cluster (SW_CLUSTER_ETCD_SERVICE_NAME).
+	ServiceName string `yaml:"serviceName"`
+	// Authentication turns on User and Password (SW_CLUSTER_ETCD_AUTHENTICATION).
+	Authentication bool   `yaml:"authentication"`
+	User           string `yaml:"user"`
+	Password       string `yaml:"password"`
+	// InternalComHost and InternalComPort override the advertised address;
+	// they are read by cluster.Config.SelfNode.
+	InternalComHost string `yaml:"internalComHost"`
+	InternalComPort int    `yaml:"internalComPort"`
+	// TTL of the registration lease, whole seconds, at least 2s (SW_CLUSTER_ETCD_TTL).
+	TTL time.Duration `yaml:"ttl"`
+	// DialTimeout bounds connecting and the start-up reachability check.
+	DialTimeout time.Duration `yaml:"dialTimeout"`
+	// TLS: a CA to verify the server, and a client certificate and key.
+	TLSCAFile   string `yaml:"tlsCaFile"`
+	TLSCertFile string `yaml:"tlsCertFile"`
+	TLSKeyFile  string `yaml:"tlsKeyFile"`
+}
+
+// DefaultConfig returns the values of herd's built-in configuration.
+func DefaultConfig() Config {
+	return Config{
+		Endpoints:   "localhost:2379",
+		Namespace:   "/skywalking",
+		ServiceName: "SkyWalking_OAP_Cluster",
+		TTL:         10 * time.Second,
+		DialTimeout: 5 * time.Second,
+	}
+}
+
+func key(k string) string { return "cluster.etcd." + k }
+
+func (c Config) endpoints() ([]string, error) {
+	var eps []string
+	for _, e := range strings.Split(c.Endpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			eps = append(eps, e)
+		}
+	}
+	if len(eps) == 0 {
+		return nil, &cluster.ConfigError{Key: key("endpoints"), Value: c.Endpoints, Accepted: "a comma-separated list of host:port (SW_CLUSTER_ETCD_ENDPOINTS)"}
+	}
+	return eps, nil
+}
+
+// prefix is <namespace>/<serviceName>/, under which each node's key is its ID.
+func (c Config) prefix() string {
+	return strings.TrimRight(c.Namespace, "/") + "/" + c.ServiceName + "/"
+}
+
+func (c Config) validate() error {
+	if _, err := c.endpoints(); err != nil {
+		return err
+	}
+	if c.ServiceName == "" || strings.Contains(c.ServiceName, "/") {
+		return &cluster.ConfigError{Key: key("serviceName"), Value: c.ServiceName, Accepted: "a non-empty name without '/' (SW_CLUSTER_ETCD_SERVICE_NAME)"}
+	}
+	if c.TTL < 2*time.Second || c.TTL%time.Second != 0 {
+		return &cluster.ConfigError{Key: key("ttl"), Value: c.TTL.String(), Accepted: "a whole number of seconds, at least 2s, e.g. 10s (SW_CLUSTER_ETCD_TTL)"}
+	}
+	if c.DialTimeout <= 0 {
+		return &cluster.ConfigError{Key: key("dialTimeout"), Value: c.DialTimeout.String(), Accepted: "a positive duration, e.g. 5s (SW_CLUSTER_ETCD_DIAL_TIMEOUT)"}
+	}
+	if c.Authentication && c.User == "" {
+		return &cluster.ConfigError{Key: key("user"), Value: "", Accepted: "a user name when authentication is true (SW_CLUSTER_ETCD_USER)"}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return &cluster.ConfigError{Key: key("tlsCertFile"), Value: c.TLSCertFile, Accepted: "tlsCertFile and tlsKeyFile set together, or neither"}
+	}
+	return nil
+}
+
+// tlsConfig returns nil when no TLS file is configured.
+func (c Config) tlsConfig() (*tls.Config, error) {
+	if c.TLSCAFile == "" && c.TLSCertFile == "" {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.TLSCAFile != "" {
+		pem, err := os.ReadFile(c.TLSCAFile)
+		if err != nil {
+			return nil, &cluster.ConfigError{Key: key("tlsCaFile"), Value: c.TLSCAFile, Accepted: "a readable PEM file", Err: err}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &cluster.ConfigError{Key: key("tlsCaFile"), Value: c.TLSCAFile, Accepted: "a PEM file with at least one certificate"}
+		}
+		t.RootCAs = pool
+	}
+	if c.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return nil, &cluster.ConfigError{Key: key("tlsCertFile"), Value: c.TLSCertFile, Accepted: "a PEM certificate matching tlsKeyFile", Err: fmt.Errorf("loading key pair: %w", err)}
+		}
+		t.Certificates = []tls.Certificate{cert}
+	}
+	return t, nil
+}

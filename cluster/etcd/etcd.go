@@ -1,0 +1,434 @@
+// Package etcd is herd's etcd coordinator (go.etcd.io/etcd/client/v3).
+//
+// Each node is a key <namespace>/<serviceName>/<node id> holding the node's
+// JSON, attached to a lease that is kept alive. Registration is supervised:
+// when the lease is lost (expired, revoked, or the key deleted) a new lease is
+// granted and the key put again, with jittered, capped backoff, until Close.
+// Membership is pushed: the prefix is listed once and watched from the listed
+// revision; on compaction or cancellation it is listed and watched again.
+//
+// It registers itself under the name "etcd":
+//
+//	import _ "github.com/herd-go/herd/cluster/etcd"
+package etcd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/backoff"
+	"github.com/herd-go/herd/internal/latest"
+)
+
+func init() {
+	cluster.RegisterProvider("etcd", func(ctx context.Context, s cluster.Section) (cluster.Coordinator, error) {
+		cfg := DefaultConfig()
+		if err := s.Decode(&cfg); err != nil {
+			return nil, err
+		}
+		return New(ctx, cfg)
+	})
+}
+
+// Option changes a Coordinator's defaults.
+type Option func(*options)
+
+type options struct {
+	logger  *slog.Logger
+	backoff backoff.Policy
+}
+
+// WithLogger sends the coordinator's warnings (lost lease, watch restarts,
+// malformed entries) to l instead of slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithBackoff sets the retry delays for re-registration and re-listing.
+func WithBackoff(initial, max time.Duration) Option {
+	return func(o *options) { o.backoff = backoff.Policy{Initial: initial, Max: max} }
+}
+
+// Stats are counters for monitoring.
+type Stats struct {
+	// Malformed counts entries under the prefix that did not decode as a
+	// node and were skipped; each bad write is counted once.
+	Malformed uint64
+	// Reregistrations counts how often self was registered again after the
+	// backend lost it.
+	Reregistrations uint64
+	// Relists counts how often the watch was rebuilt from a fresh list.
+	Relists uint64
+}
+
+// Coordinator registers self in etcd and watches the other nodes.
+type Coordinator struct {
+	cfg    Config
+	opts   options
+	client *clientv3.Client
+	prefix string
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	self      *cluster.Node
+	superStop context.CancelFunc // stops the registration supervisor
+	superDone chan struct{}
+	lease     clientv3.LeaseID
+	closed    bool
+	selfGone  chan struct{} // nudges the supervisor when our key is deleted
+
+	view            latest.Value[[]cluster.Node]
+	malformed       atomic.Uint64
+	reregistrations atomic.Uint64
+	relists         atomic.Uint64
+}
+
+// New connects to etcd, checks that it answers within cfg.DialTimeout, and
+// starts watching the membership prefix.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	o := options{logger: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	eps, _ := cfg.endpoints()
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	ccfg := clientv3.Config{
+		Endpoints:   eps,
+		DialTimeout: cfg.DialTimeout,
+		TLS:         tlsCfg,
+		Logger:      zap.NewNop(),
+		// Keepalive pings find a dead connection long before the lease TTL.
+		DialKeepAliveTime:    cfg.TTL / 3,
+		DialKeepAliveTimeout: cfg.TTL / 3,
+	}
+	if cfg.Authentication {
+		ccfg.Username, ccfg.Password = cfg.User, cfg.Password
+	}
+	client, err := clientv3.New(ccfg)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: connecting to %s: %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS)", cfg.Endpoints, err)
+	}
+	c := &Coordinator{cfg: cfg, opts: o, client: client, prefix: cfg.prefix(), selfGone: make(chan struct{}, 1)}
+
+	// Fail fast on a wrong address instead of retrying in the background forever.
+	probe, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	resp, err := client.Get(probe, c.prefix, clientv3.WithPrefix())
+	cancel()
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("etcd: %s did not answer within %s: %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS, and the credentials if authentication is on)", cfg.Endpoints, cfg.DialTimeout, err)
+	}
+
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(1)
+	go c.watchLoop(resp)
+	return c, nil
+}
+
+// Stats returns the coordinator's counters.
+func (c *Coordinator) Stats() Stats {
+	return Stats{Malformed: c.malformed.Load(), Reregistrations: c.reregistrations.Load(), Relists: c.relists.Load()}
+}
+
+// Prefix is the key prefix under which nodes are registered.
+func (c *Coordinator) Prefix() string { return c.prefix }
+
+func (c *Coordinator) selfID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.self == nil {
+		return ""
+	}
+	return c.self.ID
+}
+
+// RegisterRemote puts self under a new lease and keeps it there until Close.
+// The first put happens before it returns, so an error means self is not
+// registered; after that, losses are repaired in the background.
+func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
+	if err := self.Validate(); err != nil {
+		return err
+	}
+	self.Self = false
+	value, err := cluster.EncodeNode(self)
+	if err != nil {
+		return fmt.Errorf("etcd: encoding self: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return cluster.ErrClosed
+	}
+	if c.self != nil {
+		return fmt.Errorf("etcd: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
+	}
+	k := c.prefix + self.ID
+	lease, err := c.grantAndPut(ctx, k, string(value))
+	if err != nil {
+		return fmt.Errorf("etcd: registering %s at %s: %w", self.ID, k, err)
+	}
+	c.self, c.lease = &self, lease
+	superCtx, stop := context.WithCancel(c.ctx)
+	c.superStop, c.superDone = stop, make(chan struct{})
+	go c.supervise(superCtx, c.superDone, k, string(value), lease)
+	c.republish()
+	return nil
+}
+
+func (c *Coordinator) grantAndPut(ctx context.Context, k, v string) (clientv3.LeaseID, error) {
+	g, err := c.client.Grant(ctx, int64(c.cfg.TTL/time.Second))
+	if err != nil {
+		return 0, fmt.Errorf("granting a %s lease: %w", c.cfg.TTL, err)
+	}
+	if _, err := c.client.Put(ctx, k, v, clientv3.WithLease(g.ID)); err != nil {
+		// Don't leave an orphan lease; it would expire anyway.
+		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, _ = c.client.Revoke(rctx, g.ID)
+		cancel()
+		return 0, fmt.Errorf("putting the node key: %w", err)
+	}
+	return g.ID, nil
+}
+
+// supervise keeps the lease alive and, whenever it is lost or our key is
+// deleted, registers again. It never gives up; only ctx stops it.
+func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v string, lease clientv3.LeaseID) {
+	defer close(done)
+	bo := backoff.New(c.opts.backoff)
+	for {
+		alive, err := c.client.KeepAlive(ctx, lease)
+		if err == nil {
+			c.keepAlive(ctx, alive, k, v, lease)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		c.opts.logger.Warn("herd/etcd: registration lost, registering again", "key", k, "lease", int64(lease), "err", err)
+		for {
+			if !bo.Wait(ctx) {
+				return
+			}
+			newLease, err := c.grantAndPut(ctx, k, v)
+			if err == nil {
+				lease = newLease
+				c.mu.Lock()
+				c.lease = lease
+				c.mu.Unlock()
+				c.reregistrations.Add(1)
+				bo.Reset()
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			c.opts.logger.Warn("herd/etcd: registering again failed, will retry", "key", k, "err", err)
+		}
+	}
+}
+
+// keepAlive drains the keepalive channel until the lease is gone. If our key
+// is deleted while the lease lives, it puts it back on the same lease.
+func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.LeaseKeepAliveResponse, k, v string, lease clientv3.LeaseID) {
+	for {
+		select {
+		case _, ok := <-alive:
+			if !ok {
+				return // expired, revoked, or ctx ended
+			}
+		case <-c.selfGone:
+			if _, err := c.client.Put(ctx, k, v, clientv3.WithLease(lease)); err != nil {
+				return // lease gone too: the caller grants a new one
+			}
+			c.reregistrations.Add(1)
+		}
+	}
+}
+
+// watchLoop publishes membership from first, then watches from its revision.
+// It lists again after compaction, cancellation or any watch error.
+func (c *Coordinator) watchLoop(first *clientv3.GetResponse) {
+	defer c.wg.Done()
+	bo := backoff.New(c.opts.backoff)
+	members := map[string]cluster.Node{}
+	bad := map[string]int64{} // key → mod revision already counted as malformed
+	resp := first
+	for {
+		if resp == nil {
+			ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
+			var err error
+			resp, err = c.client.Get(ctx, c.prefix, clientv3.WithPrefix())
+			cancel()
+			if err != nil {
+				if c.ctx.Err() != nil {
+					return
+				}
+				c.opts.logger.Warn("herd/etcd: listing members failed; keeping the last view", "prefix", c.prefix, "err", err)
+				if !bo.Wait(c.ctx) {
+					return
+				}
+				continue
+			}
+			c.relists.Add(1)
+		}
+		clear(members)
+		for _, kv := range resp.Kvs {
+			c.apply(members, bad, string(kv.Key), kv.Value, kv.ModRevision, false)
+		}
+		c.publish(members)
+
+		err := c.watchFrom(members, bad, resp.Header.Revision+1)
+		if c.ctx.Err() != nil {
+			return
+		}
+		c.opts.logger.Warn("herd/etcd: watch ended; listing again", "prefix", c.prefix, "err", err)
+		resp = nil
+		if !bo.Wait(c.ctx) {
+			return
+		}
+	}
+}
+
+// watchFrom applies watch events until the watch fails, and says why.
+func (c *Coordinator) watchFrom(members map[string]cluster.Node, bad map[string]int64, rev int64) error {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(c.ctx))
+	defer cancel()
+	for wr := range c.client.Watch(ctx, c.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
+		if err := wr.Err(); err != nil {
+			return err
+		}
+		for _, ev := range wr.Events {
+			c.apply(members, bad, string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision, ev.Type == clientv3.EventTypeDelete)
+		}
+		c.publish(members)
+	}
+	return errors.New("watch channel closed")
+}
+
+// apply folds one key into members. A value that does not decode removes the
+// key from the view and is counted once per write.
+func (c *Coordinator) apply(members map[string]cluster.Node, bad map[string]int64, k string, v []byte, modRev int64, deleted bool) {
+	if deleted {
+		delete(members, k)
+		delete(bad, k)
+		if id := c.selfID(); id != "" && k == c.prefix+id {
+			select {
+			case c.selfGone <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	n, err := cluster.DecodeNode(v)
+	if err == nil && c.prefix+n.ID != k {
+		err = fmt.Errorf("entry's id %q does not match its key", n.ID)
+	}
+	if err != nil {
+		delete(members, k)
+		if bad[k] != modRev {
+			bad[k] = modRev
+			c.malformed.Add(1)
+			c.opts.logger.Warn("herd/etcd: skipping a malformed node entry", "key", k, "err", err)
+		}
+		return
+	}
+	delete(bad, k)
+	members[k] = n
+}
+
+func (c *Coordinator) publish(members map[string]cluster.Node) {
+	nodes := make([]cluster.Node, 0, len(members))
+	for _, n := range members {
+		nodes = append(nodes, n)
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	cluster.MarkSelf(nodes, c.selfID())
+	c.view.Publish(nodes)
+}
+
+// republish marks self in the current view after registration. Caller holds c.mu.
+func (c *Coordinator) republish() {
+	nodes, ok := c.view.Load()
+	if !ok {
+		return
+	}
+	nodes = append([]cluster.Node(nil), nodes...)
+	cluster.MarkSelf(nodes, c.self.ID)
+	c.view.Publish(nodes)
+}
+
+// QueryRemoteNodes lists the prefix directly. Entries that do not decode are
+// left out (and counted by the watch, not here).
+func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, error) {
+	if c.ctx.Err() != nil {
+		return nil, cluster.ErrClosed
+	}
+	resp, err := c.client.Get(ctx, c.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcd: listing %s: %w", c.prefix, err)
+	}
+	nodes := make([]cluster.Node, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		n, err := cluster.DecodeNode(kv.Value)
+		if err != nil || !strings.HasSuffix(string(kv.Key), "/"+n.ID) {
+			continue
+		}
+		nodes = append(nodes, n)
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	cluster.MarkSelf(nodes, c.selfID())
+	return nodes, nil
+}
+
+// Watch pushes the member list after every change.
+func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
+	return c.view.Subscribe(ctx)
+}
+
+// Close revokes the lease, so peers drop this node at once, then stops every
+// goroutine and closes the client. It is safe to call more than once.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	stop, done, lease := c.superStop, c.superDone, c.lease
+	c.mu.Unlock()
+
+	var err error
+	if stop != nil {
+		stop()
+		<-done
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+		if _, rerr := c.client.Revoke(ctx, lease); rerr != nil {
+			err = fmt.Errorf("etcd: revoking the registration lease (it expires by itself within %s): %w", c.cfg.TTL, rerr)
+		}
+		cancel()
+	}
+	c.cancel()
+	c.wg.Wait()
+	c.view.Close()
+	if cerr := c.client.Close(); cerr != nil && err == nil && !errors.Is(cerr, context.Canceled) {
+		err = fmt.Errorf("etcd: closing client: %w", cerr)
+	}
+	return err
+}

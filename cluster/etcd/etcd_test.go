@@ -1,0 +1,271 @@
+package etcd_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/cluster/etcd"
+	"github.com/herd-go/herd/internal/embedetcd"
+)
+
+var server *embedetcd.Server
+
+func TestMain(m *testing.M) {
+	var err error
+	server, err = embedetcd.Start("")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the embedded etcd server:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	server.Close()
+	os.Exit(code)
+}
+
+// leakCheck fails the test if it leaves goroutines behind. The embedded
+// server's own goroutines exist before the test and are ignored.
+func leakCheck(t *testing.T) {
+	opts := []goleak.Option{
+		goleak.IgnoreCurrent(),
+		// The shared server starts serving goroutines lazily, after the baseline.
+		goleak.IgnoreAnyFunction("go.etcd.io/etcd/server/v3/embed.(*serveCtx).startHandler.func1"),
+	}
+	t.Cleanup(func() { goleak.VerifyNone(t, opts...) })
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func testConfig(t *testing.T) etcd.Config {
+	cfg := etcd.DefaultConfig()
+	cfg.Endpoints = server.Endpoint()
+	// Each test gets its own cluster so tests cannot see each other's nodes.
+	cfg.Namespace = "/herd-test/" + strings.ReplaceAll(t.Name(), "/", "_")
+	cfg.TTL = 2 * time.Second
+	return cfg
+}
+
+func newCoordinator(t *testing.T, cfg etcd.Config) *etcd.Coordinator {
+	t.Helper()
+	c, err := etcd.New(context.Background(), cfg, etcd.WithLogger(quiet), etcd.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+	if err != nil {
+		t.Fatalf("etcd.New: %v", err)
+	}
+	return c
+}
+
+func rawClient(t *testing.T) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{server.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestConformance(t *testing.T) {
+	leakCheck(t)
+	cfg := testConfig(t)
+	clustertest.Run(t, clustertest.Harness{
+		NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, cfg) },
+		WriteMalformed: func(t *testing.T) {
+			raw := rawClient(t)
+			prefix := cfg.Namespace + "/" + cfg.ServiceName + "/"
+			for k, v := range map[string]string{"garbage": "{not json", "wildcard": `{"id":"wildcard","host":"0.0.0.0","port":1}`, "mismatch": `{"id":"other","host":"127.0.0.1","port":1}`} {
+				if _, err := raw.Put(context.Background(), prefix+k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		Malformed: func(c cluster.Coordinator) uint64 { return c.(*etcd.Coordinator).Stats().Malformed },
+	})
+}
+
+func register(t *testing.T, c *etcd.Coordinator) cluster.Node {
+	t.Helper()
+	n := clustertest.NewNode()
+	if err := c.RegisterRemote(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestReregistersAfterLeaseRevokedOutOfBand(t *testing.T) {
+	leakCheck(t)
+	cfg := testConfig(t)
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := register(t, c)
+	key := c.Prefix() + self.ID
+	raw := rawClient(t)
+
+	for round := 1; round <= 2; round++ {
+		resp, err := raw.Get(context.Background(), key)
+		if err != nil || len(resp.Kvs) != 1 {
+			t.Fatalf("round %d: self key missing before revoke: %v", round, err)
+		}
+		if _, err := raw.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+			t.Fatal(err)
+		}
+		waitKey(t, raw, key, 5*time.Second)
+		if got := c.Stats().Reregistrations; got < uint64(round) {
+			t.Fatalf("round %d: Reregistrations = %d", round, got)
+		}
+	}
+}
+
+func TestReputsKeyDeletedOutOfBand(t *testing.T) {
+	leakCheck(t)
+	c := newCoordinator(t, testConfig(t))
+	defer c.Close()
+	self := register(t, c)
+	raw := rawClient(t)
+	key := c.Prefix() + self.ID
+	if _, err := raw.Delete(context.Background(), key); err != nil {
+		t.Fatal(err)
+	}
+	waitKey(t, raw, key, 5*time.Second)
+}
+
+func waitKey(t *testing.T, raw *clientv3.Client, key string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		resp, err := raw.Get(ctx, key)
+		cancel()
+		if err == nil && len(resp.Kvs) == 1 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("key %s not registered again within %s", key, d)
+}
+
+// TestSurvivesServerRestart stops the real server, starts it again on the
+// same data directory, and checks that registration and the watch recover.
+func TestSurvivesServerRestart(t *testing.T) {
+	leakCheck(t) // registered first, so it runs after the server below is closed
+	srv, err := embedetcd.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	cfg := testConfig(t)
+	cfg.Endpoints = srv.Endpoint()
+	cfg.TTL = 3 * time.Second
+	a := newCoordinator(t, cfg)
+	defer a.Close()
+	na := register(t, a)
+	w := a.Watch(context.Background())
+	clustertest.WaitFor(t, w, time.Second, "self", func(ns []cluster.Node) bool { return clustertest.Has(ns, na.ID) })
+
+	srv.Stop()
+	time.Sleep(500 * time.Millisecond)
+	if _, err := a.QueryRemoteNodes(shortCtx(t)); err == nil {
+		t.Fatal("query succeeded while the server was down")
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The watch must deliver changes again: a new node joins after the restart.
+	b := newCoordinator(t, cfg)
+	nb := register(t, b)
+	clustertest.WaitFor(t, w, 10*time.Second, "a node that joined after the restart", func(ns []cluster.Node) bool {
+		return clustertest.Has(ns, na.ID) && clustertest.Has(ns, nb.ID)
+	})
+	// And self is still registered once the lease would have expired.
+	time.Sleep(cfg.TTL + time.Second)
+	nodes, err := b.QueryRemoteNodes(shortCtx(t))
+	if err != nil || !clustertest.Has(nodes, na.ID) {
+		t.Fatalf("after restart + TTL: view %v, err %v", clustertest.IDs(nodes), err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, w, time.Second, "b gone after Close", func(ns []cluster.Node) bool { return !clustertest.Has(ns, nb.ID) })
+}
+
+func shortCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestUnreachableServerFailsFast(t *testing.T) {
+	leakCheck(t)
+	cfg := etcd.DefaultConfig()
+	cfg.Endpoints = "127.0.0.1:1"
+	cfg.DialTimeout = 300 * time.Millisecond
+	start := time.Now()
+	_, err := etcd.New(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "SW_CLUSTER_ETCD_ENDPOINTS") {
+		t.Fatalf("err = %v, want a message naming SW_CLUSTER_ETCD_ENDPOINTS", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s to fail", d)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	cases := map[string]struct {
+		mutate func(*etcd.Config)
+		key    string
+	}{
+		"no endpoints":      {func(c *etcd.Config) { c.Endpoints = " , " }, "cluster.etcd.endpoints"},
+		"short ttl":         {func(c *etcd.Config) { c.TTL = time.Second }, "cluster.etcd.ttl"},
+		"fractional ttl":    {func(c *etcd.Config) { c.TTL = 2500 * time.Millisecond }, "cluster.etcd.ttl"},
+		"slash in name":     {func(c *etcd.Config) { c.ServiceName = "a/b" }, "cluster.etcd.serviceName"},
+		"auth without user": {func(c *etcd.Config) { c.Authentication = true }, "cluster.etcd.user"},
+		"cert without key":  {func(c *etcd.Config) { c.TLSCertFile = "x.pem" }, "cluster.etcd.tlsCertFile"},
+		"missing ca":        {func(c *etcd.Config) { c.TLSCAFile = "/nonexistent/ca.pem" }, "cluster.etcd.tlsCaFile"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := etcd.DefaultConfig()
+			c.mutate(&cfg)
+			_, err := etcd.New(context.Background(), cfg)
+			var ce *cluster.ConfigError
+			if !errors.As(err, &ce) || ce.Key != c.key {
+				t.Fatalf("err = %v, want a ConfigError for %s", err, c.key)
+			}
+		})
+	}
+}
+
+func TestSelectedFromEnvironment(t *testing.T) {
+	leakCheck(t)
+	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(k string) (string, bool) {
+		v, ok := map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_ETCD_ENDPOINTS": server.Endpoint(), "SW_CLUSTER_ETCD_TTL": "3s"}[k]
+		return v, ok
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*etcd.Coordinator); !ok {
+		t.Fatalf("got %T", c)
+	}
+	cfg2, _ := cluster.LoadConfig([]byte("cluster:\n  selector: etcd\n  etcd:\n    endpoint: x\n"))
+	if _, err := cluster.New(context.Background(), cfg2); err == nil || !strings.Contains(err.Error(), "endpoint") {
+		t.Fatalf("misspelt key: err = %v", err)
+	}
+}
