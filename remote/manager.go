@@ -1,0 +1,378 @@
+package remote
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/latest"
+)
+
+// Membership is what the Manager needs from a coordinator.
+type Membership interface {
+	cluster.NodesQuery
+	cluster.Watcher
+}
+
+// Client delivers messages to one node; PeerClient and SelfClient are the two
+// kinds a Manager makes.
+type Client interface {
+	Send(ctx context.Context, worker string, data []byte) error
+	Close() error
+}
+
+// Dialer makes the client for a peer. The default is DialPeer.
+type Dialer func(peer cluster.Node) (Client, error)
+
+// EmptyPolicy says what the Manager does when a healthy backend answers with
+// no nodes at all, not even self. That happens when the backend's data was
+// wiped or self's registration lapsed; it rarely means every peer is gone.
+type EmptyPolicy int
+
+const (
+	// KeepLastView (the default) ignores an empty answer: the view stays as it
+	// was, and the error handler gets ErrEmptyAnswer.
+	KeepLastView EmptyPolicy = iota
+	// AcceptEmpty applies it: the view shrinks to self alone.
+	AcceptEmpty
+)
+
+// ErrEmptyAnswer is reported when an empty answer is ignored under KeepLastView.
+var ErrEmptyAnswer = errors.New("remote: the backend answered with no nodes; keeping the last view")
+
+// Snapshot is one immutable view of the cluster: nodes sorted by address,
+// deduplicated, self included, each with its client. Readers never lock.
+// It implements selector.Peers.
+type Snapshot struct {
+	nodes   []cluster.Node
+	clients []Client
+	// Version counts the views a Manager has published, from 1.
+	Version uint64
+	// Added and Removed are the nodes that joined and left since the previous view.
+	Added, Removed []cluster.Node
+}
+
+// Len is the number of nodes.
+func (s *Snapshot) Len() int { return len(s.nodes) }
+
+// ID is the i-th node's ID.
+func (s *Snapshot) ID(i int) string { return s.nodes[i].ID }
+
+// Node returns the i-th node.
+func (s *Snapshot) Node(i int) cluster.Node { return s.nodes[i] }
+
+// Client returns the i-th node's client.
+func (s *Snapshot) Client(i int) Client { return s.clients[i] }
+
+// Nodes returns a copy of the nodes.
+func (s *Snapshot) Nodes() []cluster.Node { return slices.Clone(s.nodes) }
+
+// ManagerOption changes a Manager's defaults.
+type ManagerOption func(*managerOptions)
+
+type managerOptions struct {
+	refresh      time.Duration
+	queryTimeout time.Duration
+	dialer       Dialer
+	clientOpts   ClientOptions
+	empty        EmptyPolicy
+	onError      func(error)
+	logger       *slog.Logger
+}
+
+// WithRefreshInterval sets how often the Manager queries the backend as a
+// safety net behind the watch; default 10s.
+func WithRefreshInterval(d time.Duration) ManagerOption {
+	return func(o *managerOptions) { o.refresh = d }
+}
+
+// WithDialer replaces DialPeer as the way peer clients are made.
+func WithDialer(d Dialer) ManagerOption { return func(o *managerOptions) { o.dialer = d } }
+
+// WithClientOptions sets the options of the peer clients DialPeer makes.
+func WithClientOptions(c ClientOptions) ManagerOption {
+	return func(o *managerOptions) { o.clientOpts = c }
+}
+
+// WithEmptyPolicy sets what an empty answer from the backend does.
+func WithEmptyPolicy(p EmptyPolicy) ManagerOption { return func(o *managerOptions) { o.empty = p } }
+
+// WithErrorHandler receives every refresh and dial error. It runs on the
+// Manager's goroutine: keep it quick.
+func WithErrorHandler(f func(error)) ManagerOption { return func(o *managerOptions) { o.onError = f } }
+
+// WithManagerLogger sets where errors are logged when no error handler is set.
+func WithManagerLogger(l *slog.Logger) ManagerOption { return func(o *managerOptions) { o.logger = l } }
+
+// Manager keeps a pool of clients, one per node, in step with membership.
+type Manager struct {
+	self   cluster.Node
+	server *Server
+	src    Membership
+	opts   managerOptions
+
+	mu      sync.Mutex // serialises apply
+	current atomic.Pointer[Snapshot]
+	views   latest.Value[*Snapshot]
+	lastErr atomic.Pointer[error]
+
+	cancel  context.CancelFunc
+	loop    sync.WaitGroup
+	closers sync.WaitGroup // clients of removed nodes, flushing
+	closed  atomic.Bool
+}
+
+// NewManager starts a manager for self (the node this process registered)
+// over src. Messages for self go to server in-process. The first snapshot,
+// with self alone, is available at once; peers arrive with the first watch
+// update or query.
+func NewManager(src Membership, self cluster.Node, server *Server, opts ...ManagerOption) (*Manager, error) {
+	if err := self.Validate(); err != nil {
+		return nil, err
+	}
+	if src == nil || server == nil {
+		return nil, errors.New("remote: NewManager needs a membership source and a server")
+	}
+	o := managerOptions{refresh: 10 * time.Second, logger: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.refresh <= 0 {
+		return nil, fmt.Errorf("remote: refresh interval %s must be positive", o.refresh)
+	}
+	if o.queryTimeout == 0 {
+		o.queryTimeout = min(o.refresh, 10*time.Second)
+	}
+	if o.dialer == nil {
+		copts := o.clientOpts
+		o.dialer = func(n cluster.Node) (Client, error) { return DialPeer(n, copts) }
+	}
+	self.Self = true
+	m := &Manager{self: self, server: server, src: src, opts: o}
+	first := &Snapshot{nodes: []cluster.Node{self}, clients: []Client{NewSelfClient(self, server)}, Version: 1, Added: []cluster.Node{self}}
+	m.current.Store(first)
+	m.views.Publish(first)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.loop.Add(1)
+	go m.run(ctx)
+	return m, nil
+}
+
+// Snapshot returns the current view. It never blocks and never returns nil.
+func (m *Manager) Snapshot() *Snapshot { return m.current.Load() }
+
+// Subscribe returns a channel that receives the current snapshot at once and
+// every new one, coalesced. It is closed when ctx ends or the Manager closes.
+func (m *Manager) Subscribe(ctx context.Context) <-chan *Snapshot { return m.views.Subscribe(ctx) }
+
+// Err returns the last refresh error, or nil once a refresh succeeds again.
+func (m *Manager) Err() error {
+	if p := m.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Refresh queries the backend now and applies the answer. A failed query
+// leaves the view as it was and returns the error.
+func (m *Manager) Refresh(ctx context.Context) error {
+	if m.closed.Load() {
+		return errors.New("remote: manager is closed")
+	}
+	ctx, cancel := context.WithTimeout(ctx, m.opts.queryTimeout)
+	defer cancel()
+	nodes, err := m.src.QueryRemoteNodes(ctx)
+	if err != nil {
+		err = fmt.Errorf("remote: querying members (keeping the last view): %w", err)
+		m.report(err)
+		return err
+	}
+	return m.apply(nodes)
+}
+
+func (m *Manager) run(ctx context.Context) {
+	defer m.loop.Done()
+	watch := m.src.Watch(ctx)
+	_ = m.Refresh(ctx)
+	tick := time.NewTicker(m.opts.refresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case nodes, ok := <-watch:
+			if !ok {
+				// The coordinator closed; the periodic query is all that is left.
+				watch = nil
+				continue
+			}
+			_ = m.apply(nodes)
+		case <-tick.C:
+			_ = m.Refresh(ctx)
+		}
+	}
+}
+
+func (m *Manager) report(err error) {
+	if err == nil {
+		m.lastErr.Store(nil)
+		return
+	}
+	m.lastErr.Store(&err)
+	if m.opts.onError != nil {
+		m.opts.onError(err)
+	} else {
+		m.opts.logger.Warn("herd/remote: membership", "err", err)
+	}
+}
+
+// clientKey identifies a client: the same node at the same address.
+func clientKey(n cluster.Node) string { return n.ID + "@" + n.Address.String() }
+
+// normalize puts self first so it wins its address, drops later duplicates
+// of an address, and sorts by address as SkyWalking does.
+func (m *Manager) normalize(in []cluster.Node) []cluster.Node {
+	out := make([]cluster.Node, 0, len(in)+1)
+	out = append(out, m.self)
+	seen := map[cluster.Address]bool{m.self.Address: true}
+	for _, n := range in {
+		if n.ID == m.self.ID || seen[n.Address] {
+			continue
+		}
+		seen[n.Address] = true
+		n.Self = false
+		out = append(out, n)
+	}
+	slices.SortFunc(out, func(a, b cluster.Node) int {
+		return cmp.Or(cmp.Compare(a.Address.String(), b.Address.String()), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// apply diffs nodes against the current pool, reusing unchanged clients,
+// dialling new ones and closing removed ones, and publishes a new snapshot
+// when anything changed.
+func (m *Manager) apply(nodes []cluster.Node) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed.Load() {
+		return nil
+	}
+	if len(nodes) == 0 && m.opts.empty == KeepLastView {
+		m.report(ErrEmptyAnswer)
+		return ErrEmptyAnswer
+	}
+	cur := m.current.Load()
+	want := m.normalize(nodes)
+
+	old := make(map[string]int, len(cur.nodes))
+	for i, n := range cur.nodes {
+		old[clientKey(n)] = i
+	}
+	next := &Snapshot{nodes: make([]cluster.Node, 0, len(want)), clients: make([]Client, 0, len(want))}
+	kept := make(map[string]bool, len(want))
+	var dialErr error
+	for _, n := range want {
+		k := clientKey(n)
+		if i, ok := old[k]; ok {
+			kept[k] = true
+			next.nodes = append(next.nodes, n)
+			next.clients = append(next.clients, cur.clients[i])
+			continue
+		}
+		c, err := m.dial(n)
+		if err != nil {
+			dialErr = errors.Join(dialErr, err)
+			continue
+		}
+		next.nodes = append(next.nodes, n)
+		next.clients = append(next.clients, c)
+		next.Added = append(next.Added, n)
+	}
+	for i, n := range cur.nodes {
+		if !kept[clientKey(n)] {
+			next.Removed = append(next.Removed, n)
+			m.closeLater(cur.clients[i])
+		}
+	}
+	m.report(dialErr)
+	if len(next.Added) == 0 && len(next.Removed) == 0 && slices.EqualFunc(next.nodes, cur.nodes, sameMeta) {
+		return dialErr
+	}
+	next.Version = cur.Version + 1
+	m.current.Store(next)
+	m.views.Publish(next)
+	return dialErr
+}
+
+func sameMeta(a, b cluster.Node) bool {
+	if len(a.Meta) != len(b.Meta) {
+		return false
+	}
+	for k, v := range a.Meta {
+		if b.Meta[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Manager) dial(n cluster.Node) (Client, error) {
+	if n.ID == m.self.ID {
+		return NewSelfClient(n, m.server), nil
+	}
+	c, err := m.opts.dialer(n)
+	if err != nil {
+		return nil, fmt.Errorf("remote: dialling peer %s at %s (left out of the view until the next update): %w", n.ID, n.Address, err)
+	}
+	return c, nil
+}
+
+// closeLater flushes a removed node's client without holding up the view.
+func (m *Manager) closeLater(c Client) {
+	m.closers.Add(1)
+	go func() {
+		defer m.closers.Done()
+		_ = c.Close()
+	}()
+}
+
+// Close stops following membership and closes every client, flushing
+// their queues. Subscribers' channels are closed.
+func (m *Manager) Close() error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	m.cancel()
+	m.loop.Wait()
+	m.mu.Lock()
+	cur := m.current.Load()
+	m.mu.Unlock()
+	var err error
+	var wg sync.WaitGroup
+	var errMu sync.Mutex
+	for _, c := range cur.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if cerr := c.Close(); cerr != nil {
+				errMu.Lock()
+				err = errors.Join(err, cerr)
+				errMu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	m.closers.Wait()
+	m.views.Close()
+	return err
+}

@@ -1,0 +1,387 @@
+package remote_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/remote"
+	"github.com/herd-go/herd/selector"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeMembership is a unit-test stand-in for a coordinator; the real
+// coordinators are exercised by the etcd tests and the demo.
+type fakeMembership struct {
+	mu      sync.Mutex
+	nodes   []cluster.Node
+	err     error
+	queries atomic.Int64
+	watch   chan []cluster.Node
+}
+
+func newFake(nodes ...cluster.Node) *fakeMembership {
+	return &fakeMembership{nodes: nodes, watch: make(chan []cluster.Node, 16)}
+}
+
+func (f *fakeMembership) QueryRemoteNodes(context.Context) ([]cluster.Node, error) {
+	f.queries.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]cluster.Node(nil), f.nodes...), f.err
+}
+
+func (f *fakeMembership) Watch(ctx context.Context) <-chan []cluster.Node {
+	out := make(chan []cluster.Node)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case n := <-f.watch:
+				select {
+				case out <- n:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func (f *fakeMembership) set(nodes []cluster.Node, err error) {
+	f.mu.Lock()
+	f.nodes, f.err = nodes, err
+	f.mu.Unlock()
+}
+
+type fakeClient struct {
+	node   cluster.Node
+	closed atomic.Bool
+}
+
+func (c *fakeClient) Send(context.Context, string, []byte) error { return nil }
+func (c *fakeClient) Close() error                               { c.closed.Store(true); return nil }
+
+type dialLog struct {
+	mu      sync.Mutex
+	clients map[string]*fakeClient
+	dials   int
+	fail    map[string]bool
+}
+
+func (d *dialLog) dial(n cluster.Node) (remote.Client, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.fail[n.ID] {
+		return nil, errors.New("refused")
+	}
+	d.dials++
+	c := &fakeClient{node: n}
+	if d.clients == nil {
+		d.clients = map[string]*fakeClient{}
+	}
+	d.clients[n.ID] = c
+	return c, nil
+}
+
+func node(id, host string, port int) cluster.Node {
+	return cluster.Node{ID: id, Address: cluster.Address{Host: host, Port: port}}
+}
+
+var self = node("self", "10.0.0.5", 11800)
+
+func newManager(t *testing.T, src remote.Membership, opts ...remote.ManagerOption) (*remote.Manager, *dialLog) {
+	t.Helper()
+	d := &dialLog{}
+	opts = append([]remote.ManagerOption{remote.WithDialer(d.dial), remote.WithRefreshInterval(time.Hour), remote.WithErrorHandler(func(error) {})}, opts...)
+	m, err := remote.NewManager(src, self, remote.NewServer(), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, d
+}
+
+func addrs(s *remote.Snapshot) []string {
+	out := make([]string, s.Len())
+	for i := range out {
+		n := s.Node(i)
+		out[i] = n.ID + "=" + n.Address.String()
+	}
+	return out
+}
+
+func TestSnapshotDedupesSortsAndKeepsSelf(t *testing.T) {
+	src := newFake(
+		node("c", "10.0.0.9", 1),
+		node("a", "10.0.0.1", 1),
+		node("a-dup", "10.0.0.1", 1),     // same address: first wins
+		node("stale", "10.0.0.5", 11800), // self's address under an old ID: self wins
+		node("b", "10.0.0.10", 1),
+	)
+	m, _ := newManager(t, src)
+	if err := m.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(addrs(m.Snapshot()))
+	// Sorted by the "host:port" string, as SkyWalking sorts, so 10.0.0.10:1 < 10.0.0.1:1.
+	want := "[b=10.0.0.10:1 a=10.0.0.1:1 self=10.0.0.5:11800 c=10.0.0.9:1]"
+	if got != want {
+		t.Fatalf("view = %s\nwant  %s", got, want)
+	}
+	s := m.Snapshot()
+	for i := 0; i < s.Len(); i++ {
+		if s.Node(i).Self != (s.ID(i) == "self") {
+			t.Errorf("node %s Self = %v", s.ID(i), s.Node(i).Self)
+		}
+	}
+	if _, ok := s.Client(2).(*remote.SelfClient); !ok {
+		t.Errorf("self's client is %T, want *remote.SelfClient", s.Client(2))
+	}
+}
+
+func TestDiffReusesDialsAndCloses(t *testing.T) {
+	a, b, c := node("a", "10.0.0.1", 1), node("b", "10.0.0.2", 1), node("c", "10.0.0.3", 1)
+	src := newFake(a, b)
+	m, d := newManager(t, src)
+	_ = m.Refresh(context.Background())
+	first := m.Snapshot()
+	clientA := d.clients["a"]
+
+	src.set([]cluster.Node{a, c}, nil)
+	_ = m.Refresh(context.Background())
+	s := m.Snapshot()
+	if s.Version != first.Version+1 {
+		t.Fatalf("version %d → %d", first.Version, s.Version)
+	}
+	if fmt.Sprint(ids(s.Added)) != "[c]" || fmt.Sprint(ids(s.Removed)) != "[b]" {
+		t.Fatalf("added %v removed %v", ids(s.Added), ids(s.Removed))
+	}
+	if s.Client(0) != remote.Client(clientA) {
+		t.Error("client for unchanged node a was not reused")
+	}
+	if d.dials != 3 {
+		t.Errorf("dials = %d, want 3 (a, b, c)", d.dials)
+	}
+	deadline := time.Now().Add(time.Second)
+	for !d.clients["b"].closed.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("removed node's client not closed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The old snapshot is untouched: readers holding it see a consistent view.
+	if fmt.Sprint(addrs(first)) != "[a=10.0.0.1:1 b=10.0.0.2:1 self=10.0.0.5:11800]" {
+		t.Fatalf("old snapshot changed: %v", addrs(first))
+	}
+	// Same answer again: no new version.
+	_ = m.Refresh(context.Background())
+	if m.Snapshot() != s {
+		t.Error("an unchanged answer published a new snapshot")
+	}
+	// Same ID at a new address: a new client.
+	src.set([]cluster.Node{node("a", "10.0.0.7", 1), c}, nil)
+	_ = m.Refresh(context.Background())
+	if got := ids(m.Snapshot().Added); fmt.Sprint(got) != "[a]" {
+		t.Fatalf("moved node: added %v", got)
+	}
+}
+
+func ids(nodes []cluster.Node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.ID
+	}
+	return out
+}
+
+func TestFailedQueryKeepsLastView(t *testing.T) {
+	src := newFake(node("a", "10.0.0.1", 1))
+	var reported []error
+	var mu sync.Mutex
+	m, _ := newManager(t, src, remote.WithErrorHandler(func(err error) { mu.Lock(); reported = append(reported, err); mu.Unlock() }))
+	_ = m.Refresh(context.Background())
+	before := m.Snapshot()
+	src.set(nil, errors.New("backend down"))
+	if err := m.Refresh(context.Background()); err == nil {
+		t.Fatal("Refresh hid the query error")
+	}
+	if m.Snapshot() != before {
+		t.Fatal("a failed query changed the view")
+	}
+	if m.Err() == nil {
+		t.Fatal("Err() is nil after a failed query")
+	}
+	mu.Lock()
+	n := len(reported)
+	mu.Unlock()
+	if n == 0 {
+		t.Fatal("error handler not called")
+	}
+	src.set([]cluster.Node{node("a", "10.0.0.1", 1)}, nil)
+	_ = m.Refresh(context.Background())
+	if m.Err() != nil {
+		t.Fatalf("Err() = %v after a successful query", m.Err())
+	}
+}
+
+func TestEmptyAnswerPolicies(t *testing.T) {
+	a := node("a", "10.0.0.1", 1)
+	t.Run("KeepLastView", func(t *testing.T) {
+		src := newFake(a)
+		m, _ := newManager(t, src)
+		_ = m.Refresh(context.Background())
+		src.set([]cluster.Node{}, nil)
+		if err := m.Refresh(context.Background()); !errors.Is(err, remote.ErrEmptyAnswer) {
+			t.Fatalf("err = %v, want ErrEmptyAnswer", err)
+		}
+		if m.Snapshot().Len() != 2 {
+			t.Fatalf("view = %v, want a and self kept", addrs(m.Snapshot()))
+		}
+	})
+	t.Run("AcceptEmpty", func(t *testing.T) {
+		src := newFake(a)
+		m, _ := newManager(t, src, remote.WithEmptyPolicy(remote.AcceptEmpty))
+		_ = m.Refresh(context.Background())
+		src.set([]cluster.Node{}, nil)
+		if err := m.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(addrs(m.Snapshot())) != "[self=10.0.0.5:11800]" {
+			t.Fatalf("view = %v, want self alone", addrs(m.Snapshot()))
+		}
+	})
+}
+
+func TestDialFailureLeavesNodeOutAndReports(t *testing.T) {
+	src := newFake(node("a", "10.0.0.1", 1), node("bad", "10.0.0.2", 1))
+	m, d := newManager(t, src)
+	d.fail = map[string]bool{"bad": true}
+	if err := m.Refresh(context.Background()); err == nil {
+		t.Fatal("dial failure not reported")
+	}
+	if fmt.Sprint(ids(m.Snapshot().Nodes())) != "[a self]" {
+		t.Fatalf("view = %v", addrs(m.Snapshot()))
+	}
+	d.mu.Lock()
+	d.fail = nil
+	d.mu.Unlock()
+	_ = m.Refresh(context.Background())
+	if m.Snapshot().Len() != 3 {
+		t.Fatalf("node not added once dialable: %v", addrs(m.Snapshot()))
+	}
+}
+
+func TestWatchPushesAndSubscribersSeeIt(t *testing.T) {
+	src := newFake()
+	m, _ := newManager(t, src)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	views := m.Subscribe(ctx)
+	src.watch <- []cluster.Node{node("a", "10.0.0.1", 1)}
+	timeout := time.After(2 * time.Second)
+	for {
+		select {
+		case s := <-views:
+			if s.Len() == 2 {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("pushed node not in a snapshot; view %v", addrs(m.Snapshot()))
+		}
+	}
+}
+
+func TestPeriodicQueryIsASafetyNet(t *testing.T) {
+	src := newFake(node("a", "10.0.0.1", 1))
+	m, _ := newManager(t, src, remote.WithRefreshInterval(20*time.Millisecond))
+	deadline := time.Now().Add(2 * time.Second)
+	for m.Snapshot().Len() != 2 || src.queries.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("queries = %d, view %v", src.queries.Load(), addrs(m.Snapshot()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestNewManagerRefusesBadInput(t *testing.T) {
+	bad := self
+	bad.Address.Host = "0.0.0.0"
+	if _, err := remote.NewManager(newFake(), bad, remote.NewServer()); !errors.Is(err, cluster.ErrUnspecifiedHost) {
+		t.Errorf("wildcard self: %v", err)
+	}
+	if _, err := remote.NewManager(nil, self, remote.NewServer()); err == nil {
+		t.Error("nil membership accepted")
+	}
+	if _, err := remote.NewManager(newFake(), self, remote.NewServer(), remote.WithRefreshInterval(-1)); err == nil {
+		t.Error("negative refresh accepted")
+	}
+}
+
+func TestSenderRoutesBySelector(t *testing.T) {
+	srv := remote.NewServer()
+	var got atomic.Int64
+	if err := srv.Handle("w", remote.HandlerFunc(func(context.Context, []byte) { got.Add(1) })); err != nil {
+		t.Fatal(err)
+	}
+	m, err := remote.NewManager(newFake(), self, srv, remote.WithRefreshInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := remote.NewSender(m)
+	for k := int32(-5); k < 5; k++ {
+		if err := s.Send(context.Background(), "w", k, []byte("x"), selector.HashCode{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got.Load() != 10 {
+		t.Fatalf("self handler got %d, want 10", got.Load())
+	}
+	if err := s.Send(context.Background(), "nobody", 1, nil, selector.HashCode{}); !errors.Is(err, remote.ErrUnknownWorker) {
+		t.Fatalf("unknown worker: %v", err)
+	}
+	if srv.Stats().UnknownWorker != 1 {
+		t.Fatalf("unknown worker not counted: %+v", srv.Stats())
+	}
+}
+
+func BenchmarkManagerRefresh1000Nodes(b *testing.B) {
+	nodes := make([]cluster.Node, 1000)
+	for i := range nodes {
+		nodes[i] = node(fmt.Sprintf("n%04d", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250), 11800)
+	}
+	churned := append([]cluster.Node(nil), nodes...)
+	churned[500] = node("n-new", "10.9.9.9", 11800) // one leaves, one joins
+	src := newFake(nodes...)
+	d := &dialLog{}
+	m, err := remote.NewManager(src, self, remote.NewServer(), remote.WithDialer(d.dial), remote.WithRefreshInterval(time.Hour), remote.WithErrorHandler(func(error) {}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	_ = m.Refresh(context.Background())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			src.set(churned, nil)
+		} else {
+			src.set(nodes, nil)
+		}
+		if err := m.Refresh(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

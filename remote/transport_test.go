@@ -1,0 +1,282 @@
+package remote_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/remote"
+)
+
+// peer is a real gRPC server on loopback with a herd remote.Server mounted.
+type peer struct {
+	t      testing.TB
+	addr   string
+	remote *remote.Server
+	grpc   *grpc.Server
+	done   chan struct{}
+}
+
+func startPeer(t testing.TB, addr string, srv *remote.Server) *peer {
+	t.Helper()
+	var lis net.Listener
+	var err error
+	for i := 0; i < 50; i++ { // a restarted peer may wait for its old port
+		if lis, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, addr: lis.Addr().String(), remote: srv, grpc: grpc.NewServer(), done: make(chan struct{})}
+	srv.Register(p.grpc)
+	go func() { defer close(p.done); _ = p.grpc.Serve(lis) }()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *peer) stop() {
+	p.grpc.Stop()
+	<-p.done
+}
+
+func (p *peer) node() cluster.Node {
+	a, err := cluster.ParseAddress(p.addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return cluster.Node{ID: "peer", Address: a}
+}
+
+// recorder collects what a worker received, in order.
+type recorder struct {
+	mu   sync.Mutex
+	got  [][]byte
+	gate chan struct{} // when non-nil, each Handle waits for a token
+}
+
+func (r *recorder) Handle(_ context.Context, data []byte) {
+	if r.gate != nil {
+		<-r.gate
+	}
+	r.mu.Lock()
+	r.got = append(r.got, data)
+	r.mu.Unlock()
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+func waitCount(t *testing.T, r *recorder, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for r.count() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("received %d of %d within %s", r.count(), n, d)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func seq(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i)) }
+
+func dial(t testing.TB, n cluster.Node, o remote.ClientOptions) *remote.PeerClient {
+	t.Helper()
+	c, err := remote.DialPeer(n, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestTransportDeliversInOrderAndCloseFlushes(t *testing.T) {
+	srv := remote.NewServer()
+	rec := &recorder{}
+	_ = srv.Handle("w", rec)
+	p := startPeer(t, "127.0.0.1:0", srv)
+	c := dial(t, p.node(), remote.ClientOptions{MaxBatchMessages: 7})
+	const n = 5000
+	for i := 0; i < n; i++ {
+		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil { // Close flushes what is still queued
+		t.Fatal(err)
+	}
+	waitCount(t, rec, n, 5*time.Second)
+	for i, d := range rec.got {
+		if !bytes.Equal(d, seq(i)) {
+			t.Fatalf("message %d out of order", i)
+		}
+	}
+	if st := c.Stats(); st.Sent != n || st.Failed != 0 || st.Reconnects != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := c.Send(context.Background(), "w", nil); !errors.Is(err, remote.ErrClientClosed) {
+		t.Fatalf("Send after Close: %v", err)
+	}
+	if st := srv.Stats(); st.Streams != 1 || st.Delivered != n {
+		t.Fatalf("server stats %+v: want one long-lived stream", st)
+	}
+}
+
+func TestUnknownWorkerIsCountedNotFatal(t *testing.T) {
+	srv := remote.NewServer()
+	rec := &recorder{}
+	_ = srv.Handle("known", rec)
+	p := startPeer(t, "127.0.0.1:0", srv)
+	c := dial(t, p.node(), remote.ClientOptions{})
+	_ = c.Send(context.Background(), "unknown", []byte("x"))
+	_ = c.Send(context.Background(), "known", []byte("y"))
+	waitCount(t, rec, 1, 2*time.Second)
+	if st := srv.Stats(); st.UnknownWorker != 1 || st.Delivered != 1 {
+		t.Fatalf("server stats %+v", st)
+	}
+}
+
+func TestOversizedMessageRefused(t *testing.T) {
+	srv := remote.NewServer()
+	rec := &recorder{}
+	_ = srv.Handle("w", rec)
+	p := startPeer(t, "127.0.0.1:0", srv)
+	c := dial(t, p.node(), remote.ClientOptions{})
+	big := make([]byte, 5<<20)
+	if err := c.Send(context.Background(), "w", big); !errors.Is(err, remote.ErrMessageTooLarge) {
+		t.Fatalf("5 MiB message: %v", err)
+	}
+	// Just under the limit still gets through gRPC's default 4 MiB receive limit.
+	ok := make([]byte, 4<<20-64<<10-1)
+	if err := c.Send(context.Background(), "w", ok); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, rec, 1, 5*time.Second)
+	if st := c.Stats(); st.TooLarge != 1 || st.Failed != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestFullQueuePolicies(t *testing.T) {
+	// Nothing listens here, so the queue can only fill.
+	lis, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr, _ := cluster.ParseAddress(lis.Addr().String())
+	lis.Close()
+	n := cluster.Node{ID: "down", Address: addr}
+
+	t.Run("Drop", func(t *testing.T) {
+		c := dial(t, n, remote.ClientOptions{QueueSize: 4, MaxBatchMessages: 2, Full: remote.Drop, CloseTimeout: 100 * time.Millisecond})
+		var dropped int
+		for i := 0; i < 100; i++ { // at most 4 queued + 2 in the batch fit
+			if err := c.Send(context.Background(), "w", seq(i)); errors.Is(err, remote.ErrQueueFull) {
+				dropped++
+			}
+		}
+		if dropped == 0 || uint64(dropped) != c.Stats().Dropped {
+			t.Fatalf("dropped %d, stats %+v", dropped, c.Stats())
+		}
+	})
+	t.Run("Block", func(t *testing.T) {
+		c := dial(t, n, remote.ClientOptions{QueueSize: 4, MaxBatchMessages: 2, Full: remote.Block, CloseTimeout: 100 * time.Millisecond})
+		var err error
+		for i := 0; i < 100 && err == nil; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			err = c.Send(ctx, "w", seq(i))
+			cancel()
+		}
+		if !errors.Is(err, remote.ErrQueueFull) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want ErrQueueFull and DeadlineExceeded; stats %+v", err, c.Stats())
+		}
+		// A sender blocked on the full queue is released by Close.
+		errc := make(chan error, 1)
+		go func() { errc <- c.Send(context.Background(), "w", nil) }()
+		time.Sleep(20 * time.Millisecond)
+		if err := c.Close(); err == nil {
+			t.Log("Close reported no flush timeout (the queue was abandoned quickly)")
+		}
+		if err := <-errc; !errors.Is(err, remote.ErrClientClosed) {
+			t.Fatalf("blocked Send after Close: %v", err)
+		}
+		if c.Stats().Failed == 0 {
+			t.Fatalf("unsent messages at Close not counted: %+v", c.Stats())
+		}
+	})
+}
+
+func TestReconnectsAfterPeerRestart(t *testing.T) {
+	srv := remote.NewServer()
+	rec := &recorder{}
+	_ = srv.Handle("w", rec)
+	p := startPeer(t, "127.0.0.1:0", srv)
+	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: -1})
+	_ = c.Send(context.Background(), "w", seq(0))
+	waitCount(t, rec, 1, 2*time.Second)
+
+	p.stop()
+	p2 := startPeer(t, p.addr, srv)
+	_ = p2
+	// Keep sending until messages arrive through a new stream.
+	deadline := time.Now().Add(10 * time.Second)
+	for i := 1; rec.count() < 5; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no delivery after restart; stats %+v", c.Stats())
+		}
+		_ = c.Send(context.Background(), "w", seq(i))
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c.Stats().Reconnects == 0 {
+		t.Fatalf("stats %+v: want a reconnect", c.Stats())
+	}
+}
+
+// The throughput benchmarks send 64-byte messages to one peer on loopback:
+// herd's client, a raw grpc-go client stream sending one message per write
+// (the floor herd's batching is measured against), and a new stream per
+// batch of 256 (what a naive client does).
+const payloadSize = 64
+
+func benchPeer(b *testing.B) (*peer, *atomic.Int64) {
+	srv := remote.NewServer()
+	var got atomic.Int64
+	_ = srv.Handle("w", remote.HandlerFunc(func(context.Context, []byte) { got.Add(1) }))
+	return startPeer(b, "127.0.0.1:0", srv), &got
+}
+
+func waitGot(b *testing.B, got *atomic.Int64, n int64) {
+	deadline := time.Now().Add(time.Minute)
+	for got.Load() < n {
+		if time.Now().After(deadline) {
+			b.Fatalf("delivered %d of %d", got.Load(), n)
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+func BenchmarkTransportHerd64B(b *testing.B) {
+	p, got := benchPeer(b)
+	c := dial(b, p.node(), remote.ClientOptions{})
+	data := make([]byte, payloadSize)
+	b.SetBytes(payloadSize)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Send(context.Background(), "w", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	waitGot(b, got, int64(b.N))
+}
