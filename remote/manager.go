@@ -236,7 +236,12 @@ func (m *Manager) report(err error) {
 }
 
 // clientKey identifies a client: the same node at the same address.
-func clientKey(n cluster.Node) string { return n.ID + "@" + n.Address.String() }
+type clientKey struct {
+	id   string
+	addr cluster.Address
+}
+
+func keyOf(n cluster.Node) clientKey { return clientKey{n.ID, n.Address} }
 
 // normalize puts self first so it wins its address, drops later duplicates
 // of an address, and sorts by address as SkyWalking does.
@@ -252,9 +257,21 @@ func (m *Manager) normalize(in []cluster.Node) []cluster.Node {
 		n.Self = false
 		out = append(out, n)
 	}
-	slices.SortFunc(out, func(a, b cluster.Node) int {
-		return cmp.Or(cmp.Compare(a.Address.String(), b.Address.String()), cmp.Compare(a.ID, b.ID))
+	// Sort keys are formatted once, not in every comparison.
+	type keyed struct {
+		addr string
+		node cluster.Node
+	}
+	ks := make([]keyed, len(out))
+	for i, n := range out {
+		ks[i] = keyed{n.Address.String(), n}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(a.addr, b.addr), cmp.Compare(a.node.ID, b.node.ID))
 	})
+	for i := range ks {
+		out[i] = ks[i].node
+	}
 	return out
 }
 
@@ -274,15 +291,15 @@ func (m *Manager) apply(nodes []cluster.Node) error {
 	cur := m.current.Load()
 	want := m.normalize(nodes)
 
-	old := make(map[string]int, len(cur.nodes))
+	old := make(map[clientKey]int, len(cur.nodes))
 	for i, n := range cur.nodes {
-		old[clientKey(n)] = i
+		old[keyOf(n)] = i
 	}
 	next := &Snapshot{nodes: make([]cluster.Node, 0, len(want)), clients: make([]Client, 0, len(want))}
-	kept := make(map[string]bool, len(want))
+	kept := make(map[clientKey]bool, len(want))
 	var dialErr error
 	for _, n := range want {
-		k := clientKey(n)
+		k := keyOf(n)
 		if i, ok := old[k]; ok {
 			kept[k] = true
 			next.nodes = append(next.nodes, n)
@@ -299,7 +316,7 @@ func (m *Manager) apply(nodes []cluster.Node) error {
 		next.Added = append(next.Added, n)
 	}
 	for i, n := range cur.nodes {
-		if !kept[clientKey(n)] {
+		if !kept[keyOf(n)] {
 			next.Removed = append(next.Removed, n)
 			m.closeLater(cur.clients[i])
 		}

@@ -1,0 +1,56 @@
+// Package archtest checks DESIGN.md's import rules with go list.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func deps(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list -deps %s: %v", pkg, err)
+	}
+	return strings.Fields(string(out))
+}
+
+const module = "github.com/herd-go/herd"
+
+var backendSDKs = []string{"go.etcd.io/", "github.com/hashicorp/consul", "github.com/go-zookeeper/", "github.com/nacos-group/", "k8s.io/"}
+
+func TestImportRules(t *testing.T) {
+	for _, d := range deps(t, module+"/selector") {
+		if strings.HasPrefix(d, module) && d != module+"/selector" {
+			t.Errorf("selector imports %s; it must import nothing of herd", d)
+		}
+	}
+	for _, d := range deps(t, module+"/cluster") {
+		for _, sdk := range backendSDKs {
+			if strings.HasPrefix(d, sdk) {
+				t.Errorf("cluster depends on backend SDK %s", d)
+			}
+		}
+		if strings.HasPrefix(d, module+"/remote") {
+			t.Errorf("cluster imports %s", d)
+		}
+	}
+	for _, d := range deps(t, module+"/remote") {
+		if strings.HasPrefix(d, module+"/cluster/") {
+			t.Errorf("remote imports backend %s", d)
+		}
+		for _, sdk := range backendSDKs {
+			if strings.HasPrefix(d, sdk) {
+				t.Errorf("remote depends on backend SDK %s", d)
+			}
+		}
+	}
+	// A program that uses only etcd compiles the etcd client, not the server
+	// and not any other backend's SDK.
+	for _, d := range deps(t, module+"/cluster/etcd") {
+		if strings.HasPrefix(d, "go.etcd.io/etcd/server") || strings.HasPrefix(d, "k8s.io/") || strings.HasPrefix(d, "github.com/nacos-group/") {
+			t.Errorf("cluster/etcd depends on %s", d)
+		}
+	}
+}
