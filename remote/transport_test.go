@@ -266,9 +266,15 @@ func waitGot(b *testing.B, got *atomic.Int64, n int64) {
 	}
 }
 
-func BenchmarkTransportHerd64B(b *testing.B) {
+func BenchmarkTransportHerd64B(b *testing.B) { benchHerd(b, remote.ClientOptions{}) }
+
+func BenchmarkTransportHerdNoLinger64B(b *testing.B) {
+	benchHerd(b, remote.ClientOptions{FlushDelay: -1})
+}
+
+func benchHerd(b *testing.B, o remote.ClientOptions) {
 	p, got := benchPeer(b)
-	c := dial(b, p.node(), remote.ClientOptions{})
+	c := dial(b, p.node(), o)
 	data := make([]byte, payloadSize)
 	b.SetBytes(payloadSize)
 	b.ReportAllocs()
