@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/etcd"
 	"github.com/herd-go/herd/internal/embedetcd"
+	"github.com/herd-go/herd/internal/leakcheck"
 	"github.com/herd-go/herd/remote"
 )
 
@@ -78,7 +78,7 @@ func waitLen(t *testing.T, m *remote.Manager, n int) {
 // TestOutageKeepsLastView: while etcd is down, queries fail and the view of
 // both nodes stays; after it returns, changes flow again.
 func TestOutageKeepsLastView(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t) }) // first registered, so it runs last
+	leakcheck.Register(t) // first registered, so it runs last
 	srv, err := embedetcd.Start(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/remote"
 )
 
 // Harness adapts a backend to the suite.
@@ -29,6 +30,22 @@ type Harness struct {
 	Malformed func(c cluster.Coordinator) uint64
 	// Within bounds how long a change may take to reach a watcher; default 1s.
 	Within time.Duration
+	// Recovery, when set, gives the recovery test a server of its own that it
+	// may kill and start again on the same data.
+	Recovery func(t *testing.T) RecoveryTarget
+	// RecoverWithin bounds how long after the restart every node must be
+	// registered again and the watch deliver changes again; default 30s.
+	RecoverWithin time.Duration
+}
+
+// RecoveryTarget is a backend server the recovery test controls.
+type RecoveryTarget struct {
+	// NewCoordinator returns a coordinator on this server.
+	NewCoordinator func(t *testing.T) cluster.Coordinator
+	// Kill stops the server abruptly (SIGKILL where it is a process).
+	Kill func()
+	// Restart starts it again on the same data and returns once it answers.
+	Restart func()
 }
 
 var port atomic.Int32
@@ -46,6 +63,9 @@ func Run(t *testing.T, h Harness) {
 	if h.Within == 0 {
 		h.Within = time.Second
 	}
+	if h.RecoverWithin == 0 {
+		h.RecoverWithin = 30 * time.Second
+	}
 	t.Run("RegisterPutsSelfInView", func(t *testing.T) { testRegisterSelf(t, h) })
 	t.Run("RefusesUnreachableAddress", func(t *testing.T) { testRefusesWildcard(t, h) })
 	t.Run("ClosedCoordinator", func(t *testing.T) { testClosed(t, h) })
@@ -54,6 +74,78 @@ func Run(t *testing.T, h Harness) {
 	}
 	if h.WriteMalformed != nil {
 		t.Run("MalformedEntrySkippedAndCounted", func(t *testing.T) { testMalformed(t, h) })
+	}
+	if h.Recovery != nil {
+		t.Run("RecoversFromServerRestart", func(t *testing.T) { testRecovery(t, h) })
+	}
+}
+
+// discard is the remote.Client of a peer in the recovery test: nothing is
+// sent, only the view is checked.
+type discard struct{}
+
+func (discard) Send(context.Context, string, []byte) error { return nil }
+func (discard) Close() error                               { return nil }
+
+func testRecovery(t *testing.T, h Harness) {
+	target := h.Recovery(t)
+	a, b := target.NewCoordinator(t), target.NewCoordinator(t)
+	closeOnCleanup(t, a)
+	closeOnCleanup(t, b)
+	na, nb := NewNode(), NewNode()
+	if err := a.RegisterRemote(ctx(t), na); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RegisterRemote(ctx(t), nb); err != nil {
+		t.Fatal(err)
+	}
+	m, err := remote.NewManager(a, na, remote.NewServer(),
+		remote.WithDialer(func(cluster.Node) (remote.Client, error) { return discard{}, nil }),
+		remote.WithRefreshInterval(100*time.Millisecond), remote.WithErrorHandler(func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	waitUntil(t, h.Within, "the manager sees both nodes", func() bool { return m.Snapshot().Len() == 2 })
+	before := m.Snapshot()
+
+	target.Kill()
+	waitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })
+	time.Sleep(500 * time.Millisecond) // several more failed refreshes
+	if got := m.Snapshot(); got != before {
+		t.Fatalf("the view changed during the outage: %v, was %v", IDs(got.Nodes()), IDs(before.Nodes()))
+	}
+
+	restarted := time.Now()
+	target.Restart()
+	waitUntil(t, h.RecoverWithin, "both nodes registered again", func() bool {
+		qctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		nodes, err := a.QueryRemoteNodes(qctx)
+		return err == nil && Has(nodes, na.ID) && Has(nodes, nb.ID)
+	})
+	w := a.Watch(ctx(t))
+	c := target.NewCoordinator(t)
+	closeOnCleanup(t, c)
+	nc := NewNode()
+	if err := c.RegisterRemote(ctx(t), nc); err != nil {
+		t.Fatal(err)
+	}
+	WaitFor(t, w, h.RecoverWithin, "a node that joined after the restart", func(ns []cluster.Node) bool {
+		return Has(ns, na.ID) && Has(ns, nb.ID) && Has(ns, nc.ID)
+	})
+	waitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == 3 && m.Err() == nil })
+	t.Logf("recovered %s after the restart began", time.Since(restarted).Round(time.Millisecond))
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

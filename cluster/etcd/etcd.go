@@ -17,8 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +26,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/backoff"
-	"github.com/herd-go/herd/internal/latest"
+	"github.com/herd-go/herd/internal/members"
 )
 
 func init() {
@@ -89,8 +87,8 @@ type Coordinator struct {
 	closed    bool
 	selfGone  chan struct{} // nudges the supervisor when our key is deleted
 
-	view            latest.Value[[]cluster.Node]
-	malformed       atomic.Uint64
+	view            members.View
+	malformed       members.Malformed
 	reregistrations atomic.Uint64
 	relists         atomic.Uint64
 }
@@ -145,7 +143,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) 
 
 // Stats returns the coordinator's counters.
 func (c *Coordinator) Stats() Stats {
-	return Stats{Malformed: c.malformed.Load(), Reregistrations: c.reregistrations.Load(), Relists: c.relists.Load()}
+	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load(), Relists: c.relists.Load()}
 }
 
 // Prefix is the key prefix under which nodes are registered.
@@ -189,7 +187,7 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 	superCtx, stop := context.WithCancel(c.ctx)
 	c.superStop, c.superDone = stop, make(chan struct{})
 	go c.supervise(superCtx, c.superDone, k, string(value), lease)
-	c.republish()
+	c.view.Remark(self.ID)
 	return nil
 }
 
@@ -267,8 +265,7 @@ func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.Leas
 func (c *Coordinator) watchLoop(first *clientv3.GetResponse) {
 	defer c.wg.Done()
 	bo := backoff.New(c.opts.backoff)
-	members := map[string]cluster.Node{}
-	bad := map[string]int64{} // key → mod revision already counted as malformed
+	current := map[string]cluster.Node{}
 	resp := first
 	for {
 		if resp == nil {
@@ -288,13 +285,14 @@ func (c *Coordinator) watchLoop(first *clientv3.GetResponse) {
 			}
 			c.relists.Add(1)
 		}
-		clear(members)
+		clear(current)
 		for _, kv := range resp.Kvs {
-			c.apply(members, bad, string(kv.Key), kv.Value, kv.ModRevision, false)
+			c.apply(current, string(kv.Key), kv.Value, kv.ModRevision, false)
 		}
-		c.publish(members)
+		c.malformed.Retain(func(k string) bool { _, ok := current[k]; return ok })
+		c.publish(current)
 
-		err := c.watchFrom(members, bad, resp.Header.Revision+1)
+		err := c.watchFrom(current, resp.Header.Revision+1)
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -307,7 +305,7 @@ func (c *Coordinator) watchLoop(first *clientv3.GetResponse) {
 }
 
 // watchFrom applies watch events until the watch fails, and says why.
-func (c *Coordinator) watchFrom(members map[string]cluster.Node, bad map[string]int64, rev int64) error {
+func (c *Coordinator) watchFrom(current map[string]cluster.Node, rev int64) error {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(c.ctx))
 	defer cancel()
 	for wr := range c.client.Watch(ctx, c.prefix, clientv3.WithPrefix(), clientv3.WithRev(rev)) {
@@ -315,19 +313,19 @@ func (c *Coordinator) watchFrom(members map[string]cluster.Node, bad map[string]
 			return err
 		}
 		for _, ev := range wr.Events {
-			c.apply(members, bad, string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision, ev.Type == clientv3.EventTypeDelete)
+			c.apply(current, string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision, ev.Type == clientv3.EventTypeDelete)
 		}
-		c.publish(members)
+		c.publish(current)
 	}
 	return errors.New("watch channel closed")
 }
 
-// apply folds one key into members. A value that does not decode removes the
+// apply folds one key into current. A value that does not decode removes the
 // key from the view and is counted once per write.
-func (c *Coordinator) apply(members map[string]cluster.Node, bad map[string]int64, k string, v []byte, modRev int64, deleted bool) {
+func (c *Coordinator) apply(current map[string]cluster.Node, k string, v []byte, modRev int64, deleted bool) {
 	if deleted {
-		delete(members, k)
-		delete(bad, k)
+		delete(current, k)
+		c.malformed.Forget(k)
 		if id := c.selfID(); id != "" && k == c.prefix+id {
 			select {
 			case c.selfGone <- struct{}{}:
@@ -336,42 +334,33 @@ func (c *Coordinator) apply(members map[string]cluster.Node, bad map[string]int6
 		}
 		return
 	}
-	n, err := cluster.DecodeNode(v)
-	if err == nil && c.prefix+n.ID != k {
-		err = fmt.Errorf("entry's id %q does not match its key", n.ID)
-	}
+	n, err := c.decode(k, v)
 	if err != nil {
-		delete(members, k)
-		if bad[k] != modRev {
-			bad[k] = modRev
-			c.malformed.Add(1)
+		delete(current, k)
+		if c.malformed.Report(k, uint64(modRev)) {
 			c.opts.logger.Warn("herd/etcd: skipping a malformed node entry", "key", k, "err", err)
 		}
 		return
 	}
-	delete(bad, k)
-	members[k] = n
+	c.malformed.Forget(k)
+	current[k] = n
 }
 
-func (c *Coordinator) publish(members map[string]cluster.Node) {
-	nodes := make([]cluster.Node, 0, len(members))
-	for _, n := range members {
+// decode parses the value at key k; its ID must match the key.
+func (c *Coordinator) decode(k string, v []byte) (cluster.Node, error) {
+	n, err := cluster.DecodeNode(v)
+	if err == nil && c.prefix+n.ID != k {
+		err = fmt.Errorf("entry's id %q does not match its key", n.ID)
+	}
+	return n, err
+}
+
+func (c *Coordinator) publish(current map[string]cluster.Node) {
+	nodes := make([]cluster.Node, 0, len(current))
+	for _, n := range current {
 		nodes = append(nodes, n)
 	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
-	cluster.MarkSelf(nodes, c.selfID())
-	c.view.Publish(nodes)
-}
-
-// republish marks self in the current view after registration. Caller holds c.mu.
-func (c *Coordinator) republish() {
-	nodes, ok := c.view.Load()
-	if !ok {
-		return
-	}
-	nodes = append([]cluster.Node(nil), nodes...)
-	cluster.MarkSelf(nodes, c.self.ID)
-	c.view.Publish(nodes)
+	c.view.Publish(nodes, c.selfID())
 }
 
 // QueryRemoteNodes lists the prefix directly. Entries that do not decode are
@@ -386,15 +375,11 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 	}
 	nodes := make([]cluster.Node, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		n, err := cluster.DecodeNode(kv.Value)
-		if err != nil || !strings.HasSuffix(string(kv.Key), "/"+n.ID) {
-			continue
+		if n, err := c.decode(string(kv.Key), kv.Value); err == nil {
+			nodes = append(nodes, n)
 		}
-		nodes = append(nodes, n)
 	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
-	cluster.MarkSelf(nodes, c.selfID())
-	return nodes, nil
+	return members.Sorted(nodes, c.selfID()), nil
 }
 
 // Watch pushes the member list after every change.

@@ -19,6 +19,7 @@ import (
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/etcd"
 	"github.com/herd-go/herd/internal/embedetcd"
+	"github.com/herd-go/herd/internal/leakcheck"
 )
 
 var server *embedetcd.Server
@@ -36,14 +37,12 @@ func TestMain(m *testing.M) {
 }
 
 // leakCheck fails the test if it leaves goroutines behind. The embedded
-// server's own goroutines exist before the test and are ignored.
+// servers' own goroutines, some started lazily, are not the test's.
 func leakCheck(t *testing.T) {
-	opts := []goleak.Option{
-		goleak.IgnoreCurrent(),
-		// The shared server starts serving goroutines lazily, after the baseline.
+	leakcheck.Register(t,
 		goleak.IgnoreAnyFunction("go.etcd.io/etcd/server/v3/embed.(*serveCtx).startHandler.func1"),
-	}
-	t.Cleanup(func() { goleak.VerifyNone(t, opts...) })
+		goleak.IgnoreAnyFunction("go.etcd.io/etcd/server/v3/etcdserver.(*EtcdServer).GoAttach.func1"),
+	)
 }
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -91,6 +90,28 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		Malformed: func(c cluster.Coordinator) uint64 { return c.(*etcd.Coordinator).Stats().Malformed },
+		// The embedded server stops and starts again on the same data
+		// directory and ports: in-process, so stopped rather than SIGKILLed.
+		Recovery: func(t *testing.T) clustertest.RecoveryTarget {
+			srv, err := embedetcd.Start(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(srv.Close)
+			rcfg := cfg
+			rcfg.Endpoints = srv.Endpoint()
+			rcfg.DialTimeout = time.Second
+			return clustertest.RecoveryTarget{
+				NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, rcfg) },
+				Kill:           srv.Stop,
+				Restart: func() {
+					if err := srv.Restart(); err != nil {
+						t.Fatal(err)
+					}
+				},
+			}
+		},
+		RecoverWithin: 15 * time.Second,
 	})
 }
 

@@ -1,0 +1,87 @@
+package consul
+
+import (
+	"strings"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+)
+
+// Config is the cluster.consul section. Keys and environment variables follow
+// Apache SkyWalking's; datacenter, the check settings, waitTime, timeout and
+// the TLS files are herd's own.
+type Config struct {
+	// ServiceName is the Consul service every node registers (SW_SERVICE_NAME).
+	ServiceName string `yaml:"serviceName"`
+	// HostPort is a comma-separated list of agents, host:port
+	// (SW_CLUSTER_CONSUL_HOST_PORT). herd talks to the first that answers and
+	// moves to the next when it stops answering.
+	HostPort string `yaml:"hostPort"`
+	// ACLToken is sent with every request (SW_CLUSTER_CONSUL_ACLTOKEN).
+	ACLToken        string `yaml:"aclToken"`
+	InternalComHost string `yaml:"internalComHost"`
+	InternalComPort int    `yaml:"internalComPort"`
+	// Datacenter to register in and query; empty means the agent's (SW_CLUSTER_CONSUL_DATACENTER).
+	Datacenter string `yaml:"datacenter"`
+	// CheckTTL is the TTL of the health check herd keeps passing, every CheckTTL/3 (SW_CLUSTER_CONSUL_CHECK_TTL).
+	CheckTTL time.Duration `yaml:"checkTtl"`
+	// DeregisterCriticalServiceAfter lets Consul reap a node that died without
+	// deregistering; Consul's minimum is 1m (SW_CLUSTER_CONSUL_DEREGISTER_AFTER).
+	DeregisterCriticalServiceAfter time.Duration `yaml:"deregisterCriticalServiceAfter"`
+	// WaitTime bounds one blocking query (SW_CLUSTER_CONSUL_WAIT_TIME).
+	WaitTime time.Duration `yaml:"waitTime"`
+	// Timeout bounds ordinary requests and the start-up check (SW_CLUSTER_CONSUL_TIMEOUT).
+	Timeout     time.Duration `yaml:"timeout"`
+	TLSCAFile   string        `yaml:"tlsCaFile"`
+	TLSCertFile string        `yaml:"tlsCertFile"`
+	TLSKeyFile  string        `yaml:"tlsKeyFile"`
+}
+
+// DefaultConfig returns the values of herd's built-in configuration.
+func DefaultConfig() Config {
+	return Config{
+		ServiceName:                    "SkyWalking_OAP_Cluster",
+		HostPort:                       "localhost:8500",
+		CheckTTL:                       10 * time.Second,
+		DeregisterCriticalServiceAfter: time.Minute,
+		WaitTime:                       time.Minute,
+		Timeout:                        5 * time.Second,
+	}
+}
+
+func key(k string) string { return "cluster.consul." + k }
+
+func (c Config) hosts() []string {
+	var hs []string
+	for _, h := range strings.Split(c.HostPort, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hs = append(hs, h)
+		}
+	}
+	return hs
+}
+
+func (c Config) validate() error {
+	if len(c.hosts()) == 0 {
+		return &cluster.ConfigError{Key: key("hostPort"), Value: c.HostPort, Accepted: "a comma-separated list of agent host:port (SW_CLUSTER_CONSUL_HOST_PORT)"}
+	}
+	if c.ServiceName == "" {
+		return &cluster.ConfigError{Key: key("serviceName"), Value: "", Accepted: "a non-empty Consul service name (SW_SERVICE_NAME)"}
+	}
+	if c.CheckTTL < time.Second {
+		return &cluster.ConfigError{Key: key("checkTtl"), Value: c.CheckTTL.String(), Accepted: "a duration of at least 1s, e.g. 10s (SW_CLUSTER_CONSUL_CHECK_TTL)"}
+	}
+	if c.DeregisterCriticalServiceAfter < time.Minute {
+		return &cluster.ConfigError{Key: key("deregisterCriticalServiceAfter"), Value: c.DeregisterCriticalServiceAfter.String(), Accepted: "a duration of at least 1m, Consul's minimum (SW_CLUSTER_CONSUL_DEREGISTER_AFTER)"}
+	}
+	if c.WaitTime < time.Second || c.WaitTime > 10*time.Minute {
+		return &cluster.ConfigError{Key: key("waitTime"), Value: c.WaitTime.String(), Accepted: "a duration from 1s to 10m (SW_CLUSTER_CONSUL_WAIT_TIME)"}
+	}
+	if c.Timeout <= 0 {
+		return &cluster.ConfigError{Key: key("timeout"), Value: c.Timeout.String(), Accepted: "a positive duration, e.g. 5s (SW_CLUSTER_CONSUL_TIMEOUT)"}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return &cluster.ConfigError{Key: key("tlsCertFile"), Value: c.TLSCertFile, Accepted: "tlsCertFile and tlsKeyFile set together, or neither"}
+	}
+	return nil
+}

@@ -1,0 +1,381 @@
+// Package consul is herd's Consul coordinator (github.com/hashicorp/consul/api).
+//
+// Each node registers with its agent as an instance of the configured
+// service (ID = node ID) with a TTL health check that herd keeps passing, and
+// DeregisterCriticalServiceAfter so that a node that died without leaving is
+// reaped. Membership is pushed by blocking queries on the service's passing
+// instances. When the agent forgets the service (an agent restart loses it,
+// or the check update answers 404) herd registers again; when an agent stops
+// answering, herd moves to the next one in hostPort.
+//
+// It registers itself under the name "consul":
+//
+//	import _ "github.com/herd-go/herd/cluster/consul"
+package consul
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/backoff"
+	"github.com/herd-go/herd/internal/members"
+)
+
+func init() {
+	cluster.RegisterProvider("consul", func(ctx context.Context, s cluster.Section) (cluster.Coordinator, error) {
+		cfg := DefaultConfig()
+		if err := s.Decode(&cfg); err != nil {
+			return nil, err
+		}
+		return New(ctx, cfg)
+	})
+}
+
+// Option changes a Coordinator's defaults.
+type Option func(*options)
+
+type options struct {
+	logger  *slog.Logger
+	backoff backoff.Policy
+}
+
+// WithLogger sends the coordinator's warnings to l instead of slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithBackoff sets the retry delays after errors.
+func WithBackoff(initial, max time.Duration) Option {
+	return func(o *options) { o.backoff = backoff.Policy{Initial: initial, Max: max} }
+}
+
+// Stats are counters for monitoring.
+type Stats struct {
+	Malformed       uint64 // instances of the service that are not valid nodes, once per change
+	Reregistrations uint64 // registrations after the agent forgot self, or after moving agents
+	AgentSwitches   uint64 // moves to the next agent in hostPort
+}
+
+// Coordinator registers self with a Consul agent and watches the service.
+type Coordinator struct {
+	cfg        Config
+	opts       options
+	clients    []*api.Client // one per agent in hostPort
+	transports []*http.Transport
+	current    atomic.Int32 // index of the agent in use
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	self      *cluster.Node
+	closed    bool
+	superStop context.CancelFunc
+	superDone chan struct{}
+
+	view            members.View
+	malformed       members.Malformed
+	reregistrations atomic.Uint64
+	switches        atomic.Uint64
+}
+
+// New connects to the first agent in cfg.HostPort that answers within
+// cfg.Timeout and starts watching the service.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	o := options{logger: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Coordinator{cfg: cfg, opts: o}
+	for _, h := range cfg.hosts() {
+		acfg := api.DefaultNonPooledConfig()
+		acfg.Address, acfg.Token, acfg.Datacenter = h, cfg.ACLToken, cfg.Datacenter
+		if cfg.TLSCAFile != "" || cfg.TLSCertFile != "" {
+			acfg.Scheme = "https"
+			acfg.TLSConfig = api.TLSConfig{CAFile: cfg.TLSCAFile, CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile}
+		}
+		client, err := api.NewClient(acfg)
+		if err != nil {
+			return nil, &cluster.ConfigError{Key: key("hostPort"), Value: h, Accepted: "a reachable Consul agent host:port, with readable TLS files if set", Err: err}
+		}
+		c.clients = append(c.clients, client)
+		c.transports = append(c.transports, acfg.Transport)
+	}
+	var errs error
+	for i := range c.clients {
+		pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		_, err := c.clients[i].Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(pctx))
+		cancel()
+		if err == nil {
+			c.current.Store(int32(i))
+			c.ctx, c.cancel = context.WithCancel(context.Background())
+			c.wg.Add(1)
+			go c.watchLoop()
+			return c, nil
+		}
+		errs = errors.Join(errs, err)
+	}
+	return nil, fmt.Errorf("consul: no agent in %q answered within %s: %w (check cluster.consul.hostPort / SW_CLUSTER_CONSUL_HOST_PORT, and the ACL token)", cfg.HostPort, cfg.Timeout, errs)
+}
+
+// Stats returns the coordinator's counters.
+func (c *Coordinator) Stats() Stats {
+	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load(), AgentSwitches: c.switches.Load()}
+}
+
+func (c *Coordinator) agent() *api.Client { return c.clients[c.current.Load()] }
+
+// nextAgent moves to the next agent after the one that failed.
+func (c *Coordinator) nextAgent(failed *api.Client) {
+	if len(c.clients) < 2 {
+		return
+	}
+	i := c.current.Load()
+	if c.clients[i] == failed && c.current.CompareAndSwap(i, (i+1)%int32(len(c.clients))) {
+		c.switches.Add(1)
+	}
+}
+
+func (c *Coordinator) selfID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.self == nil {
+		return ""
+	}
+	return c.self.ID
+}
+
+func checkID(id string) string { return "herd:" + id }
+
+func (c *Coordinator) register(ctx context.Context, a *api.Client, n cluster.Node) error {
+	reg := &api.AgentServiceRegistration{
+		ID:      n.ID,
+		Name:    c.cfg.ServiceName,
+		Address: n.Address.Host,
+		Port:    n.Address.Port,
+		Meta:    n.Meta,
+		Check: &api.AgentServiceCheck{
+			CheckID:                        checkID(n.ID),
+			Name:                           "herd liveness",
+			TTL:                            c.cfg.CheckTTL.String(),
+			Status:                         api.HealthPassing,
+			DeregisterCriticalServiceAfter: c.cfg.DeregisterCriticalServiceAfter.String(),
+		},
+	}
+	return a.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
+}
+
+// RegisterRemote registers self and keeps its check passing until Close.
+func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
+	if err := self.Validate(); err != nil {
+		return err
+	}
+	self.Self = false
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return cluster.ErrClosed
+	}
+	if c.self != nil {
+		return fmt.Errorf("consul: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
+	}
+	if err := c.register(ctx, c.agent(), self); err != nil {
+		return fmt.Errorf("consul: registering %s as service %q: %w", self.ID, c.cfg.ServiceName, err)
+	}
+	c.self = &self
+	sctx, stop := context.WithCancel(c.ctx)
+	c.superStop, c.superDone = stop, make(chan struct{})
+	go c.supervise(sctx, c.superDone, self)
+	c.view.Remark(self.ID)
+	return nil
+}
+
+// forgotten reports whether err says the agent no longer knows the check:
+// 404 from current agents, 500 "does not have associated TTL" from older ones.
+func forgotten(err error) bool {
+	var se api.StatusError
+	if !errors.As(err, &se) {
+		return false
+	}
+	return se.Code == 404 || strings.Contains(se.Body, "does not have associated TTL") || strings.Contains(se.Body, "Unknown check")
+}
+
+// supervise passes the TTL check every CheckTTL/3. When the agent has
+// forgotten self it registers again; when the agent does not answer it moves
+// to the next agent and registers there. It never gives up.
+func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, self cluster.Node) {
+	defer close(done)
+	tick := time.NewTicker(c.cfg.CheckTTL / 3)
+	defer tick.Stop()
+	bo := backoff.New(c.opts.backoff)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for {
+			a := c.agent()
+			rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+			err := a.Agent().UpdateTTLOpts(checkID(self.ID), "", api.HealthPassing, (&api.QueryOptions{}).WithContext(rctx))
+			if err != nil && forgotten(err) {
+				err = c.register(rctx, a, self)
+				if err == nil {
+					c.reregistrations.Add(1)
+					c.opts.logger.Warn("herd/consul: the agent had forgotten this node; registered again", "id", self.ID)
+				}
+			} else if err != nil && ctx.Err() == nil {
+				// The agent is unreachable: register with the next one, if any.
+				c.nextAgent(a)
+				if b := c.agent(); b != a {
+					if err = c.register(rctx, b, self); err == nil {
+						c.reregistrations.Add(1)
+					}
+				}
+			}
+			cancel()
+			if err == nil {
+				bo.Reset()
+				break
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			c.opts.logger.Warn("herd/consul: keeping the registration alive failed; retrying", "id", self.ID, "err", err)
+			if !bo.Wait(ctx) {
+				return
+			}
+		}
+	}
+}
+
+// watchLoop runs blocking queries on the service's passing instances,
+// following Consul's rules: reset the index when it goes backwards, never
+// use 0 after a first answer, and back off on errors (no busy loop while the
+// agent is down).
+func (c *Coordinator) watchLoop() {
+	defer c.wg.Done()
+	bo := backoff.New(c.opts.backoff)
+	var index uint64
+	for c.ctx.Err() == nil {
+		a := c.agent()
+		q := (&api.QueryOptions{WaitIndex: index, WaitTime: c.cfg.WaitTime}).WithContext(c.ctx)
+		entries, meta, err := a.Health().Service(c.cfg.ServiceName, "", true, q)
+		if err != nil {
+			if c.ctx.Err() != nil {
+				return
+			}
+			c.opts.logger.Warn("herd/consul: watching the service failed; keeping the last view", "service", c.cfg.ServiceName, "err", err)
+			c.nextAgent(a)
+			index = 0 // another agent's index is not comparable
+			if !bo.Wait(c.ctx) {
+				return
+			}
+			continue
+		}
+		bo.Reset()
+		switch {
+		case meta.LastIndex < index:
+			index = 0
+		case meta.LastIndex == 0:
+			index = 1
+		default:
+			index = meta.LastIndex
+		}
+		c.view.Publish(c.decode(entries, true), c.selfID())
+	}
+}
+
+// decode turns service entries into nodes, skipping (and, when count is
+// set, counting) the ones that are not valid nodes.
+func (c *Coordinator) decode(entries []*api.ServiceEntry, count bool) []cluster.Node {
+	nodes := make([]cluster.Node, 0, len(entries))
+	present := map[string]bool{}
+	for _, e := range entries {
+		if e.Service == nil {
+			continue
+		}
+		host := e.Service.Address
+		if host == "" && e.Node != nil {
+			host = e.Node.Address
+		}
+		n := cluster.Node{ID: e.Service.ID, Address: cluster.Address{Host: host, Port: e.Service.Port}, Meta: e.Service.Meta}
+		if len(n.Meta) == 0 {
+			n.Meta = nil
+		}
+		k := e.Service.ID
+		present[k] = true
+		if err := n.Validate(); err != nil {
+			if count && c.malformed.Report(k, e.Service.ModifyIndex) {
+				c.opts.logger.Warn("herd/consul: skipping a service instance that is not a valid node", "service", c.cfg.ServiceName, "id", k, "err", err)
+			}
+			continue
+		}
+		nodes = append(nodes, n)
+	}
+	if count {
+		c.malformed.Retain(func(k string) bool { return present[k] })
+	}
+	return nodes
+}
+
+// QueryRemoteNodes asks the agent for the service's passing instances now.
+func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, error) {
+	if c.ctx.Err() != nil {
+		return nil, cluster.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	entries, _, err := c.agent().Health().Service(c.cfg.ServiceName, "", true, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("consul: querying service %q: %w", c.cfg.ServiceName, err)
+	}
+	return members.Sorted(c.decode(entries, false), c.selfID()), nil
+}
+
+// Watch pushes the member list after every change.
+func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
+	return c.view.Subscribe(ctx)
+}
+
+// Close deregisters self, so peers' blocking queries drop it at once, and
+// stops every goroutine. It is safe to call more than once.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	stop, done, self := c.superStop, c.superDone, c.self
+	c.mu.Unlock()
+	var err error
+	if stop != nil {
+		stop()
+		<-done
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+		if derr := c.agent().Agent().ServiceDeregisterOpts(self.ID, (&api.QueryOptions{}).WithContext(ctx)); derr != nil {
+			err = fmt.Errorf("consul: deregistering %s (Consul reaps it after %s critical): %w", self.ID, c.cfg.DeregisterCriticalServiceAfter, derr)
+		}
+		cancel()
+	}
+	c.cancel()
+	c.wg.Wait()
+	c.view.Close()
+	for _, t := range c.transports {
+		t.CloseIdleConnections() // non-pooled transports hold keep-alive goroutines
+	}
+	return err
+}

@@ -1,0 +1,469 @@
+// Package zookeeper is herd's Apache ZooKeeper coordinator
+// (github.com/go-zookeeper/zk).
+//
+// Each node is an ephemeral znode /<root>[/<namespace>]/remote/<node id>
+// (SkyWalking's layout) holding the node's JSON. Membership is pushed by a
+// children watch re-armed after every event. When the session expires, the
+// node is created again in the new session, deleting a znode left by an old
+// session first. Connecting is bounded by connectTimeout.
+//
+// It registers itself under the name "zookeeper":
+//
+//	import _ "github.com/herd-go/herd/cluster/zookeeper"
+package zookeeper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/backoff"
+	"github.com/herd-go/herd/internal/members"
+)
+
+func init() {
+	cluster.RegisterProvider("zookeeper", func(ctx context.Context, s cluster.Section) (cluster.Coordinator, error) {
+		cfg := DefaultConfig()
+		if err := s.Decode(&cfg); err != nil {
+			return nil, err
+		}
+		return New(ctx, cfg)
+	})
+}
+
+// Option changes a Coordinator's defaults.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+	maxGap time.Duration
+}
+
+// WithLogger sends the coordinator's warnings to l instead of slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMaxBackoff caps retry delays; the first is baseSleepTimeMs. Default 10s.
+func WithMaxBackoff(d time.Duration) Option { return func(o *options) { o.maxGap = d } }
+
+// Stats are counters for monitoring.
+type Stats struct {
+	Malformed       uint64 // children of the remote path that are not valid nodes, once per write
+	Reregistrations uint64 // znodes created again after a session expired or the znode vanished
+}
+
+// Coordinator registers self as an ephemeral znode and watches its siblings.
+type Coordinator struct {
+	cfg  Config
+	opts options
+	conn *zk.Conn
+	acl  []zk.ACL
+	path string
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	sessions chan struct{} // nudged on every new or resumed session
+	selfGone chan struct{} // nudged when the watch no longer sees self
+
+	mu        sync.Mutex
+	self      *cluster.Node
+	closed    bool
+	superStop context.CancelFunc
+	superDone chan struct{}
+
+	view            members.View
+	malformed       members.Malformed
+	reregistrations atomic.Uint64
+}
+
+type zkLogger struct{ l *slog.Logger }
+
+func (z zkLogger) Printf(format string, a ...any) {
+	z.l.Debug("herd/zookeeper: client: " + fmt.Sprintf(format, a...))
+}
+
+// New connects, waits for a session for at most cfg.ConnectTimeout, creates
+// the remote path if needed and starts watching it.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	o := options{logger: slog.Default(), maxGap: 10 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	conn, events, err := zk.Connect(cfg.hosts(), cfg.SessionTimeout, zk.WithLogger(zkLogger{o.logger}), zk.WithLogInfo(false))
+	if err != nil {
+		return nil, &cluster.ConfigError{Key: key("hostPort"), Value: cfg.HostPort, Accepted: "resolvable host:port pairs (SW_CLUSTER_ZK_HOST_PORT)", Err: err}
+	}
+	if err := awaitSession(ctx, events, cfg.ConnectTimeout); err != nil {
+		conn.Close()
+		for range events { // drain until the client closes it
+		}
+		return nil, fmt.Errorf("zookeeper: %w with %s (check cluster.zookeeper.hostPort / SW_CLUSTER_ZK_HOST_PORT)", err, cfg.HostPort)
+	}
+	c := &Coordinator{cfg: cfg, opts: o, conn: conn, path: cfg.remotePath(),
+		sessions: make(chan struct{}, 1), selfGone: make(chan struct{}, 1)}
+	c.acl = zk.WorldACL(zk.PermAll)
+	if cfg.EnableACL {
+		user, pass, _ := strings.Cut(cfg.Expression, ":")
+		if err := conn.AddAuth("digest", []byte(cfg.Expression)); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("zookeeper: adding digest auth: %w", err)
+		}
+		c.acl = zk.DigestACL(zk.PermAll, user, pass)
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.wg.Add(1)
+	go c.eventLoop(events)
+	if err := c.ensurePath(); err != nil {
+		c.shutdown()
+		return nil, fmt.Errorf("zookeeper: creating %s: %w (with enableACL, the expression must match the ACL on existing znodes)", c.path, err)
+	}
+	c.wg.Add(1)
+	go c.watchLoop()
+	return c, nil
+}
+
+func awaitSession(ctx context.Context, events <-chan zk.Event, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-events:
+			if ev.State == zk.StateHasSession {
+				return nil
+			}
+			if ev.State == zk.StateAuthFailed {
+				return errors.New("authentication failed")
+			}
+		case <-timer.C:
+			return fmt.Errorf("no session within %s", d)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// eventLoop drains the client's session events, which must always be read,
+// and nudges the supervisor whenever a session is (re)established.
+func (c *Coordinator) eventLoop(events <-chan zk.Event) {
+	defer c.wg.Done()
+	for ev := range events {
+		if ev.Type != zk.EventSession {
+			continue
+		}
+		switch ev.State {
+		case zk.StateHasSession:
+			nudge(c.sessions)
+		case zk.StateExpired:
+			c.opts.logger.Warn("herd/zookeeper: session expired; a new one will be created and self registered again")
+		}
+	}
+}
+
+func nudge(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Coordinator) backoff() *backoff.Backoff {
+	return backoff.New(backoff.Policy{Initial: time.Duration(c.cfg.BaseSleepTimeMs) * time.Millisecond, Max: c.opts.maxGap})
+}
+
+// Stats returns the coordinator's counters.
+func (c *Coordinator) Stats() Stats {
+	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load()}
+}
+
+// Path is the znode whose children are the nodes.
+func (c *Coordinator) Path() string { return c.path }
+
+func (c *Coordinator) ensurePath() error {
+	p := ""
+	for _, part := range strings.Split(strings.Trim(c.path, "/"), "/") {
+		p += "/" + part
+		if _, err := c.conn.Create(p, nil, 0, c.acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Coordinator) selfID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.self == nil {
+		return ""
+	}
+	return c.self.ID
+}
+
+// createSelf makes self's ephemeral znode in the current session. A znode
+// at the same path owned by another session (ours before it expired, or a
+// previous process with this ID) is deleted first.
+func (c *Coordinator) createSelf(p string, data []byte) error {
+	for attempt := 0; attempt < 3; attempt++ {
+		_, err := c.conn.Create(p, data, zk.FlagEphemeral, c.acl)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, zk.ErrNoNode):
+			if err := c.ensurePath(); err != nil {
+				return err
+			}
+			continue
+		case !errors.Is(err, zk.ErrNodeExists):
+			return err
+		}
+		_, stat, err := c.conn.Get(p)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if stat.EphemeralOwner == c.conn.SessionID() {
+			_, err := c.conn.Set(p, data, stat.Version)
+			return err
+		}
+		if err := c.conn.Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return fmt.Errorf("deleting a stale znode of session %#x: %w", stat.EphemeralOwner, err)
+		}
+	}
+	return fmt.Errorf("%s kept changing while being created", p)
+}
+
+// RegisterRemote creates self's ephemeral znode and keeps it until Close.
+func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
+	if err := self.Validate(); err != nil {
+		return err
+	}
+	self.Self = false
+	data, err := cluster.EncodeNode(self)
+	if err != nil {
+		return fmt.Errorf("zookeeper: encoding self: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return cluster.ErrClosed
+	}
+	if c.self != nil {
+		return fmt.Errorf("zookeeper: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p := c.path + "/" + self.ID
+	if err := c.createSelf(p, data); err != nil {
+		return fmt.Errorf("zookeeper: registering %s at %s: %w", self.ID, p, err)
+	}
+	c.self = &self
+	sctx, stop := context.WithCancel(c.ctx)
+	c.superStop, c.superDone = stop, make(chan struct{})
+	go c.supervise(sctx, c.superDone, p, data)
+	c.view.Remark(self.ID)
+	return nil
+}
+
+// supervise checks self's znode after every new session, whenever the watch
+// misses it, and periodically; it creates it again when it is gone or owned
+// by an old session. It never gives up.
+func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p string, data []byte) {
+	defer close(done)
+	tick := time.NewTicker(max(c.cfg.SessionTimeout/2, time.Second))
+	defer tick.Stop()
+	bo := c.backoff()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.sessions:
+		case <-c.selfGone:
+		case <-tick.C:
+		}
+		for {
+			ok, stat, err := c.conn.Exists(p)
+			if err == nil && ok && stat.EphemeralOwner == c.conn.SessionID() {
+				break
+			}
+			if err == nil {
+				if err = c.createSelf(p, data); err == nil {
+					c.reregistrations.Add(1)
+					c.opts.logger.Warn("herd/zookeeper: registered self again", "path", p)
+					break
+				}
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			c.opts.logger.Warn("herd/zookeeper: checking self's znode failed; retrying", "path", p, "err", err)
+			if !bo.Wait(ctx) {
+				return
+			}
+		}
+		bo.Reset()
+	}
+}
+
+// watchLoop lists the children with a watch, publishes them, and waits for
+// the watch to fire; every event re-arms it.
+func (c *Coordinator) watchLoop() {
+	defer c.wg.Done()
+	bo := c.backoff()
+	for c.ctx.Err() == nil {
+		children, _, fired, err := c.conn.ChildrenW(c.path)
+		if err == nil {
+			var nodes []cluster.Node
+			if nodes, err = c.load(children, true); err == nil {
+				bo.Reset()
+				id := c.selfID()
+				c.view.Publish(nodes, id)
+				if id != "" && !containsID(children, id) {
+					nudge(c.selfGone)
+				}
+				select {
+				case <-fired:
+				case <-c.ctx.Done():
+					return
+				}
+				continue
+			}
+		}
+		if c.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, zk.ErrNoNode) {
+			err = errors.Join(err, c.ensurePath())
+		}
+		c.opts.logger.Warn("herd/zookeeper: watching members failed; keeping the last view", "path", c.path, "err", err)
+		if !bo.Wait(c.ctx) {
+			return
+		}
+	}
+}
+
+func containsID(children []string, id string) bool {
+	for _, ch := range children {
+		if ch == id {
+			return true
+		}
+	}
+	return false
+}
+
+// load reads each child's data. A child that does not decode (or whose ID
+// does not match its name) is skipped, and counted once per write when count
+// is set.
+func (c *Coordinator) load(children []string, count bool) ([]cluster.Node, error) {
+	nodes := make([]cluster.Node, 0, len(children))
+	for _, name := range children {
+		data, stat, err := c.conn.Get(c.path + "/" + name)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // left between the listing and the read
+		}
+		if err != nil {
+			return nil, err
+		}
+		n, err := cluster.DecodeNode(data)
+		if err == nil && n.ID != name {
+			err = fmt.Errorf("entry's id %q does not match its znode name", n.ID)
+		}
+		if err != nil {
+			if count && c.malformed.Report(name, uint64(stat.Mzxid)) {
+				c.opts.logger.Warn("herd/zookeeper: skipping a malformed node entry", "path", c.path+"/"+name, "err", err)
+			}
+			continue
+		}
+		if count {
+			c.malformed.Forget(name)
+		}
+		nodes = append(nodes, n)
+	}
+	if count {
+		c.malformed.Retain(func(k string) bool { return containsID(children, k) })
+	}
+	return nodes, nil
+}
+
+// QueryRemoteNodes lists the nodes now. It fails at once while there is no
+// session, rather than waiting for one.
+func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, error) {
+	if c.ctx.Err() != nil {
+		return nil, cluster.ErrClosed
+	}
+	if st := c.conn.State(); st != zk.StateHasSession {
+		return nil, fmt.Errorf("zookeeper: no session (state %s)", st)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	children, _, err := c.conn.Children(c.path)
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper: listing %s: %w", c.path, err)
+	}
+	nodes, err := c.load(children, false)
+	if err != nil {
+		return nil, fmt.Errorf("zookeeper: reading %s: %w", c.path, err)
+	}
+	return members.Sorted(nodes, c.selfID()), nil
+}
+
+// Watch pushes the member list after every change.
+func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
+	return c.view.Subscribe(ctx)
+}
+
+// Close deletes self's znode, so peers drop it at once, closes the session
+// and stops every goroutine. It is safe to call more than once.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	stop, done, self := c.superStop, c.superDone, c.self
+	c.mu.Unlock()
+	var err error
+	if stop != nil {
+		stop()
+		<-done
+		deleted := make(chan error, 1)
+		go func() {
+			e := c.conn.Delete(c.path+"/"+self.ID, -1)
+			if errors.Is(e, zk.ErrNoNode) {
+				e = nil
+			}
+			deleted <- e
+		}()
+		select {
+		case err = <-deleted:
+		case <-time.After(c.cfg.ConnectTimeout):
+			err = fmt.Errorf("no answer within %s; the znode goes when the session expires", c.cfg.ConnectTimeout)
+		}
+		if err != nil {
+			err = fmt.Errorf("zookeeper: deleting %s: %w", self.ID, err)
+		}
+	}
+	c.shutdown() // also ends a Delete still waiting above
+	return err
+}
+
+func (c *Coordinator) shutdown() {
+	c.cancel()
+	c.conn.Close()
+	c.wg.Wait()
+	c.view.Close()
+}

@@ -1,0 +1,32 @@
+// Package leakcheck fails a test that leaves goroutines behind. It wraps
+// goleak with a longer settling time: gRPC and HTTP connections that were
+// closed wind their goroutines down asynchronously.
+package leakcheck
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// Register takes the goroutines running now as the baseline and, when the
+// test ends (after every cleanup registered later), fails it if others
+// remain for more than 10 seconds. Call it first in a test.
+func Register(t testing.TB, opts ...goleak.Option) {
+	opts = append([]goleak.Option{goleak.IgnoreCurrent()}, opts...)
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := goleak.Find(opts...)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Error(err)
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	})
+}

@@ -1,0 +1,48 @@
+package testserver
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Consul is a single-server Consul agent with its data on disk, so a killed
+// agent comes back with its catalog.
+type Consul struct {
+	*Proc
+	HTTPAddr string
+}
+
+// StartConsul runs bin (a consul binary) as a one-server cluster on loopback.
+func StartConsul(t testing.TB, bin string) *Consul {
+	dir := t.TempDir()
+	http := FreePort(t)
+	args := []string{"agent", "-server", "-bootstrap-expect=1", "-data-dir=" + dir + "/data",
+		"-node=herd-test", "-bind=127.0.0.1", "-advertise=127.0.0.1", "-client=127.0.0.1",
+		"-http-port=" + strconv.Itoa(http), "-dns-port=-1", "-grpc-port=-1", "-grpc-tls-port=-1",
+		"-serf-lan-port=" + strconv.Itoa(FreePort(t)), "-serf-wan-port=" + strconv.Itoa(FreePort(t)),
+		"-server-port=" + strconv.Itoa(FreePort(t)), "-log-level=warn"}
+	c := &Consul{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", http)}
+	c.Proc = newProc(t, "consul", bin, args, dir, c.ready)
+	c.Start()
+	return c
+}
+
+// ready waits for a leader, which the catalog needs.
+func (c *Consul) ready(ctx context.Context) error {
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+c.HTTPAddr+"/v1/status/leader", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || strings.Trim(strings.TrimSpace(string(body)), `"`) == "" {
+		return errorf("no leader yet (%d %s)", resp.StatusCode, body)
+	}
+	return nil
+}

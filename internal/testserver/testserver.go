@@ -1,0 +1,115 @@
+// Package testserver runs real backend servers as child processes for tests
+// that must kill (SIGKILL) and restart them on the same data. Each server
+// runs in its own process group and is stopped by pid when the test ends.
+package testserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Proc is one server process that can be killed and started again.
+type Proc struct {
+	t     testing.TB
+	name  string
+	bin   string
+	args  []string
+	dir   string
+	ready func(ctx context.Context) error
+	cmd   *exec.Cmd
+	exit  chan struct{}
+	log   string
+}
+
+func newProc(t testing.TB, name, bin string, args []string, dir string, ready func(context.Context) error) *Proc {
+	p := &Proc{t: t, name: name, bin: bin, args: args, dir: dir, ready: ready, log: filepath.Join(dir, name+".log")}
+	t.Cleanup(p.Kill)
+	return p
+}
+
+// Start starts the process and waits until it is ready.
+func (p *Proc) Start() {
+	p.t.Helper()
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Dir = p.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("starting %s: %v", p.name, err)
+	}
+	p.cmd, p.exit = cmd, make(chan struct{})
+	go func(exit chan struct{}) { _ = cmd.Wait(); close(exit) }(p.exit)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	for {
+		err := p.ready(ctx)
+		if err == nil {
+			return
+		}
+		select {
+		case <-p.exit:
+			out, _ := os.ReadFile(p.log)
+			p.t.Fatalf("%s exited before it was ready: %v\n%s", p.name, err, tail(out))
+		case <-ctx.Done():
+			out, _ := os.ReadFile(p.log)
+			p.t.Fatalf("%s not ready within 90s: %v\n%s", p.name, err, tail(out))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// Kill sends SIGKILL to the process group and waits for the process to exit.
+func (p *Proc) Kill() {
+	if p.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.exit
+	p.cmd = nil
+}
+
+func tail(b []byte) string {
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func dialOK(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+var errNotReady = errors.New("not ready")
+
+func errorf(format string, a ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{errNotReady}, a...)...)
+}
