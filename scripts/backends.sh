@@ -56,3 +56,59 @@ ensure_zookeeper() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq zookeeper >/dev/null
   fi
 }
+
+# start_consul: a dev-mode agent on free loopback ports; exports HERD_TEST_CONSUL_ADDR.
+start_consul() {
+  ensure_consul || return 1
+  local http; http=$(free_port)
+  local dir="$HERD_RUN/consul"; mkdir -p "$dir"
+  setsid "$CONSUL_BIN" agent -dev -node=herd-ci -client=127.0.0.1 -bind=127.0.0.1 \
+    -http-port="$http" -dns-port=-1 -grpc-port=-1 -grpc-tls-port=-1 \
+    -serf-lan-port="$(free_port)" -serf-wan-port="$(free_port)" -server-port="$(free_port)" \
+    -log-level=warn >"$dir/consul.log" 2>&1 </dev/null &
+  HERD_PIDS+=($!)
+  local deadline=$((SECONDS + 60))
+  until curl -sf "http://127.0.0.1:$http/v1/status/leader" 2>/dev/null | grep -q '"127'; do
+    if (( SECONDS > deadline )); then log "consul did not elect a leader in 60s:"; tail -20 "$dir/consul.log" >&2; return 1; fi
+    sleep 0.2
+  done
+  export HERD_TEST_CONSUL_ADDR="127.0.0.1:$http" HERD_CONSUL_BIN="$CONSUL_BIN"
+  log "consul $CONSUL_VERSION agent at $HERD_TEST_CONSUL_ADDR (pid ${HERD_PIDS[-1]})"
+}
+
+# start_zookeeper: a standalone server on a free loopback port; exports HERD_TEST_ZK_ADDR.
+start_zookeeper() {
+  ensure_zookeeper || return 1
+  local port; port=$(free_port)
+  local dir="$HERD_RUN/zookeeper"; mkdir -p "$dir/data"
+  cat >"$dir/zoo.cfg" <<CFG
+tickTime=500
+initLimit=10
+syncLimit=5
+dataDir=$dir/data
+clientPort=$port
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=ruok,srvr
+CFG
+  setsid java -Xmx256m -cp "/usr/share/java/*" org.apache.zookeeper.server.ZooKeeperServerMain "$dir/zoo.cfg" \
+    >"$dir/zookeeper.log" 2>&1 </dev/null &
+  HERD_PIDS+=($!)
+  if ! wait_tcp 127.0.0.1 "$port" 60; then log "zookeeper did not listen in 60s:"; tail -20 "$dir/zookeeper.log" >&2; return 1; fi
+  export HERD_TEST_ZK_ADDR="127.0.0.1:$port" HERD_ZK_CLASSPATH="/usr/share/java/*"
+  log "zookeeper at $HERD_TEST_ZK_ADDR (pid ${HERD_PIDS[-1]})"
+}
+
+# stop_backends: stops, by the pids recorded above, everything this script started.
+stop_backends() {
+  local pid
+  for pid in "${HERD_PIDS[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${HERD_PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+  done
+  HERD_PIDS=()
+  rm -rf "$HERD_RUN"
+}

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # herd's one test command: formatting, go vet, and every test with -race,
-# against real backend servers. CI runs exactly this (.ci/run).
+# against real backend servers that this script installs and starts itself
+# on a machine with no Docker. CI runs exactly this (.ci/run).
 #
-# etcd is the real server embedded in the test binaries (go.etcd.io/etcd/server/v3/embed),
-# so it needs no installation.
+#   etcd       the real server, embedded in the test binaries (no install)
+#   Consul     agent built from its Go module (cached in ~/.cache/herd)
+#   ZooKeeper  Debian's zookeeper package, on Java
+#
+# Servers already running elsewhere (compose.yaml) can be used instead:
+# export HERD_TEST_CONSUL_ADDR / HERD_TEST_ZK_ADDR and they are not started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/backends.sh
+trap stop_backends EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 
@@ -22,6 +29,16 @@ fi
 
 step "go vet ./..."
 go vet ./...
+
+step "backend servers"
+[ -n "${HERD_TEST_CONSUL_ADDR:-}" ] || start_consul
+[ -n "${HERD_TEST_ZK_ADDR:-}" ] || start_zookeeper
+# The recovery tests kill and restart servers of their own; they need the binaries.
+: "${HERD_CONSUL_BIN:=$HERD_CACHE/bin/consul-$CONSUL_VERSION}"
+: "${HERD_ZK_CLASSPATH:=/usr/share/java/*}"
+export HERD_CONSUL_BIN HERD_ZK_CLASSPATH
+ensure_consul
+ensure_zookeeper
 
 step "go test -race ./..."
 go test -race -count=1 -timeout 20m ./...

@@ -1,0 +1,195 @@
+package consul_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/cluster/consul"
+	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testenv"
+	"github.com/herd-go/herd/internal/testserver"
+)
+
+var logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// testConfig points at the agent scripts/test.sh (or compose.yaml) started,
+// with a service name of the test's own so tests cannot see each other.
+func testConfig(t *testing.T, addr string) consul.Config {
+	cfg := consul.DefaultConfig()
+	cfg.HostPort = addr
+	cfg.ServiceName = "herd-test-" + cluster.NewID()[:8]
+	cfg.CheckTTL = 2 * time.Second
+	cfg.WaitTime = 10 * time.Second
+	cfg.Timeout = 2 * time.Second
+	return cfg
+}
+
+func newCoordinator(t *testing.T, cfg consul.Config) *consul.Coordinator {
+	t.Helper()
+	c, err := consul.New(context.Background(), cfg, consul.WithLogger(logger), consul.WithBackoff(50*time.Millisecond, time.Second))
+	if err != nil {
+		t.Fatalf("consul.New: %v", err)
+	}
+	return c
+}
+
+func rawClient(t *testing.T, addr string) *api.Client {
+	cfg := api.DefaultNonPooledConfig()
+	cfg.Address = addr
+	c, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cfg.Transport.CloseIdleConnections)
+	return c
+}
+
+func TestConformance(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_CONSUL_ADDR", "a Consul agent")
+	leakcheck.Register(t)
+	cfg := testConfig(t, addr)
+	clustertest.Run(t, clustertest.Harness{
+		NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, cfg) },
+		WriteMalformed: func(t *testing.T) {
+			// Someone else's instance of our service, with an address no peer can dial.
+			raw := rawClient(t, addr)
+			// Consul itself refuses 0.0.0.0, so: an instance with no port to dial.
+			reg := &api.AgentServiceRegistration{ID: "not-a-node", Name: cfg.ServiceName, Address: "127.0.0.1", Port: 0}
+			if err := raw.Agent().ServiceRegister(reg); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = raw.Agent().ServiceDeregister("not-a-node") })
+		},
+		Malformed: func(c cluster.Coordinator) uint64 { return c.(*consul.Coordinator).Stats().Malformed },
+		Recovery: func(t *testing.T) clustertest.RecoveryTarget {
+			bin := testenv.Require(t, "HERD_CONSUL_BIN", "a consul binary, to kill and restart")
+			srv := testserver.StartConsul(t, bin)
+			rcfg := cfg
+			rcfg.HostPort = srv.HTTPAddr
+			return clustertest.RecoveryTarget{
+				NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, rcfg) },
+				Kill:           srv.Kill,
+				Restart:        srv.Start,
+			}
+		},
+		RecoverWithin: 30 * time.Second,
+	})
+}
+
+func TestReregistersWhenTheAgentForgetsIt(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_CONSUL_ADDR", "a Consul agent")
+	leakcheck.Register(t)
+	cfg := testConfig(t, addr)
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := clustertest.NewNode()
+	if err := c.RegisterRemote(context.Background(), self); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawClient(t, addr)
+	// What an agent restart without persisted state looks like: the agent no longer knows us.
+	if err := raw.Agent().ServiceDeregister(self.ID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		entries, _, err := raw.Health().Service(cfg.ServiceName, "", true, nil)
+		if err == nil && len(entries) == 1 && entries[0].Service.ID == self.ID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not registered again within 10s; stats %+v", c.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c.Stats().Reregistrations == 0 {
+		t.Fatalf("stats %+v", c.Stats())
+	}
+}
+
+func TestFailsOverToTheNextAgent(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_CONSUL_ADDR", "a Consul agent")
+	leakcheck.Register(t)
+	cfg := testConfig(t, "127.0.0.1:1, "+addr)
+	cfg.Timeout = 500 * time.Millisecond
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := clustertest.NewNode()
+	if err := c.RegisterRemote(context.Background(), self); err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := c.QueryRemoteNodes(context.Background())
+	if err != nil || !clustertest.Has(nodes, self.ID) {
+		t.Fatalf("view %v, err %v", clustertest.IDs(nodes), err)
+	}
+}
+
+func TestUnreachableAgentFailsFast(t *testing.T) {
+	leakcheck.Register(t)
+	cfg := consul.DefaultConfig()
+	cfg.HostPort = "127.0.0.1:1"
+	cfg.Timeout = 300 * time.Millisecond
+	start := time.Now()
+	_, err := consul.New(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "SW_CLUSTER_CONSUL_HOST_PORT") {
+		t.Fatalf("err = %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Fatalf("took %s", time.Since(start))
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	cases := map[string]struct {
+		mutate func(*consul.Config)
+		key    string
+	}{
+		"no hosts":             {func(c *consul.Config) { c.HostPort = "," }, "cluster.consul.hostPort"},
+		"no service":           {func(c *consul.Config) { c.ServiceName = "" }, "cluster.consul.serviceName"},
+		"tiny ttl":             {func(c *consul.Config) { c.CheckTTL = time.Millisecond }, "cluster.consul.checkTtl"},
+		"reap under 1m":        {func(c *consul.Config) { c.DeregisterCriticalServiceAfter = time.Second }, "cluster.consul.deregisterCriticalServiceAfter"},
+		"wait too long":        {func(c *consul.Config) { c.WaitTime = time.Hour }, "cluster.consul.waitTime"},
+		"cert without key":     {func(c *consul.Config) { c.TLSCertFile = "c.pem" }, "cluster.consul.tlsCertFile"},
+		"non-positive timeout": {func(c *consul.Config) { c.Timeout = 0 }, "cluster.consul.timeout"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := consul.DefaultConfig()
+			c.mutate(&cfg)
+			_, err := consul.New(context.Background(), cfg)
+			var ce *cluster.ConfigError
+			if !errors.As(err, &ce) || ce.Key != c.key {
+				t.Fatalf("err = %v, want a ConfigError for %s", err, c.key)
+			}
+		})
+	}
+}
+
+func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
+	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(string) (string, bool) { return "", false }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := cfg.Section("consul")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := consul.Config{}
+	if err := sec.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := consul.DefaultConfig()
+	want.InternalComPort = -1
+	if got != want {
+		t.Fatalf("default.yaml gives %+v\nDefaultConfig() is %+v", got, want)
+	}
+}

@@ -1,0 +1,307 @@
+package zookeeper_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/cluster/zookeeper"
+	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testenv"
+	"github.com/herd-go/herd/internal/testserver"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// testConfig points at the server scripts/test.sh (or compose.yaml) started,
+// in a namespace of the test's own.
+func testConfig(addr string) zookeeper.Config {
+	cfg := zookeeper.DefaultConfig()
+	cfg.HostPort = addr
+	cfg.Root = "/herd-test"
+	cfg.Namespace = "t" + cluster.NewID()[:10]
+	cfg.SessionTimeout = 4 * time.Second
+	cfg.ConnectTimeout = 5 * time.Second
+	cfg.BaseSleepTimeMs = 50
+	return cfg
+}
+
+func newCoordinator(t *testing.T, cfg zookeeper.Config) *zookeeper.Coordinator {
+	t.Helper()
+	c, err := zookeeper.New(context.Background(), cfg, zookeeper.WithLogger(quiet), zookeeper.WithMaxBackoff(500*time.Millisecond))
+	if err != nil {
+		t.Fatalf("zookeeper.New: %v", err)
+	}
+	return c
+}
+
+// rawConn is a plain client, to act on herd's znodes out of band.
+func rawConn(t *testing.T, addr string) *zk.Conn {
+	t.Helper()
+	conn, events, err := zk.Connect([]string{addr}, 4*time.Second, zk.WithLogInfo(false), zk.WithLogger(zkQuiet{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range events {
+		}
+	}()
+	t.Cleanup(conn.Close)
+	deadline := time.Now().Add(5 * time.Second)
+	for conn.State() != zk.StateHasSession {
+		if time.Now().After(deadline) {
+			t.Fatal("raw client: no session")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return conn
+}
+
+type zkQuiet struct{}
+
+func (zkQuiet) Printf(string, ...any) {}
+
+func TestConformance(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	cfg := testConfig(addr)
+	clustertest.Run(t, clustertest.Harness{
+		NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, cfg) },
+		WriteMalformed: func(t *testing.T) {
+			raw := rawConn(t, addr)
+			path := "/herd-test/" + cfg.Namespace + "/remote/"
+			for name, data := range map[string]string{"garbage": "{not json", "mismatch": `{"id":"other","host":"127.0.0.1","port":1}`} {
+				if _, err := raw.Create(path+name, []byte(data), 0, zk.WorldACL(zk.PermAll)); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		Malformed: func(c cluster.Coordinator) uint64 { return c.(*zookeeper.Coordinator).Stats().Malformed },
+		Recovery: func(t *testing.T) clustertest.RecoveryTarget {
+			cp := testenv.Require(t, "HERD_ZK_CLASSPATH", "ZooKeeper's classpath, to kill and restart a server")
+			srv := testserver.StartZooKeeper(t, cp)
+			rcfg := cfg
+			rcfg.HostPort = srv.Addr
+			return clustertest.RecoveryTarget{
+				NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, rcfg) },
+				Kill:           srv.Kill,
+				Restart:        srv.Start,
+			}
+		},
+		RecoverWithin: 30 * time.Second,
+	})
+}
+
+func register(t *testing.T, c *zookeeper.Coordinator) cluster.Node {
+	t.Helper()
+	n := clustertest.NewNode()
+	if err := c.RegisterRemote(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func owner(t *testing.T, raw *zk.Conn, path string) int64 {
+	t.Helper()
+	ok, stat, err := raw.Exists(path)
+	if err != nil || !ok {
+		return 0
+	}
+	return stat.EphemeralOwner
+}
+
+// TestSessionExpiryRecreatesTheNode cuts the client off from a live server
+// for longer than the session timeout, so the server really expires the
+// session; herd must register again in the new session.
+func TestSessionExpiryRecreatesTheNode(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	proxy := testserver.StartProxy(t, addr)
+	cfg := testConfig(proxy.Addr)
+	cfg.SessionTimeout = 2 * time.Second
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := register(t, c)
+	raw := rawConn(t, addr)
+	path := c.Path() + "/" + self.ID
+	first := owner(t, raw, path)
+	if first == 0 {
+		t.Fatal("self's znode missing after RegisterRemote")
+	}
+
+	proxy.Partition()
+	deadline := time.Now().Add(15 * time.Second)
+	for owner(t, raw, path) != 0 { // the server deletes it when the session expires
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not expire the partitioned session")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	proxy.Heal()
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		o := owner(t, raw, path)
+		if o != 0 && o != first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("self not registered again in a new session; stats %+v", c.Stats())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if c.Stats().Reregistrations == 0 {
+		t.Fatalf("stats %+v", c.Stats())
+	}
+}
+
+// TestStaleZnodeIsReplaced: a znode of another session at self's path (a
+// previous process with this ID whose session has not expired yet) is
+// deleted and created again in ours.
+func TestStaleZnodeIsReplaced(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	cfg := testConfig(addr)
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	raw := rawConn(t, addr)
+	self := clustertest.NewNode()
+	path := c.Path() + "/" + self.ID
+	if _, err := raw.Create(path, []byte("stale"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	stale := owner(t, raw, path)
+	if err := c.RegisterRemote(context.Background(), self); err != nil {
+		t.Fatal(err)
+	}
+	if o := owner(t, raw, path); o == 0 || o == stale {
+		t.Fatalf("znode owner %#x, want a new session (stale was %#x)", o, stale)
+	}
+	nodes, err := c.QueryRemoteNodes(context.Background())
+	if err != nil || !clustertest.Has(nodes, self.ID) {
+		t.Fatalf("view %v, err %v", clustertest.IDs(nodes), err)
+	}
+}
+
+func TestZnodeDeletedOutOfBandComesBack(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	c := newCoordinator(t, testConfig(addr))
+	defer c.Close()
+	self := register(t, c)
+	raw := rawConn(t, addr)
+	path := c.Path() + "/" + self.ID
+	if err := raw.Delete(path, -1); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for owner(t, raw, path) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("znode not created again")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDigestACL(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	cfg := testConfig(addr)
+	cfg.EnableACL, cfg.Expression = true, "herd:secret"
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := register(t, c)
+	path := c.Path() + "/" + self.ID
+
+	anonymous := rawConn(t, addr)
+	if _, _, err := anonymous.Get(path); !errors.Is(err, zk.ErrNoAuth) {
+		t.Fatalf("read without credentials: err = %v, want ErrNoAuth", err)
+	}
+	authed := rawConn(t, addr)
+	if err := authed.AddAuth("digest", []byte("herd:secret")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := authed.Get(path); err != nil {
+		t.Fatalf("read with credentials: %v", err)
+	}
+	acl, _, err := authed.GetACL(path)
+	if err != nil || len(acl) != 1 || acl[0].Scheme != "digest" || !strings.HasPrefix(acl[0].ID, "herd:") {
+		t.Fatalf("ACL = %+v, %v", acl, err)
+	}
+
+	// Wrong credentials fail at start-up, naming the setting to check.
+	wrong := cfg
+	wrong.Expression = "herd:wrong"
+	_, err = zookeeper.New(context.Background(), wrong, zookeeper.WithLogger(quiet))
+	if !errors.Is(err, zk.ErrNoAuth) || !strings.Contains(err.Error(), "expression") {
+		t.Fatalf("start with the wrong credentials: err = %v, want ErrNoAuth naming the expression", err)
+	}
+}
+
+func TestConnectIsBounded(t *testing.T) {
+	leakcheck.Register(t)
+	cfg := zookeeper.DefaultConfig()
+	cfg.HostPort = "127.0.0.1:1"
+	cfg.ConnectTimeout = 500 * time.Millisecond
+	start := time.Now()
+	_, err := zookeeper.New(context.Background(), cfg, zookeeper.WithLogger(quiet))
+	if err == nil || !strings.Contains(err.Error(), "SW_CLUSTER_ZK_HOST_PORT") {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s", d)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	cases := map[string]struct {
+		mutate func(*zookeeper.Config)
+		key    string
+	}{
+		"no hosts":         {func(c *zookeeper.Config) { c.HostPort = "" }, "cluster.zookeeper.hostPort"},
+		"relative root":    {func(c *zookeeper.Config) { c.Root = "skywalking" }, "cluster.zookeeper.root"},
+		"nested namespace": {func(c *zookeeper.Config) { c.Namespace = "a/b" }, "cluster.zookeeper.namespace"},
+		"other schema":     {func(c *zookeeper.Config) { c.EnableACL, c.Schema = true, "ip" }, "cluster.zookeeper.schema"},
+		"bad expression":   {func(c *zookeeper.Config) { c.EnableACL, c.Expression = true, "nopassword" }, "cluster.zookeeper.expression"},
+		"tiny session":     {func(c *zookeeper.Config) { c.SessionTimeout = time.Millisecond }, "cluster.zookeeper.sessionTimeout"},
+		"zero sleep":       {func(c *zookeeper.Config) { c.BaseSleepTimeMs = 0 }, "cluster.zookeeper.baseSleepTimeMs"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := zookeeper.DefaultConfig()
+			c.mutate(&cfg)
+			_, err := zookeeper.New(context.Background(), cfg)
+			var ce *cluster.ConfigError
+			if !errors.As(err, &ce) || ce.Key != c.key {
+				t.Fatalf("err = %v, want a ConfigError for %s", err, c.key)
+			}
+		})
+	}
+}
+
+func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
+	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(string) (string, bool) { return "", false }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, err := cfg.Section("zookeeper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got zookeeper.Config
+	if err := sec.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	want := zookeeper.DefaultConfig()
+	want.InternalComPort = -1
+	if got != want {
+		t.Fatalf("default.yaml gives %+v\nDefaultConfig() is %+v", got, want)
+	}
+}

@@ -1,0 +1,101 @@
+package testserver
+
+import (
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// Proxy forwards loopback TCP connections to a server and can cut them off,
+// so a test can partition a client from a live server: long enough, and the
+// server expires the client's session.
+type Proxy struct {
+	Addr     string
+	upstream string
+	lis      net.Listener
+
+	mu      sync.Mutex
+	cut     bool
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
+	stopped bool
+}
+
+// StartProxy listens on a free loopback port and forwards to upstream.
+func StartProxy(t testing.TB, upstream string) *Proxy {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{Addr: lis.Addr().String(), upstream: upstream, lis: lis, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// Partition closes every forwarded connection and refuses new ones.
+func (p *Proxy) Partition() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// Heal forwards new connections again.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		down, err := p.lis.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.cut || p.stopped {
+			p.mu.Unlock()
+			down.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.upstream)
+		if err != nil {
+			p.mu.Unlock()
+			down.Close()
+			continue
+		}
+		p.conns[down], p.conns[up] = struct{}{}, struct{}{}
+		p.wg.Add(2)
+		p.mu.Unlock()
+		go p.pipe(down, up)
+		go p.pipe(up, down)
+	}
+}
+
+func (p *Proxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	_, _ = io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+	p.mu.Lock()
+	delete(p.conns, dst)
+	delete(p.conns, src)
+	p.mu.Unlock()
+}
+
+func (p *Proxy) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	p.mu.Unlock()
+	p.lis.Close()
+	p.Partition()
+	p.wg.Wait()
+}
