@@ -10,12 +10,20 @@
 # are recorded by pid, and are stopped by pid — never by name.
 
 HERD_CACHE="${HERD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/herd}"
-HERD_RUN="${HERD_RUN:-$(mktemp -d "${TMPDIR:-/tmp}/herd-backends.XXXXXX")}"
+HERD_RUN="${HERD_RUN:-}" # made on first start, removed by stop_backends
 CONSUL_VERSION=1.20.1
 mkdir -p "$HERD_CACHE/bin"
 HERD_PIDS=()
 
 log() { printf '[backends] %s\n' "$*" >&2; }
+
+# run_dir NAME: sets $dir to a fresh folder for NAME under $HERD_RUN, which it
+# creates on first use. Not a $(…) call: HERD_RUN must be set in this shell.
+run_dir() {
+  [ -n "$HERD_RUN" ] || HERD_RUN=$(mktemp -d "${TMPDIR:-/tmp}/herd-backends.XXXXXX")
+  dir="$HERD_RUN/$1"
+  mkdir -p "$dir"
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -61,7 +69,7 @@ ensure_zookeeper() {
 start_consul() {
   ensure_consul || return 1
   local http; http=$(free_port)
-  local dir="$HERD_RUN/consul"; mkdir -p "$dir"
+  local dir; run_dir consul
   setsid "$CONSUL_BIN" agent -dev -node=herd-ci -client=127.0.0.1 -bind=127.0.0.1 \
     -http-port="$http" -dns-port=-1 -grpc-port=-1 -grpc-tls-port=-1 \
     -serf-lan-port="$(free_port)" -serf-wan-port="$(free_port)" -server-port="$(free_port)" \
@@ -80,7 +88,7 @@ start_consul() {
 start_zookeeper() {
   ensure_zookeeper || return 1
   local port; port=$(free_port)
-  local dir="$HERD_RUN/zookeeper"; mkdir -p "$dir/data"
+  local dir; run_dir zookeeper; mkdir -p "$dir/data"
   cat >"$dir/zoo.cfg" <<CFG
 tickTime=500
 initLimit=10
@@ -110,5 +118,5 @@ stop_backends() {
     kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
   done
   HERD_PIDS=()
-  rm -rf "$HERD_RUN"
+  [ -z "$HERD_RUN" ] || rm -rf "$HERD_RUN"
 }

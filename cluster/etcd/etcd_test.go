@@ -47,9 +47,18 @@ func leakCheck(t *testing.T) {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// endpoint is the embedded server, or an external etcd named by
+// HERD_TEST_ETCD_ADDR (compose.yaml sets it).
+func endpoint() string {
+	if addr := os.Getenv("HERD_TEST_ETCD_ADDR"); addr != "" {
+		return addr
+	}
+	return server.Endpoint()
+}
+
 func testConfig(t *testing.T) etcd.Config {
 	cfg := etcd.DefaultConfig()
-	cfg.Endpoints = server.Endpoint()
+	cfg.Endpoints = endpoint()
 	// Each test gets its own cluster so tests cannot see each other's nodes.
 	cfg.Namespace = "/herd-test/" + strings.ReplaceAll(t.Name(), "/", "_")
 	cfg.TTL = 2 * time.Second
@@ -67,7 +76,7 @@ func newCoordinator(t *testing.T, cfg etcd.Config) *etcd.Coordinator {
 
 func rawClient(t *testing.T) *clientv3.Client {
 	t.Helper()
-	c, err := clientv3.New(clientv3.Config{Endpoints: []string{server.Endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +280,7 @@ func TestBadConfig(t *testing.T) {
 func TestSelectedFromEnvironment(t *testing.T) {
 	leakCheck(t)
 	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(k string) (string, bool) {
-		v, ok := map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_ETCD_ENDPOINTS": server.Endpoint(), "SW_CLUSTER_ETCD_TTL": "3s"}[k]
+		v, ok := map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_ETCD_ENDPOINTS": endpoint(), "SW_CLUSTER_ETCD_TTL": "3s"}[k]
 		return v, ok
 	}))
 	if err != nil {

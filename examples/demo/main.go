@@ -30,8 +30,10 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/herd-go/herd/cluster"
+	_ "github.com/herd-go/herd/cluster/consul"
 	_ "github.com/herd-go/herd/cluster/etcd"
 	_ "github.com/herd-go/herd/cluster/standalone"
+	_ "github.com/herd-go/herd/cluster/zookeeper"
 	"github.com/herd-go/herd/internal/embedetcd"
 	"github.com/herd-go/herd/remote"
 	"github.com/herd-go/herd/selector"
@@ -117,7 +119,10 @@ func run(nodeCount, messages int, timeout time.Duration) error {
 		fmt.Printf("backend: %s, from SW_CLUSTER and its environment variables\n", backend)
 	}
 	// Keep the demo's nodes apart from any real cluster on an external backend.
-	overrides["SW_CLUSTER_ETCD_SERVICE_NAME"] = "herd-demo-" + strconv.Itoa(os.Getpid())
+	run := "herd-demo-" + strconv.Itoa(os.Getpid())
+	overrides["SW_CLUSTER_ETCD_SERVICE_NAME"] = run // etcd
+	overrides["SW_SERVICE_NAME"] = run              // consul
+	overrides["SW_NAMESPACE"] = run                 // zookeeper
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*timeout)
 	defer cancel()

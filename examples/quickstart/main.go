@@ -12,8 +12,10 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/herd-go/herd/cluster"
+	_ "github.com/herd-go/herd/cluster/consul"
 	_ "github.com/herd-go/herd/cluster/etcd"
 	_ "github.com/herd-go/herd/cluster/standalone"
+	_ "github.com/herd-go/herd/cluster/zookeeper"
 	"github.com/herd-go/herd/remote"
 	"github.com/herd-go/herd/selector"
 )

@@ -46,11 +46,23 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
-	// A program that uses only etcd compiles the etcd client, not the server
-	// and not any other backend's SDK.
-	for _, d := range deps(t, module+"/cluster/etcd") {
-		if strings.HasPrefix(d, "go.etcd.io/etcd/server") || strings.HasPrefix(d, "k8s.io/") || strings.HasPrefix(d, "github.com/nacos-group/") {
-			t.Errorf("cluster/etcd depends on %s", d)
+	// A program that uses one backend compiles that backend's SDK only (and
+	// never the embedded etcd server the tests use).
+	own := map[string]string{
+		"etcd":      "go.etcd.io/",
+		"consul":    "github.com/hashicorp/consul",
+		"zookeeper": "github.com/go-zookeeper/",
+	}
+	for backend, sdk := range own {
+		for _, d := range deps(t, module+"/cluster/"+backend) {
+			if strings.HasPrefix(d, "go.etcd.io/etcd/server") {
+				t.Errorf("cluster/%s depends on the etcd server (%s)", backend, d)
+			}
+			for _, other := range backendSDKs {
+				if other != sdk && strings.HasPrefix(d, other) {
+					t.Errorf("cluster/%s depends on another backend's SDK: %s", backend, d)
+				}
+			}
 		}
 	}
 }
