@@ -251,6 +251,18 @@ func expand(s string, lookup LookupEnv) (out string, whole bool, err error) {
 	return b.String(), whole, nil
 }
 
+// SplitList splits a comma-separated setting such as "a:1, b:2" into its
+// trimmed, non-empty items.
+func SplitList(s string) []string {
+	var items []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
+		}
+	}
+	return items
+}
+
 // Section is one backend's part of the configuration, e.g. cluster.etcd.
 type Section struct {
 	name string

@@ -32,6 +32,23 @@ func RegisterProvider(name string, f Factory) {
 	providers[name] = f
 }
 
+// RegisterConfigured registers a backend the usual way: its section is
+// decoded (strictly) over defaults() and passed to build. Use it from the
+// backend package's init function.
+func RegisterConfigured[C any, K Coordinator](name string, defaults func() C, build func(context.Context, C) (K, error)) {
+	RegisterProvider(name, func(ctx context.Context, s Section) (Coordinator, error) {
+		cfg := defaults()
+		if err := s.Decode(&cfg); err != nil {
+			return nil, err
+		}
+		k, err := build(ctx, cfg)
+		if err != nil {
+			return nil, err // not k: a nil *T in an interface is not a nil Coordinator
+		}
+		return k, nil
+	})
+}
+
 // Providers returns the registered backend names, sorted.
 func Providers() []string {
 	providersMu.RLock()

@@ -12,6 +12,8 @@
 HERD_CACHE="${HERD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/herd}"
 HERD_RUN="${HERD_RUN:-}" # made on first start, removed by stop_backends
 CONSUL_VERSION=1.20.1
+ETCD_VERSION=3.6.5
+KUBE_VERSION=1.37.2
 mkdir -p "$HERD_CACHE/bin"
 HERD_PIDS=()
 
@@ -39,20 +41,27 @@ wait_tcp() {
   return 1
 }
 
+# go_build_cached OUT MODULE@VERSION PACKAGE: builds PACKAGE from the Go module
+# proxy in a wrapper module under $HERD_CACHE/src, and installs it as OUT.
+go_build_cached() {
+  local out=$1 mod=$2 pkg=$3
+  local src="$HERD_CACHE/src/$(basename "$out")"
+  mkdir -p "$src"
+  (
+    cd "$src"
+    [ -f go.mod ] || printf 'module herdtool\n\ngo 1.26\n' > go.mod
+    GOFLAGS=-mod=mod go get "$mod" >get.log 2>&1 || { cat get.log >&2; exit 1; }
+    GOFLAGS=-mod=mod go build -o "$out.tmp" "$pkg"
+  ) && mv "$out.tmp" "$out"
+}
+
 # ensure_consul: the agent built from its Go module (Consul is not in Debian).
 # v1.20.1 is the newest tag whose submodules the Go module proxy serves.
 ensure_consul() {
   CONSUL_BIN="$HERD_CACHE/bin/consul-$CONSUL_VERSION"
   [ -x "$CONSUL_BIN" ] && return 0
   log "building consul $CONSUL_VERSION from the Go module proxy (about 5 minutes on 2 cores; cached in $HERD_CACHE)"
-  local src="$HERD_CACHE/src/consul-$CONSUL_VERSION"
-  mkdir -p "$src"
-  (
-    cd "$src"
-    [ -f go.mod ] || printf 'module herdconsul\n\ngo 1.26\n' > go.mod
-    GOFLAGS=-mod=mod go get "github.com/hashicorp/consul@v$CONSUL_VERSION" >/dev/null
-    GOFLAGS=-mod=mod go build -o "$CONSUL_BIN.tmp" github.com/hashicorp/consul
-  ) && mv "$CONSUL_BIN.tmp" "$CONSUL_BIN"
+  go_build_cached "$CONSUL_BIN" "github.com/hashicorp/consul@v$CONSUL_VERSION" github.com/hashicorp/consul
 }
 
 # ensure_zookeeper: Apache ZooKeeper from Debian's package (Java is on the machine).
@@ -63,6 +72,36 @@ ensure_zookeeper() {
     $sudo apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq zookeeper >/dev/null
   fi
+}
+
+# ensure_etcd_bin: an etcd server binary (kube-apiserver needs one out of process).
+ensure_etcd_bin() {
+  ETCD_BIN="$HERD_CACHE/bin/etcd-$ETCD_VERSION"
+  [ -x "$ETCD_BIN" ] && return 0
+  log "building etcd $ETCD_VERSION from the Go module proxy (about 30 s)"
+  go_build_cached "$ETCD_BIN" "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" go.etcd.io/etcd/server/v3
+}
+
+# ensure_kube_apiserver: kube-apiserver built from k8s.io/kubernetes. Its
+# staging modules are replaced by their published versions, read from that
+# release's own go.mod.
+ensure_kube_apiserver() {
+  KUBE_APISERVER_BIN="$HERD_CACHE/bin/kube-apiserver-$KUBE_VERSION"
+  [ -x "$KUBE_APISERVER_BIN" ] && return 0
+  log "building kube-apiserver $KUBE_VERSION from the Go module proxy (about 4 minutes on 2 cores)"
+  local src="$HERD_CACHE/src/kube-$KUBE_VERSION"
+  mkdir -p "$src"
+  (
+    cd "$src"
+    local gomod
+    gomod=$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    {
+      printf 'module herdkube\n\ngo 1.26\n\nrequire k8s.io/kubernetes v%s\n\n' "$KUBE_VERSION"
+      sed -n 's#^[[:space:]]*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#replace \1 => \1 v0.'"${KUBE_VERSION#1.}"'#p' "$gomod"
+    } > go.mod
+    GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
+    GOFLAGS=-mod=mod go build -o "$KUBE_APISERVER_BIN.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+  ) && mv "$KUBE_APISERVER_BIN.tmp" "$KUBE_APISERVER_BIN"
 }
 
 # start_consul: a dev-mode agent on free loopback ports; exports HERD_TEST_CONSUL_ADDR.

@@ -1,7 +1,6 @@
 package consul
 
 import (
-	"strings"
 	"time"
 
 	"github.com/herd-go/herd/cluster"
@@ -51,15 +50,7 @@ func DefaultConfig() Config {
 
 func key(k string) string { return "cluster.consul." + k }
 
-func (c Config) hosts() []string {
-	var hs []string
-	for _, h := range strings.Split(c.HostPort, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			hs = append(hs, h)
-		}
-	}
-	return hs
-}
+func (c Config) hosts() []string { return cluster.SplitList(c.HostPort) }
 
 func (c Config) validate() error {
 	if len(c.hosts()) == 0 {

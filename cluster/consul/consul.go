@@ -32,11 +32,7 @@ import (
 )
 
 func init() {
-	cluster.RegisterProvider("consul", func(ctx context.Context, s cluster.Section) (cluster.Coordinator, error) {
-		cfg := DefaultConfig()
-		if err := s.Decode(&cfg); err != nil {
-			return nil, err
-		}
+	cluster.RegisterConfigured("consul", DefaultConfig, func(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return New(ctx, cfg)
 	})
 }

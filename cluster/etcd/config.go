@@ -52,12 +52,7 @@ func DefaultConfig() Config {
 func key(k string) string { return "cluster.etcd." + k }
 
 func (c Config) endpoints() ([]string, error) {
-	var eps []string
-	for _, e := range strings.Split(c.Endpoints, ",") {
-		if e = strings.TrimSpace(e); e != "" {
-			eps = append(eps, e)
-		}
-	}
+	eps := cluster.SplitList(c.Endpoints)
 	if len(eps) == 0 {
 		return nil, &cluster.ConfigError{Key: key("endpoints"), Value: c.Endpoints, Accepted: "a comma-separated list of host:port (SW_CLUSTER_ETCD_ENDPOINTS)"}
 	}

@@ -30,11 +30,7 @@ import (
 )
 
 func init() {
-	cluster.RegisterProvider("etcd", func(ctx context.Context, s cluster.Section) (cluster.Coordinator, error) {
-		cfg := DefaultConfig()
-		if err := s.Decode(&cfg); err != nil {
-			return nil, err
-		}
+	cluster.RegisterConfigured("etcd", DefaultConfig, func(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return New(ctx, cfg)
 	})
 }

@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "starting the embedded etcd server:", err)
 		os.Exit(1)
 	}
+	leakcheck.Settle() // the server starts its HTTP gateway's client after it is ready
 	code := m.Run()
 	server.Close()
 	os.Exit(code)
@@ -298,4 +299,10 @@ func TestSelectedFromEnvironment(t *testing.T) {
 	if _, err := cluster.New(context.Background(), cfg2); err == nil || !strings.Contains(err.Error(), "endpoint") {
 		t.Fatalf("misspelt key: err = %v", err)
 	}
+}
+
+func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
+	want := etcd.DefaultConfig()
+	want.InternalComPort = -1
+	clustertest.DefaultsMatch(t, "etcd", want)
 }

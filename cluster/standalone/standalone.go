@@ -15,17 +15,16 @@ import (
 )
 
 func init() {
-	cluster.RegisterProvider("standalone", func(_ context.Context, s cluster.Section) (cluster.Coordinator, error) {
-		// The section takes no keys but the advertised-address overrides.
-		var cfg struct {
-			InternalComHost string `yaml:"internalComHost"`
-			InternalComPort int    `yaml:"internalComPort"`
-		}
-		if err := s.Decode(&cfg); err != nil {
-			return nil, err
-		}
+	cluster.RegisterConfigured("standalone", func() Config { return Config{} }, func(context.Context, Config) (*Coordinator, error) {
 		return New(), nil
 	})
+}
+
+// Config is the cluster.standalone section: nothing but the advertised
+// address overrides, which cluster.Config.SelfNode reads.
+type Config struct {
+	InternalComHost string `yaml:"internalComHost"`
+	InternalComPort int    `yaml:"internalComPort"`
 }
 
 // Coordinator keeps self as the only member.

@@ -52,15 +52,7 @@ func DefaultConfig() Config {
 
 func key(k string) string { return "cluster.zookeeper." + k }
 
-func (c Config) hosts() []string {
-	var hs []string
-	for _, h := range strings.Split(c.HostPort, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			hs = append(hs, h)
-		}
-	}
-	return hs
-}
+func (c Config) hosts() []string { return cluster.SplitList(c.HostPort) }
 
 // remotePath is /<root>[/<namespace>]/remote, SkyWalking's layout.
 func (c Config) remotePath() string {

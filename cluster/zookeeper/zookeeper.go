@@ -30,11 +30,7 @@ import (
 )
 
 func init() {
-	cluster.RegisterProvider("zookeeper", func(ctx context.Context, s cluster.Section) (cluster.Coordinator, error) {
-		cfg := DefaultConfig()
-		if err := s.Decode(&cfg); err != nil {
-			return nil, err
-		}
+	cluster.RegisterConfigured("zookeeper", DefaultConfig, func(ctx context.Context, cfg Config) (*Coordinator, error) {
 		return New(ctx, cfg)
 	})
 }

@@ -287,21 +287,7 @@ func TestBadConfig(t *testing.T) {
 }
 
 func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
-	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(string) (string, bool) { return "", false }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sec, err := cfg.Section("zookeeper")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got zookeeper.Config
-	if err := sec.Decode(&got); err != nil {
-		t.Fatal(err)
-	}
 	want := zookeeper.DefaultConfig()
 	want.InternalComPort = -1
-	if got != want {
-		t.Fatalf("default.yaml gives %+v\nDefaultConfig() is %+v", got, want)
-	}
+	clustertest.DefaultsMatch(t, "zookeeper", want)
 }

@@ -4,6 +4,7 @@
 package leakcheck
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -29,4 +30,19 @@ func Register(t testing.TB, opts ...goleak.Option) {
 			time.Sleep(200 * time.Millisecond)
 		}
 	})
+}
+
+// Settle waits (up to 5s) until the number of goroutines stops changing, so
+// that a server started in TestMain has finished starting its own before
+// tests take their baselines.
+func Settle() {
+	prev := -1
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+		n := runtime.NumGoroutine()
+		if n == prev {
+			return
+		}
+		prev = n
+		time.Sleep(300 * time.Millisecond)
+	}
 }
