@@ -6,6 +6,8 @@
 #   etcd       the real server, embedded in the test binaries (no install)
 #   Consul     agent built from its Go module (cached in ~/.cache/herd)
 #   ZooKeeper  Debian's zookeeper package, on Java
+#   Kubernetes kube-apiserver and an etcd binary built from the Go module proxy
+#              (cached); the kubernetes tests start them, since no kubelet runs
 #
 # Servers already running elsewhere (compose.yaml) can be used instead:
 # export HERD_TEST_CONSUL_ADDR / HERD_TEST_ZK_ADDR and they are not started.
@@ -39,6 +41,9 @@ step "backend servers"
 export HERD_CONSUL_BIN HERD_ZK_CLASSPATH
 ensure_consul
 ensure_zookeeper
+ensure_etcd_bin
+ensure_kube_apiserver
+export HERD_ETCD_BIN="$ETCD_BIN" HERD_KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN"
 
 step "go test -race ./..."
 go test -race -count=1 -timeout 20m ./...

@@ -21,6 +21,13 @@ type Harness struct {
 	// NewCoordinator returns a coordinator on the backend under test. Every
 	// call must join the same cluster; the suite closes what it gets.
 	NewCoordinator func(t *testing.T) cluster.Coordinator
+	// Register makes n a member through c; nil means c.RegisterRemote. For
+	// platforms that register by themselves (Kubernetes) it first creates
+	// what the platform would.
+	Register func(t *testing.T, c cluster.Coordinator, n cluster.Node) error
+	// Leave ends n's membership; nil means c.Close() (a graceful leave).
+	// Either way the suite closes c at the end of the test.
+	Leave func(t *testing.T, c cluster.Coordinator, n cluster.Node) error
 	// SingleNode is true for backends that only ever show self (standalone).
 	SingleNode bool
 	// WriteMalformed writes, out of band, an entry into the backend path that
@@ -46,6 +53,8 @@ type RecoveryTarget struct {
 	Kill func()
 	// Restart starts it again on the same data and returns once it answers.
 	Restart func()
+	// Register, when set, replaces the harness's Register for this server.
+	Register func(t *testing.T, c cluster.Coordinator, n cluster.Node) error
 }
 
 var port atomic.Int32
@@ -65,6 +74,12 @@ func Run(t *testing.T, h Harness) {
 	}
 	if h.RecoverWithin == 0 {
 		h.RecoverWithin = 30 * time.Second
+	}
+	if h.Register == nil {
+		h.Register = func(t *testing.T, c cluster.Coordinator, n cluster.Node) error { return c.RegisterRemote(ctx(t), n) }
+	}
+	if h.Leave == nil {
+		h.Leave = func(_ *testing.T, c cluster.Coordinator, _ cluster.Node) error { return c.Close() }
 	}
 	t.Run("RegisterPutsSelfInView", func(t *testing.T) { testRegisterSelf(t, h) })
 	t.Run("RefusesUnreachableAddress", func(t *testing.T) { testRefusesWildcard(t, h) })
@@ -89,14 +104,17 @@ func (discard) Close() error                               { return nil }
 
 func testRecovery(t *testing.T, h Harness) {
 	target := h.Recovery(t)
+	if target.Register != nil {
+		h.Register = target.Register
+	}
 	a, b := target.NewCoordinator(t), target.NewCoordinator(t)
 	closeOnCleanup(t, a)
 	closeOnCleanup(t, b)
 	na, nb := NewNode(), NewNode()
-	if err := a.RegisterRemote(ctx(t), na); err != nil {
+	if err := h.Register(t, a, na); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.RegisterRemote(ctx(t), nb); err != nil {
+	if err := h.Register(t, b, nb); err != nil {
 		t.Fatal(err)
 	}
 	m, err := remote.NewManager(a, na, remote.NewServer(),
@@ -128,7 +146,7 @@ func testRecovery(t *testing.T, h Harness) {
 	c := target.NewCoordinator(t)
 	closeOnCleanup(t, c)
 	nc := NewNode()
-	if err := c.RegisterRemote(ctx(t), nc); err != nil {
+	if err := h.Register(t, c, nc); err != nil {
 		t.Fatal(err)
 	}
 	WaitFor(t, w, h.RecoverWithin, "a node that joined after the restart", func(ns []cluster.Node) bool {
@@ -230,7 +248,7 @@ func testRegisterSelf(t *testing.T, h Harness) {
 	closeOnCleanup(t, c)
 	w := c.Watch(ctx(t))
 	self := NewNode()
-	if err := c.RegisterRemote(ctx(t), self); err != nil {
+	if err := h.Register(t, c, self); err != nil {
 		t.Fatalf("RegisterRemote: %v", err)
 	}
 	WaitFor(t, w, h.Within, "self marked as self", func(ns []cluster.Node) bool {
@@ -295,12 +313,13 @@ func testPeerJoinLeave(t *testing.T, h Harness) {
 	a, b := h.NewCoordinator(t), h.NewCoordinator(t)
 	closeOnCleanup(t, a)
 	na, nb := NewNode(), NewNode()
-	if err := a.RegisterRemote(ctx(t), na); err != nil {
+	if err := h.Register(t, a, na); err != nil {
 		t.Fatal(err)
 	}
 	w := a.Watch(ctx(t))
 	WaitFor(t, w, h.Within, "self", func(ns []cluster.Node) bool { return Has(ns, na.ID) })
-	if err := b.RegisterRemote(ctx(t), nb); err != nil {
+	closeOnCleanup(t, b)
+	if err := h.Register(t, b, nb); err != nil {
 		t.Fatal(err)
 	}
 	got := WaitFor(t, w, h.Within, fmt.Sprintf("peer %s", nb.ID), func(ns []cluster.Node) bool { return Has(ns, nb.ID) })
@@ -309,8 +328,8 @@ func testPeerJoinLeave(t *testing.T, h Harness) {
 			t.Errorf("peer %s marked as self in a's view", nb.ID)
 		}
 	}
-	if err := b.Close(); err != nil {
-		t.Fatalf("b.Close: %v", err)
+	if err := h.Leave(t, b, nb); err != nil {
+		t.Fatalf("leaving: %v", err)
 	}
 	WaitFor(t, w, h.Within, "peer gone after its Close", func(ns []cluster.Node) bool { return !Has(ns, nb.ID) && Has(ns, na.ID) })
 }
@@ -321,10 +340,10 @@ func testMalformed(t *testing.T, h Harness) {
 	peer := h.NewCoordinator(t)
 	closeOnCleanup(t, peer)
 	self, other := NewNode(), NewNode()
-	if err := c.RegisterRemote(ctx(t), self); err != nil {
+	if err := h.Register(t, c, self); err != nil {
 		t.Fatal(err)
 	}
-	if err := peer.RegisterRemote(ctx(t), other); err != nil {
+	if err := h.Register(t, peer, other); err != nil {
 		t.Fatal(err)
 	}
 	w := c.Watch(ctx(t))

@@ -49,9 +49,10 @@ func TestImportRules(t *testing.T) {
 	// A program that uses one backend compiles that backend's SDK only (and
 	// never the embedded etcd server the tests use).
 	own := map[string]string{
-		"etcd":      "go.etcd.io/",
-		"consul":    "github.com/hashicorp/consul",
-		"zookeeper": "github.com/go-zookeeper/",
+		"etcd":       "go.etcd.io/",
+		"consul":     "github.com/hashicorp/consul",
+		"zookeeper":  "github.com/go-zookeeper/",
+		"kubernetes": "k8s.io/",
 	}
 	for backend, sdk := range own {
 		for _, d := range deps(t, module+"/cluster/"+backend) {

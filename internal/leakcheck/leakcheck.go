@@ -14,11 +14,19 @@ import (
 // Register takes the goroutines running now as the baseline and, when the
 // test ends (after every cleanup registered later), fails it if others
 // remain for more than 10 seconds. Call it first in a test.
-func Register(t testing.TB, opts ...goleak.Option) {
+func Register(t testing.TB, opts ...goleak.Option) { RegisterWith(t, nil, opts...) }
+
+// RegisterWith is Register with a settle function called before each look,
+// for goroutines that end only when asked, such as HTTP connections that
+// went idle after their last close (client-go shares transports).
+func RegisterWith(t testing.TB, settle func(), opts ...goleak.Option) {
 	opts = append([]goleak.Option{goleak.IgnoreCurrent()}, opts...)
 	t.Cleanup(func() {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
+			if settle != nil {
+				settle()
+			}
 			err := goleak.Find(opts...)
 			if err == nil {
 				return

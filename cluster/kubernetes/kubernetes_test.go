@@ -1,0 +1,371 @@
+package kubernetes_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8s "k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/cluster/kubernetes"
+	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testenv"
+	"github.com/herd-go/herd/internal/testserver"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func restConfig(host, token string) *rest.Config {
+	return &rest.Config{Host: host, BearerToken: token, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+}
+
+// env is one coordinator's view of its pod's environment, set when the
+// harness registers a node: a kubelet would have set HOSTNAME.
+type env struct {
+	mu   sync.Mutex
+	vars map[string]string
+}
+
+func (e *env) set(k, v string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.vars == nil {
+		e.vars = map[string]string{}
+	}
+	e.vars[k] = v
+}
+
+func (e *env) lookup(k string) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.vars[k]
+	return v, ok
+}
+
+// fixture is a namespace on a real API server, with helpers that play the
+// kubelet's part.
+type fixture struct {
+	t      *testing.T
+	admin  k8s.Interface
+	host   string
+	token  string
+	ns     string
+	labels map[string]string
+	envs   sync.Map // *kubernetes.Coordinator → *env
+}
+
+func newFixture(t *testing.T, host, token string) *fixture {
+	rc := restConfig(host, token)
+	hc, err := rest.HTTPClientFor(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hc.CloseIdleConnections)
+	admin, err := k8s.NewForConfigAndClient(rc, hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, admin: admin, host: host, token: token, ns: "herd-" + cluster.NewID()[:10], labels: map[string]string{"app": "herd", "tier": "backend"}}
+	if _, err := admin.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) config() kubernetes.Config {
+	cfg := kubernetes.DefaultConfig()
+	cfg.Namespace = f.ns
+	cfg.LabelSelector = "app=herd,tier in (backend,worker),!canary"
+	cfg.Timeout = 5 * time.Second
+	return cfg
+}
+
+func (f *fixture) coordinator(t *testing.T, cfg kubernetes.Config, token string) *kubernetes.Coordinator {
+	t.Helper()
+	e := &env{}
+	c, err := kubernetes.New(context.Background(), cfg, kubernetes.WithLogger(quiet),
+		kubernetes.WithRESTConfig(restConfig(f.host, token)), kubernetes.WithLookupEnv(e.lookup))
+	if err != nil {
+		t.Fatalf("kubernetes.New: %v", err)
+	}
+	f.envs.Store(c, e)
+	return c
+}
+
+// runPod creates a pod for n and reports it Running and Ready at n's
+// address, as a scheduler and kubelet would.
+func (f *fixture) runPod(t *testing.T, n cluster.Node, labels map[string]string, portName string) *corev1.Pod {
+	t.Helper()
+	ctx := context.Background()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: n.ID, Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "app", Image: "herd",
+			Ports: []corev1.ContainerPort{{Name: portName, ContainerPort: int32(n.Address.Port)}},
+		}}},
+	}
+	created, err := f.admin.CoreV1().Pods(f.ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status = corev1.PodStatus{
+		Phase:      corev1.PodRunning,
+		PodIP:      n.Address.Host,
+		PodIPs:     []corev1.PodIP{{IP: n.Address.Host}},
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}},
+	}
+	updated, err := f.admin.CoreV1().Pods(f.ns).UpdateStatus(ctx, created, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return updated
+}
+
+func (f *fixture) deletePod(name string) error {
+	zero := int64(0)
+	return f.admin.CoreV1().Pods(f.ns).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+}
+
+func (f *fixture) harness(cfg kubernetes.Config) clustertest.Harness {
+	return clustertest.Harness{
+		NewCoordinator: func(t *testing.T) cluster.Coordinator { return f.coordinator(t, cfg, f.token) },
+		Register: func(t *testing.T, c cluster.Coordinator, n cluster.Node) error {
+			f.runPod(t, n, f.labels, "grpc")
+			if e, ok := f.envs.Load(c); ok {
+				e.(*env).set("HOSTNAME", n.ID)
+			}
+			return c.RegisterRemote(context.Background(), n)
+		},
+		Leave: func(t *testing.T, c cluster.Coordinator, n cluster.Node) error {
+			return errors.Join(f.deletePod(n.ID), c.Close())
+		},
+		WriteMalformed: func(t *testing.T) {
+			// A member pod with no container port named "grpc": nothing to dial.
+			f.runPod(t, clustertest.NewNode(), f.labels, "metrics")
+		},
+		Malformed: func(c cluster.Coordinator) uint64 { return c.(*kubernetes.Coordinator).Stats().Malformed },
+		Within:    2 * time.Second,
+	}
+}
+
+func startKube(t *testing.T) *testserver.Kube {
+	apiserver := testenv.Require(t, "HERD_KUBE_APISERVER_BIN", "a kube-apiserver binary")
+	etcdBin := testenv.Require(t, "HERD_ETCD_BIN", "an etcd binary for kube-apiserver")
+	return testserver.StartKube(t, apiserver, etcdBin)
+}
+
+func TestKubernetes(t *testing.T) {
+	kube := startKube(t)
+	// client-go shares one transport between all these clients; a watch's
+	// connection goes idle only after the informer stops.
+	shared, err := rest.HTTPClientFor(restConfig(kube.Host, kube.AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One HTTP/2 connection of that shared transport can outlive every close
+	// (it is never idle when closed); its read loop is client-go's, not
+	// herd's, so it is the one goroutine this check ignores. The informers,
+	// reflectors and herd's own goroutines are all still checked.
+	leakcheck.RegisterWith(t, shared.CloseIdleConnections,
+		goleak.IgnoreAnyFunction("golang.org/x/net/http2.(*ClientConn).readLoop"))
+	f := newFixture(t, kube.Host, kube.AdminToken)
+
+	t.Run("Conformance", func(t *testing.T) {
+		h := f.harness(f.config())
+		h.Recovery = func(t *testing.T) clustertest.RecoveryTarget {
+			// A server of the test's own: its apiserver is SIGKILLed and
+			// restarted on the same etcd.
+			own := startKube(t)
+			g := newFixture(t, own.Host, own.AdminToken)
+			rh := g.harness(g.config())
+			return clustertest.RecoveryTarget{
+				NewCoordinator: rh.NewCoordinator,
+				Register:       rh.Register,
+				Kill:           own.APIServer.Kill,
+				Restart:        own.APIServer.Start,
+			}
+		}
+		h.RecoverWithin = 30 * time.Second
+		clustertest.Run(t, h)
+	})
+
+	t.Run("SetBasedSelectorAndReadiness", func(t *testing.T) {
+		g := newFixture(t, kube.Host, kube.AdminToken)
+		c := g.coordinator(t, g.config(), kube.AdminToken)
+		defer c.Close()
+		w := c.Watch(context.Background())
+		in1, in2, canary, other, notReady := clustertest.NewNode(), clustertest.NewNode(), clustertest.NewNode(), clustertest.NewNode(), clustertest.NewNode()
+		g.runPod(t, in1, map[string]string{"app": "herd", "tier": "backend"}, "grpc")
+		g.runPod(t, in2, map[string]string{"app": "herd", "tier": "worker"}, "grpc")
+		g.runPod(t, canary, map[string]string{"app": "herd", "tier": "backend", "canary": "yes"}, "grpc")
+		g.runPod(t, other, map[string]string{"app": "herd", "tier": "frontend"}, "grpc")
+		pod := g.runPod(t, notReady, map[string]string{"app": "herd", "tier": "backend"}, "grpc")
+		pod.Status.Conditions[0].Status = corev1.ConditionFalse
+		if _, err := g.admin.CoreV1().Pods(g.ns).UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		got := clustertest.WaitFor(t, w, 5*time.Second, "the two matching ready pods only", func(ns []cluster.Node) bool {
+			return len(ns) == 2 && clustertest.Has(ns, in1.ID) && clustertest.Has(ns, in2.ID)
+		})
+		for _, n := range got {
+			if n.Address.Host != "127.0.0.1" || (n.Address.Port != in1.Address.Port && n.Address.Port != in2.Address.Port) {
+				t.Errorf("node %+v: want the pod IP and its named port", n)
+			}
+		}
+		// Ready again: it joins.
+		pod, _ = g.admin.CoreV1().Pods(g.ns).Get(context.Background(), notReady.ID, metav1.GetOptions{})
+		pod.Status.Conditions[0].Status = corev1.ConditionTrue
+		if _, err := g.admin.CoreV1().Pods(g.ns).UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		clustertest.WaitFor(t, w, 5*time.Second, "the pod that became ready", func(ns []cluster.Node) bool { return clustertest.Has(ns, notReady.ID) })
+	})
+
+	t.Run("SelfByUIDAndNameCheck", func(t *testing.T) {
+		g := newFixture(t, kube.Host, kube.AdminToken)
+		cfg := g.config()
+		e := &env{}
+		c, err := kubernetes.New(context.Background(), cfg, kubernetes.WithLogger(quiet),
+			kubernetes.WithRESTConfig(restConfig(g.host, kube.AdminToken)), kubernetes.WithLookupEnv(e.lookup))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		self := clustertest.NewNode()
+		pod := g.runPod(t, self, g.labels, "grpc")
+		if err := c.RegisterRemote(context.Background(), self); err == nil || !strings.Contains(err.Error(), cfg.UIDEnvName) {
+			t.Fatalf("no UID and no HOSTNAME: err = %v", err)
+		}
+		e.set(cfg.UIDEnvName, string(pod.UID))
+		wrong := self
+		wrong.ID = "not-the-pod-name"
+		if err := c.RegisterRemote(context.Background(), wrong); err == nil || !strings.Contains(err.Error(), "SW_CLUSTER_NODE_ID") {
+			t.Fatalf("ID other than the pod name: err = %v", err)
+		}
+		if err := c.RegisterRemote(context.Background(), self); err != nil {
+			t.Fatal(err)
+		}
+		nodes, err := c.QueryRemoteNodes(context.Background())
+		if err != nil || len(nodes) != 1 || !nodes[0].Self {
+			t.Fatalf("view %v, err %v", clustertest.IDs(nodes), err)
+		}
+	})
+
+	t.Run("MinimalRBAC", func(t *testing.T) {
+		g := newFixture(t, kube.Host, kube.AdminToken)
+		cfg := g.config()
+		// Without a binding the reader is refused at start-up, with a message that says what to grant.
+		_, err := kubernetes.New(context.Background(), cfg, kubernetes.WithLogger(quiet), kubernetes.WithRESTConfig(restConfig(g.host, kube.ReaderToken)))
+		if err == nil || !strings.Contains(err.Error(), "get, list and watch") {
+			t.Fatalf("without RBAC: err = %v", err)
+		}
+		bindPodReader(t, g)
+		c := g.coordinator(t, cfg, kube.ReaderToken)
+		defer c.Close()
+		self := clustertest.NewNode()
+		g.runPod(t, self, g.labels, "grpc")
+		e, _ := g.envs.Load(c)
+		e.(*env).set("HOSTNAME", self.ID)
+		if err := c.RegisterRemote(context.Background(), self); err != nil {
+			t.Fatalf("register with only get/list/watch on pods: %v", err)
+		}
+		clustertest.WaitFor(t, c.Watch(context.Background()), 5*time.Second, "self", func(ns []cluster.Node) bool { return clustertest.Has(ns, self.ID) })
+		if _, err := c.QueryRemoteNodes(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("Kubeconfig", func(t *testing.T) {
+		g := newFixture(t, kube.Host, kube.AdminToken)
+		cfg := g.config()
+		cfg.Kubeconfig = filepath.Join(t.TempDir(), "kubeconfig")
+		kc := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters: [{name: herd, cluster: {server: %q, insecure-skip-tls-verify: true}}]
+users: [{name: admin, user: {token: %q}}]
+contexts: [{name: herd, context: {cluster: herd, user: admin}}]
+current-context: herd
+`, kube.Host, kube.AdminToken)
+		if err := os.WriteFile(cfg.Kubeconfig, []byte(kc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := kubernetes.New(context.Background(), cfg, kubernetes.WithLogger(quiet))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	})
+}
+
+// bindPodReader grants herd's documented minimal RBAC to the reader user.
+func bindPodReader(t *testing.T, g *fixture) {
+	ctx := context.Background()
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "herd-pod-reader"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}},
+	}
+	if _, err := g.admin.RbacV1().Roles(g.ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "herd-pod-reader"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: testserver.ReaderUser}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "herd-pod-reader"},
+	}
+	if _, err := g.admin.RbacV1().RoleBindings(g.ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	cases := map[string]struct {
+		mutate func(*kubernetes.Config)
+		key    string
+	}{
+		"no namespace":     {func(c *kubernetes.Config) { c.Namespace = "" }, "cluster.kubernetes.namespace"},
+		"bad selector":     {func(c *kubernetes.Config) { c.LabelSelector = "app in (" }, "cluster.kubernetes.labelSelector"},
+		"empty selector":   {func(c *kubernetes.Config) { c.LabelSelector = "" }, "cluster.kubernetes.labelSelector"},
+		"no port":          {func(c *kubernetes.Config) { c.Port, c.PortName = 0, "" }, "cluster.kubernetes.port"},
+		"bad kubeconfig":   {func(c *kubernetes.Config) { c.Kubeconfig = "/nonexistent/kubeconfig" }, "cluster.kubernetes.kubeconfig"},
+		"negative timeout": {func(c *kubernetes.Config) { c.Timeout = -1 }, "cluster.kubernetes.timeout"},
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := kubernetes.DefaultConfig()
+			c.mutate(&cfg)
+			_, err := kubernetes.New(context.Background(), cfg)
+			var ce *cluster.ConfigError
+			if !errors.As(err, &ce) || ce.Key != c.key {
+				t.Fatalf("err = %v, want a ConfigError for %s", err, c.key)
+			}
+		})
+	}
+}
+
+func TestOutsideAPodSaysWhatToSet(t *testing.T) {
+	_, err := kubernetes.New(context.Background(), kubernetes.DefaultConfig())
+	if err == nil || !strings.Contains(err.Error(), "SW_CLUSTER_K8S_KUBECONFIG") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
+	want := kubernetes.DefaultConfig()
+	want.InternalComPort = -1
+	clustertest.DefaultsMatch(t, "kubernetes", want)
+}
