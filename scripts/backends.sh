@@ -14,6 +14,7 @@ HERD_RUN="${HERD_RUN:-}" # made on first start, removed by stop_backends
 CONSUL_VERSION=1.20.1
 ETCD_VERSION=3.6.5
 KUBE_VERSION=1.37.2
+RNACOS_VERSION=0.8.8
 mkdir -p "$HERD_CACHE/bin"
 HERD_PIDS=()
 
@@ -102,6 +103,36 @@ ensure_kube_apiserver() {
     GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
     GOFLAGS=-mod=mod go build -o "$KUBE_APISERVER_BIN.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   ) && mv "$KUBE_APISERVER_BIN.tmp" "$KUBE_APISERVER_BIN"
+}
+
+# ensure_rnacos: r-nacos, a Nacos-compatible server (Nacos 2.x HTTP + gRPC
+# protocols), built from crates.io. The Alibaba Nacos server itself is not on
+# Maven Central (only its client is), so it cannot be fetched here.
+ensure_rnacos() {
+  RNACOS_BIN="$HERD_CACHE/rnacos-$RNACOS_VERSION/bin/rnacos"
+  [ -x "$RNACOS_BIN" ] && return 0
+  command -v cargo >/dev/null || { log "cargo is needed to build rnacos (Rust, from rustup)"; return 1; }
+  log "building rnacos $RNACOS_VERSION from crates.io (about 10 minutes on 2 cores; cached in $HERD_CACHE)"
+  cargo install rnacos --version "$RNACOS_VERSION" --locked --root "$HERD_CACHE/rnacos-$RNACOS_VERSION" >"$HERD_CACHE/rnacos-build.log" 2>&1 ||
+    { tail -30 "$HERD_CACHE/rnacos-build.log" >&2; return 1; }
+}
+
+# start_nacos: rnacos on a free HTTP port P with gRPC on P+1000 (Nacos's
+# offset, which nacos-sdk-go assumes); exports HERD_TEST_NACOS_ADDR.
+start_nacos() {
+  ensure_rnacos || return 1
+  local http
+  while :; do
+    http=$(free_port)
+    (( http + 1000 < 65536 )) && ! (exec 3<>"/dev/tcp/127.0.0.1/$((http + 1000))") 2>/dev/null && break
+  done
+  local dir; run_dir nacos
+  RNACOS_HTTP_PORT=$http RNACOS_GRPC_PORT=$((http + 1000)) RNACOS_HTTP_CONSOLE_PORT=$(free_port) \
+    RNACOS_DATA_DIR="$dir/data" setsid "$RNACOS_BIN" >"$dir/rnacos.log" 2>&1 </dev/null &
+  HERD_PIDS+=($!)
+  if ! wait_tcp 127.0.0.1 $((http + 1000)) 60; then log "rnacos did not listen in 60s:"; tail -20 "$dir/rnacos.log" >&2; return 1; fi
+  export HERD_TEST_NACOS_ADDR="127.0.0.1:$http" HERD_RNACOS_BIN="$RNACOS_BIN"
+  log "rnacos $RNACOS_VERSION (Nacos-compatible) at $HERD_TEST_NACOS_ADDR (pid ${HERD_PIDS[-1]})"
 }
 
 # start_consul: a dev-mode agent on free loopback ports; exports HERD_TEST_CONSUL_ADDR.

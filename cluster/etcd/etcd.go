@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -400,7 +401,13 @@ func (c *Coordinator) Close() error {
 		stop()
 		<-done
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
-		if _, rerr := c.client.Revoke(ctx, lease); rerr != nil {
+		_, rerr := c.client.Revoke(ctx, lease)
+		if errors.Is(rerr, rpctypes.ErrLeaseNotFound) {
+			// The lease expired (during an outage, say); make sure the key
+			// went with it rather than hanging on a lease we never saw.
+			_, rerr = c.client.Delete(ctx, c.prefix+c.selfID())
+		}
+		if rerr != nil {
 			err = fmt.Errorf("etcd: revoking the registration lease (it expires by itself within %s): %w", c.cfg.TTL, rerr)
 		}
 		cancel()

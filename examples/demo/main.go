@@ -32,6 +32,7 @@ import (
 	"github.com/herd-go/herd/cluster"
 	_ "github.com/herd-go/herd/cluster/consul"
 	_ "github.com/herd-go/herd/cluster/etcd"
+	_ "github.com/herd-go/herd/cluster/nacos"
 	_ "github.com/herd-go/herd/cluster/standalone"
 	_ "github.com/herd-go/herd/cluster/zookeeper"
 	"github.com/herd-go/herd/internal/embedetcd"
@@ -123,6 +124,9 @@ func run(nodeCount, messages int, timeout time.Duration) error {
 	overrides["SW_CLUSTER_ETCD_SERVICE_NAME"] = run // etcd
 	overrides["SW_SERVICE_NAME"] = run              // consul
 	overrides["SW_NAMESPACE"] = run                 // zookeeper
+	if backend == "kubernetes" {
+		return errors.New("SW_CLUSTER=kubernetes needs the demo's nodes to be pods; run it with another backend, or see cluster/kubernetes")
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*timeout)
 	defer cancel()

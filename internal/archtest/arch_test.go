@@ -53,6 +53,7 @@ func TestImportRules(t *testing.T) {
 		"consul":     "github.com/hashicorp/consul",
 		"zookeeper":  "github.com/go-zookeeper/",
 		"kubernetes": "k8s.io/",
+		"nacos":      "github.com/nacos-group/",
 	}
 	for backend, sdk := range own {
 		for _, d := range deps(t, module+"/cluster/"+backend) {

@@ -1,0 +1,113 @@
+package nacos
+
+import (
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+)
+
+// Config is the cluster.nacos section. Keys and environment variables follow
+// Apache SkyWalking's; group, clusterName, the directories and timeout are
+// herd's own.
+type Config struct {
+	ServiceName string `yaml:"serviceName"` // SW_SERVICE_NAME
+	// HostPort is a comma-separated list of servers, host:port of the HTTP
+	// port; the SDK talks gRPC on port+1000 (SW_CLUSTER_NACOS_HOST_PORT).
+	HostPort string `yaml:"hostPort"`
+	// Namespace ID; "public" and "" both mean the default namespace (SW_CLUSTER_NACOS_NAMESPACE).
+	Namespace       string `yaml:"namespace"`
+	ContextPath     string `yaml:"contextPath"` // SW_CLUSTER_NACOS_CONTEXT_PATH
+	Username        string `yaml:"username"`    // SW_CLUSTER_NACOS_USERNAME
+	Password        string `yaml:"password"`    // SW_CLUSTER_NACOS_PASSWORD
+	AccessKey       string `yaml:"accessKey"`   // SW_CLUSTER_NACOS_ACCESSKEY
+	SecretKey       string `yaml:"secretKey"`   // SW_CLUSTER_NACOS_SECRETKEY
+	InternalComHost string `yaml:"internalComHost"`
+	InternalComPort int    `yaml:"internalComPort"`
+	Group           string `yaml:"group"`       // SW_CLUSTER_NACOS_GROUP
+	ClusterName     string `yaml:"clusterName"` // SW_CLUSTER_NACOS_CLUSTER
+	// LogDir and CacheDir are the SDK's; empty means a per-user cache
+	// directory (os.UserCacheDir()/herd/nacos), never the working directory.
+	LogDir   string `yaml:"logDir"`   // SW_CLUSTER_NACOS_LOG_DIR
+	CacheDir string `yaml:"cacheDir"` // SW_CLUSTER_NACOS_CACHE_DIR
+	// Timeout bounds each request and start-up (SW_CLUSTER_NACOS_TIMEOUT).
+	Timeout time.Duration `yaml:"timeout"`
+}
+
+// DefaultConfig returns the values of herd's built-in configuration.
+func DefaultConfig() Config {
+	return Config{
+		ServiceName: "SkyWalking_OAP_Cluster",
+		HostPort:    "localhost:8848",
+		Namespace:   "public",
+		Group:       "DEFAULT_GROUP",
+		ClusterName: "DEFAULT",
+		Timeout:     5 * time.Second,
+	}
+}
+
+func key(k string) string { return "cluster.nacos." + k }
+
+func (c Config) namespaceID() string {
+	if c.Namespace == "public" {
+		return ""
+	}
+	return c.Namespace
+}
+
+// dirs returns the SDK's log and cache directories.
+func (c Config) dirs() (logDir, cacheDir string) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	base = filepath.Join(base, "herd", "nacos")
+	logDir, cacheDir = c.LogDir, c.CacheDir
+	if logDir == "" {
+		logDir = filepath.Join(base, "log")
+	}
+	if cacheDir == "" {
+		cacheDir = filepath.Join(base, "cache")
+	}
+	return logDir, cacheDir
+}
+
+type server struct {
+	host string
+	port uint64
+}
+
+func (c Config) servers() ([]server, error) {
+	var out []server
+	for _, hp := range cluster.SplitList(c.HostPort) {
+		a, err := cluster.ParseAddress(hp)
+		if err != nil {
+			return nil, &cluster.ConfigError{Key: key("hostPort"), Value: c.HostPort, Accepted: "a comma-separated list of host:port, the servers' HTTP port (SW_CLUSTER_NACOS_HOST_PORT)", Err: err}
+		}
+		out = append(out, server{a.Host, uint64(a.Port)})
+	}
+	if len(out) == 0 {
+		return nil, &cluster.ConfigError{Key: key("hostPort"), Value: c.HostPort, Accepted: "a comma-separated list of host:port (SW_CLUSTER_NACOS_HOST_PORT)"}
+	}
+	return out, nil
+}
+
+func (c Config) validate() error {
+	if _, err := c.servers(); err != nil {
+		return err
+	}
+	if c.ServiceName == "" {
+		return &cluster.ConfigError{Key: key("serviceName"), Value: "", Accepted: "a non-empty service name (SW_SERVICE_NAME)"}
+	}
+	if c.Group == "" {
+		return &cluster.ConfigError{Key: key("group"), Value: "", Accepted: "a group name, e.g. DEFAULT_GROUP (SW_CLUSTER_NACOS_GROUP)"}
+	}
+	if (c.AccessKey == "") != (c.SecretKey == "") {
+		return &cluster.ConfigError{Key: key("accessKey"), Value: "(hidden)", Accepted: "accessKey and secretKey set together, or neither"}
+	}
+	if c.Timeout <= 0 || c.Timeout > time.Hour {
+		return &cluster.ConfigError{Key: key("timeout"), Value: c.Timeout.String(), Accepted: "a positive duration up to 1h (SW_CLUSTER_NACOS_TIMEOUT)"}
+	}
+	return nil
+}

@@ -1,0 +1,386 @@
+// Package nacos is herd's Nacos coordinator (github.com/nacos-group/nacos-sdk-go/v2).
+//
+// Each node is an ephemeral instance of the configured service (group,
+// cluster, namespace) whose metadata carries the node ID under "herd.id".
+// Membership is pushed by the SDK's subscription; healthy, enabled instances
+// with weight above zero count. The SDK's quirks are handled on purpose:
+//
+//   - An empty instance list is pushed (UpdateCacheWhenEmpty on): with the
+//     SDK default, the last node leaving would never reach the callback.
+//   - After a reconnect (a server restart, say) the SDK registers and
+//     subscribes again by itself; herd also checks every few seconds that
+//     self is in the pushed list and registers again if not.
+//   - The SDK's log and cache directories default to a per-user cache
+//     directory, never the working directory, and its disk cache is not
+//     loaded at start (a stale list is not a view).
+//
+// It registers itself under the name "nacos":
+//
+//	import _ "github.com/herd-go/herd/cluster/nacos"
+package nacos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/clients"
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
+	"github.com/nacos-group/nacos-sdk-go/v2/common/constant"
+	"github.com/nacos-group/nacos-sdk-go/v2/model"
+	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/members"
+)
+
+func init() {
+	cluster.RegisterConfigured("nacos", DefaultConfig, func(ctx context.Context, cfg Config) (*Coordinator, error) {
+		return New(ctx, cfg)
+	})
+}
+
+// IDKey is the instance metadata key that carries the node ID.
+const IDKey = "herd.id"
+
+// Option changes a Coordinator's defaults.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+	check  time.Duration
+}
+
+// WithLogger sends the coordinator's warnings to l instead of slog.Default().
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithSelfCheck sets how often herd checks that self is still registered; default 5s.
+func WithSelfCheck(d time.Duration) Option { return func(o *options) { o.check = d } }
+
+// Stats are counters for monitoring.
+type Stats struct {
+	Malformed       uint64 // instances without a valid herd.id, host or port, once each
+	Reregistrations uint64 // registrations herd repeated after self went missing
+}
+
+// Coordinator registers self with Nacos and follows the service by subscription.
+type Coordinator struct {
+	cfg    Config
+	opts   options
+	client naming_client.INamingClient
+	sub    *vo.SubscribeParam
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	self   *cluster.Node
+	closed bool
+
+	view            members.View
+	malformed       members.Malformed
+	reregistrations atomic.Uint64
+}
+
+// New connects to Nacos, checks that it answers within cfg.Timeout and
+// subscribes to the service.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	o := options{logger: slog.Default(), check: 5 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	servers, _ := cfg.servers()
+	logDir, cacheDir := cfg.dirs()
+	for _, d := range []string{logDir, cacheDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, &cluster.ConfigError{Key: key("logDir"), Value: d, Accepted: "a directory herd can create (SW_CLUSTER_NACOS_LOG_DIR, SW_CLUSTER_NACOS_CACHE_DIR)", Err: err}
+		}
+	}
+	var sc []constant.ServerConfig
+	for _, s := range servers {
+		opts := []constant.ServerOption{constant.WithScheme("http")}
+		if cfg.ContextPath != "" {
+			opts = append(opts, constant.WithContextPath(cfg.ContextPath))
+		}
+		sc = append(sc, *constant.NewServerConfig(s.host, s.port, opts...))
+	}
+	cc := constant.NewClientConfig(
+		constant.WithNamespaceId(cfg.namespaceID()),
+		constant.WithTimeoutMs(uint64(cfg.Timeout/time.Millisecond)),
+		constant.WithNotLoadCacheAtStart(true),
+		constant.WithUpdateCacheWhenEmpty(true),
+		constant.WithLogDir(logDir),
+		constant.WithCacheDir(cacheDir),
+		constant.WithLogLevel("warn"),
+		constant.WithUsername(cfg.Username),
+		constant.WithPassword(cfg.Password),
+		constant.WithAccessKey(cfg.AccessKey),
+		constant.WithSecretKey(cfg.SecretKey),
+	)
+	client, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: cc, ServerConfigs: sc})
+	if err != nil {
+		return nil, fmt.Errorf("nacos: connecting to %s: %w (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT; the gRPC port is the HTTP port + 1000)", cfg.HostPort, err)
+	}
+	c := &Coordinator{cfg: cfg, opts: o, client: client}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+
+	// Fail fast on a wrong address or credentials.
+	if _, err := c.query(ctx); err != nil {
+		c.shutdown()
+		return nil, fmt.Errorf("nacos: %s did not answer: %w (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT, the gRPC port +1000, and the credentials)", cfg.HostPort, err)
+	}
+	// Subscribe to the whole service and filter by cluster here: a push for a
+	// cluster-filtered subscription is filed under another cache key by some
+	// Nacos-compatible servers (r-nacos), and the callback never fires.
+	c.sub = &vo.SubscribeParam{ServiceName: cfg.ServiceName, GroupName: cfg.Group, SubscribeCallback: c.onPush}
+	if err := client.Subscribe(c.sub); err != nil {
+		c.shutdown()
+		return nil, fmt.Errorf("nacos: subscribing to %s@%s: %w", cfg.ServiceName, cfg.Group, err)
+	}
+	return c, nil
+}
+
+// Stats returns the coordinator's counters.
+func (c *Coordinator) Stats() Stats {
+	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load()}
+}
+
+func (c *Coordinator) selfNode() *cluster.Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.self
+}
+
+func (c *Coordinator) selfID() string {
+	if s := c.selfNode(); s != nil {
+		return s.ID
+	}
+	return ""
+}
+
+func (c *Coordinator) onPush(instances []model.Instance, err error) {
+	if err != nil {
+		c.opts.logger.Warn("herd/nacos: subscription error; keeping the last view", "service", c.cfg.ServiceName, "err", err)
+		return
+	}
+	c.view.Publish(c.decode(instances, true), c.selfID())
+}
+
+// decode keeps healthy, enabled instances of the configured cluster with
+// weight above zero. One
+// without a valid herd.id, host or port is skipped and, when count is set,
+// counted once.
+func (c *Coordinator) decode(instances []model.Instance, count bool) []cluster.Node {
+	nodes := make([]cluster.Node, 0, len(instances))
+	present := map[string]bool{}
+	for _, in := range instances {
+		if !in.Healthy || !in.Enable || in.Weight <= 0 || (in.ClusterName != "" && in.ClusterName != c.cfg.ClusterName) {
+			continue
+		}
+		meta := maps.Clone(in.Metadata)
+		id := meta[IDKey]
+		delete(meta, IDKey)
+		if len(meta) == 0 {
+			meta = nil
+		}
+		n := cluster.Node{ID: id, Address: cluster.Address{Host: in.Ip, Port: int(in.Port)}, Meta: meta}
+		k := fmt.Sprintf("%s:%d/%s", in.Ip, in.Port, id)
+		present[k] = true
+		if err := n.Validate(); err != nil {
+			if count && c.malformed.Report(k, 0) {
+				c.opts.logger.Warn("herd/nacos: skipping an instance that is not a valid herd node", "service", c.cfg.ServiceName, "instance", k, "err", err)
+			}
+			continue
+		}
+		nodes = append(nodes, n)
+	}
+	if count {
+		c.malformed.Retain(func(k string) bool { return present[k] })
+	}
+	return nodes
+}
+
+// call runs an SDK call, which has its own timeout but no context, so that
+// the caller can stop waiting; the call itself ends within cfg.Timeout.
+func (c *Coordinator) call(ctx context.Context, f func() error) error {
+	done := make(chan error, 1)
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		done <- f()
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (c *Coordinator) query(ctx context.Context) ([]model.Instance, error) {
+	// Once subscribed, the SDK answers from its cache even with no server;
+	// a query must fail then, so that the caller knows the view is stale.
+	if !c.client.ServerHealthy() {
+		return nil, errors.New("not connected to any server")
+	}
+	var out []model.Instance
+	err := c.call(ctx, func() error {
+		var err error
+		out, err = c.client.SelectAllInstances(vo.SelectAllInstancesParam{ServiceName: c.cfg.ServiceName, GroupName: c.cfg.Group})
+		return err
+	})
+	return out, err
+}
+
+func (c *Coordinator) register(ctx context.Context, n cluster.Node) error {
+	meta := maps.Clone(n.Meta)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[IDKey] = n.ID
+	return c.call(ctx, func() error {
+		ok, err := c.client.RegisterInstance(vo.RegisterInstanceParam{
+			Ip: n.Address.Host, Port: uint64(n.Address.Port), Weight: 1, Enable: true, Healthy: true, Ephemeral: true,
+			Metadata: meta, ClusterName: c.cfg.ClusterName, ServiceName: c.cfg.ServiceName, GroupName: c.cfg.Group,
+		})
+		if err == nil && !ok {
+			err = errors.New("the server refused the registration")
+		}
+		return err
+	})
+}
+
+// RegisterRemote registers self as an ephemeral instance and keeps it
+// registered until Close.
+func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
+	if err := self.Validate(); err != nil {
+		return err
+	}
+	self.Self = false
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return cluster.ErrClosed
+	}
+	if c.self != nil {
+		return fmt.Errorf("nacos: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
+	}
+	if err := c.register(ctx, self); err != nil {
+		return fmt.Errorf("nacos: registering %s in %s@%s: %w", self.ID, c.cfg.ServiceName, c.cfg.Group, err)
+	}
+	c.self = &self
+	c.wg.Add(1)
+	go c.supervise(self)
+	c.view.Remark(self.ID)
+	return nil
+}
+
+// supervise registers self again when two checks in a row find it missing
+// from what the server pushes; the SDK's own redo usually gets there first.
+func (c *Coordinator) supervise(self cluster.Node) {
+	defer c.wg.Done()
+	tick := time.NewTicker(c.opts.check)
+	defer tick.Stop()
+	missing := 0
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		nodes, _ := c.view.Load()
+		if containsID(nodes, self.ID) {
+			missing = 0
+			continue
+		}
+		if missing++; missing < 2 {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(c.ctx, c.cfg.Timeout)
+		err := c.register(rctx, self)
+		cancel()
+		if err != nil {
+			c.opts.logger.Warn("herd/nacos: registering self again failed; will retry", "id", self.ID, "err", err)
+			continue
+		}
+		c.reregistrations.Add(1)
+		c.opts.logger.Warn("herd/nacos: self was missing from the service; registered again", "id", self.ID)
+		missing = 0
+	}
+}
+
+func containsID(nodes []cluster.Node, id string) bool {
+	for _, n := range nodes {
+		if n.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// QueryRemoteNodes asks for the service's instances now.
+func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, error) {
+	if c.ctx.Err() != nil {
+		return nil, cluster.ErrClosed
+	}
+	instances, err := c.query(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("nacos: querying %s@%s: %w", c.cfg.ServiceName, c.cfg.Group, err)
+	}
+	return members.Sorted(c.decode(instances, false), c.selfID()), nil
+}
+
+// Watch pushes the member list after every change the server pushes.
+func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
+	return c.view.Subscribe(ctx)
+}
+
+// Close deregisters self, so peers drop it at once, unsubscribes and closes
+// the SDK client. It is safe to call more than once.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	self := c.self
+	c.mu.Unlock()
+	var err error
+	if self != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+		err = c.call(ctx, func() error {
+			_, err := c.client.DeregisterInstance(vo.DeregisterInstanceParam{
+				Ip: self.Address.Host, Port: uint64(self.Address.Port), Cluster: c.cfg.ClusterName,
+				ServiceName: c.cfg.ServiceName, GroupName: c.cfg.Group, Ephemeral: true,
+			})
+			return err
+		})
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("nacos: deregistering %s (the server drops it when the connection closes): %w", self.ID, err)
+		}
+	}
+	if c.sub != nil {
+		_ = c.client.Unsubscribe(c.sub)
+	}
+	c.shutdown()
+	return err
+}
+
+func (c *Coordinator) shutdown() {
+	c.cancel()
+	c.client.CloseClient()
+	c.wg.Wait()
+	c.view.Close()
+}
