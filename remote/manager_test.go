@@ -95,6 +95,18 @@ func (d *dialLog) dial(n cluster.Node) (remote.Client, error) {
 	return c, nil
 }
 
+func (d *dialLog) client(id string) *fakeClient {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.clients[id]
+}
+
+func (d *dialLog) count() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.dials
+}
+
 func node(id, host string, port int) cluster.Node {
 	return cluster.Node{ID: id, Address: cluster.Address{Host: host, Port: port}}
 }
@@ -103,7 +115,13 @@ var self = node("self", "10.0.0.5", 11800)
 
 func newManager(t *testing.T, src remote.Membership, opts ...remote.ManagerOption) (*remote.Manager, *dialLog) {
 	t.Helper()
-	d := &dialLog{}
+	return newManagerDialing(t, src, &dialLog{}, opts...)
+}
+
+// newManagerDialing starts a manager that dials through d, which must be
+// fully set up: the manager's first refresh may dial at once.
+func newManagerDialing(t *testing.T, src remote.Membership, d *dialLog, opts ...remote.ManagerOption) (*remote.Manager, *dialLog) {
+	t.Helper()
 	opts = append([]remote.ManagerOption{remote.WithDialer(d.dial), remote.WithRefreshInterval(time.Hour), remote.WithErrorHandler(func(error) {})}, opts...)
 	m, err := remote.NewManager(src, self, remote.NewServer(), opts...)
 	if err != nil {
@@ -157,7 +175,7 @@ func TestDiffReusesDialsAndCloses(t *testing.T) {
 	m, d := newManager(t, src)
 	_ = m.Refresh(context.Background())
 	first := m.Snapshot()
-	clientA := d.clients["a"]
+	clientA := d.client("a")
 
 	src.set([]cluster.Node{a, c}, nil)
 	_ = m.Refresh(context.Background())
@@ -171,11 +189,11 @@ func TestDiffReusesDialsAndCloses(t *testing.T) {
 	if s.Client(0) != remote.Client(clientA) {
 		t.Error("client for unchanged node a was not reused")
 	}
-	if d.dials != 3 {
-		t.Errorf("dials = %d, want 3 (a, b, c)", d.dials)
+	if n := d.count(); n != 3 {
+		t.Errorf("dials = %d, want 3 (a, b, c)", n)
 	}
 	deadline := time.Now().Add(time.Second)
-	for !d.clients["b"].closed.Load() {
+	for !d.client("b").closed.Load() {
 		if time.Now().After(deadline) {
 			t.Fatal("removed node's client not closed")
 		}
@@ -266,8 +284,7 @@ func TestEmptyAnswerPolicies(t *testing.T) {
 
 func TestDialFailureLeavesNodeOutAndReports(t *testing.T) {
 	src := newFake(node("a", "10.0.0.1", 1), node("bad", "10.0.0.2", 1))
-	m, d := newManager(t, src)
-	d.fail = map[string]bool{"bad": true}
+	m, d := newManagerDialing(t, src, &dialLog{fail: map[string]bool{"bad": true}})
 	if err := m.Refresh(context.Background()); err == nil {
 		t.Fatal("dial failure not reported")
 	}

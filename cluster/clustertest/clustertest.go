@@ -167,6 +167,30 @@ func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
 	}
 }
 
+// ConfigCase is one invalid configuration: Mutate breaks a valid one, and
+// Key is the YAML key the error must name.
+type ConfigCase[C any] struct {
+	Mutate func(*C)
+	Key    string
+}
+
+// ConfigErrors checks that each case, applied to defaults(), makes start
+// fail with a *cluster.ConfigError naming the case's key.
+func ConfigErrors[C any](t *testing.T, defaults func() C, start func(context.Context, C) error, cases map[string]ConfigCase[C]) {
+	t.Helper()
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			cfg := defaults()
+			c.Mutate(&cfg)
+			err := start(context.Background(), cfg)
+			var ce *cluster.ConfigError
+			if !errors.As(err, &ce) || ce.Key != c.Key {
+				t.Fatalf("err = %v, want a ConfigError for %s", err, c.Key)
+			}
+		})
+	}
+}
+
 // DefaultsMatch checks that the built-in configuration (cluster/default.yaml,
 // with no environment set) decodes, for backend, to want: the backend's
 // DefaultConfig() with internalComPort -1, so the two cannot drift apart.

@@ -2,7 +2,6 @@ package consul_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -149,29 +148,18 @@ func TestUnreachableAgentFailsFast(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
-	cases := map[string]struct {
-		mutate func(*consul.Config)
-		key    string
-	}{
-		"no hosts":             {func(c *consul.Config) { c.HostPort = "," }, "cluster.consul.hostPort"},
-		"no service":           {func(c *consul.Config) { c.ServiceName = "" }, "cluster.consul.serviceName"},
-		"tiny ttl":             {func(c *consul.Config) { c.CheckTTL = time.Millisecond }, "cluster.consul.checkTtl"},
-		"reap under 1m":        {func(c *consul.Config) { c.DeregisterCriticalServiceAfter = time.Second }, "cluster.consul.deregisterCriticalServiceAfter"},
-		"wait too long":        {func(c *consul.Config) { c.WaitTime = time.Hour }, "cluster.consul.waitTime"},
-		"cert without key":     {func(c *consul.Config) { c.TLSCertFile = "c.pem" }, "cluster.consul.tlsCertFile"},
-		"non-positive timeout": {func(c *consul.Config) { c.Timeout = 0 }, "cluster.consul.timeout"},
-	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			cfg := consul.DefaultConfig()
-			c.mutate(&cfg)
-			_, err := consul.New(context.Background(), cfg)
-			var ce *cluster.ConfigError
-			if !errors.As(err, &ce) || ce.Key != c.key {
-				t.Fatalf("err = %v, want a ConfigError for %s", err, c.key)
-			}
-		})
-	}
+	clustertest.ConfigErrors(t, consul.DefaultConfig, func(ctx context.Context, c consul.Config) error {
+		_, err := consul.New(ctx, c)
+		return err
+	}, map[string]clustertest.ConfigCase[consul.Config]{
+		"no hosts":             {Mutate: func(c *consul.Config) { c.HostPort = "," }, Key: "cluster.consul.hostPort"},
+		"no service":           {Mutate: func(c *consul.Config) { c.ServiceName = "" }, Key: "cluster.consul.serviceName"},
+		"tiny ttl":             {Mutate: func(c *consul.Config) { c.CheckTTL = time.Millisecond }, Key: "cluster.consul.checkTtl"},
+		"reap under 1m":        {Mutate: func(c *consul.Config) { c.DeregisterCriticalServiceAfter = time.Second }, Key: "cluster.consul.deregisterCriticalServiceAfter"},
+		"wait too long":        {Mutate: func(c *consul.Config) { c.WaitTime = time.Hour }, Key: "cluster.consul.waitTime"},
+		"cert without key":     {Mutate: func(c *consul.Config) { c.TLSCertFile = "c.pem" }, Key: "cluster.consul.tlsCertFile"},
+		"non-positive timeout": {Mutate: func(c *consul.Config) { c.Timeout = 0 }, Key: "cluster.consul.timeout"},
+	})
 }
 
 func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {

@@ -343,28 +343,17 @@ func bindPodReader(t *testing.T, g *fixture) {
 }
 
 func TestBadConfig(t *testing.T) {
-	cases := map[string]struct {
-		mutate func(*kubernetes.Config)
-		key    string
-	}{
-		"no namespace":     {func(c *kubernetes.Config) { c.Namespace = "" }, "cluster.kubernetes.namespace"},
-		"bad selector":     {func(c *kubernetes.Config) { c.LabelSelector = "app in (" }, "cluster.kubernetes.labelSelector"},
-		"empty selector":   {func(c *kubernetes.Config) { c.LabelSelector = "" }, "cluster.kubernetes.labelSelector"},
-		"no port":          {func(c *kubernetes.Config) { c.Port, c.PortName = 0, "" }, "cluster.kubernetes.port"},
-		"bad kubeconfig":   {func(c *kubernetes.Config) { c.Kubeconfig = "/nonexistent/kubeconfig" }, "cluster.kubernetes.kubeconfig"},
-		"negative timeout": {func(c *kubernetes.Config) { c.Timeout = -1 }, "cluster.kubernetes.timeout"},
-	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			cfg := kubernetes.DefaultConfig()
-			c.mutate(&cfg)
-			_, err := kubernetes.New(context.Background(), cfg)
-			var ce *cluster.ConfigError
-			if !errors.As(err, &ce) || ce.Key != c.key {
-				t.Fatalf("err = %v, want a ConfigError for %s", err, c.key)
-			}
-		})
-	}
+	clustertest.ConfigErrors(t, kubernetes.DefaultConfig, func(ctx context.Context, c kubernetes.Config) error {
+		_, err := kubernetes.New(ctx, c)
+		return err
+	}, map[string]clustertest.ConfigCase[kubernetes.Config]{
+		"no namespace":     {Mutate: func(c *kubernetes.Config) { c.Namespace = "" }, Key: "cluster.kubernetes.namespace"},
+		"bad selector":     {Mutate: func(c *kubernetes.Config) { c.LabelSelector = "app in (" }, Key: "cluster.kubernetes.labelSelector"},
+		"empty selector":   {Mutate: func(c *kubernetes.Config) { c.LabelSelector = "" }, Key: "cluster.kubernetes.labelSelector"},
+		"no port":          {Mutate: func(c *kubernetes.Config) { c.Port, c.PortName = 0, "" }, Key: "cluster.kubernetes.port"},
+		"bad kubeconfig":   {Mutate: func(c *kubernetes.Config) { c.Kubeconfig = "/nonexistent/kubeconfig" }, Key: "cluster.kubernetes.kubeconfig"},
+		"negative timeout": {Mutate: func(c *kubernetes.Config) { c.Timeout = -1 }, Key: "cluster.kubernetes.timeout"},
+	})
 }
 
 func TestOutsideAPodSaysWhatToSet(t *testing.T) {

@@ -2,7 +2,6 @@ package nacos_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -138,28 +137,17 @@ func TestUnreachableServerFailsFast(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
-	cases := map[string]struct {
-		mutate func(*nacos.Config)
-		key    string
-	}{
-		"no hosts":        {func(c *nacos.Config) { c.HostPort = "" }, "cluster.nacos.hostPort"},
-		"no port":         {func(c *nacos.Config) { c.HostPort = "nacos" }, "cluster.nacos.hostPort"},
-		"no service":      {func(c *nacos.Config) { c.ServiceName = "" }, "cluster.nacos.serviceName"},
-		"no group":        {func(c *nacos.Config) { c.Group = "" }, "cluster.nacos.group"},
-		"half a key pair": {func(c *nacos.Config) { c.AccessKey = "ak" }, "cluster.nacos.accessKey"},
-		"zero timeout":    {func(c *nacos.Config) { c.Timeout = 0 }, "cluster.nacos.timeout"},
-	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			cfg := nacos.DefaultConfig()
-			c.mutate(&cfg)
-			_, err := nacos.New(context.Background(), cfg)
-			var ce *cluster.ConfigError
-			if !errors.As(err, &ce) || ce.Key != c.key {
-				t.Fatalf("err = %v, want a ConfigError for %s", err, c.key)
-			}
-		})
-	}
+	clustertest.ConfigErrors(t, nacos.DefaultConfig, func(ctx context.Context, c nacos.Config) error {
+		_, err := nacos.New(ctx, c)
+		return err
+	}, map[string]clustertest.ConfigCase[nacos.Config]{
+		"no hosts":        {Mutate: func(c *nacos.Config) { c.HostPort = "" }, Key: "cluster.nacos.hostPort"},
+		"no port":         {Mutate: func(c *nacos.Config) { c.HostPort = "nacos" }, Key: "cluster.nacos.hostPort"},
+		"no service":      {Mutate: func(c *nacos.Config) { c.ServiceName = "" }, Key: "cluster.nacos.serviceName"},
+		"no group":        {Mutate: func(c *nacos.Config) { c.Group = "" }, Key: "cluster.nacos.group"},
+		"half a key pair": {Mutate: func(c *nacos.Config) { c.AccessKey = "ak" }, Key: "cluster.nacos.accessKey"},
+		"zero timeout":    {Mutate: func(c *nacos.Config) { c.Timeout = 0 }, Key: "cluster.nacos.timeout"},
+	})
 }
 
 func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {

@@ -261,29 +261,18 @@ func TestConnectIsBounded(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
-	cases := map[string]struct {
-		mutate func(*zookeeper.Config)
-		key    string
-	}{
-		"no hosts":         {func(c *zookeeper.Config) { c.HostPort = "" }, "cluster.zookeeper.hostPort"},
-		"relative root":    {func(c *zookeeper.Config) { c.Root = "skywalking" }, "cluster.zookeeper.root"},
-		"nested namespace": {func(c *zookeeper.Config) { c.Namespace = "a/b" }, "cluster.zookeeper.namespace"},
-		"other schema":     {func(c *zookeeper.Config) { c.EnableACL, c.Schema = true, "ip" }, "cluster.zookeeper.schema"},
-		"bad expression":   {func(c *zookeeper.Config) { c.EnableACL, c.Expression = true, "nopassword" }, "cluster.zookeeper.expression"},
-		"tiny session":     {func(c *zookeeper.Config) { c.SessionTimeout = time.Millisecond }, "cluster.zookeeper.sessionTimeout"},
-		"zero sleep":       {func(c *zookeeper.Config) { c.BaseSleepTimeMs = 0 }, "cluster.zookeeper.baseSleepTimeMs"},
-	}
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			cfg := zookeeper.DefaultConfig()
-			c.mutate(&cfg)
-			_, err := zookeeper.New(context.Background(), cfg)
-			var ce *cluster.ConfigError
-			if !errors.As(err, &ce) || ce.Key != c.key {
-				t.Fatalf("err = %v, want a ConfigError for %s", err, c.key)
-			}
-		})
-	}
+	clustertest.ConfigErrors(t, zookeeper.DefaultConfig, func(ctx context.Context, c zookeeper.Config) error {
+		_, err := zookeeper.New(ctx, c)
+		return err
+	}, map[string]clustertest.ConfigCase[zookeeper.Config]{
+		"no hosts":         {Mutate: func(c *zookeeper.Config) { c.HostPort = "" }, Key: "cluster.zookeeper.hostPort"},
+		"relative root":    {Mutate: func(c *zookeeper.Config) { c.Root = "skywalking" }, Key: "cluster.zookeeper.root"},
+		"nested namespace": {Mutate: func(c *zookeeper.Config) { c.Namespace = "a/b" }, Key: "cluster.zookeeper.namespace"},
+		"other schema":     {Mutate: func(c *zookeeper.Config) { c.EnableACL, c.Schema = true, "ip" }, Key: "cluster.zookeeper.schema"},
+		"bad expression":   {Mutate: func(c *zookeeper.Config) { c.EnableACL, c.Expression = true, "nopassword" }, Key: "cluster.zookeeper.expression"},
+		"tiny session":     {Mutate: func(c *zookeeper.Config) { c.SessionTimeout = time.Millisecond }, Key: "cluster.zookeeper.sessionTimeout"},
+		"zero sleep":       {Mutate: func(c *zookeeper.Config) { c.BaseSleepTimeMs = 0 }, Key: "cluster.zookeeper.baseSleepTimeMs"},
+	})
 }
 
 func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
