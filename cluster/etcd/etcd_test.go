@@ -19,6 +19,7 @@ import (
 	"github.com/herd-go/herd/cluster/etcd"
 	"github.com/herd-go/herd/internal/embedetcd"
 	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testserver"
 )
 
 var server *embedetcd.Server
@@ -99,9 +100,20 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		Malformed: func(c cluster.Coordinator) uint64 { return c.(*etcd.Coordinator).Stats().Malformed },
-		// The embedded server stops and starts again on the same data
-		// directory and ports: in-process, so stopped rather than SIGKILLed.
+		// An etcd process SIGKILLed and started again on the same data when
+		// HERD_ETCD_BIN names a binary (scripts/test.sh builds one); else the
+		// embedded server, stopped and started in-process.
 		Recovery: func(t *testing.T) clustertest.RecoveryTarget {
+			if bin := os.Getenv("HERD_ETCD_BIN"); bin != "" {
+				srv := testserver.StartEtcd(t, bin)
+				rcfg := cfg
+				rcfg.Endpoints, rcfg.DialTimeout = srv.Endpoint, time.Second
+				return clustertest.RecoveryTarget{
+					NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, rcfg) },
+					Kill:           srv.Kill,
+					Restart:        srv.Start,
+				}
+			}
 			srv, err := embedetcd.Start(t.TempDir())
 			if err != nil {
 				t.Fatal(err)

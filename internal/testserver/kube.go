@@ -36,15 +36,9 @@ func StartKube(t testing.TB, apiserverBin, etcdBin string) *Kube {
 	dir := t.TempDir()
 	k := &Kube{AdminToken: "admin-" + randomHex(t), ReaderToken: "reader-" + randomHex(t)}
 
-	client, peer := FreePort(t), FreePort(t)
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", client)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
-	k.Etcd = newProc(t, "etcd", etcdBin, []string{"--name=herd", "--data-dir=" + filepath.Join(dir, "etcd"),
-		"--listen-client-urls=" + etcdURL, "--advertise-client-urls=" + etcdURL,
-		"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
-		"--initial-cluster=herd=" + peerURL, "--log-level=warn"}, dir,
-		func(ctx context.Context) error { return httpOK(ctx, nil, etcdURL+"/health", "") })
-	k.Etcd.Start()
+	etcd := StartEtcd(t, etcdBin)
+	k.Etcd = etcd.Proc
+	etcdURL := "http://" + etcd.Endpoint
 
 	writeServiceAccountKeys(t, dir)
 	tokens := fmt.Sprintf("%s,admin,admin,system:masters\n%s,%s,%s\n", k.AdminToken, k.ReaderToken, ReaderUser, ReaderUser)
