@@ -119,6 +119,7 @@ type Manager struct {
 	opts   managerOptions
 
 	mu      sync.Mutex // serialises apply
+	applied uint64     // applies so far, under mu: a query that saw fewer is stale
 	current atomic.Pointer[Snapshot]
 	views   latest.Value[*Snapshot]
 	lastErr atomic.Pointer[error]
@@ -130,9 +131,10 @@ type Manager struct {
 }
 
 // NewManager starts a manager for self (the node this process registered)
-// over src. Messages for self go to server in-process. The first snapshot,
-// with self alone, is available at once; peers arrive with the first watch
-// update or query.
+// over src. Messages for self go to server in-process. It queries src once
+// before it returns (bounded by the query timeout), so the first snapshot
+// already holds the peers; if that query fails, the error is reported and
+// the view starts with self alone until the watch or the next query.
 func NewManager(src Membership, self cluster.Node, server *Server, opts ...ManagerOption) (*Manager, error) {
 	if err := self.Validate(); err != nil {
 		return nil, err
@@ -162,6 +164,7 @@ func NewManager(src Membership, self cluster.Node, server *Server, opts ...Manag
 
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
+	_ = m.Refresh(ctx)
 	m.loop.Add(1)
 	go m.run(ctx)
 	return m, nil
@@ -183,11 +186,16 @@ func (m *Manager) Err() error {
 }
 
 // Refresh queries the backend now and applies the answer. A failed query
-// leaves the view as it was and returns the error.
+// leaves the view as it was and returns the error. An answer is dropped if
+// a newer update (a watch push, another query) was applied while it was in
+// flight: the newer one wins.
 func (m *Manager) Refresh(ctx context.Context) error {
 	if m.closed.Load() {
 		return errors.New("remote: manager is closed")
 	}
+	m.mu.Lock()
+	seen := m.applied
+	m.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, m.opts.queryTimeout)
 	defer cancel()
 	nodes, err := m.src.QueryRemoteNodes(ctx)
@@ -196,13 +204,12 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		m.report(err)
 		return err
 	}
-	return m.apply(nodes)
+	return m.applyIf(nodes, &seen)
 }
 
 func (m *Manager) run(ctx context.Context) {
 	defer m.loop.Done()
 	watch := m.src.Watch(ctx)
-	_ = m.Refresh(ctx)
 	tick := time.NewTicker(m.opts.refresh)
 	defer tick.Stop()
 	for {
@@ -215,7 +222,7 @@ func (m *Manager) run(ctx context.Context) {
 				watch = nil
 				continue
 			}
-			_ = m.apply(nodes)
+			_ = m.applyIf(nodes, nil)
 		case <-tick.C:
 			_ = m.Refresh(ctx)
 		}
@@ -275,15 +282,17 @@ func (m *Manager) normalize(in []cluster.Node) []cluster.Node {
 	return out
 }
 
-// apply diffs nodes against the current pool, reusing unchanged clients,
+// applyIf diffs nodes against the current pool, reusing unchanged clients,
 // dialling new ones and closing removed ones, and publishes a new snapshot
-// when anything changed.
-func (m *Manager) apply(nodes []cluster.Node) error {
+// when anything changed. With seen set (a query's answer), it does nothing
+// if anything was applied since the query began.
+func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed.Load() {
+	if m.closed.Load() || (seen != nil && *seen != m.applied) {
 		return nil
 	}
+	m.applied++
 	if len(nodes) == 0 && m.opts.empty == KeepLastView {
 		m.report(ErrEmptyAnswer)
 		return ErrEmptyAnswer

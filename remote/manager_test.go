@@ -402,3 +402,49 @@ func BenchmarkManagerRefresh1000Nodes(b *testing.B) {
 		}
 	}
 }
+
+// slowMembership answers queries only when released, to hold one in flight.
+type slowMembership struct {
+	*fakeMembership
+	started chan struct{}
+	release chan []cluster.Node
+}
+
+func (s *slowMembership) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, error) {
+	s.started <- struct{}{}
+	select {
+	case nodes := <-s.release:
+		return nodes, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// TestStaleQueryAnswerDoesNotRevertAWatchUpdate: a query that began before a
+// watch push and ends after it must not put the older view back.
+func TestStaleQueryAnswerDoesNotRevertAWatchUpdate(t *testing.T) {
+	a, b := node("a", "10.0.0.1", 1), node("b", "10.0.0.2", 1)
+	src := &slowMembership{fakeMembership: newFake(), started: make(chan struct{}, 1), release: make(chan []cluster.Node)}
+	go func() { <-src.started; src.release <- nil }() // NewManager's own first query
+	m, _ := newManagerDialing(t, src, &dialLog{})
+
+	refreshed := make(chan error, 1)
+	go func() { refreshed <- m.Refresh(context.Background()) }()
+	<-src.started // the query is in flight, with the old world [a]
+
+	src.watch <- []cluster.Node{a, b} // a newer update arrives and is applied
+	deadline := time.Now().Add(2 * time.Second)
+	for m.Snapshot().Len() != 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("watch update not applied: %v", addrs(m.Snapshot()))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	src.release <- []cluster.Node{a} // the stale answer
+	if err := <-refreshed; err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(ids(m.Snapshot().Nodes())); got != "[a b self]" {
+		t.Fatalf("view = %s after a stale answer; want the watch's [a b self]", got)
+	}
+}
