@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -164,6 +165,20 @@ func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
 			t.Fatalf("not within %s: %s", d, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// FailsFast checks that start, pointed at a server that is not there, fails
+// within d with an error that names envVar, the setting to check.
+func FailsFast(t *testing.T, d time.Duration, envVar string, start func() error) {
+	t.Helper()
+	began := time.Now()
+	err := start()
+	if err == nil || !strings.Contains(err.Error(), envVar) {
+		t.Fatalf("err = %v, want an error naming %s", err, envVar)
+	}
+	if took := time.Since(began); took > d {
+		t.Fatalf("took %s to fail, want at most %s", took, d)
 	}
 }
 
