@@ -25,7 +25,7 @@ func testConfig(t *testing.T, addr string) consul.Config {
 	cfg := consul.DefaultConfig()
 	cfg.HostPort = addr
 	cfg.ServiceName = "herd-test-" + cluster.NewID()[:8]
-	cfg.CheckTTL = 2 * time.Second
+	cfg.CheckTTL = 5 * time.Second // checks stay passing on a loaded machine
 	cfg.WaitTime = 10 * time.Second
 	cfg.Timeout = 2 * time.Second
 	return cfg

@@ -62,7 +62,7 @@ func testConfig(t *testing.T) etcd.Config {
 	cfg.Endpoints = endpoint()
 	// Each test gets its own cluster so tests cannot see each other's nodes.
 	cfg.Namespace = "/herd-test/" + strings.ReplaceAll(t.Name(), "/", "_")
-	cfg.TTL = 2 * time.Second
+	cfg.TTL = 5 * time.Second // leases survive a loaded machine's pauses
 	return cfg
 }
 

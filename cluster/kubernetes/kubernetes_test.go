@@ -145,7 +145,10 @@ func (f *fixture) harness(cfg kubernetes.Config) clustertest.Harness {
 	return clustertest.Harness{
 		NewCoordinator: func(t *testing.T) cluster.Coordinator { return f.coordinator(t, cfg, f.token) },
 		Register: func(t *testing.T, c cluster.Coordinator, n cluster.Node) error {
-			f.runPod(t, n, f.labels, "grpc")
+			// Idempotent: the suite may retry after a server restart.
+			if _, err := f.admin.CoreV1().Pods(f.ns).Get(context.Background(), n.ID, metav1.GetOptions{}); err != nil {
+				f.runPod(t, n, f.labels, "grpc")
+			}
 			if e, ok := f.envs.Load(c); ok {
 				e.(*env).set("HOSTNAME", n.ID)
 			}

@@ -28,7 +28,8 @@ func testConfig(addr string) zookeeper.Config {
 	cfg.HostPort = addr
 	cfg.Root = "/herd-test"
 	cfg.Namespace = "t" + cluster.NewID()[:10]
-	cfg.SessionTimeout = 4 * time.Second
+	// Long enough that a loaded machine does not expire healthy sessions.
+	cfg.SessionTimeout = 10 * time.Second
 	cfg.ConnectTimeout = 5 * time.Second
 	cfg.BaseSleepTimeMs = 50
 	return cfg
