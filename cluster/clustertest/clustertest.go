@@ -125,8 +125,18 @@ func testRecovery(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	// The baseline is taken once a's own watch shows both nodes: a watch value
+	// published before b joined may still reach the manager after its first
+	// query saw both (a flicker the next push corrects), and must not be
+	// mistaken for a change during the outage.
+	w := a.Watch(watchCtx(t))
+	WaitFor(t, w, h.Within, "both nodes in a's watch", func(ns []cluster.Node) bool { return Has(ns, na.ID) && Has(ns, nb.ID) })
 	waitUntil(t, h.Within, "the manager sees both nodes", func() bool { return m.Snapshot().Len() == 2 })
+	time.Sleep(100 * time.Millisecond)
 	before := m.Snapshot()
+	if before.Len() != 2 {
+		t.Fatalf("the manager's view did not settle on both nodes: %v", IDs(before.Nodes()))
+	}
 
 	target.Kill()
 	waitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })
@@ -143,7 +153,6 @@ func testRecovery(t *testing.T, h Harness) {
 		nodes, err := a.QueryRemoteNodes(qctx)
 		return err == nil && Has(nodes, na.ID) && Has(nodes, nb.ID)
 	})
-	w := a.Watch(ctx(t))
 	// A server that has just restarted may be slow to take writes: the
 	// newcomer may retry within the bound.
 	c := target.NewCoordinator(t)
@@ -270,6 +279,13 @@ func IDs(nodes []cluster.Node) []string {
 		}
 	}
 	return out
+}
+
+// watchCtx lives as long as the test: a watch must outlast any one bound.
+func watchCtx(t *testing.T) context.Context {
+	c, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return c
 }
 
 func ctx(t *testing.T) context.Context {
