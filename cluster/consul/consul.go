@@ -198,6 +198,15 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 	return nil
 }
 
+func containsID(nodes []cluster.Node, id string) bool {
+	for _, n := range nodes {
+		if n.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // forgotten reports whether err says the agent no longer knows the check:
 // 404 from current agents, 500 "does not have associated TTL" from older ones.
 func forgotten(err error) bool {
@@ -216,11 +225,28 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, self cl
 	tick := time.NewTicker(c.cfg.CheckTTL / 3)
 	defer tick.Stop()
 	bo := backoff.New(c.opts.backoff)
+	missing := 0 // checks in a row that the watched passing list lacked self
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if nodes, ok := c.view.Load(); ok && !containsID(nodes, self.ID) {
+			missing++
+		} else {
+			missing = 0
+		}
+		if missing >= 3 {
+			// The agent answers the check but the catalog lacks us: register
+			// again (idempotent) rather than wait for anti-entropy.
+			rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+			if err := c.register(rctx, c.agent(), self); err == nil {
+				c.reregistrations.Add(1)
+				c.opts.logger.Warn("herd/consul: self was missing from the service's passing instances; registered again", "id", self.ID)
+			}
+			cancel()
+			missing = 0
 		}
 		for {
 			a := c.agent()
