@@ -249,6 +249,23 @@ func TestKubernetes(t *testing.T) {
 		clustertest.WaitFor(t, w, 5*time.Second, "the pod that became ready", func(ns []cluster.Node) bool { return clustertest.Has(ns, notReady.ID) })
 	})
 
+	t.Run("NumericPort", func(t *testing.T) {
+		g := newFixture(t, kube.Host, kube.AdminToken)
+		cfg := g.config()
+		cfg.Port = 9999 // no named port needed
+		c := g.coordinator(t, cfg, kube.AdminToken)
+		defer c.Close()
+		n := clustertest.NewNode()
+		g.runPod(t, n, g.labels, "metrics")
+		got := clustertest.WaitFor(t, c.Watch(context.Background()), 5*time.Second, "the pod", func(ns []cluster.Node) bool { return clustertest.Has(ns, n.ID) })
+		if got[0].Address.Port != 9999 {
+			t.Fatalf("address %s, want port 9999 from cluster.kubernetes.port", got[0].Address)
+		}
+		if c.Stats().Malformed != 0 {
+			t.Fatalf("stats %+v", c.Stats())
+		}
+	})
+
 	t.Run("SelfByUIDAndNameCheck", func(t *testing.T) {
 		g := newFixture(t, kube.Host, kube.AdminToken)
 		cfg := g.config()
