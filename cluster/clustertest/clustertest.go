@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/members"
 	"github.com/herd-go/herd/remote"
 )
 
@@ -131,7 +132,7 @@ func testRecovery(t *testing.T, h Harness) {
 	// mistaken for a change during the outage.
 	w := a.Watch(watchCtx(t))
 	WaitFor(t, w, h.Within, "both nodes in a's watch", func(ns []cluster.Node) bool { return Has(ns, na.ID) && Has(ns, nb.ID) })
-	waitUntil(t, h.Within, "the manager sees both nodes", func() bool { return m.Snapshot().Len() == 2 })
+	WaitUntil(t, h.Within, "the manager sees both nodes", func() bool { return m.Snapshot().Len() == 2 })
 	time.Sleep(100 * time.Millisecond)
 	before := m.Snapshot()
 	if before.Len() != 2 {
@@ -139,7 +140,7 @@ func testRecovery(t *testing.T, h Harness) {
 	}
 
 	target.Kill()
-	waitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })
+	WaitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })
 	time.Sleep(500 * time.Millisecond) // several more failed refreshes
 	if got := m.Snapshot(); got != before {
 		t.Fatalf("the view changed during the outage: %v, was %v", IDs(got.Nodes()), IDs(before.Nodes()))
@@ -147,7 +148,7 @@ func testRecovery(t *testing.T, h Harness) {
 
 	restarted := time.Now()
 	target.Restart()
-	waitUntil(t, h.RecoverWithin, "both nodes registered again", func() bool {
+	WaitUntil(t, h.RecoverWithin, "both nodes registered again", func() bool {
 		qctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		nodes, err := a.QueryRemoteNodes(qctx)
@@ -159,18 +160,19 @@ func testRecovery(t *testing.T, h Harness) {
 	closeOnCleanup(t, c)
 	nc := NewNode()
 	var regErr error
-	waitUntil(t, h.RecoverWithin, "a newcomer registered after the restart", func() bool {
+	WaitUntil(t, h.RecoverWithin, "a newcomer registered after the restart", func() bool {
 		regErr = h.Register(t, c, nc)
 		return regErr == nil
 	})
 	WaitFor(t, w, h.RecoverWithin, "a node that joined after the restart", func(ns []cluster.Node) bool {
 		return Has(ns, na.ID) && Has(ns, nb.ID) && Has(ns, nc.ID)
 	})
-	waitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == 3 && m.Err() == nil })
+	WaitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == 3 && m.Err() == nil })
 	t.Logf("recovered %s after the restart began", time.Since(restarted).Round(time.Millisecond))
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
+// WaitUntil polls ok until it holds, failing the test after d.
+func WaitUntil(t testing.TB, d time.Duration, what string, ok func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !ok() {
@@ -265,9 +267,7 @@ func WaitFor(t testing.TB, w <-chan []cluster.Node, d time.Duration, what string
 }
 
 // Has reports whether nodes contains id.
-func Has(nodes []cluster.Node, id string) bool {
-	return slices.ContainsFunc(nodes, func(n cluster.Node) bool { return n.ID == id })
-}
+func Has(nodes []cluster.Node, id string) bool { return members.Has(nodes, id) }
 
 // IDs lists the node IDs, marking self with a star, for failure messages.
 func IDs(nodes []cluster.Node) []string {

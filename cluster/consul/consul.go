@@ -198,15 +198,6 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 	return nil
 }
 
-func containsID(nodes []cluster.Node, id string) bool {
-	for _, n := range nodes {
-		if n.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
 // forgotten reports whether err says the agent no longer knows the check:
 // 404 from current agents, 500 "does not have associated TTL" from older ones.
 func forgotten(err error) bool {
@@ -232,7 +223,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, self cl
 			return
 		case <-tick.C:
 		}
-		if nodes, ok := c.view.Load(); ok && !containsID(nodes, self.ID) {
+		if nodes, ok := c.view.Load(); ok && !members.Has(nodes, self.ID) {
 			missing++
 		} else {
 			missing = 0

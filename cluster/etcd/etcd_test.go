@@ -189,17 +189,12 @@ func TestReputsKeyDeletedOutOfBand(t *testing.T) {
 
 func waitKey(t *testing.T, raw *clientv3.Client, key string, d time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	clustertest.WaitUntil(t, d, "key "+key+" registered again", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
 		resp, err := raw.Get(ctx, key)
-		cancel()
-		if err == nil && len(resp.Kvs) == 1 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("key %s not registered again within %s", key, d)
+		return err == nil && len(resp.Kvs) == 1
+	})
 }
 
 // TestSurvivesServerRestart stops the real server, starts it again on the

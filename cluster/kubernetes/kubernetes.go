@@ -82,7 +82,6 @@ type Coordinator struct {
 	factory  informers.SharedInformerFactory
 	pods     cache.SharedIndexInformer
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup
 
 	mu     sync.Mutex
 	selfID string

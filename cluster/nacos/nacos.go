@@ -299,7 +299,7 @@ func (c *Coordinator) supervise(self cluster.Node) {
 		case <-tick.C:
 		}
 		nodes, _ := c.view.Load()
-		if containsID(nodes, self.ID) {
+		if members.Has(nodes, self.ID) {
 			missing = 0
 			continue
 		}
@@ -317,15 +317,6 @@ func (c *Coordinator) supervise(self cluster.Node) {
 		c.opts.logger.Warn("herd/nacos: self was missing from the service; registered again", "id", self.ID)
 		missing = 0
 	}
-}
-
-func containsID(nodes []cluster.Node, id string) bool {
-	for _, n := range nodes {
-		if n.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // QueryRemoteNodes asks for the service's instances now.

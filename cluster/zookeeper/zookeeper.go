@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -326,7 +327,7 @@ func (c *Coordinator) watchLoop() {
 				bo.Reset()
 				id := c.selfID()
 				c.view.Publish(nodes, id)
-				if id != "" && !containsID(children, id) {
+				if id != "" && !slices.Contains(children, id) {
 					nudge(c.selfGone)
 				}
 				select {
@@ -348,15 +349,6 @@ func (c *Coordinator) watchLoop() {
 			return
 		}
 	}
-}
-
-func containsID(children []string, id string) bool {
-	for _, ch := range children {
-		if ch == id {
-			return true
-		}
-	}
-	return false
 }
 
 // load reads each child's data. A child that does not decode (or whose ID
@@ -388,7 +380,7 @@ func (c *Coordinator) load(children []string, count bool) ([]cluster.Node, error
 		nodes = append(nodes, n)
 	}
 	if count {
-		c.malformed.Retain(func(k string) bool { return containsID(children, k) })
+		c.malformed.Retain(func(k string) bool { return slices.Contains(children, k) })
 	}
 	return nodes, nil
 }

@@ -56,13 +56,7 @@ func rawConn(t *testing.T, addr string) *zk.Conn {
 		}
 	}()
 	t.Cleanup(conn.Close)
-	deadline := time.Now().Add(5 * time.Second)
-	for conn.State() != zk.StateHasSession {
-		if time.Now().After(deadline) {
-			t.Fatal("raw client: no session")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	clustertest.WaitUntil(t, 5*time.Second, "a session for the raw client", func() bool { return conn.State() == zk.StateHasSession })
 	return conn
 }
 
@@ -139,15 +133,10 @@ func TestSessionExpiryRecreatesTheNode(t *testing.T) {
 	}
 
 	proxy.Partition()
-	deadline := time.Now().Add(15 * time.Second)
-	for owner(t, raw, path) != 0 { // the server deletes it when the session expires
-		if time.Now().After(deadline) {
-			t.Fatal("the server did not expire the partitioned session")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// The server deletes the znode when it expires the session.
+	clustertest.WaitUntil(t, 15*time.Second, "the server expiring the partitioned session", func() bool { return owner(t, raw, path) == 0 })
 	proxy.Heal()
-	deadline = time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
 		o := owner(t, raw, path)
 		if o != 0 && o != first {
@@ -202,13 +191,7 @@ func TestZnodeDeletedOutOfBandComesBack(t *testing.T) {
 	if err := raw.Delete(path, -1); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for owner(t, raw, path) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("znode not created again")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	clustertest.WaitUntil(t, 10*time.Second, "the znode created again", func() bool { return owner(t, raw, path) != 0 })
 }
 
 func TestDigestACL(t *testing.T) {

@@ -66,6 +66,11 @@ func Sorted(nodes []cluster.Node, selfID string) []cluster.Node {
 	return nodes
 }
 
+// Has reports whether nodes holds the node id.
+func Has(nodes []cluster.Node, id string) bool {
+	return slices.ContainsFunc(nodes, func(n cluster.Node) bool { return n.ID == id })
+}
+
 // View is a coordinator's published member list.
 type View struct {
 	latest.Value[[]cluster.Node]

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -45,5 +44,5 @@ func StartNacos(t testing.TB, bin string) *Nacos {
 }
 
 func portFree(p int) bool {
-	return exec.Command("true").Run() == nil && dialOK("127.0.0.1:"+strconv.Itoa(p)) != nil
+	return dialOK("127.0.0.1:"+strconv.Itoa(p)) != nil
 }
