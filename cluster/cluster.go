@@ -1,12 +1,22 @@
 // Package cluster is herd's core: the Node type, the coordinator roles
 // borrowed from Apache SkyWalking's cluster module, the provider registry
-// that picks a backend by name, and configuration loading.
+// that picks a backend by name, configuration loading, and the built-in
+// standalone backend (the default, which needs no import).
 //
-// A backend lives in its own package (cluster/etcd, cluster/standalone, …)
-// and registers itself with RegisterProvider from an init function, the way
-// database/sql drivers do; import it for its side effect:
+// Every other backend lives in its own package (cluster/etcd, cluster/consul,
+// …) and registers itself from an init function, the way database/sql
+// drivers do. Import the ones a program may select, for their side effect:
 //
 //	import _ "github.com/herd-go/herd/cluster/etcd"
+//
+// or all of them at once (the binary then holds every backend's SDK):
+//
+//	import _ "github.com/herd-go/herd/cluster/all"
+//
+// Logging: herd logs nothing unless given a *slog.Logger (WithLogger here,
+// remote.WithLogger and remote.ClientOptions.Logger for the transport).
+// Everything it would log is also returned, passed to an error handler, or
+// counted in a Stats method.
 //
 // This package imports no backend SDK.
 package cluster

@@ -5,9 +5,8 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"strconv"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -16,25 +15,52 @@ import (
 //go:embed default.yaml
 var defaultYAML []byte
 
+// builtinSource names the built-in default in messages.
+const builtinSource = "herd's built-in default"
+
 // DefaultYAML returns herd's built-in configuration, the one used when no
 // file is given. It documents every key and its environment variable.
 func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 
+// ErrUnknownKey is wrapped by the ConfigError for a key herd does not know.
+var ErrUnknownKey = errors.New("unknown key")
+
 // ConfigError is a configuration value herd cannot use. It names the key,
-// the value found and what would be accepted.
+// the value found, what would be accepted, and where the value came from.
 type ConfigError struct {
 	Key      string // full YAML path, e.g. cluster.etcd.ttl
 	Value    string
-	Accepted string
-	Err      error // optional underlying cause
+	Accepted string // what would be accepted, and how to fix it
+	// EnvVar is the environment variable whose value this was, when one
+	// was set (a ${NAME:default} placeholder resolved from the environment).
+	EnvVar string
+	// File and Line locate the key in the YAML it came from: the user's file
+	// (its path with LoadConfigFile, "config" with LoadConfig), or herd's
+	// built-in default. Zero when the error is not about a loaded value.
+	File string
+	Line int
+	Err  error // optional underlying cause
 }
 
 func (e *ConfigError) Error() string {
-	msg := fmt.Sprintf("config: %s = %q is not accepted: want %s", e.Key, e.Value, e.Accepted)
-	if e.Err != nil {
-		msg += ": " + e.Err.Error()
+	var b strings.Builder
+	b.WriteString("config: ")
+	if e.File != "" && e.Line > 0 {
+		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
 	}
-	return msg
+	if errors.Is(e.Err, ErrUnknownKey) {
+		fmt.Fprintf(&b, "unknown key %s: %s", e.Key, e.Accepted)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "%s = %q", e.Key, e.Value)
+	if e.EnvVar != "" {
+		fmt.Fprintf(&b, " (from %s)", e.EnvVar)
+	}
+	fmt.Fprintf(&b, " is not accepted: want %s", e.Accepted)
+	if e.Err != nil {
+		b.WriteString(": " + e.Err.Error())
+	}
+	return b.String()
 }
 
 func (e *ConfigError) Unwrap() error { return e.Err }
@@ -45,112 +71,228 @@ type Config struct {
 	// Selector names the backend: standalone, etcd, …
 	Selector string
 	// NodeID is the configured stable node ID; empty means generate one.
-	NodeID   string
-	sections map[string]*yaml.Node
+	NodeID string
+
+	selector, nodeID located
+	sections         map[string]located
+	origins          origins
+	lookup           LookupEnv
 }
 
-// LookupEnv resolves the NAME of a ${NAME:default} placeholder.
-type LookupEnv func(name string) (value string, ok bool)
+// located is a YAML node and the name of the document it came from.
+type located struct {
+	node *yaml.Node
+	file string
+}
 
-type loadOptions struct{ lookup LookupEnv }
+// origins records, per substituted scalar, the environment variable that
+// set it.
+type origins map[*yaml.Node]string
 
-// LoadOption changes how configuration is loaded.
-type LoadOption func(*loadOptions)
-
-// WithLookupEnv resolves placeholders with lookup instead of os.LookupEnv.
-func WithLookupEnv(lookup LookupEnv) LoadOption {
-	return func(o *loadOptions) { o.lookup = lookup }
+// errorAt builds a ConfigError for the value at n.
+func (c *Config) errorAt(at located, key, value, accepted string, err error) *ConfigError {
+	e := &ConfigError{Key: key, Value: value, Accepted: accepted, Err: err}
+	if at.node == nil {
+		return e
+	}
+	if at.file != builtinSource { // a line of herd's own file is no help to the user
+		e.File, e.Line = at.file, at.node.Line
+	}
+	if c != nil {
+		e.EnvVar = c.origins[at.node]
+	}
+	return e
 }
 
 // DefaultConfig loads the built-in configuration, so environment variables
 // alone (SW_CLUSTER=etcd SW_CLUSTER_ETCD_ENDPOINTS=…) configure herd.
-func DefaultConfig(opts ...LoadOption) (*Config, error) { return LoadConfig(nil, opts...) }
+func DefaultConfig(opts ...Option) (*Config, error) { return LoadConfig(nil, opts...) }
 
 // LoadConfigFile reads a YAML file with a top-level cluster key, such as a
-// SkyWalking application.yml; other top-level keys are ignored.
-func LoadConfigFile(path string, opts ...LoadOption) (*Config, error) {
+// SkyWalking application.yml; other top-level keys are ignored. Errors name
+// the file and line.
+func LoadConfigFile(path string, opts ...Option) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	cfg, err := LoadConfig(data, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return cfg, nil
+	return load(data, path, opts)
 }
 
 // LoadConfig parses YAML with a top-level cluster key. With nil data it
 // loads the built-in default. A backend section the document leaves out is
-// taken from the built-in default, so a file need only name what it changes.
-func LoadConfig(data []byte, opts ...LoadOption) (*Config, error) {
-	o := loadOptions{lookup: os.LookupEnv}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	base, err := parseCluster(defaultYAML, o.lookup)
+// taken from the built-in default, so a document need only name what it
+// changes. Every key under cluster must be one herd knows (see DefaultYAML),
+// or the section of a backend registered with RegisterProvider; anything else
+// is a *ConfigError that suggests the nearest known key. Of opts, only
+// WithLookupEnv applies here; the Config keeps it for New.
+func LoadConfig(data []byte, opts ...Option) (*Config, error) {
+	return load(data, "config", opts)
+}
+
+func load(data []byte, source string, opts []Option) (*Config, error) {
+	o := NewOptions(opts...)
+	cfg := &Config{Selector: "standalone", sections: map[string]located{}, origins: origins{}, lookup: o.LookupEnv}
+	base, err := cfg.parse(defaultYAML, builtinSource)
 	if err != nil {
 		return nil, fmt.Errorf("built-in default: %w", err)
 	}
-	if data == nil {
-		return base.build()
-	}
-	user, err := parseCluster(data, o.lookup)
-	if err != nil {
-		return nil, err
-	}
-	for name, n := range base.sections {
-		if _, ok := user.sections[name]; !ok {
-			user.sections[name] = n
+	merged := base
+	if data != nil {
+		user, err := cfg.parse(data, source)
+		if err != nil {
+			return nil, err
 		}
+		if err := checkKeys(user, base); err != nil {
+			return nil, err
+		}
+		for name, sec := range base.sections {
+			if _, ok := user.sections[name]; !ok {
+				user.sections[name] = sec
+			}
+		}
+		merged = user
 	}
-	return user.build()
+	cfg.sections = merged.sections
+	cfg.selector, cfg.nodeID = merged.selector, merged.nodeID
+	if n := cfg.selector.node; n != nil && n.Value != "" {
+		cfg.Selector = n.Value
+	}
+	if n := cfg.nodeID.node; n != nil && n.Tag != "!!null" {
+		cfg.NodeID = n.Value
+	}
+	return cfg, nil
 }
 
+// rawCluster is one document's cluster mapping, split by key.
 type rawCluster struct {
-	selector, nodeID *yaml.Node
-	sections         map[string]*yaml.Node
+	selector, nodeID located
+	sections         map[string]located
+	keys             map[string]*yaml.Node // each key's own node, for its line
 }
 
-func parseCluster(data []byte, lookup LookupEnv) (*rawCluster, error) {
+func (c *Config) parse(data []byte, source string) (*rawCluster, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("config: not valid YAML: %w", err)
+		return nil, fmt.Errorf("config: %s is not valid YAML: %w", source, err)
 	}
 	if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
-		return nil, errors.New("config: want a YAML mapping with a top-level cluster key")
+		return nil, fmt.Errorf("config: %s: want a YAML mapping with a top-level cluster key", source)
 	}
 	clusterNode := mappingValue(doc.Content[0], "cluster")
 	if clusterNode == nil || clusterNode.Kind != yaml.MappingNode {
-		return nil, errors.New("config: no cluster section: want a top-level mapping key cluster with at least selector")
+		return nil, fmt.Errorf("config: %s has no cluster section: want a top-level mapping key cluster with at least selector", source)
 	}
-	if err := substitute(clusterNode, "cluster", lookup); err != nil {
+	if err := c.substitute(clusterNode, "cluster", source); err != nil {
 		return nil, err
 	}
-	raw := &rawCluster{sections: map[string]*yaml.Node{}}
+	raw := &rawCluster{sections: map[string]located{}, keys: map[string]*yaml.Node{}}
 	for i := 0; i+1 < len(clusterNode.Content); i += 2 {
-		key, val := clusterNode.Content[i].Value, clusterNode.Content[i+1]
-		switch key {
+		k, val := clusterNode.Content[i], clusterNode.Content[i+1]
+		raw.keys[k.Value] = k
+		at := located{val, source}
+		switch k.Value {
 		case "selector":
-			raw.selector = val
+			raw.selector = at
 		case "nodeId":
-			raw.nodeID = val
+			raw.nodeID = at
 		default:
-			raw.sections[key] = val
+			raw.sections[k.Value] = at
 		}
 	}
 	return raw, nil
 }
 
-func (r *rawCluster) build() (*Config, error) {
-	cfg := &Config{Selector: "standalone", sections: r.sections}
-	if r.selector != nil && r.selector.Value != "" {
-		cfg.Selector = r.selector.Value
+// checkKeys refuses keys under cluster that neither the built-in default
+// nor a registered backend knows, suggesting the nearest known one.
+func checkKeys(user, base *rawCluster) error {
+	known := []string{"selector", "nodeId"}
+	for name := range base.sections {
+		known = append(known, name)
 	}
-	if r.nodeID != nil && r.nodeID.Tag != "!!null" {
-		cfg.NodeID = r.nodeID.Value
+	for _, p := range Providers() {
+		if !slices.Contains(known, p) {
+			known = append(known, p)
+		}
 	}
-	return cfg, nil
+	slices.Sort(known)
+	for name, k := range user.keys {
+		if !slices.Contains(known, name) {
+			return unknownKey("cluster", name, user.sourceOf(name), k.Line, known)
+		}
+	}
+	for name, sec := range user.sections {
+		def, ok := base.sections[name]
+		if !ok || sec.node.Kind != yaml.MappingNode {
+			continue // a registered backend's own section: it decodes it strictly
+		}
+		var keys []string
+		if def.node.Kind == yaml.MappingNode {
+			for i := 0; i < len(def.node.Content); i += 2 {
+				keys = append(keys, def.node.Content[i].Value)
+			}
+		}
+		for i := 0; i+1 < len(sec.node.Content); i += 2 {
+			k := sec.node.Content[i]
+			if !slices.Contains(keys, k.Value) {
+				return unknownKey("cluster."+name, k.Value, sec.file, k.Line, keys)
+			}
+		}
+	}
+	return nil
+}
+
+func (r *rawCluster) sourceOf(key string) string {
+	switch key {
+	case "selector":
+		return r.selector.file
+	case "nodeId":
+		return r.nodeID.file
+	}
+	return r.sections[key].file
+}
+
+func unknownKey(parent, key, file string, line int, known []string) *ConfigError {
+	accepted := parent + " has " + strings.Join(known, ", ")
+	if len(known) == 0 {
+		accepted = parent + " takes no keys"
+	}
+	if near := nearest(key, known); near != "" {
+		accepted = "did you mean " + parent + "." + near + "? (" + accepted + ")"
+	}
+	return &ConfigError{Key: parent + "." + key, Accepted: accepted, File: file, Line: line, Err: ErrUnknownKey}
+}
+
+// nearest returns the known key closest to key by edit distance, ignoring
+// case, if it is close enough to be a likely misspelling.
+func nearest(key string, known []string) string {
+	best, bestD := "", len(key)/2+2
+	for _, k := range known {
+		if d := editDistance(strings.ToLower(key), strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			sub := prev[j-1]
+			if a[i-1] != b[j-1] {
+				sub++
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, sub)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func mappingValue(m *yaml.Node, key string) *yaml.Node {
@@ -166,17 +308,17 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 // A scalar that is exactly one placeholder takes the YAML type of its result,
 // as SkyWalking does, so ${X:false} is a bool, ${X:-1} an int and ${X:""} an
 // empty string; a placeholder inside longer text always yields a string.
-func substitute(n *yaml.Node, path string, lookup LookupEnv) error {
+func (c *Config) substitute(n *yaml.Node, path, source string) error {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			if err := substitute(n.Content[i+1], path+"."+n.Content[i].Value, lookup); err != nil {
+			if err := c.substitute(n.Content[i+1], path+"."+n.Content[i].Value, source); err != nil {
 				return err
 			}
 		}
 	case yaml.SequenceNode:
-		for i, c := range n.Content {
-			if err := substitute(c, fmt.Sprintf("%s[%d]", path, i), lookup); err != nil {
+		for i, child := range n.Content {
+			if err := c.substitute(child, fmt.Sprintf("%s[%d]", path, i), source); err != nil {
 				return err
 			}
 		}
@@ -184,13 +326,16 @@ func substitute(n *yaml.Node, path string, lookup LookupEnv) error {
 		if !strings.Contains(n.Value, "${") {
 			return nil
 		}
-		out, whole, err := expand(n.Value, lookup)
+		out, whole, fromEnv, err := expand(n.Value, c.lookup)
 		if err != nil {
-			return &ConfigError{Key: path, Value: n.Value, Accepted: "placeholders of the form ${NAME} or ${NAME:default}", Err: err}
+			return &ConfigError{Key: path, Value: n.Value, Accepted: "placeholders of the form ${NAME} or ${NAME:default}", File: source, Line: n.Line, Err: err}
 		}
 		n.Style = 0
 		n.Tag = "!!str"
 		n.Value = out
+		if fromEnv != "" {
+			c.origins[n] = fromEnv
+		}
 		if whole {
 			retype(n)
 		}
@@ -216,9 +361,11 @@ func retype(n *yaml.Node) {
 }
 
 // expand substitutes every placeholder in s. whole reports whether s was a
-// single placeholder and nothing else.
-func expand(s string, lookup LookupEnv) (out string, whole bool, err error) {
+// single placeholder and nothing else; fromEnv names the variables that were
+// set in the environment and used.
+func expand(s string, lookup LookupEnv) (out string, whole bool, fromEnv string, err error) {
 	var b strings.Builder
+	var used []string
 	rest := s
 	count := 0
 	for {
@@ -229,18 +376,19 @@ func expand(s string, lookup LookupEnv) (out string, whole bool, err error) {
 		}
 		end := strings.IndexByte(rest[start:], '}')
 		if end < 0 {
-			return "", false, errors.New("unterminated ${")
+			return "", false, "", errors.New("unterminated ${")
 		}
 		end += start
 		body := rest[start+2 : end]
 		name, def, _ := strings.Cut(body, ":")
 		name = strings.TrimSpace(name)
 		if name == "" {
-			return "", false, errors.New("empty variable name in ${}")
+			return "", false, "", errors.New("empty variable name in ${}")
 		}
 		b.WriteString(rest[:start])
 		if v, ok := lookup(name); ok {
 			b.WriteString(v)
+			used = append(used, name)
 		} else {
 			b.WriteString(def)
 		}
@@ -248,7 +396,7 @@ func expand(s string, lookup LookupEnv) (out string, whole bool, err error) {
 		rest = rest[end+1:]
 	}
 	whole = count == 1 && strings.HasPrefix(s, "${") && strings.HasSuffix(s, "}")
-	return b.String(), whole, nil
+	return b.String(), whole, strings.Join(used, ", "), nil
 }
 
 // SplitList splits a comma-separated setting such as "a:1, b:2" into its
@@ -266,16 +414,17 @@ func SplitList(s string) []string {
 // Section is one backend's part of the configuration, e.g. cluster.etcd.
 type Section struct {
 	name string
-	node *yaml.Node
+	at   located
+	cfg  *Config
 }
 
 // Section returns the configuration section of the named backend.
 func (c *Config) Section(name string) (Section, error) {
-	n, ok := c.sections[name]
+	at, ok := c.sections[name]
 	if !ok {
-		return Section{}, &ConfigError{Key: "cluster." + name, Value: "", Accepted: "a mapping with the " + name + " backend's settings (see DefaultYAML)"}
+		return Section{}, &ConfigError{Key: "cluster." + name, Accepted: "a mapping with the " + name + " backend's settings (see DefaultYAML)"}
 	}
-	return Section{name: name, node: n}, nil
+	return Section{name: name, at: at, cfg: c}, nil
 }
 
 // Name is the backend name, e.g. etcd.
@@ -284,84 +433,9 @@ func (s Section) Name() string { return s.name }
 // Key returns the full YAML path of a key in this section, for messages.
 func (s Section) Key(key string) string { return "cluster." + s.name + "." + key }
 
-// Decode fills v (a pointer to a struct with yaml tags) from the section.
-// A key v does not declare is an error, so a misspelt setting is not ignored.
-func (s Section) Decode(v any) error {
-	if s.node == nil || s.node.Tag == "!!null" {
-		return nil
-	}
-	data, err := yaml.Marshal(s.node)
-	if err != nil {
-		return fmt.Errorf("config: cluster.%s: %w", s.name, err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("config: cluster.%s: %w", s.name, err)
-	}
-	return nil
-}
-
-// advertised holds the settings every backend section may carry, by
-// SkyWalking's names, to override the address peers dial.
-type advertised struct {
-	InternalComHost string `yaml:"internalComHost"`
-	InternalComPort int    `yaml:"internalComPort"`
-}
-
-// SelfNode returns the local node for the selected backend: its ID is
-// NodeID (or a new random one), and its address is bindAddr (host:port the
-// remote server listens on) overridden by the section's internalComHost and
-// internalComPort. A wildcard or empty advertised host is refused with an
-// error that names the setting to fix.
-func (c *Config) SelfNode(bindAddr string) (Node, error) {
-	var adv advertised
-	if n := c.sections[c.Selector]; n != nil && n.Kind == yaml.MappingNode {
-		// Only the two keys are read here; the backend decodes the rest strictly.
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i].Value, n.Content[i+1]
-			switch k {
-			case "internalComHost":
-				adv.InternalComHost = v.Value
-			case "internalComPort":
-				p, err := strconv.Atoi(v.Value)
-				if err != nil {
-					return Node{}, &ConfigError{Key: "cluster." + c.Selector + ".internalComPort", Value: v.Value, Accepted: "a port number, or -1 to use the bind port"}
-				}
-				adv.InternalComPort = p
-			}
-		}
-	}
-	host, portStr, err := net.SplitHostPort(bindAddr)
-	if err != nil {
-		return Node{}, fmt.Errorf("cluster: bind address %q: want host:port: %w", bindAddr, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return Node{}, fmt.Errorf("cluster: bind address %q: port is not a number", bindAddr)
-	}
-	if adv.InternalComHost != "" {
-		host = adv.InternalComHost
-	}
-	if adv.InternalComPort > 0 {
-		port = adv.InternalComPort
-	} else if adv.InternalComPort != -1 && adv.InternalComPort != 0 {
-		return Node{}, &ConfigError{Key: "cluster." + c.Selector + ".internalComPort", Value: strconv.Itoa(adv.InternalComPort), Accepted: "a port number from 1 to 65535, or -1 to use the bind port"}
-	}
-	if port < 1 || port > 65535 {
-		return Node{}, &ConfigError{Key: "cluster." + c.Selector + ".internalComPort", Value: strconv.Itoa(port), Accepted: "a port from 1 to 65535: the bind address has no usable port, so set internalComPort (SW_CLUSTER_INTERNAL_COM_PORT)"}
-	}
-	if isUnspecified(host) {
-		return Node{}, &ConfigError{
-			Key:      "cluster." + c.Selector + ".internalComHost",
-			Value:    host,
-			Accepted: fmt.Sprintf("an IP or host name that peers can reach: the bind address %q is a wildcard, so set internalComHost (SW_CLUSTER_INTERNAL_COM_HOST)", bindAddr),
-			Err:      ErrUnspecifiedHost,
-		}
-	}
-	id := c.NodeID
-	if id == "" {
-		id = NewID()
-	}
-	return Node{ID: id, Address: Address{Host: host, Port: port}}, nil
-}
+// Decode fills v, a pointer to a struct with yaml tags, from the section.
+// A key v does not declare is an error, so a misspelt setting is not
+// ignored, and so is a value of the wrong type; both are *ConfigError
+// naming the key, the value, the environment variable that set it, and the
+// file and line.
+func (s Section) Decode(v any) error { return s.decode(v, true) }

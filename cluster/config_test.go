@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -9,12 +10,19 @@ import (
 	"github.com/herd-go/herd/cluster"
 )
 
-func env(kv ...string) cluster.LoadOption {
+func env(kv ...string) cluster.Option {
 	m := map[string]string{}
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
 	return cluster.WithLookupEnv(func(k string) (string, bool) { v, ok := m[k]; return v, ok })
+}
+
+// A backend of the tests' own, so that its section (cluster.test) is known.
+func init() {
+	cluster.RegisterProvider("test", func(context.Context, cluster.Section, ...cluster.Option) (cluster.Coordinator, error) {
+		return cluster.NewStandalone(), nil
+	})
 }
 
 type testSection struct {

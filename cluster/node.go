@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // Address is where a node's peers reach its remote (gRPC) server. It is the
@@ -20,7 +22,8 @@ type Address struct {
 // String returns host:port, bracketing IPv6 hosts.
 func (a Address) String() string { return net.JoinHostPort(a.Host, strconv.Itoa(a.Port)) }
 
-// ParseAddress parses "host:port".
+// ParseAddress parses "host:port", where host is an IP address or a DNS
+// name and port a number from 1 to 65535.
 func ParseAddress(s string) (Address, error) {
 	host, port, err := net.SplitHostPort(s)
 	if err != nil {
@@ -30,7 +33,27 @@ func ParseAddress(s string) (Address, error) {
 	if err != nil || p < 1 || p > 65535 {
 		return Address{}, fmt.Errorf("address %q: port %q is not a number from 1 to 65535", s, port)
 	}
+	if err := checkHostSyntax(host); err != nil {
+		return Address{}, fmt.Errorf("address %q: %w", s, err)
+	}
 	return Address{Host: host, Port: p}, nil
+}
+
+// ParseAddressList parses a comma-separated list of host:port, as the
+// backends' server settings take it. It fails on an empty list.
+func ParseAddressList(s string) ([]Address, error) {
+	var out []Address
+	for _, item := range SplitList(s) {
+		a, err := ParseAddress(item)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("the list is empty")
+	}
+	return out, nil
 }
 
 // Node is one member of the cluster.
@@ -51,27 +74,85 @@ type Node struct {
 // advertised host is empty or a wildcard such as 0.0.0.0 or ::.
 var ErrUnspecifiedHost = errors.New("advertised host is empty or a wildcard address that peers cannot dial")
 
-// Validate reports whether n can be registered: a non-empty ID, a port in
-// range and a host that peers can dial.
+// MaxIDLength is the longest node ID accepted: a Kubernetes pod name's limit.
+const MaxIDLength = 253
+
+// Validate reports whether n can be registered: a valid ID (see CheckID), a
+// port in range and a host that peers can dial (see CheckHost).
 func (n Node) Validate() error {
-	if n.ID == "" {
-		return errors.New("cluster: node has an empty ID; set cluster.nodeId (SW_CLUSTER_NODE_ID) or leave it empty in the config to have one generated")
+	if err := CheckID(n.ID); err != nil {
+		return fmt.Errorf("cluster: %w; set cluster.nodeId (SW_CLUSTER_NODE_ID), or leave it empty to have one generated", err)
 	}
 	if n.Address.Port < 1 || n.Address.Port > 65535 {
 		return fmt.Errorf("cluster: node %s: advertised port %d is out of range 1-65535; set cluster.<backend>.internalComPort (SW_CLUSTER_INTERNAL_COM_PORT)", n.ID, n.Address.Port)
 	}
-	if isUnspecified(n.Address.Host) {
-		return fmt.Errorf("cluster: node %s: %w (%q); set cluster.<backend>.internalComHost (SW_CLUSTER_INTERNAL_COM_HOST) to an IP or host name peers can reach", n.ID, ErrUnspecifiedHost, n.Address.Host)
+	if err := CheckHost(n.Address.Host); err != nil {
+		return fmt.Errorf("cluster: node %s: %w; set cluster.<backend>.internalComHost (SW_CLUSTER_INTERNAL_COM_HOST) to an IP or host name peers can reach", n.ID, err)
 	}
 	return nil
 }
 
-func isUnspecified(host string) bool {
-	if host == "" {
-		return true
+// CheckID reports whether id can name a node in every backend (an etcd key,
+// a znode, a Consul service ID, a pod name): 1 to MaxIDLength ASCII letters,
+// digits, '.', '_' or '-', starting with a letter or digit.
+func CheckID(id string) error {
+	if id == "" {
+		return errors.New("node ID is empty")
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsUnspecified()
+	if len(id) > MaxIDLength {
+		return fmt.Errorf("node ID %.20q… is %d bytes long; the limit is %d", id, len(id), MaxIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '-') {
+			return fmt.Errorf("node ID %q: want ASCII letters, digits, '.', '_' or '-', starting with a letter or digit", id)
+		}
+	}
+	return nil
+}
+
+// CheckHost reports whether peers can dial host: an IP address that is not
+// a wildcard, or a DNS name (labels of letters, digits, '-' and '_', joined
+// by dots; no scheme, port, path or spaces). Errors for an empty or wildcard
+// host wrap ErrUnspecifiedHost.
+func CheckHost(host string) error {
+	if host == "" {
+		return fmt.Errorf("%w (it is empty)", ErrUnspecifiedHost)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		return fmt.Errorf("%w (%s)", ErrUnspecifiedHost, host)
+	}
+	return checkHostSyntax(host)
+}
+
+// checkHostSyntax accepts an IP address or a DNS name.
+func checkHostSyntax(host string) error {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return nil
+	}
+	name := strings.TrimSuffix(host, ".")
+	ok := len(name) > 0 && len(name) <= 253
+	for _, label := range strings.Split(name, ".") {
+		ok = ok && validLabel(label)
+	}
+	if !ok {
+		return fmt.Errorf("host %q is not an IP address or a DNS name (want only the host: no scheme, port, path or spaces)", host)
+	}
+	return nil
+}
+
+func validLabel(l string) bool {
+	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // NewID returns a random node ID (128 bits, hex).

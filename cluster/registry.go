@@ -8,12 +8,21 @@ import (
 	"sync"
 )
 
-// Factory builds a coordinator from its configuration section.
-type Factory func(ctx context.Context, section Section) (Coordinator, error)
+// Factory builds a coordinator from its configuration section and the
+// shared options.
+type Factory func(ctx context.Context, section Section, opts ...Option) (Coordinator, error)
 
 var (
 	providersMu sync.RWMutex
-	providers   = map[string]Factory{}
+	providers   = map[string]Factory{
+		"standalone": func(_ context.Context, s Section, _ ...Option) (Coordinator, error) {
+			var cfg standaloneConfig // checked here; SelfNode applies it
+			if err := s.Decode(&cfg); err != nil {
+				return nil, err
+			}
+			return NewStandalone(), nil
+		},
+	}
 )
 
 // RegisterProvider makes a backend available under name (the value of
@@ -33,15 +42,15 @@ func RegisterProvider(name string, f Factory) {
 }
 
 // RegisterConfigured registers a backend the usual way: its section is
-// decoded (strictly) over defaults() and passed to build. Use it from the
-// backend package's init function.
-func RegisterConfigured[C any, K Coordinator](name string, defaults func() C, build func(context.Context, C) (K, error)) {
-	RegisterProvider(name, func(ctx context.Context, s Section) (Coordinator, error) {
+// decoded (strictly) over defaults() and passed to build, with the options
+// given to New. A backend passes its own New as build.
+func RegisterConfigured[C any, K Coordinator](name string, defaults func() C, build func(context.Context, C, ...Option) (K, error)) {
+	RegisterProvider(name, func(ctx context.Context, s Section, opts ...Option) (Coordinator, error) {
 		cfg := defaults()
 		if err := s.Decode(&cfg); err != nil {
 			return nil, err
 		}
-		k, err := build(ctx, cfg)
+		k, err := build(ctx, cfg, opts...)
 		if err != nil {
 			return nil, err // not k: a nil *T in an interface is not a nil Coordinator
 		}
@@ -49,7 +58,8 @@ func RegisterConfigured[C any, K Coordinator](name string, defaults func() C, bu
 	})
 }
 
-// Providers returns the registered backend names, sorted.
+// Providers returns the registered backend names, sorted. standalone is
+// always there; the others are there once their package is imported.
 func Providers() []string {
 	providersMu.RLock()
 	defer providersMu.RUnlock()
@@ -61,23 +71,37 @@ func Providers() []string {
 	return names
 }
 
-// New builds the coordinator that cfg.Selector names.
-func New(ctx context.Context, cfg *Config) (Coordinator, error) {
+// knownBackends are the backends herd ships, for the hint when one is
+// selected but not imported.
+var knownBackends = []string{"consul", "etcd", "kubernetes", "nacos", "zookeeper"}
+
+// New builds the coordinator that cfg.Selector names, passing it opts
+// (WithLogger, WithBackoff, WithLookupEnv). Unless opts say otherwise, the
+// backend reads environment variables the way cfg was loaded.
+func New(ctx context.Context, cfg *Config, opts ...Option) (Coordinator, error) {
+	if cfg == nil {
+		return nil, fmt.Errorf("cluster: New needs a *Config; load one with cluster.DefaultConfig or cluster.LoadConfigFile")
+	}
 	providersMu.RLock()
 	f, ok := providers[cfg.Selector]
 	providersMu.RUnlock()
 	if !ok {
-		return nil, &ConfigError{
-			Key:      "cluster.selector",
-			Value:    cfg.Selector,
-			Accepted: "one of the registered backends: " + strings.Join(Providers(), ", ") + " (import a backend package, e.g. _ \"github.com/herd-go/herd/cluster/etcd\", to register it)",
+		accepted := "one of the registered backends: " + strings.Join(Providers(), ", ")
+		if slices.Contains(knownBackends, cfg.Selector) {
+			accepted += fmt.Sprintf(`; %s is a herd backend that this program does not import: add import _ "github.com/herd-go/herd/cluster/%s" (or _ "github.com/herd-go/herd/cluster/all" for every backend)`, cfg.Selector, cfg.Selector)
+		} else {
+			accepted += "; herd's backends are standalone, " + strings.Join(knownBackends, ", ")
 		}
+		return nil, cfg.errorAt(cfg.selector, "cluster.selector", cfg.Selector, accepted+" (SW_CLUSTER)", nil)
 	}
 	section, err := cfg.Section(cfg.Selector)
 	if err != nil {
 		return nil, err
 	}
-	c, err := f(ctx, section)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("cluster: not starting the %s coordinator: the context has already ended: %w", cfg.Selector, err)
+	}
+	c, err := f(ctx, section, append([]Option{WithLookupEnv(cfg.lookup)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: starting %s coordinator: %w", cfg.Selector, err)
 	}

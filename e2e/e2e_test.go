@@ -43,7 +43,7 @@ func start(t *testing.T, endpoint string) *stack {
 
 	cfg := etcd.DefaultConfig()
 	cfg.Endpoints, cfg.TTL, cfg.DialTimeout = endpoint, 3*time.Second, 2*time.Second
-	coord, err := etcd.New(context.Background(), cfg, etcd.WithLogger(quiet), etcd.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+	coord, err := etcd.New(context.Background(), cfg, cluster.WithLogger(quiet), cluster.WithBackoff(cluster.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,11 +51,14 @@ type ClientOptions struct {
 	Full            FullPolicy
 	// CloseTimeout bounds how long Close flushes the queue; 5s.
 	CloseTimeout time.Duration
-	// Backoff bounds reconnect delays; 50ms growing to 5s.
-	Backoff backoff.Policy
+	// Backoff bounds reconnect delays; 50ms growing to 5s. A zero field
+	// takes its default.
+	Backoff cluster.Backoff
 	// DialOptions replace the default (plaintext) gRPC dial options.
 	DialOptions []grpc.DialOption
-	Logger      *slog.Logger // slog.Default() when nil
+	// Logger receives the client's warnings (stream errors, reconnects);
+	// nil logs nothing. Losses are counted in Stats either way.
+	Logger *slog.Logger
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -76,14 +79,12 @@ func (o ClientOptions) withDefaults() ClientOptions {
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = 5 * time.Second
 	}
-	if o.Backoff.Initial <= 0 {
-		o.Backoff = backoff.Policy{Initial: 50 * time.Millisecond, Max: 5 * time.Second}
-	}
+	o.Backoff = o.Backoff.Or(cluster.Backoff{Initial: 50 * time.Millisecond, Max: 5 * time.Second})
 	if o.DialOptions == nil {
 		o.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
 	if o.Logger == nil {
-		o.Logger = slog.Default()
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
 }
@@ -216,7 +217,7 @@ func (c *PeerClient) Close() error {
 func (c *PeerClient) run() {
 	defer close(c.done)
 	var stream grpc.ClientStreamingClient[remotepb.Batch, remotepb.Summary]
-	bo := backoff.New(c.opts.Backoff)
+	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	batch := &remotepb.Batch{}
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()

@@ -38,7 +38,10 @@ type EmptyPolicy int
 
 const (
 	// KeepLastView (the default) ignores an empty answer: the view stays as it
-	// was, and the error handler gets ErrEmptyAnswer.
+	// was, and, if it holds peers that the answer would have dropped, the
+	// error handler gets ErrEmptyAnswer. With self alone in the view there is
+	// nothing to keep, so a fresh cluster, whose backend answers empty until
+	// self's registration shows, reports nothing.
 	KeepLastView EmptyPolicy = iota
 	// AcceptEmpty applies it: the view shrinks to self alone.
 	AcceptEmpty
@@ -108,8 +111,9 @@ func WithEmptyPolicy(p EmptyPolicy) ManagerOption { return func(o *managerOption
 // Manager's goroutine: keep it quick.
 func WithErrorHandler(f func(error)) ManagerOption { return func(o *managerOptions) { o.onError = f } }
 
-// WithManagerLogger sets where errors are logged when no error handler is set.
-func WithManagerLogger(l *slog.Logger) ManagerOption { return func(o *managerOptions) { o.logger = l } }
+// WithLogger logs each refresh and dial error to l when no error handler is
+// set. Without it the Manager logs nothing; Err still reports the last error.
+func WithLogger(l *slog.Logger) ManagerOption { return func(o *managerOptions) { o.logger = l } }
 
 // Manager keeps a pool of clients, one per node, in step with membership.
 type Manager struct {
@@ -142,7 +146,7 @@ func NewManager(src Membership, self cluster.Node, server *Server, opts ...Manag
 	if src == nil || server == nil {
 		return nil, errors.New("remote: NewManager needs a membership source and a server")
 	}
-	o := managerOptions{refresh: 10 * time.Second, logger: slog.Default()}
+	o := managerOptions{refresh: 10 * time.Second, logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -293,11 +297,18 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64) error {
 		return nil
 	}
 	m.applied++
+	cur := m.current.Load()
 	if len(nodes) == 0 && m.opts.empty == KeepLastView {
+		if len(cur.nodes) == 1 {
+			// Self alone either way: nothing is kept that the answer would
+			// drop. A fresh cluster answers this way until self's
+			// registration shows, so it is no cause for a warning.
+			m.report(nil)
+			return nil
+		}
 		m.report(ErrEmptyAnswer)
 		return ErrEmptyAnswer
 	}
-	cur := m.current.Load()
 	want := m.normalize(nodes)
 
 	old := make(map[clientKey]int, len(cur.nodes))

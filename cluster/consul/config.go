@@ -53,8 +53,8 @@ func key(k string) string { return "cluster.consul." + k }
 func (c Config) hosts() []string { return cluster.SplitList(c.HostPort) }
 
 func (c Config) validate() error {
-	if len(c.hosts()) == 0 {
-		return &cluster.ConfigError{Key: key("hostPort"), Value: c.HostPort, Accepted: "a comma-separated list of agent host:port (SW_CLUSTER_CONSUL_HOST_PORT)"}
+	if _, err := cluster.ParseAddressList(c.HostPort); err != nil {
+		return &cluster.ConfigError{Key: key("hostPort"), Value: c.HostPort, Accepted: "a comma-separated list of agent host:port (SW_CLUSTER_CONSUL_HOST_PORT)", Err: err}
 	}
 	if c.ServiceName == "" {
 		return &cluster.ConfigError{Key: key("serviceName"), Value: "", Accepted: "a non-empty Consul service name (SW_SERVICE_NAME)"}

@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -31,27 +30,10 @@ import (
 	"github.com/herd-go/herd/internal/members"
 )
 
-func init() {
-	cluster.RegisterConfigured("consul", DefaultConfig, func(ctx context.Context, cfg Config) (*Coordinator, error) {
-		return New(ctx, cfg)
-	})
-}
+func init() { cluster.RegisterConfigured("consul", DefaultConfig, New) }
 
-// Option changes a Coordinator's defaults.
-type Option func(*options)
-
-type options struct {
-	logger  *slog.Logger
-	backoff backoff.Policy
-}
-
-// WithLogger sends the coordinator's warnings to l instead of slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithBackoff sets the retry delays after errors.
-func WithBackoff(initial, max time.Duration) Option {
-	return func(o *options) { o.backoff = backoff.Policy{Initial: initial, Max: max} }
-}
+// defaultBackoff bounds the delays after errors.
+var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 
 // Stats are counters for monitoring.
 type Stats struct {
@@ -63,7 +45,7 @@ type Stats struct {
 // Coordinator registers self with a Consul agent and watches the service.
 type Coordinator struct {
 	cfg        Config
-	opts       options
+	opts       cluster.Options
 	clients    []*api.Client // one per agent in hostPort
 	transports []*http.Transport
 	current    atomic.Int32 // index of the agent in use
@@ -85,14 +67,16 @@ type Coordinator struct {
 }
 
 // New connects to the first agent in cfg.HostPort that answers within
-// cfg.Timeout and starts watching the service.
-func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) {
+// cfg.Timeout and starts watching the service. Of opts, it uses WithLogger
+// and WithBackoff (default 100ms doubling to 10s).
+func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	o := options{logger: slog.Default()}
-	for _, opt := range opts {
-		opt(&o)
+	o := cluster.NewOptions(opts...)
+	o.Backoff = o.Backoff.Or(defaultBackoff)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("consul: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
 	}
 	c := &Coordinator{cfg: cfg, opts: o}
 	for _, h := range cfg.hosts() {
@@ -122,6 +106,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) 
 			return c, nil
 		}
 		errs = errors.Join(errs, err)
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("consul: the context ended before an agent in %q answered: %w", cfg.HostPort, ctx.Err())
 	}
 	return nil, fmt.Errorf("consul: no agent in %q answered within %s: %w (check cluster.consul.hostPort / SW_CLUSTER_CONSUL_HOST_PORT, and the ACL token)", cfg.HostPort, cfg.Timeout, errs)
 }
@@ -215,7 +202,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, self cl
 	defer close(done)
 	tick := time.NewTicker(c.cfg.CheckTTL / 3)
 	defer tick.Stop()
-	bo := backoff.New(c.opts.backoff)
+	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	missing := 0 // checks in a row that the watched passing list lacked self
 	for {
 		select {
@@ -234,7 +221,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, self cl
 			rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 			if err := c.register(rctx, c.agent(), self); err == nil {
 				c.reregistrations.Add(1)
-				c.opts.logger.Warn("herd/consul: self was missing from the service's passing instances; registered again", "id", self.ID)
+				c.opts.Logger.Warn("herd/consul: self was missing from the service's passing instances; registered again", "id", self.ID)
 			}
 			cancel()
 			missing = 0
@@ -247,7 +234,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, self cl
 				err = c.register(rctx, a, self)
 				if err == nil {
 					c.reregistrations.Add(1)
-					c.opts.logger.Warn("herd/consul: the agent had forgotten this node; registered again", "id", self.ID)
+					c.opts.Logger.Warn("herd/consul: the agent had forgotten this node; registered again", "id", self.ID)
 				}
 			} else if err != nil && ctx.Err() == nil {
 				// The agent is unreachable: register with the next one, if any.
@@ -266,7 +253,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, self cl
 			if ctx.Err() != nil {
 				return
 			}
-			c.opts.logger.Warn("herd/consul: keeping the registration alive failed; retrying", "id", self.ID, "err", err)
+			c.opts.Logger.Warn("herd/consul: keeping the registration alive failed; retrying", "id", self.ID, "err", err)
 			if !bo.Wait(ctx) {
 				return
 			}
@@ -280,7 +267,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, self cl
 // agent is down).
 func (c *Coordinator) watchLoop() {
 	defer c.wg.Done()
-	bo := backoff.New(c.opts.backoff)
+	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	var index uint64
 	for c.ctx.Err() == nil {
 		a := c.agent()
@@ -290,7 +277,7 @@ func (c *Coordinator) watchLoop() {
 			if c.ctx.Err() != nil {
 				return
 			}
-			c.opts.logger.Warn("herd/consul: watching the service failed; keeping the last view", "service", c.cfg.ServiceName, "err", err)
+			c.opts.Logger.Warn("herd/consul: watching the service failed; keeping the last view", "service", c.cfg.ServiceName, "err", err)
 			c.nextAgent(a)
 			index = 0 // another agent's index is not comparable
 			if !bo.Wait(c.ctx) {
@@ -332,7 +319,7 @@ func (c *Coordinator) decode(entries []*api.ServiceEntry, count bool) []cluster.
 		present[k] = true
 		if err := n.Validate(); err != nil {
 			if count && c.malformed.Report(k, e.Service.ModifyIndex) {
-				c.opts.logger.Warn("herd/consul: skipping a service instance that is not a valid node", "service", c.cfg.ServiceName, "id", k, "err", err)
+				c.opts.Logger.Warn("herd/consul: skipping a service instance that is not a valid node", "service", c.cfg.ServiceName, "id", k, "err", err)
 			}
 			continue
 		}

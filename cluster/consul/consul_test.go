@@ -33,7 +33,7 @@ func testConfig(t *testing.T, addr string) consul.Config {
 
 func newCoordinator(t *testing.T, cfg consul.Config) *consul.Coordinator {
 	t.Helper()
-	c, err := consul.New(context.Background(), cfg, consul.WithLogger(logger), consul.WithBackoff(50*time.Millisecond, time.Second))
+	c, err := consul.New(context.Background(), cfg, cluster.WithLogger(logger), cluster.WithBackoff(cluster.Backoff{Initial: 50 * time.Millisecond, Max: time.Second}))
 	if err != nil {
 		t.Fatalf("consul.New: %v", err)
 	}

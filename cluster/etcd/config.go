@@ -51,12 +51,35 @@ func DefaultConfig() Config {
 
 func key(k string) string { return "cluster.etcd." + k }
 
-func (c Config) endpoints() ([]string, error) {
-	eps := cluster.SplitList(c.Endpoints)
-	if len(eps) == 0 {
-		return nil, &cluster.ConfigError{Key: key("endpoints"), Value: c.Endpoints, Accepted: "a comma-separated list of host:port (SW_CLUSTER_ETCD_ENDPOINTS)"}
+// endpoints returns the configured endpoints for the client, and the
+// host:port of each TCP one for the start-up probe.
+func (c Config) endpoints() (eps, tcp []string, err error) {
+	eps = cluster.SplitList(c.Endpoints)
+	bad := func(err error) error {
+		return &cluster.ConfigError{Key: key("endpoints"), Value: c.Endpoints, Accepted: "a comma-separated list of host:port or http(s)://host:port (SW_CLUSTER_ETCD_ENDPOINTS)", Err: err}
 	}
-	return eps, nil
+	if len(eps) == 0 {
+		return nil, nil, bad(nil)
+	}
+	for _, ep := range eps {
+		hostPort := ep
+		if scheme, rest, ok := strings.Cut(ep, "://"); ok {
+			switch scheme {
+			case "unix", "unixs":
+				continue // a socket path, nothing to check
+			case "http", "https":
+				hostPort = rest
+			default:
+				return nil, nil, bad(fmt.Errorf("endpoint %q: scheme %q is not http, https, unix or unixs", ep, scheme))
+			}
+		}
+		a, err := cluster.ParseAddress(hostPort)
+		if err != nil {
+			return nil, nil, bad(err)
+		}
+		tcp = append(tcp, a.String())
+	}
+	return eps, tcp, nil
 }
 
 // prefix is <namespace>/<serviceName>/, under which each node's key is its ID.
@@ -65,7 +88,7 @@ func (c Config) prefix() string {
 }
 
 func (c Config) validate() error {
-	if _, err := c.endpoints(); err != nil {
+	if _, _, err := c.endpoints(); err != nil {
 		return err
 	}
 	if c.ServiceName == "" || strings.Contains(c.ServiceName, "/") {

@@ -16,7 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,30 +27,13 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/backoff"
 	"github.com/herd-go/herd/internal/members"
+	"github.com/herd-go/herd/internal/reach"
 )
 
-func init() {
-	cluster.RegisterConfigured("etcd", DefaultConfig, func(ctx context.Context, cfg Config) (*Coordinator, error) {
-		return New(ctx, cfg)
-	})
-}
+func init() { cluster.RegisterConfigured("etcd", DefaultConfig, New) }
 
-// Option changes a Coordinator's defaults.
-type Option func(*options)
-
-type options struct {
-	logger  *slog.Logger
-	backoff backoff.Policy
-}
-
-// WithLogger sends the coordinator's warnings (lost lease, watch restarts,
-// malformed entries) to l instead of slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithBackoff sets the retry delays for re-registration and re-listing.
-func WithBackoff(initial, max time.Duration) Option {
-	return func(o *options) { o.backoff = backoff.Policy{Initial: initial, Max: max} }
-}
+// defaultBackoff bounds the delays of re-registration and re-listing.
+var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 
 // Stats are counters for monitoring.
 type Stats struct {
@@ -68,7 +50,7 @@ type Stats struct {
 // Coordinator registers self in etcd and watches the other nodes.
 type Coordinator struct {
 	cfg    Config
-	opts   options
+	opts   cluster.Options
 	client *clientv3.Client
 	prefix string
 
@@ -91,16 +73,21 @@ type Coordinator struct {
 }
 
 // New connects to etcd, checks that it answers within cfg.DialTimeout, and
-// starts watching the membership prefix.
-func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) {
+// starts watching the membership prefix. Of opts, it uses WithLogger and
+// WithBackoff (default 100ms doubling to 10s).
+func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	o := options{logger: slog.Default()}
-	for _, opt := range opts {
-		opt(&o)
+	o := cluster.NewOptions(opts...)
+	o.Backoff = o.Backoff.Or(defaultBackoff)
+	eps, tcp, _ := cfg.endpoints()
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("etcd: not connecting to %s: the context has already ended: %w", cfg.Endpoints, err)
 	}
-	eps, _ := cfg.endpoints()
+	if err := reach.AllRefused(ctx, tcp); err != nil {
+		return nil, fmt.Errorf("etcd: %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS)", err)
+	}
 	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {
 		return nil, err
@@ -129,7 +116,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) 
 	cancel()
 	if err != nil {
 		client.Close()
-		return nil, fmt.Errorf("etcd: %s did not answer within %s: %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS, and the credentials if authentication is on)", cfg.Endpoints, cfg.DialTimeout, err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("etcd: the context ended before %s answered: %w", cfg.Endpoints, ctx.Err())
+		}
+		return nil, fmt.Errorf("etcd: %s did not answer within %s (cluster.etcd.dialTimeout): %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS, and the credentials if authentication is on)", cfg.Endpoints, cfg.DialTimeout, err)
 	}
 
 	c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -207,7 +197,7 @@ func (c *Coordinator) grantAndPut(ctx context.Context, k, v string) (clientv3.Le
 // deleted, registers again. It never gives up; only ctx stops it.
 func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v string, lease clientv3.LeaseID) {
 	defer close(done)
-	bo := backoff.New(c.opts.backoff)
+	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	for {
 		alive, err := c.client.KeepAlive(ctx, lease)
 		if err == nil {
@@ -216,7 +206,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v st
 		if ctx.Err() != nil {
 			return
 		}
-		c.opts.logger.Warn("herd/etcd: registration lost, registering again", "key", k, "lease", int64(lease), "err", err)
+		c.opts.Logger.Warn("herd/etcd: registration lost, registering again", "key", k, "lease", int64(lease), "err", err)
 		for {
 			if !bo.Wait(ctx) {
 				return
@@ -234,7 +224,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v st
 			if ctx.Err() != nil {
 				return
 			}
-			c.opts.logger.Warn("herd/etcd: registering again failed, will retry", "key", k, "err", err)
+			c.opts.Logger.Warn("herd/etcd: registering again failed, will retry", "key", k, "err", err)
 		}
 	}
 }
@@ -261,7 +251,7 @@ func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.Leas
 // It lists again after compaction, cancellation or any watch error.
 func (c *Coordinator) watchLoop(first *clientv3.GetResponse) {
 	defer c.wg.Done()
-	bo := backoff.New(c.opts.backoff)
+	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	current := map[string]cluster.Node{}
 	resp := first
 	for {
@@ -274,7 +264,7 @@ func (c *Coordinator) watchLoop(first *clientv3.GetResponse) {
 				if c.ctx.Err() != nil {
 					return
 				}
-				c.opts.logger.Warn("herd/etcd: listing members failed; keeping the last view", "prefix", c.prefix, "err", err)
+				c.opts.Logger.Warn("herd/etcd: listing members failed; keeping the last view", "prefix", c.prefix, "err", err)
 				if !bo.Wait(c.ctx) {
 					return
 				}
@@ -293,7 +283,7 @@ func (c *Coordinator) watchLoop(first *clientv3.GetResponse) {
 		if c.ctx.Err() != nil {
 			return
 		}
-		c.opts.logger.Warn("herd/etcd: watch ended; listing again", "prefix", c.prefix, "err", err)
+		c.opts.Logger.Warn("herd/etcd: watch ended; listing again", "prefix", c.prefix, "err", err)
 		resp = nil
 		if !bo.Wait(c.ctx) {
 			return
@@ -335,7 +325,7 @@ func (c *Coordinator) apply(current map[string]cluster.Node, k string, v []byte,
 	if err != nil {
 		delete(current, k)
 		if c.malformed.Report(k, uint64(modRev)) {
-			c.opts.logger.Warn("herd/etcd: skipping a malformed node entry", "key", k, "err", err)
+			c.opts.Logger.Warn("herd/etcd: skipping a malformed node entry", "key", k, "err", err)
 		}
 		return
 	}

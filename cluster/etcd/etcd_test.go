@@ -68,7 +68,7 @@ func testConfig(t *testing.T) etcd.Config {
 
 func newCoordinator(t *testing.T, cfg etcd.Config) *etcd.Coordinator {
 	t.Helper()
-	c, err := etcd.New(context.Background(), cfg, etcd.WithLogger(quiet), etcd.WithBackoff(20*time.Millisecond, 200*time.Millisecond))
+	c, err := etcd.New(context.Background(), cfg, cluster.WithLogger(quiet), cluster.WithBackoff(cluster.Backoff{Initial: 20 * time.Millisecond, Max: 200 * time.Millisecond}))
 	if err != nil {
 		t.Fatalf("etcd.New: %v", err)
 	}

@@ -1,9 +1,11 @@
 package kubernetes
 
 import (
+	"strconv"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
 
 	"github.com/herd-go/herd/cluster"
 )
@@ -33,6 +35,9 @@ type Config struct {
 	Resync time.Duration `yaml:"resync"`
 	// Timeout bounds start-up (reaching the API and the first full list) and queries (SW_CLUSTER_K8S_TIMEOUT).
 	Timeout time.Duration `yaml:"timeout"`
+	// REST, when set, reaches the API server instead of the in-cluster
+	// config or Kubeconfig. Set in code only.
+	REST *rest.Config `yaml:"-"`
 }
 
 // DefaultConfig returns the values of herd's built-in configuration.
@@ -68,7 +73,7 @@ func (c Config) validate() error {
 		return err
 	}
 	if c.Port < 0 || c.Port > 65535 || (c.Port == 0 && c.PortName == "") {
-		return &cluster.ConfigError{Key: key("port"), Value: "", Accepted: "a port from 1 to 65535, or 0 with portName naming a container port (SW_CLUSTER_K8S_PORT, SW_CLUSTER_K8S_PORT_NAME)"}
+		return &cluster.ConfigError{Key: key("port"), Value: strconv.Itoa(c.Port), Accepted: "a port from 1 to 65535, or 0 with portName naming a container port (SW_CLUSTER_K8S_PORT, SW_CLUSTER_K8S_PORT_NAME)"}
 	}
 	if c.Resync < 0 {
 		return &cluster.ConfigError{Key: key("resync"), Value: c.Resync.String(), Accepted: "a duration, 0 to turn resync off (SW_CLUSTER_K8S_RESYNC)"}

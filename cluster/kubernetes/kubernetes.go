@@ -10,7 +10,7 @@
 // RegisterRemote writes nothing: it checks that this process's pod (the pod
 // whose UID is in $uidEnvName, else the pod named $HOSTNAME) exists and is
 // visible with the given ID. The minimal RBAC is get, list and watch on pods
-// in the namespace (see the package README section "kubernetes").
+// in the namespace; the repository README's "kubernetes" section has the Role.
 //
 // It registers itself under the name "kubernetes":
 //
@@ -20,9 +20,7 @@ package kubernetes
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,32 +37,7 @@ import (
 	"github.com/herd-go/herd/internal/members"
 )
 
-func init() {
-	cluster.RegisterConfigured("kubernetes", DefaultConfig, func(ctx context.Context, cfg Config) (*Coordinator, error) {
-		return New(ctx, cfg)
-	})
-}
-
-// Option changes a Coordinator's defaults.
-type Option func(*options)
-
-type options struct {
-	logger *slog.Logger
-	rest   *rest.Config
-	env    func(string) (string, bool)
-}
-
-// WithLogger sends the coordinator's warnings to l instead of slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithRESTConfig uses rc to reach the API server instead of the in-cluster
-// config or cfg.Kubeconfig.
-func WithRESTConfig(rc *rest.Config) Option { return func(o *options) { o.rest = rc } }
-
-// WithLookupEnv reads uidEnvName and HOSTNAME with lookup instead of os.LookupEnv.
-func WithLookupEnv(lookup func(string) (string, bool)) Option {
-	return func(o *options) { o.env = lookup }
-}
+func init() { cluster.RegisterConfigured("kubernetes", DefaultConfig, New) }
 
 // Stats are counters for monitoring.
 type Stats struct {
@@ -75,7 +48,7 @@ type Stats struct {
 // Coordinator follows the pods of the cluster through a shared informer.
 type Coordinator struct {
 	cfg      Config
-	opts     options
+	opts     cluster.Options
 	client   k8s.Interface
 	http     *http.Client
 	selector labels.Selector
@@ -92,17 +65,19 @@ type Coordinator struct {
 }
 
 // New connects to the API server, lists the pods once (bounded by
-// cfg.Timeout) and starts the informer.
-func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) {
+// cfg.Timeout) and starts the informer. Of opts, it uses WithLogger, and
+// WithLookupEnv to read $uidEnvName and HOSTNAME (cluster.New passes the
+// lookup the configuration was loaded with); client-go does its own retries.
+func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	sel, _ := cfg.selector()
-	o := options{logger: slog.Default(), env: os.LookupEnv}
-	for _, opt := range opts {
-		opt(&o)
+	o := cluster.NewOptions(opts...)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("kubernetes: not connecting: the context has already ended: %w", err)
 	}
-	rc := o.rest
+	rc := cfg.REST
 	if rc == nil {
 		var err error
 		if cfg.Kubeconfig != "" {
@@ -134,6 +109,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) 
 	cancel()
 	if err != nil {
 		httpClient.CloseIdleConnections()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("kubernetes: the context ended before the API server answered: %w", ctx.Err())
+		}
 		return nil, explain(err, cfg)
 	}
 
@@ -149,7 +127,7 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) 
 		return nil, fmt.Errorf("kubernetes: informer: %w", err)
 	}
 	_ = c.pods.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
-		c.opts.logger.Warn("herd/kubernetes: watching pods failed; client-go retries with backoff, keeping the last view", "namespace", cfg.Namespace, "err", err)
+		c.opts.Logger.Warn("herd/kubernetes: watching pods failed; client-go retries with backoff, keeping the last view", "namespace", cfg.Namespace, "err", err)
 	})
 	runCtx, stop := context.WithCancel(context.Background())
 	c.cancel = stop
@@ -229,7 +207,7 @@ func (c *Coordinator) nodes(pods []*corev1.Pod, count bool) []cluster.Node {
 			var rv uint64
 			_, _ = fmt.Sscan(pod.ResourceVersion, &rv)
 			if c.malformed.Report(pod.Name, rv) {
-				c.opts.logger.Warn("herd/kubernetes: skipping a pod with no port to dial", "pod", pod.Name, "err", err)
+				c.opts.Logger.Warn("herd/kubernetes: skipping a pod with no port to dial", "pod", pod.Name, "err", err)
 			}
 		}
 		if ok {
@@ -296,7 +274,7 @@ func (c *Coordinator) findSelf(ctx context.Context) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	pods := c.client.CoreV1().Pods(c.cfg.Namespace)
-	if uid, ok := c.opts.env(c.cfg.UIDEnvName); ok && uid != "" {
+	if uid, ok := c.opts.LookupEnv(c.cfg.UIDEnvName); ok && uid != "" {
 		list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: c.cfg.LabelSelector})
 		if err != nil {
 			return nil, explain(err, c.cfg)
@@ -308,7 +286,7 @@ func (c *Coordinator) findSelf(ctx context.Context) (*corev1.Pod, error) {
 		}
 		return nil, fmt.Errorf("kubernetes: no pod with UID %s ($%s) among the pods matching %q in namespace %q", uid, c.cfg.UIDEnvName, c.cfg.LabelSelector, c.cfg.Namespace)
 	}
-	name, _ := c.opts.env("HOSTNAME")
+	name, _ := c.opts.LookupEnv("HOSTNAME")
 	if name == "" {
 		return nil, fmt.Errorf("kubernetes: cannot tell which pod is self: set $%s from the downward API (metadata.uid), or HOSTNAME to the pod name", c.cfg.UIDEnvName)
 	}

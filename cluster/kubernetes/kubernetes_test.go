@@ -98,8 +98,8 @@ func (f *fixture) config() kubernetes.Config {
 func (f *fixture) coordinator(t *testing.T, cfg kubernetes.Config, token string) *kubernetes.Coordinator {
 	t.Helper()
 	e := &env{}
-	c, err := kubernetes.New(context.Background(), cfg, kubernetes.WithLogger(quiet),
-		kubernetes.WithRESTConfig(restConfig(f.host, token)), kubernetes.WithLookupEnv(e.lookup))
+	cfg.REST = restConfig(f.host, token)
+	c, err := kubernetes.New(context.Background(), cfg, cluster.WithLogger(quiet), cluster.WithLookupEnv(e.lookup))
 	if err != nil {
 		t.Fatalf("kubernetes.New: %v", err)
 	}
@@ -270,8 +270,8 @@ func TestKubernetes(t *testing.T) {
 		g := newFixture(t, kube.Host, kube.AdminToken)
 		cfg := g.config()
 		e := &env{}
-		c, err := kubernetes.New(context.Background(), cfg, kubernetes.WithLogger(quiet),
-			kubernetes.WithRESTConfig(restConfig(g.host, kube.AdminToken)), kubernetes.WithLookupEnv(e.lookup))
+		cfg.REST = restConfig(g.host, kube.AdminToken)
+		c, err := kubernetes.New(context.Background(), cfg, cluster.WithLogger(quiet), cluster.WithLookupEnv(e.lookup))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,7 +300,8 @@ func TestKubernetes(t *testing.T) {
 		g := newFixture(t, kube.Host, kube.AdminToken)
 		cfg := g.config()
 		// Without a binding the reader is refused at start-up, with a message that says what to grant.
-		_, err := kubernetes.New(context.Background(), cfg, kubernetes.WithLogger(quiet), kubernetes.WithRESTConfig(restConfig(g.host, kube.ReaderToken)))
+		cfg.REST = restConfig(g.host, kube.ReaderToken)
+		_, err := kubernetes.New(context.Background(), cfg, cluster.WithLogger(quiet))
 		if err == nil || !strings.Contains(err.Error(), "get, list and watch") {
 			t.Fatalf("without RBAC: err = %v", err)
 		}
@@ -334,7 +335,7 @@ current-context: herd
 		if err := os.WriteFile(cfg.Kubeconfig, []byte(kc), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		c, err := kubernetes.New(context.Background(), cfg, kubernetes.WithLogger(quiet))
+		c, err := kubernetes.New(context.Background(), cfg, cluster.WithLogger(quiet))
 		if err != nil {
 			t.Fatal(err)
 		}

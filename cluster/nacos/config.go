@@ -33,6 +33,9 @@ type Config struct {
 	CacheDir string `yaml:"cacheDir"` // SW_CLUSTER_NACOS_CACHE_DIR
 	// Timeout bounds each request and start-up (SW_CLUSTER_NACOS_TIMEOUT).
 	Timeout time.Duration `yaml:"timeout"`
+	// SelfCheck is how often herd checks that self is still registered,
+	// default 5s. Set in code only.
+	SelfCheck time.Duration `yaml:"-"`
 }
 
 // DefaultConfig returns the values of herd's built-in configuration.

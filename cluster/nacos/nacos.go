@@ -23,7 +23,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
 	"os"
 	"sync"
@@ -40,28 +39,10 @@ import (
 	"github.com/herd-go/herd/internal/members"
 )
 
-func init() {
-	cluster.RegisterConfigured("nacos", DefaultConfig, func(ctx context.Context, cfg Config) (*Coordinator, error) {
-		return New(ctx, cfg)
-	})
-}
+func init() { cluster.RegisterConfigured("nacos", DefaultConfig, New) }
 
 // IDKey is the instance metadata key that carries the node ID.
 const IDKey = "herd.id"
-
-// Option changes a Coordinator's defaults.
-type Option func(*options)
-
-type options struct {
-	logger *slog.Logger
-	check  time.Duration
-}
-
-// WithLogger sends the coordinator's warnings to l instead of slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithSelfCheck sets how often herd checks that self is still registered; default 5s.
-func WithSelfCheck(d time.Duration) Option { return func(o *options) { o.check = d } }
 
 // Stats are counters for monitoring.
 type Stats struct {
@@ -72,7 +53,7 @@ type Stats struct {
 // Coordinator registers self with Nacos and follows the service by subscription.
 type Coordinator struct {
 	cfg    Config
-	opts   options
+	opts   cluster.Options
 	client naming_client.INamingClient
 	sub    *vo.SubscribeParam
 
@@ -91,13 +72,18 @@ type Coordinator struct {
 
 // New connects to Nacos, checks that it answers within cfg.Timeout and
 // subscribes to the service.
-func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) {
+//
+// Of opts, it uses WithLogger; the SDK retries on its own schedule.
+func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	o := options{logger: slog.Default(), check: 5 * time.Second}
-	for _, opt := range opts {
-		opt(&o)
+	if cfg.SelfCheck <= 0 {
+		cfg.SelfCheck = 5 * time.Second
+	}
+	o := cluster.NewOptions(opts...)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("nacos: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
 	}
 	servers, _ := cfg.servers()
 	logDir, cacheDir := cfg.dirs()
@@ -137,6 +123,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) 
 	// Fail fast on a wrong address or credentials.
 	if _, err := c.query(ctx); err != nil {
 		c.shutdown()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("nacos: the context ended before %s answered: %w", cfg.HostPort, ctx.Err())
+		}
 		return nil, fmt.Errorf("nacos: %s did not answer: %w (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT, the gRPC port +1000, and the credentials)", cfg.HostPort, err)
 	}
 	// Subscribe to the whole service and filter by cluster here: a push for a
@@ -170,7 +159,7 @@ func (c *Coordinator) selfID() string {
 
 func (c *Coordinator) onPush(instances []model.Instance, err error) {
 	if err != nil {
-		c.opts.logger.Warn("herd/nacos: subscription error; keeping the last view", "service", c.cfg.ServiceName, "err", err)
+		c.opts.Logger.Warn("herd/nacos: subscription error; keeping the last view", "service", c.cfg.ServiceName, "err", err)
 		return
 	}
 	c.view.Publish(c.decode(instances, true), c.selfID())
@@ -198,7 +187,7 @@ func (c *Coordinator) decode(instances []model.Instance, count bool) []cluster.N
 		present[k] = true
 		if err := n.Validate(); err != nil {
 			if count && c.malformed.Report(k, 0) {
-				c.opts.logger.Warn("herd/nacos: skipping an instance that is not a valid herd node", "service", c.cfg.ServiceName, "instance", k, "err", err)
+				c.opts.Logger.Warn("herd/nacos: skipping an instance that is not a valid herd node", "service", c.cfg.ServiceName, "instance", k, "err", err)
 			}
 			continue
 		}
@@ -289,7 +278,7 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 // from what the server pushes; the SDK's own redo usually gets there first.
 func (c *Coordinator) supervise(self cluster.Node) {
 	defer c.wg.Done()
-	tick := time.NewTicker(c.opts.check)
+	tick := time.NewTicker(c.cfg.SelfCheck)
 	defer tick.Stop()
 	missing := 0
 	for {
@@ -310,11 +299,11 @@ func (c *Coordinator) supervise(self cluster.Node) {
 		err := c.register(rctx, self)
 		cancel()
 		if err != nil {
-			c.opts.logger.Warn("herd/nacos: registering self again failed; will retry", "id", self.ID, "err", err)
+			c.opts.Logger.Warn("herd/nacos: registering self again failed; will retry", "id", self.ID, "err", err)
 			continue
 		}
 		c.reregistrations.Add(1)
-		c.opts.logger.Warn("herd/nacos: self was missing from the service; registered again", "id", self.ID)
+		c.opts.Logger.Warn("herd/nacos: self was missing from the service; registered again", "id", self.ID)
 		missing = 0
 	}
 }

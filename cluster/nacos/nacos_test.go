@@ -45,7 +45,8 @@ func testConfig(t *testing.T, addr string) nacos.Config {
 
 func newCoordinator(t *testing.T, cfg nacos.Config) *nacos.Coordinator {
 	t.Helper()
-	c, err := nacos.New(context.Background(), cfg, nacos.WithLogger(quiet), nacos.WithSelfCheck(500*time.Millisecond))
+	cfg.SelfCheck = 500 * time.Millisecond
+	c, err := nacos.New(context.Background(), cfg, cluster.WithLogger(quiet))
 	if err != nil {
 		t.Fatalf("nacos.New: %v", err)
 	}
@@ -127,7 +128,7 @@ func TestUnreachableServerFailsFast(t *testing.T) {
 	cfg.Timeout = 500 * time.Millisecond
 	cfg.LogDir, cfg.CacheDir = scratch(t), scratch(t)
 	clustertest.FailsFast(t, 15*time.Second, "SW_CLUSTER_NACOS_HOST_PORT", func() error {
-		_, err := nacos.New(context.Background(), cfg, nacos.WithLogger(quiet))
+		_, err := nacos.New(context.Background(), cfg, cluster.WithLogger(quiet))
 		return err
 	})
 }

@@ -1,6 +1,7 @@
 package zookeeper
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,8 +65,8 @@ func (c Config) remotePath() string {
 }
 
 func (c Config) validate() error {
-	if len(c.hosts()) == 0 {
-		return &cluster.ConfigError{Key: key("hostPort"), Value: c.HostPort, Accepted: "a comma-separated list of host:port (SW_CLUSTER_ZK_HOST_PORT)"}
+	if _, err := cluster.ParseAddressList(c.HostPort); err != nil {
+		return &cluster.ConfigError{Key: key("hostPort"), Value: c.HostPort, Accepted: "a comma-separated list of host:port (SW_CLUSTER_ZK_HOST_PORT)", Err: err}
 	}
 	if !strings.HasPrefix(c.Root, "/") || strings.HasSuffix(c.Root, "/") && c.Root != "/" {
 		return &cluster.ConfigError{Key: key("root"), Value: c.Root, Accepted: "an absolute znode path such as /skywalking (SW_CLUSTER_ZK_ROOT)"}
@@ -74,7 +75,7 @@ func (c Config) validate() error {
 		return &cluster.ConfigError{Key: key("namespace"), Value: c.Namespace, Accepted: "a single path segment without '/' (SW_NAMESPACE)"}
 	}
 	if c.BaseSleepTimeMs <= 0 {
-		return &cluster.ConfigError{Key: key("baseSleepTimeMs"), Value: "non-positive", Accepted: "a positive number of milliseconds (SW_CLUSTER_ZK_SLEEP_TIME)"}
+		return &cluster.ConfigError{Key: key("baseSleepTimeMs"), Value: strconv.Itoa(c.BaseSleepTimeMs), Accepted: "a positive number of milliseconds, e.g. 1000 (SW_CLUSTER_ZK_SLEEP_TIME)"}
 	}
 	if c.EnableACL {
 		if c.Schema != "digest" {

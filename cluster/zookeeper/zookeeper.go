@@ -28,27 +28,10 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/backoff"
 	"github.com/herd-go/herd/internal/members"
+	"github.com/herd-go/herd/internal/reach"
 )
 
-func init() {
-	cluster.RegisterConfigured("zookeeper", DefaultConfig, func(ctx context.Context, cfg Config) (*Coordinator, error) {
-		return New(ctx, cfg)
-	})
-}
-
-// Option changes a Coordinator's defaults.
-type Option func(*options)
-
-type options struct {
-	logger *slog.Logger
-	maxGap time.Duration
-}
-
-// WithLogger sends the coordinator's warnings to l instead of slog.Default().
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithMaxBackoff caps retry delays; the first is baseSleepTimeMs. Default 10s.
-func WithMaxBackoff(d time.Duration) Option { return func(o *options) { o.maxGap = d } }
+func init() { cluster.RegisterConfigured("zookeeper", DefaultConfig, New) }
 
 // Stats are counters for monitoring.
 type Stats struct {
@@ -59,7 +42,7 @@ type Stats struct {
 // Coordinator registers self as an ephemeral znode and watches its siblings.
 type Coordinator struct {
 	cfg  Config
-	opts options
+	opts cluster.Options
 	conn *zk.Conn
 	acl  []zk.ACL
 	path string
@@ -88,16 +71,22 @@ func (z zkLogger) Printf(format string, a ...any) {
 }
 
 // New connects, waits for a session for at most cfg.ConnectTimeout, creates
-// the remote path if needed and starts watching it.
-func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) {
+// the remote path if needed and starts watching it. Of opts, it uses
+// WithLogger and WithBackoff: retries start at cfg.BaseSleepTimeMs unless
+// the backoff sets Initial, and double up to Max (default 10s).
+func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	o := options{logger: slog.Default(), maxGap: 10 * time.Second}
-	for _, opt := range opts {
-		opt(&o)
+	o := cluster.NewOptions(opts...)
+	o.Backoff = o.Backoff.Or(cluster.Backoff{Initial: time.Duration(cfg.BaseSleepTimeMs) * time.Millisecond, Max: 10 * time.Second})
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("zookeeper: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
 	}
-	conn, events, err := zk.Connect(cfg.hosts(), cfg.SessionTimeout, zk.WithLogger(zkLogger{o.logger}), zk.WithLogInfo(false))
+	if err := reach.AllRefused(ctx, cfg.hosts()); err != nil {
+		return nil, fmt.Errorf("zookeeper: %w (check cluster.zookeeper.hostPort / SW_CLUSTER_ZK_HOST_PORT)", err)
+	}
+	conn, events, err := zk.Connect(cfg.hosts(), cfg.SessionTimeout, zk.WithLogger(zkLogger{o.Logger}), zk.WithLogInfo(false))
 	if err != nil {
 		return nil, &cluster.ConfigError{Key: key("hostPort"), Value: cfg.HostPort, Accepted: "resolvable host:port pairs (SW_CLUSTER_ZK_HOST_PORT)", Err: err}
 	}
@@ -105,7 +94,10 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Coordinator, error) 
 		conn.Close()
 		for range events { // drain until the client closes it
 		}
-		return nil, fmt.Errorf("zookeeper: %w with %s (check cluster.zookeeper.hostPort / SW_CLUSTER_ZK_HOST_PORT)", err, cfg.HostPort)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("zookeeper: the context ended before a session with %s: %w", cfg.HostPort, ctx.Err())
+		}
+		return nil, fmt.Errorf("zookeeper: %w with %s (cluster.zookeeper.connectTimeout; check cluster.zookeeper.hostPort / SW_CLUSTER_ZK_HOST_PORT)", err, cfg.HostPort)
 	}
 	c := &Coordinator{cfg: cfg, opts: o, conn: conn, path: cfg.remotePath(),
 		sessions: make(chan struct{}, 1), selfGone: make(chan struct{}, 1)}
@@ -162,7 +154,7 @@ func (c *Coordinator) eventLoop(events <-chan zk.Event) {
 		case zk.StateHasSession:
 			nudge(c.sessions)
 		case zk.StateExpired:
-			c.opts.logger.Warn("herd/zookeeper: session expired; a new one will be created and self registered again")
+			c.opts.Logger.Warn("herd/zookeeper: session expired; a new one will be created and self registered again")
 		}
 	}
 }
@@ -175,7 +167,7 @@ func nudge(ch chan struct{}) {
 }
 
 func (c *Coordinator) backoff() *backoff.Backoff {
-	return backoff.New(backoff.Policy{Initial: time.Duration(c.cfg.BaseSleepTimeMs) * time.Millisecond, Max: c.opts.maxGap})
+	return backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 }
 
 // Stats returns the coordinator's counters.
@@ -298,14 +290,14 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p strin
 			if err == nil {
 				if err = c.createSelf(p, data); err == nil {
 					c.reregistrations.Add(1)
-					c.opts.logger.Warn("herd/zookeeper: registered self again", "path", p)
+					c.opts.Logger.Warn("herd/zookeeper: registered self again", "path", p)
 					break
 				}
 			}
 			if ctx.Err() != nil {
 				return
 			}
-			c.opts.logger.Warn("herd/zookeeper: checking self's znode failed; retrying", "path", p, "err", err)
+			c.opts.Logger.Warn("herd/zookeeper: checking self's znode failed; retrying", "path", p, "err", err)
 			if !bo.Wait(ctx) {
 				return
 			}
@@ -344,7 +336,7 @@ func (c *Coordinator) watchLoop() {
 		if errors.Is(err, zk.ErrNoNode) {
 			err = errors.Join(err, c.ensurePath())
 		}
-		c.opts.logger.Warn("herd/zookeeper: watching members failed; keeping the last view", "path", c.path, "err", err)
+		c.opts.Logger.Warn("herd/zookeeper: watching members failed; keeping the last view", "path", c.path, "err", err)
 		if !bo.Wait(c.ctx) {
 			return
 		}
@@ -370,7 +362,7 @@ func (c *Coordinator) load(children []string, count bool) ([]cluster.Node, error
 		}
 		if err != nil {
 			if count && c.malformed.Report(name, uint64(stat.Mzxid)) {
-				c.opts.logger.Warn("herd/zookeeper: skipping a malformed node entry", "path", c.path+"/"+name, "err", err)
+				c.opts.Logger.Warn("herd/zookeeper: skipping a malformed node entry", "path", c.path+"/"+name, "err", err)
 			}
 			continue
 		}

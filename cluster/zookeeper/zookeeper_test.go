@@ -37,7 +37,7 @@ func testConfig(addr string) zookeeper.Config {
 
 func newCoordinator(t *testing.T, cfg zookeeper.Config) *zookeeper.Coordinator {
 	t.Helper()
-	c, err := zookeeper.New(context.Background(), cfg, zookeeper.WithLogger(quiet), zookeeper.WithMaxBackoff(500*time.Millisecond))
+	c, err := zookeeper.New(context.Background(), cfg, cluster.WithLogger(quiet), cluster.WithBackoff(cluster.Backoff{Max: 500 * time.Millisecond}))
 	if err != nil {
 		t.Fatalf("zookeeper.New: %v", err)
 	}
@@ -223,7 +223,7 @@ func TestDigestACL(t *testing.T) {
 	// Wrong credentials fail at start-up, naming the setting to check.
 	wrong := cfg
 	wrong.Expression = "herd:wrong"
-	_, err = zookeeper.New(context.Background(), wrong, zookeeper.WithLogger(quiet))
+	_, err = zookeeper.New(context.Background(), wrong, cluster.WithLogger(quiet))
 	if !errors.Is(err, zk.ErrNoAuth) || !strings.Contains(err.Error(), "expression") {
 		t.Fatalf("start with the wrong credentials: err = %v, want ErrNoAuth naming the expression", err)
 	}
@@ -235,7 +235,7 @@ func TestConnectIsBounded(t *testing.T) {
 	cfg.HostPort = "127.0.0.1:1"
 	cfg.ConnectTimeout = 500 * time.Millisecond
 	clustertest.FailsFast(t, 5*time.Second, "SW_CLUSTER_ZK_HOST_PORT", func() error {
-		_, err := zookeeper.New(context.Background(), cfg, zookeeper.WithLogger(quiet))
+		_, err := zookeeper.New(context.Background(), cfg, cluster.WithLogger(quiet))
 		return err
 	})
 }

@@ -10,6 +10,10 @@
 // instead of the embedded etcd, e.g.
 //
 //	SW_CLUSTER=etcd SW_CLUSTER_ETCD_ENDPOINTS=10.0.0.1:2379 go run ./examples/demo
+//
+// SIGINT, SIGTERM, SIGHUP and a closed output pipe (demo | head) stop it
+// cleanly: every node leaves and the embedded etcd's data directory is
+// removed.
 package main
 
 import (
@@ -18,12 +22,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -33,7 +38,6 @@ import (
 	_ "github.com/herd-go/herd/cluster/consul"
 	_ "github.com/herd-go/herd/cluster/etcd"
 	_ "github.com/herd-go/herd/cluster/nacos"
-	_ "github.com/herd-go/herd/cluster/standalone"
 	_ "github.com/herd-go/herd/cluster/zookeeper"
 	"github.com/herd-go/herd/internal/embedetcd"
 	"github.com/herd-go/herd/remote"
@@ -42,15 +46,61 @@ import (
 
 const worker = "demo"
 
-func main() {
-	nodes := flag.Int("nodes", 3, "how many nodes to start (2-64)")
-	messages := flag.Int("messages", 3000, "how many keyed messages each round sends")
-	timeout := flag.Duration("timeout", 30*time.Second, "how long each step may take")
-	flag.Parse()
-	if err := run(*nodes, *messages, *timeout); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
+func main() { os.Exit(demo(os.Args[1:], os.Stdout, os.Stderr)) }
+
+const usage = `Usage: go run ./examples/demo [flags]
+
+Starts a herd cluster in this process: N nodes, each with its own coordinator,
+manager and gRPC server on 127.0.0.1, routes keyed messages by HashCode, closes
+one node and routes again.
+
+The backend is the embedded etcd unless SW_CLUSTER names another, configured by
+that backend's variables as in herd's README, e.g.
+  SW_CLUSTER=etcd      SW_CLUSTER_ETCD_ENDPOINTS=host:2379
+  SW_CLUSTER=consul    SW_CLUSTER_CONSUL_HOST_PORT=host:8500
+  SW_CLUSTER=zookeeper SW_CLUSTER_ZK_HOST_PORT=host:2181
+  SW_CLUSTER=nacos     SW_CLUSTER_NACOS_HOST_PORT=host:8848
+(standalone shows each node only itself, and kubernetes needs the nodes to be
+pods, so the demo runs on neither.)
+
+Flags:
+`
+
+// demo runs the command with args and returns its exit code: 0 on success,
+// 1 when the run fails, 2 for bad usage.
+func demo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
 	}
+	nodes := fs.Int("nodes", 3, "how many nodes to start (2-64)")
+	messages := fs.Int("messages", 3000, "how many keyed messages each round sends")
+	timeout := fs.Duration("timeout", 30*time.Second, "how long each step may take")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "demo: unexpected arguments %q: the demo takes flags only (see -h)\n", fs.Args())
+		return 2
+	}
+	// A signal, or a reader that went away (SIGPIPE, as in demo | head),
+	// ends the run through ctx, so that the deferred clean-up runs.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	defer stop()
+	if err := run(ctx, stdout, *nodes, *messages, *timeout); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(stderr, "demo: stopped by a signal; cleaned up")
+			return 1
+		}
+		fmt.Fprintln(stderr, "demo:", err)
+		return 1
+	}
+	return 0
 }
 
 // ledger records which node received each key.
@@ -91,18 +141,15 @@ func (n *node) close() error {
 	return err
 }
 
-func run(nodeCount, messages int, timeout time.Duration) error {
+func run(ctx context.Context, out io.Writer, nodeCount, messages int, timeout time.Duration) error {
 	if nodeCount < 2 || nodeCount > 64 {
 		return fmt.Errorf("-nodes %d: want 2 to 64", nodeCount)
 	}
 	if messages < 1 {
 		return fmt.Errorf("-messages %d: want at least 1", messages)
 	}
-	// Quiet library warnings (a closing peer's stream ending, say): the demo
-	// reports what matters itself.
-	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 
-	overrides := map[string]string{"SW_CLUSTER_ETCD_TTL": "5s"}
+	overrides := map[string]string{}
 	backend := os.Getenv("SW_CLUSTER")
 	switch backend {
 	case "":
@@ -113,22 +160,28 @@ func run(nodeCount, messages int, timeout time.Duration) error {
 		defer srv.Close()
 		overrides["SW_CLUSTER"] = "etcd"
 		overrides["SW_CLUSTER_ETCD_ENDPOINTS"] = srv.Endpoint()
-		fmt.Printf("backend: embedded etcd at %s (set SW_CLUSTER to use an external backend)\n", srv.Endpoint())
+		fmt.Fprintf(out, "backend: embedded etcd at %s (set SW_CLUSTER to use an external backend)\n", srv.Endpoint())
 	case "standalone":
 		return errors.New("SW_CLUSTER=standalone shows each node only itself; the demo needs a shared backend: unset SW_CLUSTER to use the embedded etcd")
+	case "kubernetes":
+		return errors.New("SW_CLUSTER=kubernetes needs the demo's nodes to be pods; run it with another backend, or see cluster/kubernetes")
 	default:
-		fmt.Printf("backend: %s, from SW_CLUSTER and its environment variables\n", backend)
+		fmt.Fprintf(out, "backend: %s, from SW_CLUSTER and its environment variables\n", backend)
+	}
+	if _, set := os.LookupEnv("SW_CLUSTER_ETCD_TTL"); !set && overrides["SW_CLUSTER"] == "etcd" {
+		overrides["SW_CLUSTER_ETCD_TTL"] = "5s"
+		fmt.Fprintln(out, "etcd lease TTL: 5s, the demo's own (herd's default is 10s; SW_CLUSTER_ETCD_TTL overrides)")
 	}
 	// Keep the demo's nodes apart from any real cluster on an external backend.
-	run := "herd-demo-" + strconv.Itoa(os.Getpid())
-	overrides["SW_CLUSTER_ETCD_SERVICE_NAME"] = run // etcd
-	overrides["SW_SERVICE_NAME"] = run              // consul
-	overrides["SW_NAMESPACE"] = run                 // zookeeper
-	if backend == "kubernetes" {
-		return errors.New("SW_CLUSTER=kubernetes needs the demo's nodes to be pods; run it with another backend, or see cluster/kubernetes")
+	name := "herd-demo-" + strconv.Itoa(os.Getpid())
+	overrides["SW_CLUSTER_ETCD_SERVICE_NAME"] = name // etcd
+	overrides["SW_SERVICE_NAME"] = name              // consul, nacos
+	overrides["SW_NAMESPACE"] = name                 // zookeeper
+	if backend != "" {
+		fmt.Fprintf(out, "service name / namespace: %s, the demo's own, so it does not mix with a real cluster\n", name)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*timeout)
+	ctx, cancel := context.WithTimeout(ctx, 5*timeout)
 	defer cancel()
 	led := &ledger{owner: map[string][]string{}}
 	var all []*node
@@ -145,31 +198,31 @@ func run(nodeCount, messages int, timeout time.Duration) error {
 		}
 		all = append(all, n)
 	}
-	fmt.Printf("started %d nodes; waiting until every node sees all of them\n", nodeCount)
-	if _, err := waitViews(all, timeout, func(s *remote.Snapshot) bool { return s.Len() == nodeCount }); err != nil {
+	fmt.Fprintf(out, "started %d nodes; waiting until every node sees all of them\n", nodeCount)
+	if _, err := waitViews(ctx, all, timeout, func(s *remote.Snapshot) bool { return s.Len() == nodeCount }); err != nil {
 		return err
 	}
 
-	if err := round(ctx, all, led, messages, timeout); err != nil {
+	if err := round(ctx, out, all, led, messages, timeout); err != nil {
 		return err
 	}
 
 	leaving := all[len(all)-1]
 	all = all[:len(all)-1]
-	fmt.Printf("\nclosing %s (graceful leave)\n", leaving.self.ID)
+	fmt.Fprintf(out, "\nclosing %s (graceful leave)\n", leaving.self.ID)
 	start := time.Now()
 	if err := leaving.close(); err != nil {
 		return fmt.Errorf("closing %s: %w", leaving.self.ID, err)
 	}
-	gone, err := waitViews(all, timeout, func(s *remote.Snapshot) bool {
+	gone, err := waitViews(ctx, all, timeout, func(s *remote.Snapshot) bool {
 		return !slices.ContainsFunc(s.Nodes(), func(n cluster.Node) bool { return n.ID == leaving.self.ID })
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Printf("every remaining node dropped %s %s after Close began\n", leaving.self.ID, gone.Sub(start).Round(time.Millisecond))
+	fmt.Fprintf(out, "every remaining node dropped %s %s after Close began\n", leaving.self.ID, gone.Sub(start).Round(time.Millisecond))
 
-	return round(ctx, all, led, messages, timeout)
+	return round(ctx, out, all, led, messages, timeout)
 }
 
 func startNode(ctx context.Context, id string, overrides map[string]string, led *ledger) (*node, error) {
@@ -225,9 +278,12 @@ func startNode(ctx context.Context, id string, overrides map[string]string, led 
 }
 
 // waitViews waits until every node's snapshot satisfies ok and returns when.
-func waitViews(nodes []*node, timeout time.Duration, ok func(*remote.Snapshot) bool) (time.Time, error) {
+func waitViews(ctx context.Context, nodes []*node, timeout time.Duration, ok func(*remote.Snapshot) bool) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for {
+		if err := ctx.Err(); err != nil {
+			return time.Time{}, err
+		}
 		all := true
 		for _, n := range nodes {
 			if !ok(n.manager.Snapshot()) {
@@ -251,7 +307,7 @@ func waitViews(nodes []*node, timeout time.Duration, ok func(*remote.Snapshot) b
 
 // round sends messages keys spread over every node, routed by HashCode,
 // waits for delivery and prints who received what.
-func round(ctx context.Context, nodes []*node, led *ledger, messages int, timeout time.Duration) error {
+func round(ctx context.Context, out io.Writer, nodes []*node, led *ledger, messages int, timeout time.Duration) error {
 	led.reset()
 	sent := map[string]int{}
 	expected := map[string]string{} // key → owner by the sender's view
@@ -275,6 +331,9 @@ func round(ctx context.Context, nodes []*node, led *ledger, messages int, timeou
 		if total >= messages {
 			break
 		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d of %d messages delivered within %s", total, messages, timeout)
 		}
@@ -293,8 +352,8 @@ func round(ctx context.Context, nodes []*node, led *ledger, messages int, timeou
 		}
 		received[got[0]]++
 	}
-	fmt.Printf("\n%d messages, routed by HashCode over %d nodes:\n", messages, len(nodes))
-	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(out, "\n%d messages, routed by HashCode over %d nodes:\n", messages, len(nodes))
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "node\taddress\tsent\treceived\tshare\t")
 	for _, n := range nodes {
 		id := n.self.ID
@@ -304,6 +363,6 @@ func round(ctx context.Context, nodes []*node, led *ledger, messages int, timeou
 	if len(problems) > 0 {
 		return fmt.Errorf("%d keys misrouted, e.g. %s", len(problems), problems[0])
 	}
-	fmt.Printf("every one of %d keys reached exactly one owner, the one every node's view agrees on\n", messages)
+	fmt.Fprintf(out, "every one of %d keys reached exactly one owner, the one every node's view agrees on\n", messages)
 	return nil
 }

@@ -1,28 +1,26 @@
 // Command quickstart is the smallest herd program: one node, configured from
-// the environment (standalone unless SW_CLUSTER says otherwise), that routes
-// a keyed message to the peer that owns it — here, itself.
+// the environment (standalone unless SW_CLUSTER names another backend), that
+// routes a keyed message to the node that owns it; alone, that is itself.
 package main
 
 import (
 	"context"
 	"fmt"
 	"log"
+	"log/slog"
 	"net"
 
 	"google.golang.org/grpc"
 
 	"github.com/herd-go/herd/cluster"
-	_ "github.com/herd-go/herd/cluster/consul"
-	_ "github.com/herd-go/herd/cluster/etcd"
-	_ "github.com/herd-go/herd/cluster/standalone"
-	_ "github.com/herd-go/herd/cluster/zookeeper"
+	_ "github.com/herd-go/herd/cluster/all" // every backend selectable by SW_CLUSTER
 	"github.com/herd-go/herd/remote"
 	"github.com/herd-go/herd/selector"
 )
 
 func main() {
 	ctx := context.Background()
-	cfg, err := cluster.DefaultConfig() // SW_CLUSTER, SW_CLUSTER_ETCD_ENDPOINTS, ...
+	cfg, err := cluster.DefaultConfig() // SW_CLUSTER, SW_CLUSTER_ETCD_ENDPOINTS, …
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -30,32 +28,32 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	self, err := cfg.SelfNode(lis.Addr().String())
+	self, err := cfg.SelfNode(lis.Addr().String()) // stable ID + advertised address
 	if err != nil {
 		log.Fatal(err)
 	}
 
-	done := make(chan string, 1)
+	got := make(chan string, 1)
 	srv := remote.NewServer()
 	if err := srv.Handle("greeter", remote.HandlerFunc(func(_ context.Context, data []byte) {
-		done <- string(data)
+		got <- string(data)
 	})); err != nil {
 		log.Fatal(err)
 	}
 	g := grpc.NewServer()
-	srv.Register(g)
+	srv.Register(g) // mount on your own *grpc.Server
 	go g.Serve(lis)
 	defer g.Stop()
 
-	coord, err := cluster.New(ctx, cfg)
+	coord, err := cluster.New(ctx, cfg, cluster.WithLogger(slog.Default()))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer coord.Close()
+	defer coord.Close() // graceful leave: peers drop this node at once
 	if err := coord.RegisterRemote(ctx, self); err != nil {
 		log.Fatal(err)
 	}
-	peers, err := remote.NewManager(coord, self, srv)
+	peers, err := remote.NewManager(coord, self, srv) // pushed by the watch, checked every 10 s
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -65,5 +63,5 @@ func main() {
 	if err := remote.NewSender(peers).Send(ctx, "greeter", key, []byte("hello"), selector.HashCode{}); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("%s received %q\n", self.ID, <-done)
+	fmt.Printf("%s received %q\n", self.ID, <-got)
 }

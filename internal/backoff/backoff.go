@@ -8,46 +8,39 @@ import (
 	"time"
 )
 
-// Policy is an exponential backoff with full jitter in [d/2, d].
-type Policy struct {
-	Initial time.Duration // first delay; default 100ms
-	Max     time.Duration // cap; default 10s
-}
-
-// Backoff tracks the attempt count of one retry loop. Not safe for
-// concurrent use; each loop owns one.
+// Backoff tracks the attempt count of one retry loop: exponential from
+// initial to max, with full jitter in [d/2, d]. Not safe for concurrent use;
+// each loop owns one.
 type Backoff struct {
-	p       Policy
-	attempt int
+	initial, max time.Duration
+	attempt      int
 }
 
-// New returns a Backoff for p, filling in defaults.
-func New(p Policy) *Backoff {
-	if p.Initial <= 0 {
-		p.Initial = 100 * time.Millisecond
+// New returns a Backoff doubling from initial (default 100ms) to max
+// (default 10s).
+func New(initial, limit time.Duration) *Backoff {
+	if initial <= 0 {
+		initial = 100 * time.Millisecond
 	}
-	if p.Max <= 0 {
-		p.Max = 10 * time.Second
+	if limit <= 0 {
+		limit = 10 * time.Second
 	}
-	if p.Max < p.Initial {
-		p.Max = p.Initial
-	}
-	return &Backoff{p: p}
+	return &Backoff{initial: initial, max: max(initial, limit)}
 }
 
 // Next returns the delay before the next attempt and advances.
 func (b *Backoff) Next() time.Duration {
-	d := b.p.Initial
-	for i := 0; i < b.attempt && d < b.p.Max; i++ {
+	d := b.initial
+	for i := 0; i < b.attempt && d < b.max; i++ {
 		d *= 2
 	}
-	d = min(d, b.p.Max)
+	d = min(d, b.max)
 	b.attempt++
 	half := d / 2
 	return half + rand.N(half+1)
 }
 
-// Reset starts again from Initial, after a success.
+// Reset starts again from the initial delay, after a success.
 func (b *Backoff) Reset() { b.attempt = 0 }
 
 // Wait sleeps for Next() or until ctx ends; it reports whether to go on.

@@ -7,7 +7,7 @@ import (
 )
 
 func TestGrowsJittersAndCaps(t *testing.T) {
-	b := New(Policy{Initial: 10 * time.Millisecond, Max: 80 * time.Millisecond})
+	b := New(10*time.Millisecond, 80*time.Millisecond)
 	wantMax := []time.Duration{10, 20, 40, 80, 80, 80}
 	for i, m := range wantMax {
 		m *= time.Millisecond
@@ -25,7 +25,7 @@ func TestGrowsJittersAndCaps(t *testing.T) {
 func TestWaitStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if New(Policy{Initial: time.Hour}).Wait(ctx) {
+	if New(time.Hour, 0).Wait(ctx) {
 		t.Fatal("Wait returned true on a cancelled context")
 	}
 }

@@ -1,0 +1,52 @@
+package cluster_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/clustertest"
+)
+
+func TestStandaloneConformance(t *testing.T) {
+	clustertest.Run(t, clustertest.Harness{
+		NewCoordinator: func(*testing.T) cluster.Coordinator { return cluster.NewStandalone() },
+		SingleNode:     true,
+	})
+}
+
+// The default backend works with no backend package imported: this test
+// binary imports none (clustertest imports none either).
+func TestStandaloneIsTheDefaultWithNoImport(t *testing.T) {
+	cfg, err := cluster.DefaultConfig(env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cluster.New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, ok := c.(*cluster.Standalone); !ok {
+		t.Fatalf("default coordinator is %T", c)
+	}
+	if got := cluster.Providers(); !slices.Equal(got, []string{"standalone", "test"}) {
+		t.Fatalf("Providers() = %v with no backend imported, want standalone (and the tests' own)", got)
+	}
+}
+
+// standalone applies internalComHost/internalComPort like every backend.
+func TestStandaloneAdvertisedAddress(t *testing.T) {
+	cfg, err := cluster.DefaultConfig(env("SW_CLUSTER_INTERNAL_COM_HOST", "node-a.example", "SW_CLUSTER_INTERNAL_COM_PORT", "12000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := cfg.SelfNode("127.0.0.1:11800")
+	if err != nil || n.Address.String() != "node-a.example:12000" {
+		t.Fatalf("SelfNode = %v, %v; want node-a.example:12000", n.Address, err)
+	}
+	cfg, _ = cluster.DefaultConfig(env("SW_CLUSTER_INTERNAL_COM_HOST", "0.0.0.0"))
+	if _, err := cfg.SelfNode("127.0.0.1:11800"); err == nil {
+		t.Fatal("standalone accepted internalComHost 0.0.0.0")
+	}
+}
