@@ -418,13 +418,11 @@ type Section struct {
 	cfg  *Config
 }
 
-// Section returns the configuration section of the named backend.
-func (c *Config) Section(name string) (Section, error) {
-	at, ok := c.sections[name]
-	if !ok {
-		return Section{}, &ConfigError{Key: "cluster." + name, Accepted: "a mapping with the " + name + " backend's settings (see DefaultYAML)"}
-	}
-	return Section{name: name, at: at, cfg: c}, nil
+// Section returns the configuration section of the named backend. A
+// section the configuration does not have is empty: decoding it leaves the
+// backend's defaults.
+func (c *Config) Section(name string) Section {
+	return Section{name: name, at: c.sections[name], cfg: c}
 }
 
 // Name is the backend name, e.g. etcd.

@@ -3,6 +3,7 @@ package cluster_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -71,10 +72,7 @@ cluster:
 			if cfg.Selector != "test" {
 				t.Fatalf("selector = %q", cfg.Selector)
 			}
-			sec, err := cfg.Section("test")
-			if err != nil {
-				t.Fatal(err)
-			}
+			sec := cfg.Section("test")
 			var got testSection
 			if err := sec.Decode(&got); err != nil {
 				t.Fatal(err)
@@ -94,7 +92,7 @@ func TestDefaultConfigFromEnvAlone(t *testing.T) {
 	if cfg.Selector != "etcd" || cfg.NodeID != "n1" {
 		t.Fatalf("selector=%q nodeID=%q", cfg.Selector, cfg.NodeID)
 	}
-	sec, _ := cfg.Section("etcd")
+	sec := cfg.Section("etcd")
 	var c struct {
 		Endpoints string `yaml:"endpoints"`
 	}
@@ -113,7 +111,10 @@ func TestFileFallsBackToDefaultSections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cfg.Section("etcd"); err != nil {
+	var etcd struct {
+		Endpoints string `yaml:"endpoints"`
+	}
+	if err := cfg.Section("etcd").Decode(&etcd); err == nil || !strings.Contains(err.Error(), "unknown key cluster.etcd.namespace") {
 		t.Fatalf("etcd section not taken from the default: %v", err)
 	}
 }
@@ -189,5 +190,68 @@ func TestSelfNode(t *testing.T) {
 	b, _ := cfg.SelfNode("127.0.0.1:1")
 	if a.ID != "fixed" || b.ID != "fixed" {
 		t.Fatalf("configured ID not used: %q %q", a.ID, b.ID)
+	}
+}
+
+// captured holds the options the "capture" backend was built with.
+var captured cluster.Options
+
+func init() {
+	cluster.RegisterProvider("capture", func(_ context.Context, _ cluster.Section, opts ...cluster.Option) (cluster.Coordinator, error) {
+		captured = cluster.NewOptions(opts...)
+		return cluster.NewStandalone(), nil
+	})
+}
+
+// New hands the backend the lookup the config was loaded with (so the
+// kubernetes backend reads its pod variables the same way) and the caller's
+// shared options.
+func TestNewPassesOptions(t *testing.T) {
+	cfg, err := cluster.LoadConfig([]byte("cluster:\n  selector: capture\n"), env("POD_UID", "uid-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	c, err := cluster.New(t.Context(), cfg, cluster.WithLogger(logger), cluster.WithBackoff(cluster.Backoff{Max: time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if v, _ := captured.LookupEnv("POD_UID"); v != "uid-1" {
+		t.Errorf("backend reads POD_UID as %q, want the config's lookup (uid-1)", v)
+	}
+	if captured.Logger != logger || captured.Backoff.Max != time.Second {
+		t.Errorf("options not passed: %+v", captured)
+	}
+}
+
+// A herd backend that is not imported is named, with the import to add.
+func TestSelectedBackendNotImported(t *testing.T) {
+	cfg, err := cluster.DefaultConfig(env("SW_CLUSTER", "etcd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cluster.New(t.Context(), cfg)
+	for _, want := range []string{`"etcd"`, "SW_CLUSTER", `_ "github.com/herd-go/herd/cluster/etcd"`, "cluster/all"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v; want it to mention %s", err, want)
+		}
+	}
+}
+
+func TestNodeIDRules(t *testing.T) {
+	for id, ok := range map[string]bool{"node-1": true, "a.b_c-d": true, "0abc": true, "": false, "a/b": false, "-a": false, ".a": false, "a b": false, "ü": false, strings.Repeat("x", 253): true, strings.Repeat("x", 254): false} {
+		if err := cluster.CheckID(id); (err == nil) != ok {
+			t.Errorf("CheckID(%q) = %v, want ok=%v", id, err, ok)
+		}
+	}
+}
+
+func TestHostRules(t *testing.T) {
+	for host, ok := range map[string]bool{"10.0.0.1": true, "::1": true, "fe80::1%eth0": true, "node-a.svc.cluster.local": true, "node_a": true, "host.": true,
+		"": false, "0.0.0.0": false, "::": false, "not a host": false, "http://127.0.0.1": false, "a/b": false, "-a": false, "a..b": false, "h:80": false} {
+		if err := cluster.CheckHost(host); (err == nil) != ok {
+			t.Errorf("CheckHost(%q) = %v, want ok=%v", host, err, ok)
+		}
 	}
 }

@@ -94,10 +94,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (Coordinator, error) 
 		}
 		return nil, cfg.errorAt(cfg.selector, "cluster.selector", cfg.Selector, accepted+" (SW_CLUSTER)", nil)
 	}
-	section, err := cfg.Section(cfg.Selector)
-	if err != nil {
-		return nil, err
-	}
+	section := cfg.Section(cfg.Selector)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("cluster: not starting the %s coordinator: the context has already ended: %w", cfg.Selector, err)
 	}

@@ -23,11 +23,9 @@ type advertised struct {
 // port out of range, a bind address with port 0, an invalid node ID.
 func (c *Config) SelfNode(bindAddr string) (Node, error) {
 	var adv advertised
-	sec, secErr := c.Section(c.Selector)
-	if secErr == nil {
-		if err := sec.decode(&adv, false); err != nil {
-			return Node{}, err
-		}
+	sec := c.Section(c.Selector)
+	if err := sec.decode(&adv, false); err != nil {
+		return Node{}, err
 	}
 	hostKey, portKey := "cluster."+c.Selector+".internalComHost", "cluster."+c.Selector+".internalComPort"
 	at := func(key string) located { // where a key of the section is, for messages

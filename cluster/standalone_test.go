@@ -30,7 +30,7 @@ func TestStandaloneIsTheDefaultWithNoImport(t *testing.T) {
 	if _, ok := c.(*cluster.Standalone); !ok {
 		t.Fatalf("default coordinator is %T", c)
 	}
-	if got := cluster.Providers(); !slices.Equal(got, []string{"standalone", "test"}) {
+	if got := cluster.Providers(); !slices.Equal(got, []string{"capture", "standalone", "test"}) {
 		t.Fatalf("Providers() = %v with no backend imported, want standalone (and the tests' own)", got)
 	}
 }

@@ -268,6 +268,25 @@ func TestEmptyAnswerPolicies(t *testing.T) {
 			t.Fatalf("view = %v, want a and self kept", addrs(m.Snapshot()))
 		}
 	})
+	// A fresh cluster: the backend answers empty (by query and by watch)
+	// until self's registration shows. Nothing is kept that the answer would
+	// drop, so nothing is reported.
+	t.Run("KeepLastViewFreshClusterIsSilent", func(t *testing.T) {
+		src := newFake()
+		var reported atomic.Int64
+		m, _ := newManager(t, src, remote.WithErrorHandler(func(error) { reported.Add(1) }))
+		src.watch <- []cluster.Node{}
+		if err := m.Refresh(context.Background()); err != nil {
+			t.Fatalf("Refresh = %v on a healthy, fresh cluster", err)
+		}
+		src.watch <- []cluster.Node{}
+		if err := m.Refresh(context.Background()); err != nil || m.Err() != nil || reported.Load() != 0 {
+			t.Fatalf("Refresh = %v, Err() = %v, %d reports; want none on a healthy, fresh cluster", err, m.Err(), reported.Load())
+		}
+		if m.Snapshot().Len() != 1 {
+			t.Fatalf("view = %v, want self", addrs(m.Snapshot()))
+		}
+	})
 	t.Run("AcceptEmpty", func(t *testing.T) {
 		src := newFake(a)
 		m, _ := newManager(t, src, remote.WithEmptyPolicy(remote.AcceptEmpty))

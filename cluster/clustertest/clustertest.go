@@ -230,12 +230,8 @@ func DefaultsMatch[C comparable](t *testing.T, backend string, want C) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec, err := cfg.Section(backend)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got C
-	if err := sec.Decode(&got); err != nil {
+	if err := cfg.Section(backend).Decode(&got); err != nil {
 		t.Fatal(err)
 	}
 	if got != want {

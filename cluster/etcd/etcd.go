@@ -85,12 +85,12 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("etcd: not connecting to %s: the context has already ended: %w", cfg.Endpoints, err)
 	}
-	if err := reach.AllRefused(ctx, tcp); err != nil {
-		return nil, fmt.Errorf("etcd: %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS)", err)
-	}
 	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {
 		return nil, err
+	}
+	if err := reach.AllRefused(ctx, tcp); err != nil {
+		return nil, fmt.Errorf("etcd: %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS)", err)
 	}
 	ccfg := clientv3.Config{
 		Endpoints:   eps,

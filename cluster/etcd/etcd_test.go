@@ -291,8 +291,8 @@ func TestSelectedFromEnvironment(t *testing.T) {
 	if _, ok := c.(*etcd.Coordinator); !ok {
 		t.Fatalf("got %T", c)
 	}
-	cfg2, _ := cluster.LoadConfig([]byte("cluster:\n  selector: etcd\n  etcd:\n    endpoint: x\n"))
-	if _, err := cluster.New(context.Background(), cfg2); err == nil || !strings.Contains(err.Error(), "endpoint") {
+	// A misspelt key fails at load, before anything connects.
+	if _, err := cluster.LoadConfig([]byte("cluster:\n  selector: etcd\n  etcd:\n    endpoint: x\n")); err == nil || !strings.Contains(err.Error(), "did you mean cluster.etcd.endpoints?") {
 		t.Fatalf("misspelt key: err = %v", err)
 	}
 }

@@ -24,7 +24,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +39,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/members"
+	"github.com/herd-go/herd/internal/reach"
 )
 
 func init() { cluster.RegisterConfigured("nacos", DefaultConfig, New) }
@@ -86,6 +89,13 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, fmt.Errorf("nacos: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
 	}
 	servers, _ := cfg.servers()
+	var grpcAddrs []string
+	for _, sv := range servers {
+		grpcAddrs = append(grpcAddrs, net.JoinHostPort(sv.host, strconv.FormatUint(sv.port+1000, 10)))
+	}
+	if err := reach.AllRefused(ctx, grpcAddrs); err != nil {
+		return nil, fmt.Errorf("nacos: %w (the SDK talks gRPC on the HTTP port + 1000; check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT = %s)", err, cfg.HostPort)
+	}
 	logDir, cacheDir := cfg.dirs()
 	for _, d := range []string{logDir, cacheDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

@@ -1,0 +1,82 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/herd-go/herd/cluster"
+)
+
+// Placeholders take the environment variable when it is set, else the
+// default after the first colon.
+func ExampleLoadConfig() {
+	yml := []byte(`
+cluster:
+  selector: ${SW_CLUSTER:standalone}
+  nodeId: ${SW_CLUSTER_NODE_ID:""}
+  etcd:
+    endpoints: ${SW_CLUSTER_ETCD_ENDPOINTS:localhost:2379}
+`)
+	environment := map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_NODE_ID": "node-a"}
+	lookup := func(name string) (string, bool) { v, ok := environment[name]; return v, ok }
+
+	cfg, err := cluster.LoadConfig(yml, cluster.WithLookupEnv(lookup))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(cfg.Selector, cfg.NodeID)
+	// Output: etcd node-a
+}
+
+// A misspelt key anywhere under cluster is an error that points at it.
+func ExampleLoadConfig_misspelt() {
+	_, err := cluster.LoadConfig([]byte("cluster:\n  selector: etcd\n  etcd:\n    endpoint: 10.0.0.1:2379\n"))
+	var ce *cluster.ConfigError
+	fmt.Println(errors.As(err, &ce), ce.Line)
+	fmt.Println(err)
+	// Output:
+	// true 4
+	// config: config:4: unknown key cluster.etcd.endpoint: did you mean cluster.etcd.endpoints? (cluster.etcd has endpoints, namespace, serviceName, authentication, user, password, internalComHost, internalComPort, ttl, dialTimeout, tlsCaFile, tlsCertFile, tlsKeyFile)
+}
+
+// New builds the backend that cluster.selector (SW_CLUSTER) names; here the
+// built-in default, standalone.
+func ExampleNew() {
+	ctx := context.Background()
+	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(string) (string, bool) { return "", false }))
+	if err != nil {
+		panic(err)
+	}
+	coord, err := cluster.New(ctx, cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer coord.Close()
+
+	self := cluster.Node{ID: "node-a", Address: cluster.Address{Host: "127.0.0.1", Port: 11800}}
+	if err := coord.RegisterRemote(ctx, self); err != nil {
+		panic(err)
+	}
+	nodes, err := coord.QueryRemoteNodes(ctx)
+	if err != nil {
+		panic(err)
+	}
+	for _, n := range nodes {
+		fmt.Println(n.ID, n.Address, n.Self)
+	}
+	// Output: node-a 127.0.0.1:11800 true
+}
+
+// SelfNode names the setting to fix when the address cannot be dialled.
+func ExampleConfig_SelfNode() {
+	cfg, _ := cluster.DefaultConfig(cluster.WithLookupEnv(func(name string) (string, bool) {
+		if name == "SW_CLUSTER_INTERNAL_COM_HOST" {
+			return "0.0.0.0", true
+		}
+		return "", false
+	}))
+	_, err := cfg.SelfNode("10.1.2.3:11800")
+	fmt.Println(err)
+	// Output: config: cluster.standalone.internalComHost = "0.0.0.0" (from SW_CLUSTER_INTERNAL_COM_HOST) is not accepted: want an IP or DNS name that peers can reach (SW_CLUSTER_INTERNAL_COM_HOST): advertised host is empty or a wildcard address that peers cannot dial (0.0.0.0)
+}
