@@ -9,7 +9,7 @@ import (
 // peers is a sorted view of node IDs; a remote.Snapshot is one too.
 type peers []string
 
-func (p peers) Len() int         { return len(p) }
+func (p peers) Len() int        { return len(p) }
 func (p peers) ID(i int) string { return p[i] }
 
 func ExampleHashCode() {
