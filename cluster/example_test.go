@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/herd-go/herd/cluster"
 )
@@ -38,6 +41,37 @@ func ExampleLoadConfig_misspelt() {
 	// Output:
 	// true 4
 	// config: config:4: unknown key cluster.etcd.endpoint: did you mean cluster.etcd.endpoints? (cluster.etcd has endpoints, namespace, serviceName, authentication, user, password, internalComHost, internalComPort, ttl, dialTimeout, tlsCaFile, tlsCertFile, tlsKeyFile)
+}
+
+// A file's errors name the file and the line.
+func ExampleLoadConfigFile() {
+	dir, err := os.MkdirTemp("", "herd-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "application.yml")
+	yml := "core:\n  default: {}\ncluster:\n  selector: ${SW_CLUSTER:etcd}\n  etcd:\n    ttl: 10\n"
+	if err := os.WriteFile(path, []byte(yml), 0o644); err != nil {
+		panic(err)
+	}
+
+	cfg, err := cluster.LoadConfigFile(path) // a SkyWalking application.yml; other top-level keys are ignored
+	if err != nil {
+		panic(err)
+	}
+	var etcd struct {
+		TTL time.Duration `yaml:"ttl"`
+	}
+	err = cfg.Section("etcd").Decode(&etcd) // as cluster.New does for the selected backend
+	var ce *cluster.ConfigError
+	if errors.As(err, &ce) {
+		fmt.Println(filepath.Base(ce.File), ce.Line, ce.Key, ce.Value)
+		fmt.Println("want", ce.Accepted)
+	}
+	// Output:
+	// application.yml 6 cluster.etcd.ttl 10
+	// want a duration with a unit, such as 500ms, 10s or 1m30s
 }
 
 // New builds the backend that cluster.selector (SW_CLUSTER) names; here the

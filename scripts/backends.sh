@@ -106,13 +106,13 @@ ensure_kube_apiserver() {
 }
 
 # ensure_rnacos: r-nacos, a Nacos-compatible server (Nacos 2.x HTTP + gRPC
-# protocols), built from crates.io. The Alibaba Nacos server itself is not on
+# protocols), built from the Rust crate registry. The Alibaba Nacos server itself is not on
 # Maven Central (only its client is), so it cannot be fetched here.
 ensure_rnacos() {
   RNACOS_BIN="$HERD_CACHE/rnacos-$RNACOS_VERSION/bin/rnacos"
   [ -x "$RNACOS_BIN" ] && return 0
   command -v cargo >/dev/null || { log "cargo is needed to build rnacos (Rust, from rustup)"; return 1; }
-  log "building rnacos $RNACOS_VERSION from crates.io (about 10 minutes on 2 cores; cached in $HERD_CACHE)"
+  log "building rnacos $RNACOS_VERSION from the Rust crate registry (about 10 minutes on 2 cores; cached in $HERD_CACHE)"
   cargo install rnacos --version "$RNACOS_VERSION" --locked --root "$HERD_CACHE/rnacos-$RNACOS_VERSION" >"$HERD_CACHE/rnacos-build.log" 2>&1 ||
     { tail -30 "$HERD_CACHE/rnacos-build.log" >&2; return 1; }
 }

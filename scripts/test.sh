@@ -6,7 +6,7 @@
 #   etcd       the real server, embedded in the test binaries (no install)
 #   Consul     agent built from its Go module (cached in ~/.cache/herd)
 #   ZooKeeper  Debian's zookeeper package, on Java
-#   Nacos      r-nacos, a Nacos-compatible server, built from crates.io (cached)
+#   Nacos      r-nacos, a Nacos-compatible server, built from the Rust crate registry (cached)
 #   Kubernetes kube-apiserver and an etcd binary built from the Go module proxy
 #              (cached); the kubernetes tests start them, since no kubelet runs
 #

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// Nacos is a Nacos-compatible server, r-nacos (crates.io: rnacos), with its
+// Nacos is a Nacos-compatible server, r-nacos (the Rust crate registry: rnacos), with its
 // data on disk. Nacos 2.x clients use the HTTP port and gRPC on HTTP+1000.
 type Nacos struct {
 	*Proc
