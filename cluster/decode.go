@@ -72,7 +72,7 @@ func setField(f reflect.Value, n *yaml.Node) (accepted string) {
 		if text == "" {
 			return ""
 		}
-		d, ok := ParseDuration(text)
+		d, ok := parseDuration(text)
 		if !ok {
 			return "a duration with a unit, such as 500ms, 10s or 1m30s"
 		}
@@ -117,10 +117,10 @@ func setField(f reflect.Value, n *yaml.Node) (accepted string) {
 	return ""
 }
 
-// ParseDuration reads a configured duration: Go's syntax with a unit
+// parseDuration reads a configured duration: Go's syntax with a unit
 // (500ms, 10s, 1m30s), or 0. A bare number other than 0 is refused, since its
 // unit would be a guess.
-func ParseDuration(s string) (time.Duration, bool) {
+func parseDuration(s string) (time.Duration, bool) {
 	s = strings.TrimSpace(s)
 	if s == "0" {
 		return 0, true
