@@ -16,7 +16,7 @@ var (
 	providersMu sync.RWMutex
 	providers   = map[string]Factory{
 		"standalone": func(_ context.Context, s Section, _ ...Option) (Coordinator, error) {
-			var cfg standaloneConfig // checked here; SelfNode applies it
+			var cfg advertised // its only settings: checked here, applied by SelfNode
 			if err := s.Decode(&cfg); err != nil {
 				return nil, err
 			}

@@ -18,8 +18,8 @@ type advertised struct {
 // SelfNode returns the local node for the selected backend: its ID is
 // NodeID (or a new random one), and its address is bindAddr (the host:port
 // the remote server listens on, e.g. lis.Addr().String()) overridden by the
-// section's internalComHost and internalComPort. Every mistake is a
-// *ConfigError naming the setting to fix: a wildcard or malformed host, a
+// section's internalComHost and internalComPort. Every configuration
+// mistake is a *ConfigError naming the setting to fix: a wildcard or malformed host, a
 // port out of range, a bind address with port 0, an invalid node ID.
 func (c *Config) SelfNode(bindAddr string) (Node, error) {
 	var adv advertised

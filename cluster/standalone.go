@@ -61,10 +61,3 @@ func (c *Standalone) Close() error {
 	c.view.Close()
 	return nil
 }
-
-// standaloneConfig is the cluster.standalone section: only the advertised
-// address overrides, which SelfNode reads.
-type standaloneConfig struct {
-	InternalComHost string `yaml:"internalComHost"`
-	InternalComPort int    `yaml:"internalComPort"`
-}
