@@ -94,11 +94,7 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (Coordinator, error) 
 		}
 		return nil, cfg.errorAt(cfg.selector, "cluster.selector", cfg.Selector, accepted+" (SW_CLUSTER)", nil)
 	}
-	section := cfg.Section(cfg.Selector)
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("cluster: not starting the %s coordinator: the context has already ended: %w", cfg.Selector, err)
-	}
-	c, err := f(ctx, section, append([]Option{WithLookupEnv(cfg.lookup)}, opts...)...)
+	c, err := f(ctx, cfg.Section(cfg.Selector), append([]Option{WithLookupEnv(cfg.lookup)}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: starting %s coordinator: %w", cfg.Selector, err)
 	}

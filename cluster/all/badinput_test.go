@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,39 @@ func closedPort(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
+}
+
+// silentServer accepts TCP connections and never answers, like a server
+// that hangs; it returns its address.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	return l.Addr().String()
+}
+
+// nacosAddrFor returns the HTTP host:port whose gRPC port (HTTP + 1000) is
+// grpcAddr, the address the SDK dials.
+func nacosAddrFor(t *testing.T, grpcAddr string) string {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(grpcAddr)
+	p, _ := strconv.Atoi(port)
+	if p <= 1001 {
+		t.Skipf("port %d leaves no HTTP port below it", p)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p-1000))
 }
 
 // step is how far a case gets: loading the config, building self, or New.
@@ -61,6 +95,17 @@ func TestBadInput(t *testing.T) {
 		return ctx
 	}
 	etcdDown, zkDown, consulDown, nacosDown := closedPort(t), closedPort(t), closedPort(t), closedPort(t)
+	silent := silentServer(t)
+	silentNacos := nacosAddrFor(t, silentServer(t))
+	silentKubeconfig := filepath.Join(dir, "silent-kubeconfig")
+	if err := os.WriteFile(silentKubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"http://"+silent+"\"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	shortDeadline := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
 
 	cases := []badCase{
 		// Misspelt keys anywhere under cluster, with the nearest valid one.
@@ -125,6 +170,31 @@ func TestBadInput(t *testing.T) {
 			want: []string{"context"}, not: []string{"within"}, within: 100 * time.Millisecond},
 		{name: "kubernetes ended context", env: map[string]string{"SW_CLUSTER": "kubernetes", "SW_CLUSTER_K8S_KUBECONFIG": kubeconfig}, step: start, ctx: ended,
 			want: []string{"context"}, not: []string{"within"}, within: 100 * time.Millisecond},
+
+		// A deadline that passes while the server stays silent is the
+		// context's doing, not a wrong address.
+		{name: "etcd deadline while connecting", env: map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_ETCD_ENDPOINTS": silent}, step: start, ctx: shortDeadline,
+			want: []string{"context ended before", "deadline exceeded"}, not: []string{"did not answer within"}, within: time.Second},
+		{name: "zookeeper deadline while connecting", env: map[string]string{"SW_CLUSTER": "zookeeper", "SW_CLUSTER_ZK_HOST_PORT": silent}, step: start, ctx: shortDeadline,
+			want: []string{"context ended before", "deadline exceeded"}, not: []string{"no session within"}, within: time.Second},
+		{name: "consul deadline while connecting", env: map[string]string{"SW_CLUSTER": "consul", "SW_CLUSTER_CONSUL_HOST_PORT": silent}, step: start, ctx: shortDeadline,
+			want: []string{"context ended before", "deadline exceeded"}, not: []string{"answered within"}, within: time.Second},
+		{name: "nacos deadline while connecting", env: map[string]string{"SW_CLUSTER": "nacos", "SW_CLUSTER_NACOS_HOST_PORT": silentNacos}, step: start, ctx: shortDeadline,
+			want: []string{"context ended before", "deadline exceeded"}, within: time.Second},
+		{name: "kubernetes deadline while connecting", env: map[string]string{"SW_CLUSTER": "kubernetes", "SW_CLUSTER_K8S_KUBECONFIG": silentKubeconfig}, step: start, ctx: shortDeadline,
+			want: []string{"context ended before", "deadline exceeded"}, not: []string{"did not answer within"}, within: time.Second},
+
+		// A server that hangs: start-up gives up at the configured timeout.
+		{name: "etcd silent server", env: map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_ETCD_ENDPOINTS": silent, "SW_CLUSTER_ETCD_DIAL_TIMEOUT": "500ms"}, step: start,
+			want: []string{"did not answer within 500ms", "cluster.etcd.dialTimeout", "SW_CLUSTER_ETCD_ENDPOINTS"}, within: 1500 * time.Millisecond},
+		{name: "zookeeper silent server", env: map[string]string{"SW_CLUSTER": "zookeeper", "SW_CLUSTER_ZK_HOST_PORT": silent, "SW_CLUSTER_ZK_CONNECT_TIMEOUT": "500ms"}, step: start,
+			want: []string{"no session within 500ms", "cluster.zookeeper.connectTimeout", "SW_CLUSTER_ZK_HOST_PORT"}, within: 1500 * time.Millisecond},
+		{name: "consul silent server", env: map[string]string{"SW_CLUSTER": "consul", "SW_CLUSTER_CONSUL_HOST_PORT": silent, "SW_CLUSTER_CONSUL_TIMEOUT": "500ms"}, step: start,
+			want: []string{"answered within 500ms", "SW_CLUSTER_CONSUL_HOST_PORT"}, within: 1500 * time.Millisecond},
+		{name: "nacos silent server", env: map[string]string{"SW_CLUSTER": "nacos", "SW_CLUSTER_NACOS_HOST_PORT": silentNacos, "SW_CLUSTER_NACOS_TIMEOUT": "500ms"}, step: start,
+			want: []string{"no answer within 500ms", "cluster.nacos.timeout", "SW_CLUSTER_NACOS_HOST_PORT"}, within: 1500 * time.Millisecond},
+		{name: "kubernetes silent server", env: map[string]string{"SW_CLUSTER": "kubernetes", "SW_CLUSTER_K8S_KUBECONFIG": silentKubeconfig, "SW_CLUSTER_K8S_TIMEOUT": "500ms"}, step: start,
+			want: []string{"did not answer within 500ms", "kubeconfig"}, within: 1500 * time.Millisecond},
 
 		// A backend name that is not one.
 		{name: "unknown backend", env: map[string]string{"SW_CLUSTER": "zookeepr"}, step: start,

@@ -123,8 +123,11 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		constant.WithAccessKey(cfg.AccessKey),
 		constant.WithSecretKey(cfg.SecretKey),
 	)
-	client, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: cc, ServerConfigs: sc})
+	client, err := newNamingClient(ctx, cfg.Timeout, vo.NacosClientParam{ClientConfig: cc, ServerConfigs: sc})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("nacos: the context ended before %s answered: %w", cfg.HostPort, ctx.Err())
+		}
 		return nil, fmt.Errorf("nacos: connecting to %s: %w (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT; the gRPC port is the HTTP port + 1000)", cfg.HostPort, err)
 	}
 	c := &Coordinator{cfg: cfg, opts: o, client: client}
@@ -147,6 +150,40 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, fmt.Errorf("nacos: subscribing to %s@%s: %w", cfg.ServiceName, cfg.Group, err)
 	}
 	return c, nil
+}
+
+// newNamingClient makes the SDK's client within timeout or until ctx ends.
+// The SDK's own start-up ignores both: against a server that accepts
+// connections but does not answer, it tries three times for three seconds
+// each. When the bound passes first, the client the SDK makes afterwards is
+// closed as soon as it is made, by a goroutine that ends with it.
+func newNamingClient(ctx context.Context, timeout time.Duration, p vo.NacosClientParam) (naming_client.INamingClient, error) {
+	type made struct {
+		client naming_client.INamingClient
+		err    error
+	}
+	done := make(chan made, 1)
+	go func() {
+		c, err := clients.NewNamingClient(p)
+		done <- made{c, err}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case m := <-done:
+		return m.client, m.err
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+	go func() {
+		if m := <-done; m.client != nil {
+			m.client.CloseClient()
+		}
+	}()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, fmt.Errorf("no answer within %s (cluster.nacos.timeout)", timeout)
 }
 
 // Stats returns the coordinator's counters.

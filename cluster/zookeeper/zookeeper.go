@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -86,12 +87,18 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err := reach.AllRefused(ctx, cfg.hosts()); err != nil {
 		return nil, fmt.Errorf("zookeeper: %w (check cluster.zookeeper.hostPort / SW_CLUSTER_ZK_HOST_PORT)", err)
 	}
-	conn, events, err := zk.Connect(cfg.hosts(), cfg.SessionTimeout, zk.WithLogger(zkLogger{o.Logger}), zk.WithLogInfo(false))
+	sock := &lastConn{}
+	conn, events, err := zk.Connect(cfg.hosts(), cfg.SessionTimeout, zk.WithLogger(zkLogger{o.Logger}), zk.WithLogInfo(false), zk.WithDialer(sock.dial))
 	if err != nil {
 		return nil, &cluster.ConfigError{Key: key("hostPort"), Value: cfg.HostPort, Accepted: "resolvable host:port pairs (SW_CLUSTER_ZK_HOST_PORT)", Err: err}
 	}
 	if err := awaitSession(ctx, events, cfg.ConnectTimeout); err != nil {
-		conn.Close()
+		// A server that accepted the connection but never answers keeps the
+		// client in its handshake read for ten receive timeouts (over a
+		// minute by default); closing the socket, and refusing new ones,
+		// ends that at once.
+		sock.close()
+		go conn.Close() // its close request waits up to 1s for an answer no one will send
 		for range events { // drain until the client closes it
 		}
 		if ctx.Err() != nil {
@@ -120,6 +127,38 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	c.wg.Add(1)
 	go c.watchLoop()
 	return c, nil
+}
+
+// lastConn dials for the zk client and keeps the connection it made last,
+// so that start-up can close it, and refuse new ones, when it gives up.
+type lastConn struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	closed bool
+}
+
+func (l *lastConn) dial(network, address string, timeout time.Duration) (net.Conn, error) {
+	c, err := net.DialTimeout(network, address, timeout)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return nil, errors.New("zookeeper: start-up gave up")
+	}
+	l.conn = c
+	return c, nil
+}
+
+func (l *lastConn) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.conn != nil {
+		l.conn.Close()
+	}
 }
 
 func awaitSession(ctx context.Context, events <-chan zk.Event, d time.Duration) error {
