@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		// minute by default); closing the socket, and refusing new ones,
 		// ends that at once.
 		sock.close()
-		go conn.Close() // its close request waits up to 1s for an answer no one will send
+		go conn.Close()    // its close request waits up to 1s for an answer no one will send
 		for range events { // drain until the client closes it
 		}
 		if ctx.Err() != nil {
