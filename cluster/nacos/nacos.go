@@ -177,13 +177,26 @@ func newNamingClient(ctx context.Context, timeout time.Duration, p vo.NacosClien
 	}
 	go func() {
 		if m := <-done; m.client != nil {
-			m.client.CloseClient()
+			closeClient(m.client)
 		}
 	}()
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
 	return nil, fmt.Errorf("no answer within %s (cluster.nacos.timeout)", timeout)
+}
+
+// sdkClose serialises closing SDK clients, the one piece of package-level
+// state here besides the provider registration: nacos-sdk-go v2.3.5's
+// RpcClient.Shutdown deletes from the SDK's package-level client map without
+// the lock its CreateClient takes, so two clients closing at once race (seen
+// under -race when two start-ups gave up together).
+var sdkClose sync.Mutex
+
+func closeClient(c naming_client.INamingClient) {
+	sdkClose.Lock()
+	defer sdkClose.Unlock()
+	c.CloseClient()
 }
 
 // Stats returns the coordinator's counters.
@@ -407,7 +420,7 @@ func (c *Coordinator) Close() error {
 
 func (c *Coordinator) shutdown() {
 	c.cancel()
-	c.client.CloseClient()
+	closeClient(c.client)
 	c.wg.Wait()
 	c.view.Close()
 }
