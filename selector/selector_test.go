@@ -188,16 +188,44 @@ func TestUniformity(t *testing.T) {
 	}
 }
 
-func TestStableForSameView(t *testing.T) {
+// TestConsistentGolden pins Consistent's mapping: two herd versions (or two
+// nodes running different versions) must route a key to the same owner, so
+// the hash, the mixing and "highest score wins" may never change. The table
+// was recorded from the implementation; a change here is a breaking change.
+func TestConsistentGolden(t *testing.T) {
 	peers := makePeers(5)
-	for _, name := range []string{"HashCode", "Consistent", "ForeverFirst"} {
-		s := allSelectors()[name]
-		for k := int32(-1000); k < 1000; k++ {
-			a, _ := s.Select(k, peers)
-			b, _ := s.Select(k, peers)
-			if a != b {
-				t.Fatalf("%s not stable for key %d: %d then %d", name, k, a, b)
-			}
+	golden := []struct {
+		key  int32
+		want string
+	}{
+		{0, "node-004"}, {1, "node-001"}, {-1, "node-000"}, {42, "node-000"}, {-42, "node-001"},
+		{1000, "node-000"}, {123456789, "node-000"}, {math.MinInt32, "node-001"}, {math.MaxInt32, "node-002"},
+		{selector.StringHash("user-42"), "node-001"}, {selector.StringHash("order-7"), "node-002"},
+	}
+	for _, g := range golden {
+		if i, _ := (selector.Consistent{}).Select(g.key, peers); peers[i] != g.want {
+			t.Errorf("Consistent routes key %d to %s; it has always gone to %s", g.key, peers[i], g.want)
+		}
+	}
+	// Every key in a range, folded into one FNV-1a digest of the owners.
+	h := uint64(14695981039346656037)
+	for k := int32(-5000); k < 5000; k++ {
+		i, _ := selector.Consistent{}.Select(k, peers)
+		h ^= uint64(i)
+		h *= 1099511628211
+	}
+	if h != 14278806914544471050 {
+		t.Errorf("the owners of keys -5000..4999 changed (digest %d)", h)
+	}
+}
+
+// TestHashCodeGolden pins HashCode against SkyWalking's formula on a view
+// of five: |key| mod 5.
+func TestHashCodeGolden(t *testing.T) {
+	peers := makePeers(5)
+	for key, want := range map[int32]int{0: 0, 1: 1, -1: 1, 7: 2, -7: 2, 42: 2, math.MaxInt32: 2, math.MinInt32: 3} {
+		if i, _ := (selector.HashCode{}).Select(key, peers); i != want {
+			t.Errorf("HashCode(%d) over 5 = %d, want %d", key, i, want)
 		}
 	}
 }
