@@ -402,7 +402,7 @@ func testMalformed(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	w := c.Watch(ctx(t))
-	WaitFor(t, w, h.Within, "both nodes", func(ns []cluster.Node) bool { return Has(ns, self.ID) && Has(ns, other.ID) })
+	baseline := WaitFor(t, w, h.Within, "both nodes", func(ns []cluster.Node) bool { return Has(ns, self.ID) && Has(ns, other.ID) })
 	before := h.Malformed(c)
 	h.WriteMalformed(t)
 	deadline := time.Now().Add(h.Within)
@@ -416,12 +416,31 @@ func testMalformed(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !Has(nodes, self.ID) || !Has(nodes, other.ID) {
-		t.Fatalf("view after a malformed entry = %v, want both %s and %s", IDs(nodes), self.ID, other.ID)
-	}
-	for _, n := range nodes {
-		if err := n.Validate(); err != nil {
-			t.Errorf("query returned an invalid node: %v", err)
+	// The view is what it was: both nodes, and nothing the malformed entry
+	// added (nodes that were there before may have left meanwhile).
+	check := func(how string, nodes []cluster.Node) {
+		t.Helper()
+		if !Has(nodes, self.ID) || !Has(nodes, other.ID) {
+			t.Fatalf("%s after a malformed entry = %v, want both %s and %s", how, IDs(nodes), self.ID, other.ID)
+		}
+		for _, n := range nodes {
+			if !Has(baseline, n.ID) {
+				t.Errorf("%s after a malformed entry holds %s (%+v), which was not a member before", how, n.ID, n)
+			}
+			if err := n.Validate(); err != nil {
+				t.Errorf("%s holds an invalid node: %v", how, err)
+			}
 		}
 	}
+	check("the query", nodes)
+	latest := baseline
+	for drained := false; !drained; { // the watch's newest list, once pushes settle
+		select {
+		case ns := <-w:
+			latest = ns
+		case <-time.After(200 * time.Millisecond):
+			drained = true
+		}
+	}
+	check("the watch", latest)
 }
