@@ -172,6 +172,27 @@ func TestReregistersAfterLeaseRevokedOutOfBand(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	// Settled: the new lease is the one kept alive, so nothing more happens
+	// (a supervisor that kept the stale lease alive would re-grant every
+	// backoff, each time under a new lease).
+	resp, err := raw.Get(context.Background(), key)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("self key missing after re-registration: %v", err)
+	}
+	lease := resp.Kvs[0].Lease
+	time.Sleep(cfg.TTL * 7 / 10) // more than two keepalive periods (TTL/3)
+	if n := c.Stats().Reregistrations; n != 2 {
+		t.Fatalf("Reregistrations = %d a while after two revocations, want 2: the supervisor keeps re-registering", n)
+	}
+	if resp, err := raw.Get(context.Background(), key); err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease != lease {
+		t.Fatalf("self key moved to another lease or vanished after settling: %v %v", resp, err)
+	}
+	// Kept alive, its remaining TTL was refreshed within the last TTL/3;
+	// left alone, less than 30% of it would remain by now.
+	ttl, err := raw.TimeToLive(context.Background(), clientv3.LeaseID(lease))
+	if err != nil || time.Duration(ttl.TTL)*time.Second < cfg.TTL/2 {
+		t.Fatalf("the registered lease is not being kept alive: %d s of %s left, %v", ttl.TTL, cfg.TTL, err)
+	}
 }
 
 func TestReputsKeyDeletedOutOfBand(t *testing.T) {
@@ -301,4 +322,52 @@ func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
 	want := etcd.DefaultConfig()
 	want.InternalComPort = -1
 	clustertest.DefaultsMatch(t, "etcd", want)
+}
+
+// TestRelistDropsNodesDeletedWhileTheWatchWasDown: the coordinator is cut
+// off, a node's key is deleted and the history compacted, so the watch
+// cannot resume and must list again; the list replaces the view, so the
+// deleted node is gone from it.
+func TestRelistDropsNodesDeletedWhileTheWatchWasDown(t *testing.T) {
+	leakCheck(t)
+	cfg := testConfig(t)
+	proxy := testserver.StartProxy(t, endpoint())
+	cut := cfg
+	cut.Endpoints = proxy.Addr
+	c := newCoordinator(t, cut)
+	defer c.Close()
+	self := register(t, c)
+
+	raw := rawClient(t)
+	other := clustertest.NewNode()
+	data, _ := cluster.EncodeNode(other)
+	if _, err := raw.Put(context.Background(), c.Prefix()+other.ID, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	w := c.Watch(t.Context())
+	clustertest.WaitFor(t, w, 5*time.Second, "both nodes", func(ns []cluster.Node) bool {
+		return clustertest.Has(ns, self.ID) && clustertest.Has(ns, other.ID)
+	})
+	relists := c.Stats().Relists
+
+	proxy.Partition()
+	if _, err := raw.Delete(context.Background(), c.Prefix()+other.ID); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := raw.Put(context.Background(), "/herd-test/unrelated", "x") // a revision past the delete
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Compact(context.Background(), resp.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	proxy.Heal()
+
+	clustertest.WaitFor(t, w, 10*time.Second, "the deleted node gone, self kept", func(ns []cluster.Node) bool {
+		return clustertest.Has(ns, self.ID) && !clustertest.Has(ns, other.ID)
+	})
+	if c.Stats().Relists == relists {
+		t.Fatalf("the view changed without a re-list (%+v): the test did not exercise one", c.Stats())
+	}
 }
