@@ -194,6 +194,32 @@ func TestZnodeDeletedOutOfBandComesBack(t *testing.T) {
 	clustertest.WaitUntil(t, 10*time.Second, "the znode created again", func() bool { return owner(t, raw, path) != 0 })
 }
 
+// TestHealthyZnodeIsLeftAlone: the supervisor's periodic check finds self's
+// znode owned by its own session and changes nothing.
+func TestHealthyZnodeIsLeftAlone(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	cfg := testConfig(addr)
+	cfg.SessionTimeout = 3 * time.Second // the supervisor checks every 1.5s
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := register(t, c)
+	raw := rawConn(t, addr)
+	path := c.Path() + "/" + self.ID
+	_, before, err := raw.Get(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3500 * time.Millisecond) // two checks
+	_, after, err := raw.Get(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Czxid != before.Czxid || c.Stats().Reregistrations != 0 {
+		t.Fatalf("a healthy znode was written again (created at zxid %d, now %d; %d re-registrations)", before.Czxid, after.Czxid, c.Stats().Reregistrations)
+	}
+}
+
 func TestDigestACL(t *testing.T) {
 	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
 	leakcheck.Register(t)
