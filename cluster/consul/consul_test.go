@@ -131,6 +131,80 @@ func TestFailsOverToTheNextAgent(t *testing.T) {
 	}
 }
 
+// TestHealthyNodeIsNotRegisteredAgain: self is in the passing list, so the
+// supervisor's "missing" check never fires.
+func TestHealthyNodeIsNotRegisteredAgain(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_CONSUL_ADDR", "a Consul agent")
+	leakcheck.Register(t)
+	cfg := testConfig(t, addr)
+	cfg.CheckTTL = 1500 * time.Millisecond // a check every 500ms: "missing" would fire after 1.5s
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := clustertest.NewNode()
+	if err := c.RegisterRemote(context.Background(), self); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if n := c.Stats().Reregistrations; n != 0 {
+		t.Fatalf("a healthy node was registered again %d times", n)
+	}
+}
+
+// TestRegistersAgainWhenMissingFromPassing: the agent still takes the TTL
+// updates, but self is not among the passing instances (here: put in
+// maintenance out of band); after three checks herd registers again.
+func TestRegistersAgainWhenMissingFromPassing(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_CONSUL_ADDR", "a Consul agent")
+	leakcheck.Register(t)
+	cfg := testConfig(t, addr)
+	cfg.CheckTTL = 1500 * time.Millisecond
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := clustertest.NewNode()
+	if err := c.RegisterRemote(context.Background(), self); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawClient(t, addr)
+	if err := raw.Agent().EnableServiceMaintenance(self.ID, "herd test"); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitUntil(t, 10*time.Second, "a registration after three checks without self", func() bool {
+		return c.Stats().Reregistrations > 0
+	})
+}
+
+// TestSwitchesAgentAtRunTime: the agent herd uses dies; herd moves to the
+// next one in hostPort and registers there.
+func TestSwitchesAgentAtRunTime(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_CONSUL_ADDR", "a Consul agent")
+	bin := testenv.Require(t, "HERD_CONSUL_BIN", "a consul binary, to start an agent the test can kill")
+	leakcheck.Register(t)
+	first := testserver.StartConsul(t, bin)
+	cfg := testConfig(t, first.HTTPAddr+","+addr)
+	cfg.CheckTTL = 1500 * time.Millisecond
+	cfg.Timeout = 500 * time.Millisecond
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := clustertest.NewNode()
+	if err := c.RegisterRemote(context.Background(), self); err != nil {
+		t.Fatal(err)
+	}
+	second := rawClient(t, addr)
+	if entries, _, err := second.Health().Service(cfg.ServiceName, "", true, nil); err != nil || len(entries) != 0 {
+		t.Fatalf("self on the second agent before the switch: %v, %v", entries, err)
+	}
+	first.Kill()
+	clustertest.WaitUntil(t, 15*time.Second, "self registered on the second agent", func() bool {
+		entries, _, err := second.Health().Service(cfg.ServiceName, "", true, nil)
+		return err == nil && len(entries) == 1 && entries[0].Service.ID == self.ID
+	})
+	if s := c.Stats(); s.AgentSwitches == 0 {
+		t.Fatalf("stats %+v: want an agent switch", s)
+	}
+	w := c.Watch(t.Context())
+	clustertest.WaitFor(t, w, 15*time.Second, "the watch following the second agent", func(ns []cluster.Node) bool { return clustertest.Has(ns, self.ID) })
+}
+
 func TestUnreachableAgentFailsFast(t *testing.T) {
 	leakcheck.Register(t)
 	cfg := consul.DefaultConfig()
