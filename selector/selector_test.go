@@ -123,6 +123,8 @@ func TestStringHashMatchesJava(t *testing.T) {
 		"BB":                 2112,
 		"polygenelubricants": math.MinInt32,
 		"😀":                  1772899, // UTF-16 code units 0xD83D, 0xDE00
+		"\U00010000":         1770496, // the first supplementary code point: 0xD800, 0xDC00
+		"\uFFFF":             65535,   // the last one that is a single code unit
 	}
 	for s, want := range cases {
 		if got := selector.StringHash(s); got != want {
@@ -216,6 +218,16 @@ func TestConsistentGolden(t *testing.T) {
 	}
 	if h != 14278806914544471050 {
 		t.Errorf("the owners of keys -5000..4999 changed (digest %d)", h)
+	}
+}
+
+// Ties need two identical IDs; the lower index wins, so a view with a
+// duplicate routes every key to its first copy.
+func TestConsistentTieGoesToTheLowerIndex(t *testing.T) {
+	for k := int32(-100); k < 100; k++ {
+		if i, _ := (selector.Consistent{}).Select(k, ids{"twin", "twin"}); i != 0 {
+			t.Fatalf("key %d went to index %d of two identical IDs, want 0", k, i)
+		}
 	}
 }
 

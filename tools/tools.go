@@ -1,10 +1,12 @@
 //go:build tools
 
-// Package tools pins the code generators scripts/genproto.sh builds, in a
-// module of their own so they never become dependencies of the library.
+// Package tools pins the code generators scripts/genproto.sh builds and the
+// mutation tester scripts/mutation.sh runs, in a module of their own so they
+// never become dependencies of the library.
 package tools
 
 import (
+	_ "github.com/go-gremlins/gremlins/cmd/gremlins"
 	_ "google.golang.org/grpc/cmd/protoc-gen-go-grpc"
 	_ "google.golang.org/protobuf/cmd/protoc-gen-go"
 )
