@@ -255,3 +255,35 @@ func TestHostRules(t *testing.T) {
 		}
 	}
 }
+
+// A section written as a single value, not a mapping, is an error that says so.
+func TestSectionMustBeAMapping(t *testing.T) {
+	cfg, err := cluster.LoadConfig([]byte("cluster:\n  selector: test\n  test: hello\n"), env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct {
+		Str string `yaml:"str"`
+	}
+	err = cfg.Section("test").Decode(&v)
+	if err == nil || !strings.Contains(err.Error(), "a mapping of the test backend's settings") || !strings.Contains(err.Error(), "config:3:") {
+		t.Fatalf("err = %v", err)
+	}
+	// An empty section is no error: the defaults stand.
+	cfg, _ = cluster.LoadConfig([]byte("cluster:\n  selector: test\n  test:\n"), env())
+	if err := cfg.Section("test").Decode(&v); err != nil {
+		t.Fatalf("empty section: %v", err)
+	}
+}
+
+func TestSelfNodeBindPortBoundaries(t *testing.T) {
+	cfg, _ := cluster.DefaultConfig(env())
+	if n, err := cfg.SelfNode("127.0.0.1:65535"); err != nil || n.Address.Port != 65535 {
+		t.Fatalf("bind port 65535: %v, %v", n, err)
+	}
+	for _, bad := range []string{"127.0.0.1:65536", "127.0.0.1:-1"} {
+		if _, err := cfg.SelfNode(bad); err == nil || !strings.Contains(err.Error(), "bind address") {
+			t.Errorf("bind %s: err = %v", bad, err)
+		}
+	}
+}

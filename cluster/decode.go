@@ -100,15 +100,6 @@ func setField(f reflect.Value, n *yaml.Node) (accepted string) {
 			return "a whole number"
 		}
 		f.SetInt(i)
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		if text == "" {
-			return ""
-		}
-		u, err := strconv.ParseUint(text, 10, f.Type().Bits())
-		if err != nil {
-			return "a whole number, 0 or more"
-		}
-		f.SetUint(u)
 	default:
 		if err := n.Decode(f.Addr().Interface()); err != nil {
 			return "a value of type " + f.Type().String()

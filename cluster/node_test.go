@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -59,6 +60,48 @@ func TestParseAddress(t *testing.T) {
 	for _, bad := range []string{"h", "h:0", "h:x", "h:65536"} {
 		if _, err := cluster.ParseAddress(bad); err == nil {
 			t.Errorf("ParseAddress(%q) accepted", bad)
+		}
+	}
+}
+
+// The edges of every range the checks enforce, each side.
+func TestValidationBoundaries(t *testing.T) {
+	for port, ok := range map[int]bool{0: false, 1: true, 65535: true, 65536: false} {
+		n := cluster.Node{ID: "a", Address: cluster.Address{Host: "h", Port: port}}
+		if (n.Validate() == nil) != ok {
+			t.Errorf("Validate with port %d: ok=%v, want %v", port, !ok, ok)
+		}
+		if _, err := cluster.ParseAddress("h:" + strconv.Itoa(port)); (err == nil) != ok {
+			t.Errorf("ParseAddress port %d: %v, want ok=%v", port, err, ok)
+		}
+	}
+	// The first and last character of every class, and the ones just outside.
+	for _, c := range "azAZ09" {
+		if err := cluster.CheckID(string(c) + "x"); err != nil {
+			t.Errorf("CheckID(%q): %v", string(c)+"x", err)
+		}
+		if err := cluster.CheckHost(string(c) + "x"); err != nil {
+			t.Errorf("CheckHost(%q): %v", string(c)+"x", err)
+		}
+	}
+	for _, c := range "`{@[/:" {
+		if cluster.CheckID(string(c)+"x") == nil || cluster.CheckID("x"+string(c)) == nil {
+			t.Errorf("CheckID accepts %q", string(c))
+		}
+		if cluster.CheckHost("x"+string(c)+"x") == nil {
+			t.Errorf("CheckHost accepts %q inside a label", string(c))
+		}
+	}
+	for _, h := range []string{"a-b", "a_b", "_a"} {
+		if err := cluster.CheckHost(h); err != nil {
+			t.Errorf("CheckHost(%q): %v", h, err)
+		}
+	}
+	label63, label64 := strings.Repeat("a", 63), strings.Repeat("a", 64)
+	name253 := strings.Repeat(label63+".", 3) + strings.Repeat("b", 61) // 192 + 61
+	for host, ok := range map[string]bool{label63: true, label64: false, name253: true, name253 + "b": false, name253 + ".": true, "a-": false, "-a": false} {
+		if (cluster.CheckHost(host) == nil) != ok {
+			t.Errorf("CheckHost(%d bytes, %.10q…): want ok=%v", len(host), host, ok)
 		}
 	}
 }

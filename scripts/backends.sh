@@ -177,6 +177,23 @@ CFG
   log "zookeeper at $HERD_TEST_ZK_ADDR (pid ${HERD_PIDS[-1]})"
 }
 
+# start_test_backends: everything the tests need. Starts Consul, ZooKeeper
+# and rnacos unless HERD_TEST_*_ADDR already names one (compose.yaml), and
+# builds the binaries the recovery and Kubernetes tests run themselves;
+# exports the HERD_* variables the tests read.
+start_test_backends() {
+  [ -n "${HERD_TEST_CONSUL_ADDR:-}" ] || start_consul
+  [ -n "${HERD_TEST_ZK_ADDR:-}" ] || start_zookeeper
+  [ -n "${HERD_TEST_NACOS_ADDR:-}" ] || start_nacos
+  ensure_consul
+  ensure_zookeeper
+  ensure_etcd_bin
+  ensure_kube_apiserver
+  ensure_rnacos
+  export HERD_CONSUL_BIN="${HERD_CONSUL_BIN:-$CONSUL_BIN}" HERD_ZK_CLASSPATH="${HERD_ZK_CLASSPATH:-/usr/share/java/*}"
+  export HERD_ETCD_BIN="$ETCD_BIN" HERD_KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" HERD_RNACOS_BIN="$RNACOS_BIN"
+}
+
 # stop_backends: stops, by the pids recorded above, everything this script started.
 stop_backends() {
   local pid

@@ -34,19 +34,7 @@ step "go vet ./..."
 go vet ./...
 
 step "backend servers"
-[ -n "${HERD_TEST_CONSUL_ADDR:-}" ] || start_consul
-[ -n "${HERD_TEST_ZK_ADDR:-}" ] || start_zookeeper
-[ -n "${HERD_TEST_NACOS_ADDR:-}" ] || start_nacos
-# The recovery tests kill and restart servers of their own; they need the binaries.
-: "${HERD_CONSUL_BIN:=$HERD_CACHE/bin/consul-$CONSUL_VERSION}"
-: "${HERD_ZK_CLASSPATH:=/usr/share/java/*}"
-export HERD_CONSUL_BIN HERD_ZK_CLASSPATH
-ensure_consul
-ensure_zookeeper
-ensure_etcd_bin
-ensure_kube_apiserver
-ensure_rnacos
-export HERD_ETCD_BIN="$ETCD_BIN" HERD_KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" HERD_RNACOS_BIN="$RNACOS_BIN"
+start_test_backends
 
 step "go test -race ./..."
 go test -race -count=1 -timeout 20m ./...

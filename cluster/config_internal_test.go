@@ -1,0 +1,120 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want int
+	}{{"", "", 0}, {"", "abc", 3}, {"abc", "", 3}, {"kitten", "sitting", 3}, {"ttll", "ttl", 1}, {"etc", "etcd", 1}, {"selecter", "selector", 1}, {"flaw", "lawn", 2}} {
+		if got := editDistance(c.a, c.b); got != c.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.want)
+		}
+	}
+}
+
+func TestNearest(t *testing.T) {
+	known := []string{"endpoints", "namespace", "user", "password", "ttl", "dialTimeout"}
+	for key, want := range map[string]string{
+		"endpoint":   "endpoints",
+		"TTL":        "ttl",  // case is ignored
+		"usl":        "user", // as near to user as to ttl: the first in order wins
+		"zzzzzzzzzz": "",     // too far from everything to be a misspelling
+		"pasword":    "password",
+		"dialtimeot": "dialTimeout",
+	} {
+		if got := nearest(key, known); got != want {
+			t.Errorf("nearest(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func TestConfigErrorLocation(t *testing.T) {
+	if msg := (&ConfigError{Key: "k", Value: "v", Accepted: "a", File: "app.yml"}).Error(); strings.Contains(msg, "app.yml") {
+		t.Errorf("a file with no line is printed as a location: %s", msg)
+	}
+	if msg := (&ConfigError{Key: "k", Value: "v", Accepted: "a", File: "app.yml", Line: 3}).Error(); !strings.HasPrefix(msg, "config: app.yml:3: k = ") {
+		t.Errorf("location missing: %s", msg)
+	}
+}
+
+func TestBackoffOr(t *testing.T) {
+	def := Backoff{Initial: 1, Max: 9}
+	for in, want := range map[Backoff]Backoff{{}: def, {Initial: 2}: {Initial: 2, Max: 9}, {Max: 3}: {Initial: 1, Max: 3}, {Initial: -1, Max: -1}: def, {Initial: 4, Max: 5}: {Initial: 4, Max: 5}} {
+		if got := in.Or(def); got != want {
+			t.Errorf("%+v.Or(%+v) = %+v, want %+v", in, def, got, want)
+		}
+	}
+}
+
+func TestRegisterProviderRefusesMistakes(t *testing.T) {
+	f := func(context.Context, Section, ...Option) (Coordinator, error) { return NewStandalone(), nil }
+	for name, call := range map[string]func(){
+		"empty name":  func() { RegisterProvider("", f) },
+		"nil factory": func() { RegisterProvider("x-nil", nil) },
+		"taken name":  func() { RegisterProvider("standalone", f) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			call()
+		}()
+	}
+}
+
+func TestMarkSelf(t *testing.T) {
+	nodes := []Node{{ID: "a", Self: true}, {ID: "b"}, {ID: ""}}
+	MarkSelf(nodes, "b")
+	if nodes[0].Self || !nodes[1].Self || nodes[2].Self {
+		t.Fatalf("%+v", nodes)
+	}
+	MarkSelf(nodes, "")
+	for _, n := range nodes {
+		if n.Self {
+			t.Fatalf("an empty self ID marked %q", n.ID)
+		}
+	}
+}
+
+// A backend registered with RegisterConfigured gets its section decoded
+// strictly over its defaults, and the decode error, not a nil Coordinator.
+func TestRegisterConfigured(t *testing.T) {
+	type conf struct {
+		Name string `yaml:"name"`
+		Size int    `yaml:"size"`
+	}
+	var got conf
+	RegisterConfigured("x-configured", func() conf { return conf{Name: "default", Size: 1} }, func(_ context.Context, c conf, _ ...Option) (*Standalone, error) {
+		got = c
+		if c.Size < 0 {
+			return nil, errors.New("negative size")
+		}
+		return NewStandalone(), nil
+	})
+	load := func(doc string) (Coordinator, error) {
+		cfg, err := LoadConfig([]byte(doc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(context.Background(), cfg)
+	}
+	if c, err := load("cluster:\n  selector: x-configured\n  x-configured:\n    size: 3\n"); err != nil || got != (conf{"default", 3}) {
+		t.Fatalf("decoded %+v, %v", got, err)
+	} else {
+		c.Close()
+	}
+	if _, err := load("cluster:\n  selector: x-configured\n  x-configured:\n    sise: 3\n"); err == nil || !strings.Contains(err.Error(), "did you mean cluster.x-configured.size?") {
+		t.Fatalf("misspelt key: %v", err)
+	}
+	if c, err := load("cluster:\n  selector: x-configured\n  x-configured:\n    size: -1\n"); err == nil || c != nil {
+		t.Fatalf("a failing build returned %v, %v; want a nil Coordinator and the error", c, err)
+	}
+}
