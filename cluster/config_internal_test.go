@@ -118,3 +118,54 @@ func TestRegisterConfigured(t *testing.T) {
 		t.Fatalf("a failing build returned %v, %v; want a nil Coordinator and the error", c, err)
 	}
 }
+
+func TestSplitList(t *testing.T) {
+	if got := SplitList(" a:1, ,b:2 ,, "); strings.Join(got, "|") != "a:1|b:2" {
+		t.Fatalf("SplitList = %q", got)
+	}
+	if got := SplitList(" , "); got != nil {
+		t.Fatalf("SplitList of blanks = %q, want none", got)
+	}
+}
+
+func TestParseAddressList(t *testing.T) {
+	got, err := ParseAddressList("a:1, [::1]:2")
+	if err != nil || len(got) != 2 || got[1].String() != "[::1]:2" {
+		t.Fatalf("%v, %v", got, err)
+	}
+	for _, bad := range []string{"", " , ", "a:1,b", "a:1,not a host:2"} {
+		if _, err := ParseAddressList(bad); err == nil {
+			t.Errorf("ParseAddressList(%q) accepted", bad)
+		}
+	}
+}
+
+// Decode's other branches: a struct that takes no keys, a type the switch
+// does not name (decoded by yaml), and a placeholder error inside a list.
+func TestDecodeOtherShapes(t *testing.T) {
+	cfg, err := LoadConfig([]byte("cluster:\n  selector: standalone\n  x-shapes:\n    ratio: 0.5\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var none struct{}
+	if err := cfg.Section("x-shapes").Decode(&none); err == nil || !strings.Contains(err.Error(), "cluster.x-shapes takes no keys") {
+		t.Errorf("a struct with no keys: %v", err)
+	}
+	var f struct {
+		Ratio float64 `yaml:"ratio"`
+	}
+	if err := cfg.Section("x-shapes").Decode(&f); err != nil || f.Ratio != 0.5 {
+		t.Errorf("float: %v, %v", f.Ratio, err)
+	}
+	cfg, _ = LoadConfig([]byte("cluster:\n  selector: standalone\n  x-shapes:\n    ratio: abc\n"))
+	if err := cfg.Section("x-shapes").Decode(&f); err == nil || !strings.Contains(err.Error(), "a value of type float64") {
+		t.Errorf("bad float: %v", err)
+	}
+	if _, err := LoadConfig([]byte("cluster:\n  selector: standalone\n  x-shapes:\n    list: [a, \"${X\"]\n")); err == nil || !strings.Contains(err.Error(), "cluster.x-shapes.list[1]") {
+		t.Errorf("placeholder error in a list: %v", err)
+	}
+}
+
+func init() {
+	RegisterProvider("x-shapes", func(context.Context, Section, ...Option) (Coordinator, error) { return NewStandalone(), nil })
+}

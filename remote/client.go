@@ -96,6 +96,7 @@ type ClientStats struct {
 	Failed     uint64 // lost: written to a stream that then broke, or unsent at Close
 	TooLarge   uint64 // refused by Send for exceeding MaxMessageBytes
 	Reconnects uint64 // streams opened after the first
+	Batches    uint64 // stream writes that succeeded; Sent/Batches is the mean batch size
 }
 
 type envelope struct {
@@ -125,7 +126,7 @@ type PeerClient struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	sent, dropped, failed, tooLarge, reconnects atomic.Uint64
+	sent, dropped, failed, tooLarge, reconnects, batches atomic.Uint64
 }
 
 // DialPeer returns a client for node. It does not wait for the connection:
@@ -151,7 +152,7 @@ func (c *PeerClient) Node() cluster.Node { return c.node }
 
 // Stats returns the client's counters.
 func (c *PeerClient) Stats() ClientStats {
-	return ClientStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Failed: c.failed.Load(), TooLarge: c.tooLarge.Load(), Reconnects: c.reconnects.Load()}
+	return ClientStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Failed: c.failed.Load(), TooLarge: c.tooLarge.Load(), Reconnects: c.reconnects.Load(), Batches: c.batches.Load()}
 }
 
 // Send queues data for worker on the peer. The client owns data from here on:
@@ -256,6 +257,7 @@ func (c *PeerClient) run() {
 		}
 		bo.Reset()
 		c.sent.Add(uint64(n))
+		c.batches.Add(1)
 	}
 	if stream != nil {
 		if _, err := stream.CloseAndRecv(); err != nil {

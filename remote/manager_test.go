@@ -363,6 +363,9 @@ func TestNewManagerRefusesBadInput(t *testing.T) {
 	if _, err := remote.NewManager(newFake(), self, remote.NewServer(), remote.WithRefreshInterval(-1)); err == nil {
 		t.Error("negative refresh accepted")
 	}
+	if _, err := remote.NewManager(newFake(), self, remote.NewServer(), remote.WithRefreshInterval(0)); err == nil {
+		t.Error("zero refresh accepted")
+	}
 }
 
 func TestSenderRoutesBySelector(t *testing.T) {

@@ -39,7 +39,7 @@ for pkg in "${packages[@]}"; do
   # -E '/': only the package's own files, not its subpackages' (their names
   # carry a directory). One worker and a generous timeout: the machine is
   # small and noisy, and a slow run must not pass for a killed mutant.
-  "$GREMLINS" unleash --workers 1 --timeout-coefficient 30 -E '/' \
+  "$GREMLINS" unleash --workers 1 --timeout-coefficient 8 -E '/' \
     -o "$out/${pkg//\//_}.json" "./$pkg" >"$out/${pkg//\//_}.log" 2>&1 || true
 done
 

@@ -1,0 +1,148 @@
+package remote_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/remote"
+	"github.com/herd-go/herd/remote/internal/remotepb"
+	"github.com/herd-go/herd/selector"
+)
+
+// sendAll queues messages of 5 bytes each (worker "w", 4 bytes of data)
+// back to back, closes the client (flushing) and returns its stats.
+func sendAll(t *testing.T, o remote.ClientOptions, count int) remote.ClientStats {
+	t.Helper()
+	srv := remote.NewServer()
+	rec := &recorder{}
+	_ = srv.Handle("w", rec)
+	p := startPeer(t, "127.0.0.1:0", srv)
+	c, err := remote.DialPeer(p.node(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range count {
+		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.count() != count {
+		t.Fatalf("delivered %d of %d", rec.count(), count)
+	}
+	return c.Stats()
+}
+
+// A batch holds at most MaxBatchMessages messages, and stops growing once it
+// holds MaxBatchBytes. The messages are queued at once, and the linger is
+// long, so every batch but the last is full.
+func TestBatchLimits(t *testing.T) {
+	if s := sendAll(t, remote.ClientOptions{MaxBatchMessages: 3, FlushDelay: 200 * time.Millisecond}, 10); s.Batches != 4 || s.Sent != 10 {
+		t.Errorf("10 messages, at most 3 a batch: %+v, want 4 batches (3, 3, 3, 1)", s)
+	}
+	if s := sendAll(t, remote.ClientOptions{MaxBatchBytes: 15, FlushDelay: 200 * time.Millisecond}, 10); s.Batches != 4 || s.Sent != 10 {
+		t.Errorf("10 messages of 5 bytes, 15 bytes a batch: %+v, want 4 batches (3, 3, 3, 1)", s)
+	}
+}
+
+// A configured linger is kept: a message sent while the first one waits
+// joins its batch.
+func TestFlushDelayLingers(t *testing.T) {
+	srv := remote.NewServer()
+	rec := &recorder{}
+	_ = srv.Handle("w", rec)
+	p := startPeer(t, "127.0.0.1:0", srv)
+	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: 300 * time.Millisecond})
+	_ = c.Send(context.Background(), "w", seq(0))
+	time.Sleep(50 * time.Millisecond)
+	_ = c.Send(context.Background(), "w", seq(1))
+	waitCount(t, rec, 2, 2*time.Second)
+	if s := c.Stats(); s.Batches != 1 {
+		t.Fatalf("%+v: want the two messages in one batch", s)
+	}
+}
+
+// The default size limit is 4 MiB - 64 KiB, worker name included.
+func TestDefaultMessageLimit(t *testing.T) {
+	srv := remote.NewServer()
+	_ = srv.Handle("w", remote.HandlerFunc(func(context.Context, []byte) {}))
+	p := startPeer(t, "127.0.0.1:0", srv)
+	c := dial(t, p.node(), remote.ClientOptions{})
+	limit := 4<<20 - 64<<10
+	if err := c.Send(context.Background(), "w", make([]byte, limit-1)); err != nil {
+		t.Fatalf("a message of exactly the limit: %v", err)
+	}
+	if err := c.Send(context.Background(), "w", make([]byte, limit)); !errors.Is(err, remote.ErrMessageTooLarge) {
+		t.Fatalf("one byte over the limit: %v", err)
+	}
+}
+
+// The server answers each stream with what it did: delivered and unknown.
+func TestServerSummary(t *testing.T) {
+	srv := remote.NewServer()
+	_ = srv.Handle("known", remote.HandlerFunc(func(context.Context, []byte) {}))
+	p := startPeer(t, "127.0.0.1:0", srv)
+	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := remotepb.NewRemoteClient(conn).Call(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := &remotepb.Batch{Messages: []*remotepb.Message{{Worker: "known"}, {Worker: "nobody"}, {Worker: "known"}}}
+	if err := stream.Send(batch); err != nil {
+		t.Fatal(err)
+	}
+	sum, err := stream.CloseAndRecv()
+	if err != nil || sum.GetDelivered() != 2 || sum.GetUnknownWorker() != 1 {
+		t.Fatalf("summary %v, %v; want 2 delivered and 1 unknown", sum, err)
+	}
+}
+
+// failingClose is a client whose Close fails.
+type failingClose struct{ routedClient }
+
+func (failingClose) Close() error { return errors.New("close failed on purpose") }
+
+// Manager.Close reports the clients' Close errors.
+func TestManagerCloseReportsClientErrors(t *testing.T) {
+	src := newFake(node("a", "10.0.0.1", 1))
+	m, err := remote.NewManager(src, self, remote.NewServer(), remote.WithRefreshInterval(time.Hour),
+		remote.WithDialer(func(n cluster.Node) (remote.Client, error) { return failingClose{}, nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err == nil || !strings.Contains(err.Error(), "close failed on purpose") {
+		t.Fatalf("Close = %v", err)
+	}
+}
+
+// outOfRange is a selector that returns an index past the view.
+type outOfRange struct{}
+
+func (outOfRange) Select(_ int32, p selector.Peers) (int, error) { return p.Len(), nil }
+
+// A selector's index outside the view is an error, not a panic.
+func TestSenderRefusesAnIndexOutsideTheView(t *testing.T) {
+	m, err := remote.NewManager(newFake(), self, remote.NewServer(), remote.WithRefreshInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	err = remote.NewSender(m).Send(context.Background(), "w", 1, nil, outOfRange{})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("index %d", m.Snapshot().Len())) {
+		t.Fatalf("err = %v", err)
+	}
+}
