@@ -146,3 +146,44 @@ func TestSenderRefusesAnIndexOutsideTheView(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A peer that is not up yet is waited for: the client keeps trying to open
+// its stream, with backoff, and delivers once the peer listens.
+func TestWaitsForAPeerThatComesUpLater(t *testing.T) {
+	addr := startPeer(t, "127.0.0.1:0", remote.NewServer()) // only to get a free port
+	addr.stop()
+	srv := remote.NewServer()
+	rec := &recorder{}
+	_ = srv.Handle("w", rec)
+	c := dial(t, addr.node(), remote.ClientOptions{Backoff: cluster.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
+	if err := c.Send(context.Background(), "w", seq(1)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(150 * time.Millisecond) // a few failed attempts
+	startPeer(t, addr.addr, srv)
+	waitCount(t, rec, 1, 5*time.Second)
+	if s := c.Stats(); s.Failed != 0 || s.Sent != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// Batches that grow past the slots an earlier batch allocated reuse what
+// exists and allocate the rest.
+func TestGrowingBatches(t *testing.T) {
+	srv := remote.NewServer()
+	rec := &recorder{}
+	_ = srv.Handle("w", rec)
+	p := startPeer(t, "127.0.0.1:0", srv)
+	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: 100 * time.Millisecond})
+	sent := 0
+	for _, size := range []int{1, 3, 4, 7, 9} {
+		for range size {
+			_ = c.Send(context.Background(), "w", seq(sent))
+			sent++
+		}
+		waitCount(t, rec, sent, 2*time.Second)
+	}
+	if s := c.Stats(); s.Batches != 5 {
+		t.Fatalf("stats %+v: want one batch per burst", s)
+	}
+}
