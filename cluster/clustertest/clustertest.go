@@ -444,3 +444,24 @@ func testMalformed(t *testing.T, h Harness) {
 	}
 	check("the watch", latest)
 }
+
+// Valid is one case for Validates: a change to a backend's defaults, and
+// whether its validation must accept the result.
+type Valid[C any] struct {
+	Mutate func(*C)
+	OK     bool
+}
+
+// Validates checks each case: defaults() changed by Mutate passes validate
+// exactly when the case says OK. Backends use it for both sides of every
+// range their configuration enforces.
+func Validates[C any](t *testing.T, defaults func() C, validate func(C) error, cases map[string]Valid[C]) {
+	t.Helper()
+	for name, c := range cases {
+		cfg := defaults()
+		c.Mutate(&cfg)
+		if err := validate(cfg); (err == nil) != c.OK {
+			t.Errorf("%s: validate() = %v, want ok=%v", name, err, c.OK)
+		}
+	}
+}

@@ -3,34 +3,27 @@ package consul
 import (
 	"testing"
 	"time"
+
+	"github.com/herd-go/herd/cluster/clustertest"
 )
 
 // The edges of each range validate enforces, each side.
 func TestValidateBoundaries(t *testing.T) {
-	for name, c := range map[string]struct {
-		mut func(*Config)
-		ok  bool
-	}{
-		"checkTtl 1s":           {func(c *Config) { c.CheckTTL = time.Second }, true},
-		"checkTtl 999ms":        {func(c *Config) { c.CheckTTL = 999 * time.Millisecond }, false},
-		"deregister after 1m":   {func(c *Config) { c.DeregisterCriticalServiceAfter = time.Minute }, true},
-		"deregister after 59s":  {func(c *Config) { c.DeregisterCriticalServiceAfter = 59 * time.Second }, false},
-		"waitTime 1s":           {func(c *Config) { c.WaitTime = time.Second }, true},
-		"waitTime 999ms":        {func(c *Config) { c.WaitTime = 999 * time.Millisecond }, false},
-		"waitTime 10m":          {func(c *Config) { c.WaitTime = 10 * time.Minute }, true},
-		"waitTime 10m1s":        {func(c *Config) { c.WaitTime = 10*time.Minute + time.Second }, false},
-		"timeout 1ns":           {func(c *Config) { c.Timeout = 1 }, true},
-		"timeout 0":             {func(c *Config) { c.Timeout = 0 }, false},
-		"two agents":            {func(c *Config) { c.HostPort = "a:8500, b:8500" }, true},
-		"agent without port":    {func(c *Config) { c.HostPort = "a" }, false},
-		"cert and key together": {func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "c.pem", "k.pem" }, true},
-		"cert without key":      {func(c *Config) { c.TLSCertFile = "c.pem" }, false},
-		"empty serviceName":     {func(c *Config) { c.ServiceName = "" }, false},
-	} {
-		cfg := DefaultConfig()
-		c.mut(&cfg)
-		if err := cfg.validate(); (err == nil) != c.ok {
-			t.Errorf("%s: validate() = %v, want ok=%v", name, err, c.ok)
-		}
-	}
+	clustertest.Validates(t, DefaultConfig, Config.validate, map[string]clustertest.Valid[Config]{
+		"checkTtl 1s":           {Mutate: func(c *Config) { c.CheckTTL = time.Second }, OK: true},
+		"checkTtl 999ms":        {Mutate: func(c *Config) { c.CheckTTL = 999 * time.Millisecond }, OK: false},
+		"deregister after 1m":   {Mutate: func(c *Config) { c.DeregisterCriticalServiceAfter = time.Minute }, OK: true},
+		"deregister after 59s":  {Mutate: func(c *Config) { c.DeregisterCriticalServiceAfter = 59 * time.Second }, OK: false},
+		"waitTime 1s":           {Mutate: func(c *Config) { c.WaitTime = time.Second }, OK: true},
+		"waitTime 999ms":        {Mutate: func(c *Config) { c.WaitTime = 999 * time.Millisecond }, OK: false},
+		"waitTime 10m":          {Mutate: func(c *Config) { c.WaitTime = 10 * time.Minute }, OK: true},
+		"waitTime 10m1s":        {Mutate: func(c *Config) { c.WaitTime = 10*time.Minute + time.Second }, OK: false},
+		"timeout 1ns":           {Mutate: func(c *Config) { c.Timeout = 1 }, OK: true},
+		"timeout 0":             {Mutate: func(c *Config) { c.Timeout = 0 }, OK: false},
+		"two agents":            {Mutate: func(c *Config) { c.HostPort = "a:8500, b:8500" }, OK: true},
+		"agent without port":    {Mutate: func(c *Config) { c.HostPort = "a" }, OK: false},
+		"cert and key together": {Mutate: func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "c.pem", "k.pem" }, OK: true},
+		"cert without key":      {Mutate: func(c *Config) { c.TLSCertFile = "c.pem" }, OK: false},
+		"empty serviceName":     {Mutate: func(c *Config) { c.ServiceName = "" }, OK: false},
+	})
 }

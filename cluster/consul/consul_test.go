@@ -83,16 +83,24 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestReregistersWhenTheAgentForgetsIt(t *testing.T) {
-	addr := testenv.Require(t, "HERD_TEST_CONSUL_ADDR", "a Consul agent")
-	leakcheck.Register(t)
-	cfg := testConfig(t, addr)
+// registered starts a coordinator, closed when the test ends, with a new
+// node registered through it.
+func registered(t *testing.T, cfg consul.Config) (*consul.Coordinator, cluster.Node) {
+	t.Helper()
 	c := newCoordinator(t, cfg)
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	self := clustertest.NewNode()
 	if err := c.RegisterRemote(context.Background(), self); err != nil {
 		t.Fatal(err)
 	}
+	return c, self
+}
+
+func TestReregistersWhenTheAgentForgetsIt(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_CONSUL_ADDR", "a Consul agent")
+	leakcheck.Register(t)
+	cfg := testConfig(t, addr)
+	c, self := registered(t, cfg)
 	raw := rawClient(t, addr)
 	// What an agent restart without persisted state looks like: the agent no longer knows us.
 	if err := raw.Agent().ServiceDeregister(self.ID); err != nil {
@@ -119,12 +127,7 @@ func TestFailsOverToTheNextAgent(t *testing.T) {
 	leakcheck.Register(t)
 	cfg := testConfig(t, "127.0.0.1:1, "+addr)
 	cfg.Timeout = 500 * time.Millisecond
-	c := newCoordinator(t, cfg)
-	defer c.Close()
-	self := clustertest.NewNode()
-	if err := c.RegisterRemote(context.Background(), self); err != nil {
-		t.Fatal(err)
-	}
+	c, self := registered(t, cfg)
 	nodes, err := c.QueryRemoteNodes(context.Background())
 	if err != nil || !clustertest.Has(nodes, self.ID) {
 		t.Fatalf("view %v, err %v", clustertest.IDs(nodes), err)
@@ -138,12 +141,7 @@ func TestHealthyNodeIsNotRegisteredAgain(t *testing.T) {
 	leakcheck.Register(t)
 	cfg := testConfig(t, addr)
 	cfg.CheckTTL = 1500 * time.Millisecond // a check every 500ms: "missing" would fire after 1.5s
-	c := newCoordinator(t, cfg)
-	defer c.Close()
-	self := clustertest.NewNode()
-	if err := c.RegisterRemote(context.Background(), self); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := registered(t, cfg)
 	time.Sleep(3 * time.Second)
 	if n := c.Stats().Reregistrations; n != 0 {
 		t.Fatalf("a healthy node was registered again %d times", n)
@@ -158,12 +156,7 @@ func TestRegistersAgainWhenMissingFromPassing(t *testing.T) {
 	leakcheck.Register(t)
 	cfg := testConfig(t, addr)
 	cfg.CheckTTL = 1500 * time.Millisecond
-	c := newCoordinator(t, cfg)
-	defer c.Close()
-	self := clustertest.NewNode()
-	if err := c.RegisterRemote(context.Background(), self); err != nil {
-		t.Fatal(err)
-	}
+	c, self := registered(t, cfg)
 	raw := rawClient(t, addr)
 	if err := raw.Agent().EnableServiceMaintenance(self.ID, "herd test"); err != nil {
 		t.Fatal(err)
@@ -183,12 +176,7 @@ func TestSwitchesAgentAtRunTime(t *testing.T) {
 	cfg := testConfig(t, first.HTTPAddr+","+addr)
 	cfg.CheckTTL = 1500 * time.Millisecond
 	cfg.Timeout = 500 * time.Millisecond
-	c := newCoordinator(t, cfg)
-	defer c.Close()
-	self := clustertest.NewNode()
-	if err := c.RegisterRemote(context.Background(), self); err != nil {
-		t.Fatal(err)
-	}
+	c, self := registered(t, cfg)
 	second := rawClient(t, addr)
 	if entries, _, err := second.Health().Service(cfg.ServiceName, "", true, nil); err != nil || len(entries) != 0 {
 		t.Fatalf("self on the second agent before the switch: %v, %v", entries, err)

@@ -1,32 +1,27 @@
 package kubernetes
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/herd-go/herd/cluster/clustertest"
+)
 
 // The edges of each range validate enforces, each side.
 func TestValidateBoundaries(t *testing.T) {
-	for name, c := range map[string]struct {
-		mut func(*Config)
-		ok  bool
-	}{
-		"port 65535":            {func(c *Config) { c.Port = 65535 }, true},
-		"port 65536":            {func(c *Config) { c.Port = 65536 }, false},
-		"port 1":                {func(c *Config) { c.Port = 1 }, true},
-		"port -1":               {func(c *Config) { c.Port = -1 }, false},
-		"port 0 with a name":    {func(c *Config) { c.Port = 0 }, true},
-		"port 0 without a name": {func(c *Config) { c.Port, c.PortName = 0, "" }, false},
-		"resync 0":              {func(c *Config) { c.Resync = 0 }, true},
-		"resync negative":       {func(c *Config) { c.Resync = -1 }, false},
-		"timeout 1ns":           {func(c *Config) { c.Timeout = 1 }, true},
-		"timeout 0":             {func(c *Config) { c.Timeout = 0 }, false},
-		"empty namespace":       {func(c *Config) { c.Namespace = "" }, false},
-		"empty selector":        {func(c *Config) { c.LabelSelector = "" }, false},
-		"set-based selector":    {func(c *Config) { c.LabelSelector = "app=herd,tier in (a,b),!canary" }, true},
-		"unparseable selector":  {func(c *Config) { c.LabelSelector = "app in (a" }, false},
-	} {
-		cfg := DefaultConfig()
-		c.mut(&cfg)
-		if err := cfg.validate(); (err == nil) != c.ok {
-			t.Errorf("%s: validate() = %v, want ok=%v", name, err, c.ok)
-		}
-	}
+	clustertest.Validates(t, DefaultConfig, Config.validate, map[string]clustertest.Valid[Config]{
+		"port 65535":            {Mutate: func(c *Config) { c.Port = 65535 }, OK: true},
+		"port 65536":            {Mutate: func(c *Config) { c.Port = 65536 }, OK: false},
+		"port 1":                {Mutate: func(c *Config) { c.Port = 1 }, OK: true},
+		"port -1":               {Mutate: func(c *Config) { c.Port = -1 }, OK: false},
+		"port 0 with a name":    {Mutate: func(c *Config) { c.Port = 0 }, OK: true},
+		"port 0 without a name": {Mutate: func(c *Config) { c.Port, c.PortName = 0, "" }, OK: false},
+		"resync 0":              {Mutate: func(c *Config) { c.Resync = 0 }, OK: true},
+		"resync negative":       {Mutate: func(c *Config) { c.Resync = -1 }, OK: false},
+		"timeout 1ns":           {Mutate: func(c *Config) { c.Timeout = 1 }, OK: true},
+		"timeout 0":             {Mutate: func(c *Config) { c.Timeout = 0 }, OK: false},
+		"empty namespace":       {Mutate: func(c *Config) { c.Namespace = "" }, OK: false},
+		"empty selector":        {Mutate: func(c *Config) { c.LabelSelector = "" }, OK: false},
+		"set-based selector":    {Mutate: func(c *Config) { c.LabelSelector = "app=herd,tier in (a,b),!canary" }, OK: true},
+		"unparseable selector":  {Mutate: func(c *Config) { c.LabelSelector = "app in (a" }, OK: false},
+	})
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herd-go/herd/cluster/clustertest"
 )
 
 func TestSDKDirectoriesDefaultToTheUserCache(t *testing.T) {
@@ -28,28 +30,19 @@ func TestSDKDirectoriesDefaultToTheUserCache(t *testing.T) {
 
 // The edges of each range validate enforces, each side.
 func TestValidateBoundaries(t *testing.T) {
-	for name, c := range map[string]struct {
-		mut func(*Config)
-		ok  bool
-	}{
-		"timeout 1h":           {func(c *Config) { c.Timeout = time.Hour }, true},
-		"timeout 1h1ns":        {func(c *Config) { c.Timeout = time.Hour + 1 }, false},
-		"timeout 1ns":          {func(c *Config) { c.Timeout = 1 }, true},
-		"timeout 0":            {func(c *Config) { c.Timeout = 0 }, false},
-		"two servers":          {func(c *Config) { c.HostPort = "a:8848,b:8848" }, true},
-		"server without port":  {func(c *Config) { c.HostPort = "a" }, false},
-		"no servers":           {func(c *Config) { c.HostPort = " , " }, false},
-		"keys together":        {func(c *Config) { c.AccessKey, c.SecretKey = "a", "s" }, true},
-		"access key alone":     {func(c *Config) { c.AccessKey = "a" }, false},
-		"secret key alone":     {func(c *Config) { c.SecretKey = "s" }, false},
-		"empty group":          {func(c *Config) { c.Group = "" }, false},
-		"empty service":        {func(c *Config) { c.ServiceName = "" }, false},
-		"public namespace too": {func(c *Config) { c.Namespace = "" }, true},
-	} {
-		cfg := DefaultConfig()
-		c.mut(&cfg)
-		if err := cfg.validate(); (err == nil) != c.ok {
-			t.Errorf("%s: validate() = %v, want ok=%v", name, err, c.ok)
-		}
-	}
+	clustertest.Validates(t, DefaultConfig, Config.validate, map[string]clustertest.Valid[Config]{
+		"timeout 1h":           {Mutate: func(c *Config) { c.Timeout = time.Hour }, OK: true},
+		"timeout 1h1ns":        {Mutate: func(c *Config) { c.Timeout = time.Hour + 1 }, OK: false},
+		"timeout 1ns":          {Mutate: func(c *Config) { c.Timeout = 1 }, OK: true},
+		"timeout 0":            {Mutate: func(c *Config) { c.Timeout = 0 }, OK: false},
+		"two servers":          {Mutate: func(c *Config) { c.HostPort = "a:8848,b:8848" }, OK: true},
+		"server without port":  {Mutate: func(c *Config) { c.HostPort = "a" }, OK: false},
+		"no servers":           {Mutate: func(c *Config) { c.HostPort = " , " }, OK: false},
+		"keys together":        {Mutate: func(c *Config) { c.AccessKey, c.SecretKey = "a", "s" }, OK: true},
+		"access key alone":     {Mutate: func(c *Config) { c.AccessKey = "a" }, OK: false},
+		"secret key alone":     {Mutate: func(c *Config) { c.SecretKey = "s" }, OK: false},
+		"empty group":          {Mutate: func(c *Config) { c.Group = "" }, OK: false},
+		"empty service":        {Mutate: func(c *Config) { c.ServiceName = "" }, OK: false},
+		"public namespace too": {Mutate: func(c *Config) { c.Namespace = "" }, OK: true},
+	})
 }

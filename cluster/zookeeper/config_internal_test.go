@@ -3,37 +3,30 @@ package zookeeper
 import (
 	"testing"
 	"time"
+
+	"github.com/herd-go/herd/cluster/clustertest"
 )
 
 // The edges of each range validate enforces, each side.
 func TestValidateBoundaries(t *testing.T) {
-	for name, c := range map[string]struct {
-		mut func(*Config)
-		ok  bool
-	}{
-		"sleep 1ms":             {func(c *Config) { c.BaseSleepTimeMs = 1 }, true},
-		"sleep 0":               {func(c *Config) { c.BaseSleepTimeMs = 0 }, false},
-		"session 1s":            {func(c *Config) { c.SessionTimeout = time.Second }, true},
-		"session 999ms":         {func(c *Config) { c.SessionTimeout = 999 * time.Millisecond }, false},
-		"connect 1ns":           {func(c *Config) { c.ConnectTimeout = 1 }, true},
-		"connect 0":             {func(c *Config) { c.ConnectTimeout = 0 }, false},
-		"root /":                {func(c *Config) { c.Root = "/" }, true},
-		"root with a slash end": {func(c *Config) { c.Root = "/a/" }, false},
-		"relative root":         {func(c *Config) { c.Root = "a" }, false},
-		"namespace a":           {func(c *Config) { c.Namespace = "/a/" }, true},
-		"namespace a/b":         {func(c *Config) { c.Namespace = "a/b" }, false},
-		"acl digest":            {func(c *Config) { c.EnableACL = true }, true},
-		"acl other scheme":      {func(c *Config) { c.EnableACL, c.Schema = true, "ip" }, false},
-		"acl no password":       {func(c *Config) { c.EnableACL, c.Expression = true, "user:" }, false},
-		"acl no user":           {func(c *Config) { c.EnableACL, c.Expression = true, ":pw" }, false},
-		"no acl, any scheme":    {func(c *Config) { c.Schema = "ip" }, true},
-	} {
-		cfg := DefaultConfig()
-		c.mut(&cfg)
-		if err := cfg.validate(); (err == nil) != c.ok {
-			t.Errorf("%s: validate() = %v, want ok=%v", name, err, c.ok)
-		}
-	}
+	clustertest.Validates(t, DefaultConfig, Config.validate, map[string]clustertest.Valid[Config]{
+		"sleep 1ms":             {Mutate: func(c *Config) { c.BaseSleepTimeMs = 1 }, OK: true},
+		"sleep 0":               {Mutate: func(c *Config) { c.BaseSleepTimeMs = 0 }, OK: false},
+		"session 1s":            {Mutate: func(c *Config) { c.SessionTimeout = time.Second }, OK: true},
+		"session 999ms":         {Mutate: func(c *Config) { c.SessionTimeout = 999 * time.Millisecond }, OK: false},
+		"connect 1ns":           {Mutate: func(c *Config) { c.ConnectTimeout = 1 }, OK: true},
+		"connect 0":             {Mutate: func(c *Config) { c.ConnectTimeout = 0 }, OK: false},
+		"root /":                {Mutate: func(c *Config) { c.Root = "/" }, OK: true},
+		"root with a slash end": {Mutate: func(c *Config) { c.Root = "/a/" }, OK: false},
+		"relative root":         {Mutate: func(c *Config) { c.Root = "a" }, OK: false},
+		"namespace a":           {Mutate: func(c *Config) { c.Namespace = "/a/" }, OK: true},
+		"namespace a/b":         {Mutate: func(c *Config) { c.Namespace = "a/b" }, OK: false},
+		"acl digest":            {Mutate: func(c *Config) { c.EnableACL = true }, OK: true},
+		"acl other scheme":      {Mutate: func(c *Config) { c.EnableACL, c.Schema = true, "ip" }, OK: false},
+		"acl no password":       {Mutate: func(c *Config) { c.EnableACL, c.Expression = true, "user:" }, OK: false},
+		"acl no user":           {Mutate: func(c *Config) { c.EnableACL, c.Expression = true, ":pw" }, OK: false},
+		"no acl, any scheme":    {Mutate: func(c *Config) { c.Schema = "ip" }, OK: true},
+	})
 }
 
 func TestRemotePath(t *testing.T) {
