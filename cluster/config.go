@@ -132,7 +132,7 @@ func LoadConfig(data []byte, opts ...Option) (*Config, error) {
 
 func load(data []byte, source string, opts []Option) (*Config, error) {
 	o := NewOptions(opts...)
-	cfg := &Config{Selector: "standalone", sections: map[string]located{}, origins: origins{}, lookup: o.LookupEnv}
+	cfg := &Config{Selector: "standalone", origins: origins{}, lookup: o.LookupEnv}
 	base, err := cfg.parse(defaultYAML, builtinSource)
 	if err != nil {
 		return nil, fmt.Errorf("built-in default: %w", err)
@@ -166,6 +166,7 @@ func load(data []byte, source string, opts []Option) (*Config, error) {
 
 // rawCluster is one document's cluster mapping, split by key.
 type rawCluster struct {
+	source           string // the document's name in messages
 	selector, nodeID located
 	sections         map[string]located
 	keys             map[string]*yaml.Node // each key's own node, for its line
@@ -186,7 +187,7 @@ func (c *Config) parse(data []byte, source string) (*rawCluster, error) {
 	if err := c.substitute(clusterNode, "cluster", source); err != nil {
 		return nil, err
 	}
-	raw := &rawCluster{sections: map[string]located{}, keys: map[string]*yaml.Node{}}
+	raw := &rawCluster{source: source, sections: map[string]located{}, keys: map[string]*yaml.Node{}}
 	for i := 0; i+1 < len(clusterNode.Content); i += 2 {
 		k, val := clusterNode.Content[i], clusterNode.Content[i+1]
 		raw.keys[k.Value] = k
@@ -218,7 +219,7 @@ func checkKeys(user, base *rawCluster) error {
 	slices.Sort(known)
 	for name, k := range user.keys {
 		if !slices.Contains(known, name) {
-			return unknownKey("cluster", name, user.sourceOf(name), k.Line, known)
+			return unknownKey("cluster", name, user.source, k.Line, known)
 		}
 	}
 	for name, sec := range user.sections {
@@ -235,21 +236,11 @@ func checkKeys(user, base *rawCluster) error {
 		for i := 0; i+1 < len(sec.node.Content); i += 2 {
 			k := sec.node.Content[i]
 			if !slices.Contains(keys, k.Value) {
-				return unknownKey("cluster."+name, k.Value, sec.file, k.Line, keys)
+				return unknownKey("cluster."+name, k.Value, user.source, k.Line, keys)
 			}
 		}
 	}
 	return nil
-}
-
-func (r *rawCluster) sourceOf(key string) string {
-	switch key {
-	case "selector":
-		return r.selector.file
-	case "nodeId":
-		return r.nodeID.file
-	}
-	return r.sections[key].file
 }
 
 func unknownKey(parent, key, file string, line int, known []string) *ConfigError {

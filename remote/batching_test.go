@@ -21,10 +21,7 @@ import (
 // back to back, closes the client (flushing) and returns its stats.
 func sendAll(t *testing.T, o remote.ClientOptions, count int) remote.ClientStats {
 	t.Helper()
-	srv := remote.NewServer()
-	rec := &recorder{}
-	_ = srv.Handle("w", rec)
-	p := startPeer(t, "127.0.0.1:0", srv)
+	p, rec := recordingPeer(t)
 	c, err := remote.DialPeer(p.node(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -58,10 +55,7 @@ func TestBatchLimits(t *testing.T) {
 // A configured linger is kept: a message sent while the first one waits
 // joins its batch.
 func TestFlushDelayLingers(t *testing.T) {
-	srv := remote.NewServer()
-	rec := &recorder{}
-	_ = srv.Handle("w", rec)
-	p := startPeer(t, "127.0.0.1:0", srv)
+	p, rec := recordingPeer(t)
 	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: 300 * time.Millisecond})
 	_ = c.Send(context.Background(), "w", seq(0))
 	time.Sleep(50 * time.Millisecond)
@@ -170,10 +164,7 @@ func TestWaitsForAPeerThatComesUpLater(t *testing.T) {
 // Batches that grow past the slots an earlier batch allocated reuse what
 // exists and allocate the rest.
 func TestGrowingBatches(t *testing.T) {
-	srv := remote.NewServer()
-	rec := &recorder{}
-	_ = srv.Handle("w", rec)
-	p := startPeer(t, "127.0.0.1:0", srv)
+	p, rec := recordingPeer(t)
 	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: 100 * time.Millisecond})
 	sent := 0
 	for _, size := range []int{1, 3, 4, 7, 9} {

@@ -81,6 +81,15 @@ func (r *recorder) count() int {
 	return len(r.got)
 }
 
+// recordingPeer starts a peer whose worker "w" records what it receives.
+func recordingPeer(t testing.TB) (*peer, *recorder) {
+	t.Helper()
+	srv := remote.NewServer()
+	rec := &recorder{}
+	_ = srv.Handle("w", rec)
+	return startPeer(t, "127.0.0.1:0", srv), rec
+}
+
 func waitCount(t *testing.T, r *recorder, n int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -105,10 +114,7 @@ func dial(t testing.TB, n cluster.Node, o remote.ClientOptions) *remote.PeerClie
 }
 
 func TestTransportDeliversInOrderAndCloseFlushes(t *testing.T) {
-	srv := remote.NewServer()
-	rec := &recorder{}
-	_ = srv.Handle("w", rec)
-	p := startPeer(t, "127.0.0.1:0", srv)
+	p, rec := recordingPeer(t)
 	c := dial(t, p.node(), remote.ClientOptions{MaxBatchMessages: 7})
 	const n = 5000
 	for i := 0; i < n; i++ {
@@ -131,7 +137,7 @@ func TestTransportDeliversInOrderAndCloseFlushes(t *testing.T) {
 	if err := c.Send(context.Background(), "w", nil); !errors.Is(err, remote.ErrClientClosed) {
 		t.Fatalf("Send after Close: %v", err)
 	}
-	if st := srv.Stats(); st.Streams != 1 || st.Delivered != n {
+	if st := p.remote.Stats(); st.Streams != 1 || st.Delivered != n {
 		t.Fatalf("server stats %+v: want one long-lived stream", st)
 	}
 }
@@ -151,10 +157,7 @@ func TestUnknownWorkerIsCountedNotFatal(t *testing.T) {
 }
 
 func TestOversizedMessageRefused(t *testing.T) {
-	srv := remote.NewServer()
-	rec := &recorder{}
-	_ = srv.Handle("w", rec)
-	p := startPeer(t, "127.0.0.1:0", srv)
+	p, rec := recordingPeer(t)
 	c := dial(t, p.node(), remote.ClientOptions{})
 	big := make([]byte, 5<<20)
 	if err := c.Send(context.Background(), "w", big); !errors.Is(err, remote.ErrMessageTooLarge) {
@@ -218,16 +221,13 @@ func TestFullQueuePolicies(t *testing.T) {
 }
 
 func TestReconnectsAfterPeerRestart(t *testing.T) {
-	srv := remote.NewServer()
-	rec := &recorder{}
-	_ = srv.Handle("w", rec)
-	p := startPeer(t, "127.0.0.1:0", srv)
+	p, rec := recordingPeer(t)
 	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: -1})
 	_ = c.Send(context.Background(), "w", seq(0))
 	waitCount(t, rec, 1, 2*time.Second)
 
 	p.stop()
-	p2 := startPeer(t, p.addr, srv)
+	p2 := startPeer(t, p.addr, p.remote)
 	_ = p2
 	// Keep sending until messages arrive through a new stream.
 	deadline := time.Now().Add(10 * time.Second)
