@@ -33,6 +33,9 @@ fi
 
 start_test_backends
 export CI=true # a test whose server is missing fails rather than skips
+# -failfast: a mutant is killed by its first failing test; the rest of a
+# backend suite (tens of seconds against real servers) need not run.
+export GOFLAGS="${GOFLAGS:+$GOFLAGS }-failfast"
 
 for pkg in "${packages[@]}"; do
   log "mutating ./$pkg"
