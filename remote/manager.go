@@ -88,6 +88,7 @@ type managerOptions struct {
 	empty        EmptyPolicy
 	onError      func(error)
 	logger       *slog.Logger
+	protection   protection
 }
 
 // WithRefreshInterval sets how often the Manager queries the backend as a
@@ -122,11 +123,16 @@ type Manager struct {
 	src    Membership
 	opts   managerOptions
 
-	mu      sync.Mutex // serialises apply
-	applied uint64     // applies so far, under mu: a query that saw fewer is stale
-	current atomic.Pointer[Snapshot]
-	views   latest.Value[*Snapshot]
-	lastErr atomic.Pointer[error]
+	mu       sync.Mutex         // serialises apply
+	applied  uint64             // applies so far, under mu: a query that saw fewer is stale
+	guard    guard              // protection mode, under mu
+	rejected map[clientKey]bool // entries refused in the last answer, under mu
+	refused  uint64             // entries refused so far, under mu
+	// holdBegan wakes the loop to confirm a hold once its period is over.
+	holdBegan chan struct{}
+	current   atomic.Pointer[Snapshot]
+	views     latest.Value[*Snapshot]
+	lastErr   atomic.Pointer[error]
 
 	cancel  context.CancelFunc
 	loop    sync.WaitGroup
@@ -146,12 +152,16 @@ func NewManager(src Membership, self cluster.Node, server *Server, opts ...Manag
 	if src == nil || server == nil {
 		return nil, errors.New("remote: NewManager needs a membership source and a server")
 	}
-	o := managerOptions{refresh: 10 * time.Second, logger: slog.New(slog.DiscardHandler)}
+	o := managerOptions{refresh: 10 * time.Second, logger: slog.New(slog.DiscardHandler),
+		protection: protection{threshold: DefaultProtectionThreshold, confirm: DefaultProtectionConfirm}}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.refresh <= 0 {
 		return nil, fmt.Errorf("remote: refresh interval %s must be positive", o.refresh)
+	}
+	if err := o.protection.check(); err != nil {
+		return nil, err
 	}
 	if o.queryTimeout == 0 {
 		o.queryTimeout = min(o.refresh, 10*time.Second)
@@ -161,7 +171,8 @@ func NewManager(src Membership, self cluster.Node, server *Server, opts ...Manag
 		o.dialer = func(n cluster.Node) (Client, error) { return DialPeer(n, copts) }
 	}
 	self.Self = true
-	m := &Manager{self: self, server: server, src: src, opts: o}
+	m := &Manager{self: self, server: server, src: src, opts: o,
+		guard: guard{protection: o.protection}, holdBegan: make(chan struct{}, 1)}
 	first := &Snapshot{nodes: []cluster.Node{self}, clients: []Client{NewSelfClient(self, server)}, Version: 1, Added: []cluster.Node{self}}
 	m.current.Store(first)
 	m.views.Publish(first)
@@ -200,6 +211,7 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	m.mu.Lock()
 	seen := m.applied
 	m.mu.Unlock()
+	started := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, m.opts.queryTimeout)
 	defer cancel()
 	nodes, err := m.src.QueryRemoteNodes(ctx)
@@ -208,7 +220,7 @@ func (m *Manager) Refresh(ctx context.Context) error {
 		m.report(err)
 		return err
 	}
-	return m.applyIf(nodes, &seen)
+	return m.applyIf(nodes, &seen, started)
 }
 
 func (m *Manager) run(ctx context.Context) {
@@ -216,6 +228,7 @@ func (m *Manager) run(ctx context.Context) {
 	watch := m.src.Watch(ctx)
 	tick := time.NewTicker(m.opts.refresh)
 	defer tick.Stop()
+	var confirm <-chan time.Time // a query that may confirm a hold
 	for {
 		select {
 		case <-ctx.Done():
@@ -226,9 +239,17 @@ func (m *Manager) run(ctx context.Context) {
 				watch = nil
 				continue
 			}
-			_ = m.applyIf(nodes, nil)
+			_ = m.applyIf(nodes, nil, time.Time{})
 		case <-tick.C:
 			_ = m.Refresh(ctx)
+		case <-m.holdBegan:
+			confirm = time.After(m.opts.protection.confirm)
+		case <-confirm:
+			confirm = nil
+			_ = m.Refresh(ctx)
+			if m.Stats().Held != nil { // the answer was stale or the query failed: try again
+				confirm = time.After(m.opts.protection.confirm)
+			}
 		}
 	}
 }
@@ -286,11 +307,38 @@ func (m *Manager) normalize(in []cluster.Node) []cluster.Node {
 	return out
 }
 
+// refuseInvalid drops the nodes peers could not dial, which would otherwise
+// take a share of the keys and be dialled forever. Each is counted and
+// logged once while the membership keeps listing it.
+func (m *Manager) refuseInvalid(in []cluster.Node) []cluster.Node {
+	out := make([]cluster.Node, 0, len(in))
+	rejected := map[clientKey]bool{}
+	for _, n := range in {
+		if n.ID == m.self.ID {
+			out = append(out, n)
+			continue
+		}
+		if err := n.Validate(); err != nil {
+			k := keyOf(n)
+			rejected[k] = true
+			if !m.rejected[k] {
+				m.refused++
+				m.opts.logger.Warn("herd/remote: refusing a node the membership listed", "id", n.ID, "address", n.Address.String(), "err", err)
+			}
+			continue
+		}
+		out = append(out, n)
+	}
+	m.rejected = rejected
+	return out
+}
+
 // applyIf diffs nodes against the current pool, reusing unchanged clients,
 // dialling new ones and closing removed ones, and publishes a new snapshot
-// when anything changed. With seen set (a query's answer), it does nothing
-// if anything was applied since the query began.
-func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64) error {
+// when anything changed. With seen set (a query's answer, begun at
+// started), it does nothing if anything was applied since the query began.
+// Protection mode may keep nodes the answer drops.
+func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed.Load() || (seen != nil && *seen != m.applied) {
@@ -309,7 +357,18 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64) error {
 		m.report(ErrEmptyAnswer)
 		return ErrEmptyAnswer
 	}
-	want := m.normalize(nodes)
+	want := m.normalize(m.refuseInvalid(nodes))
+	holds := m.guard.holds
+	holdBack, holdErr := m.guard.decide(cur.nodes, want, time.Now(), started)
+	if holdBack != nil {
+		want = m.normalize(append(want, holdBack...))
+		if m.guard.holds != holds {
+			select {
+			case m.holdBegan <- struct{}{}:
+			default:
+			}
+		}
+	}
 
 	old := make(map[clientKey]int, len(cur.nodes))
 	for i, n := range cur.nodes {
@@ -341,14 +400,33 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64) error {
 			m.closeLater(cur.clients[i])
 		}
 	}
-	m.report(dialErr)
+	m.report(errors.Join(holdErr, dialErr))
 	if len(next.Added) == 0 && len(next.Removed) == 0 && slices.EqualFunc(next.nodes, cur.nodes, sameMeta) {
-		return dialErr
+		return errors.Join(holdErr, dialErr)
 	}
 	next.Version = cur.Version + 1
 	m.current.Store(next)
 	m.views.Publish(next)
-	return dialErr
+	return errors.Join(holdErr, dialErr)
+}
+
+// ManagerStats are a Manager's counters, for metrics and status pages.
+type ManagerStats struct {
+	// Refused counts node entries the membership listed that peers could not
+	// dial (see cluster.Node.Validate), each once while it stays listed.
+	Refused uint64
+	// Holds counts the times protection mode began holding removals.
+	Holds uint64
+	// Held are the nodes kept in the view, while protection mode holds,
+	// although the backend no longer lists them; nil when it does not hold.
+	Held []cluster.Node
+}
+
+// Stats returns the Manager's counters.
+func (m *Manager) Stats() ManagerStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return ManagerStats{Refused: m.refused, Holds: m.guard.holds, Held: slices.Clone(m.guard.held)}
 }
 
 func sameMeta(a, b cluster.Node) bool {

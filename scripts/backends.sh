@@ -15,6 +15,11 @@ CONSUL_VERSION=1.20.1
 ETCD_VERSION=3.6.5
 KUBE_VERSION=1.37.2
 RNACOS_VERSION=0.8.8
+NACOS_VERSION=2.5.1
+# The Alibaba Nacos server's source (no package registry ships the server);
+# ../shared/sources/README.md has its origin and checksum.
+NACOS_SRC="${NACOS_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/shared/sources/nacos-$NACOS_VERSION-src.tar.gz}"
+NACOS_SHA256=3579ae2c12b7103cec4477b83d0a9f9ee1eab3e1ac6dd24beaecaa71be08a1a8
 mkdir -p "$HERD_CACHE/bin"
 HERD_PIDS=()
 
@@ -115,6 +120,29 @@ ensure_rnacos() {
   log "building rnacos $RNACOS_VERSION from the Rust crate registry (about 10 minutes on 2 cores; cached in $HERD_CACHE)"
   cargo install rnacos --version "$RNACOS_VERSION" --locked --root "$HERD_CACHE/rnacos-$RNACOS_VERSION" >"$HERD_CACHE/rnacos-build.log" 2>&1 ||
     { tail -30 "$HERD_CACHE/rnacos-build.log" >&2; return 1; }
+}
+
+# ensure_nacos_server: the Alibaba Nacos server, built with Maven from its
+# source archive (every plugin and dependency from Maven Central; about 3.5
+# minutes on 2 cores). Sets NACOS_DIST to the distribution folder, which
+# holds target/nacos-server.jar and conf/.
+ensure_nacos_server() {
+  NACOS_DIST="$HERD_CACHE/nacos-server-$NACOS_VERSION"
+  [ -f "$NACOS_DIST/target/nacos-server.jar" ] && return 0
+  [ -f "$NACOS_SRC" ] || { log "the Nacos server source is missing: $NACOS_SRC"; return 1; }
+  echo "$NACOS_SHA256  $NACOS_SRC" | sha256sum -c --quiet - || { log "$NACOS_SRC: checksum mismatch"; return 1; }
+  command -v mvn >/dev/null || { log "Maven (mvn) is needed to build the Nacos server"; return 1; }
+  log "building the Nacos server $NACOS_VERSION with Maven (about 3.5 minutes on 2 cores; cached in $HERD_CACHE)"
+  local src="$HERD_CACHE/src/nacos-$NACOS_VERSION"
+  rm -rf "$src" && mkdir -p "$src" && tar -xzf "$NACOS_SRC" -C "$src" || return 1
+  (
+    cd "$src"
+    mvn -B -q -Prelease-nacos -Dmaven.test.skip=true -Drat.skip=true -Dcheckstyle.skip=true \
+      -Dpmd.skip=true -Dmaven.javadoc.skip=true -Dmaven.source.skip=true -Djacoco.skip=true \
+      -Denforcer.skip=true -Dfindbugs.skip=true -pl distribution -am install -T1 >"$HERD_CACHE/nacos-build.log" 2>&1
+  ) || { tail -40 "$HERD_CACHE/nacos-build.log" >&2; return 1; }
+  rm -rf "$NACOS_DIST.tmp" && cp -r "$src/distribution/target/nacos-server-$NACOS_VERSION/nacos" "$NACOS_DIST.tmp" &&
+    mv "$NACOS_DIST.tmp" "$NACOS_DIST" && rm -rf "$src"
 }
 
 # start_nacos: rnacos on a free HTTP port P with gRPC on P+1000 (Nacos's

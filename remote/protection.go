@@ -1,0 +1,114 @@
+package remote
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+)
+
+// ErrHoldingRemovals is wrapped by the error reported while protection mode
+// keeps nodes in the view that the backend no longer lists.
+var ErrHoldingRemovals = errors.New("remote: protection mode is holding removals")
+
+// Protection mode's defaults: an update is held when, with it, more than half
+// of the peers would have left within ten seconds.
+const (
+	DefaultProtectionThreshold = 0.5
+	DefaultProtectionConfirm   = 10 * time.Second
+)
+
+// WithProtection sets protection mode, which keeps a backend that lost its
+// data (restarted empty, wiped, failed over to a blank replica) from
+// emptying every view while the nodes register again.
+//
+// When an update would bring the peers that left within the last confirm
+// period to more than threshold of the peers (self excluded), its removals
+// are held: additions and changes apply at once, the nodes it drops stay in
+// the view, Err wraps ErrHoldingRemovals and Stats reports them. They are
+// removed when a query begun at least confirm after the hold began still
+// lacks them; a node that registers again ends its hold. One node leaving
+// on its own is never held, so neither is a graceful leave or a rolling
+// restart that keeps node IDs.
+//
+// threshold is a fraction in (0, 1]; 1 turns protection off. The default
+// is DefaultProtectionThreshold and DefaultProtectionConfirm.
+func WithProtection(threshold float64, confirm time.Duration) ManagerOption {
+	return func(o *managerOptions) { o.protection = protection{threshold: threshold, confirm: confirm} }
+}
+
+type protection struct {
+	threshold float64
+	confirm   time.Duration
+}
+
+func (p protection) check() error {
+	if !(p.threshold > 0 && p.threshold <= 1) {
+		return fmt.Errorf("remote: protection threshold %v must be a fraction above 0 and at most 1 (1 turns protection off)", p.threshold)
+	}
+	if p.confirm <= 0 && p.threshold < 1 {
+		return fmt.Errorf("remote: protection confirm period %s must be positive", p.confirm)
+	}
+	return nil
+}
+
+// guard is protection mode's state, kept under the Manager's mu.
+type guard struct {
+	protection
+	left  map[string]time.Time // peers removed recently, by ID, and when
+	since time.Time            // when the current hold began; zero if none
+	held  []cluster.Node
+	holds uint64
+}
+
+// decide returns the nodes of cur to keep in the view although the answer
+// drops them (nil to apply the answer as is), and the error to report.
+// started is when the query behind the answer began; zero for a watch push.
+func (g *guard) decide(cur, want []cluster.Node, now, started time.Time) ([]cluster.Node, error) {
+	inWant := make(map[string]bool, len(want))
+	for _, n := range want {
+		inWant[n.ID] = true
+		delete(g.left, n.ID) // back again: it no longer counts as lost
+	}
+	var dropped []cluster.Node
+	peers := 0
+	for _, n := range cur {
+		if n.Self {
+			continue
+		}
+		peers++
+		if !inWant[n.ID] {
+			dropped = append(dropped, n)
+		}
+	}
+	for id, at := range g.left {
+		if now.Sub(at) > g.confirm {
+			delete(g.left, id)
+		}
+	}
+	holding := !g.since.IsZero()
+	confirmed := holding && !started.IsZero() && !started.Before(g.since.Add(g.confirm))
+	lost := len(dropped) + len(g.left)
+	// Once holding, the rest of a hold stays held until it is confirmed or
+	// its nodes are back, however few are left: nodes that register again
+	// one by one must not leave the last of them to flicker out.
+	if g.threshold >= 1 || confirmed || len(dropped) == 0 ||
+		!holding && (lost <= 1 || float64(lost) <= g.threshold*float64(peers+len(g.left))) {
+		g.since, g.held = time.Time{}, nil
+		for _, n := range dropped {
+			if g.left == nil {
+				g.left = map[string]time.Time{}
+			}
+			g.left[n.ID] = now
+		}
+		return nil, nil
+	}
+	if g.since.IsZero() {
+		g.since = now
+		g.holds++
+	}
+	g.held = dropped
+	return dropped, fmt.Errorf("%w: the backend dropped %d of %d peers (%d left within %s); keeping them until a query after %s confirms it",
+		ErrHoldingRemovals, len(dropped), peers, lost, g.confirm, g.since.Add(g.confirm).Format(time.TimeOnly))
+}

@@ -1,0 +1,236 @@
+package remote_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/remote"
+)
+
+// peers returns n valid peers p1…pn.
+func peers(n int) []cluster.Node {
+	out := make([]cluster.Node, n)
+	for i := range out {
+		out[i] = node(fmt.Sprintf("p%d", i+1), fmt.Sprintf("10.0.1.%d", i+1), 1)
+	}
+	return out
+}
+
+func refresh(t *testing.T, m *remote.Manager) error {
+	t.Helper()
+	return m.Refresh(context.Background())
+}
+
+func viewIDs(m *remote.Manager) string { return fmt.Sprint(ids(m.Snapshot().Nodes())) }
+
+func TestProtectionHoldsMassRemovalUntilConfirmed(t *testing.T) {
+	all := peers(5)
+	src := newFake(all...)
+	confirm := 300 * time.Millisecond
+	m, _ := newManager(t, src, remote.WithProtection(0.5, confirm))
+	if viewIDs(m) != "[self p1 p2 p3 p4 p5]" {
+		t.Fatalf("view = %s", viewIDs(m))
+	}
+
+	// The backend comes back empty but for p5 and a newcomer.
+	newcomer := node("n1", "10.0.2.1", 1)
+	src.set([]cluster.Node{all[4], newcomer}, nil)
+	err := refresh(t, m)
+	if !errors.Is(err, remote.ErrHoldingRemovals) || !errors.Is(m.Err(), remote.ErrHoldingRemovals) {
+		t.Fatalf("Refresh = %v, Err = %v; want ErrHoldingRemovals", err, m.Err())
+	}
+	if viewIDs(m) != "[self p1 p2 p3 p4 p5 n1]" {
+		t.Fatalf("view while holding = %s, want the newcomer added and nobody removed", viewIDs(m))
+	}
+	st := m.Stats()
+	if st.Holds != 1 || fmt.Sprint(ids(st.Held)) != "[p1 p2 p3 p4]" {
+		t.Fatalf("Stats = %+v, want one hold of p1-p4", st)
+	}
+
+	// A query begun before the confirm period is over does not confirm.
+	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) || viewIDs(m) != "[self p1 p2 p3 p4 p5 n1]" {
+		t.Fatalf("early query: err %v, view %s; want still holding", err, viewIDs(m))
+	}
+	if m.Stats().Holds != 1 {
+		t.Fatalf("Holds = %d after a second answer of the same hold, want 1", m.Stats().Holds)
+	}
+
+	// The Manager confirms by itself with a query after the period.
+	deadline := time.Now().Add(5 * time.Second)
+	for viewIDs(m) != "[self p5 n1]" {
+		if time.Now().After(deadline) {
+			t.Fatalf("view = %s, Err %v: the hold was not confirmed", viewIDs(m), m.Err())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m.Err() != nil || m.Stats().Held != nil {
+		t.Fatalf("after confirming: Err %v, Held %v", m.Err(), m.Stats().Held)
+	}
+}
+
+func TestProtectionEndsWhenTheNodesRegisterAgain(t *testing.T) {
+	all := peers(4)
+	src := newFake(all...)
+	m, d := newManager(t, src, remote.WithProtection(0.5, time.Hour))
+	before := m.Snapshot()
+	src.set(all[:1], nil)
+	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) {
+		t.Fatalf("Refresh = %v, want a hold", err)
+	}
+	src.set(all[:3], nil)
+	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) || fmt.Sprint(ids(m.Stats().Held)) != "[p4]" {
+		t.Fatalf("two back: err %v, held %v; want p4 still held", err, ids(m.Stats().Held))
+	}
+	src.set(all, nil)
+	if err := refresh(t, m); err != nil || m.Err() != nil || m.Stats().Held != nil {
+		t.Fatalf("all back: Refresh %v, Err %v, Held %v; want the hold over", err, m.Err(), m.Stats().Held)
+	}
+	if m.Snapshot() != before || d.count() != 4 {
+		t.Fatalf("view %s (version %d, was %d), %d dials: nobody should have been removed or redialled",
+			viewIDs(m), m.Snapshot().Version, before.Version, d.count())
+	}
+}
+
+func TestProtectionNeverHoldsOneLeave(t *testing.T) {
+	src := newFake(peers(2)...)
+	m, _ := newManager(t, src) // the defaults
+	src.set(peers(1), nil)
+	if err := refresh(t, m); err != nil || viewIDs(m) != "[self p1]" {
+		t.Fatalf("one of two peers left: err %v, view %s; want it gone at once", err, viewIDs(m))
+	}
+	// A rolling restart that keeps IDs: each node leaves and comes back.
+	src.set(peers(2), nil)
+	_ = refresh(t, m)
+	for i := range 2 {
+		rest := peers(2)
+		src.set(append(rest[:i:i], rest[i+1:]...), nil)
+		if err := refresh(t, m); err != nil || m.Snapshot().Len() != 2 {
+			t.Fatalf("rolling restart, p%d down: err %v, view %s", i+1, err, viewIDs(m))
+		}
+		src.set(peers(2), nil)
+		_ = refresh(t, m)
+	}
+}
+
+func TestProtectionCountsLeavesWithinThePeriod(t *testing.T) {
+	all := peers(4)
+	src := newFake(all...)
+	m, _ := newManager(t, src, remote.WithProtection(0.5, time.Hour))
+	// One by one: 1 of 4, then 2 of 4 have left: at the threshold, applied.
+	for n := 3; n >= 2; n-- {
+		src.set(all[:n], nil)
+		if err := refresh(t, m); err != nil || m.Snapshot().Len() != n+1 {
+			t.Fatalf("down to %d peers: err %v, view %s", n, err, viewIDs(m))
+		}
+	}
+	// A third within the period is more than half of the four.
+	src.set(all[:1], nil)
+	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) || viewIDs(m) != "[self p1 p2]" {
+		t.Fatalf("third leave: err %v, view %s; want p2 held", err, viewIDs(m))
+	}
+}
+
+func TestProtectionWatchPushIsNeverAConfirmation(t *testing.T) {
+	all := peers(3)
+	src := newFake(all...)
+	m, _ := newManager(t, src, remote.WithProtection(0.5, 50*time.Millisecond), remote.WithRefreshInterval(time.Hour))
+	src.set(all, errors.New("backend down")) // the confirming queries fail
+	src.watch <- []cluster.Node{}            // an empty push is ignored (KeepLastView)
+	src.watch <- all[:1]
+	deadline := time.Now().Add(2 * time.Second)
+	for m.Stats().Held == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("no hold; view %s", viewIDs(m))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // several confirm periods, every query failing
+	src.watch <- all[:1]
+	time.Sleep(50 * time.Millisecond)
+	if viewIDs(m) != "[self p1 p2 p3]" {
+		t.Fatalf("view = %s: removals applied without a successful query", viewIDs(m))
+	}
+}
+
+func TestProtectionOff(t *testing.T) {
+	src := newFake(peers(5)...)
+	m, _ := newManager(t, src, remote.WithProtection(1, 0))
+	src.set(peers(1), nil)
+	if err := refresh(t, m); err != nil || viewIDs(m) != "[self p1]" {
+		t.Fatalf("protection off: err %v, view %s; want the removals applied", err, viewIDs(m))
+	}
+	if m.Stats().Holds != 0 {
+		t.Fatalf("Holds = %d", m.Stats().Holds)
+	}
+}
+
+func TestWithProtectionRefusesBadValues(t *testing.T) {
+	for _, c := range []struct {
+		threshold float64
+		confirm   time.Duration
+		want      string
+	}{
+		{0, time.Second, "threshold 0 must be"},
+		{-0.5, time.Second, "threshold -0.5 must be"},
+		{1.5, time.Second, "threshold 1.5 must be"},
+		{0.5, 0, "confirm period 0s must be positive"},
+		{0.5, -time.Second, "confirm period -1s must be positive"},
+	} {
+		_, err := remote.NewManager(newFake(), self, remote.NewServer(), remote.WithProtection(c.threshold, c.confirm))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("WithProtection(%v, %v): %v, want %q", c.threshold, c.confirm, err, c.want)
+		}
+	}
+}
+
+func TestRefusesNodesPeersCannotDial(t *testing.T) {
+	var logs bytes.Buffer
+	good := node("good", "10.0.0.1", 1)
+	bad := []cluster.Node{
+		node("scheme", "http://10.0.0.2", 1),
+		node("spaces", "a host", 1),
+		node("wildcard", "0.0.0.0", 1),
+		node("port", "10.0.0.3", 0),
+		node("bad id!", "10.0.0.4", 1),
+	}
+	src := newFake(append([]cluster.Node{good}, bad...)...)
+	m, d := newManager(t, src, remote.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	for range 3 {
+		if err := refresh(t, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if viewIDs(m) != "[good self]" || d.count() != 1 {
+		t.Fatalf("view = %s, %d dials; want only the good node, dialled once", viewIDs(m), d.count())
+	}
+	if got := m.Stats().Refused; got != uint64(len(bad)) {
+		t.Fatalf("Refused = %d after three answers, want %d (once each)", got, len(bad))
+	}
+	if n := strings.Count(logs.String(), "refusing a node"); n != len(bad) {
+		t.Fatalf("%d log lines, want one per bad node:\n%s", n, logs.String())
+	}
+	// Dropped and listed again: it is counted again.
+	src.set([]cluster.Node{good}, nil)
+	_ = refresh(t, m)
+	src.set([]cluster.Node{good, bad[0]}, nil)
+	_ = refresh(t, m)
+	if got := m.Stats().Refused; got != uint64(len(bad))+1 {
+		t.Fatalf("Refused = %d, want %d", got, len(bad)+1)
+	}
+}
+
+func TestProtectionIsOnByDefault(t *testing.T) {
+	src := newFake(peers(4)...)
+	m, _ := newManager(t, src)
+	src.set(peers(1), nil)
+	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) || m.Snapshot().Len() != 5 {
+		t.Fatalf("3 of 4 peers dropped with the defaults: err %v, view %s; want them held", err, viewIDs(m))
+	}
+}
