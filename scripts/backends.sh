@@ -145,9 +145,38 @@ ensure_nacos_server() {
     mv "$NACOS_DIST.tmp" "$NACOS_DIST" && rm -rf "$src"
 }
 
-# start_nacos: rnacos on a free HTTP port P with gRPC on P+1000 (Nacos's
-# offset, which nacos-sdk-go assumes); exports HERD_TEST_NACOS_ADDR.
-start_nacos() {
+# start_nacos_server: the Alibaba Nacos server, standalone on loopback, on a
+# free HTTP port P (gRPC on P+1000 and P+1001, JRaft on P-1000, all free);
+# exports HERD_TEST_NACOS_ADDR and HERD_NACOS_SERVER (the distribution, for
+# the tests that start servers of their own). Ready in 15-25 s.
+start_nacos_server() {
+  ensure_nacos_server || return 1
+  local http o ok
+  while :; do
+    http=$(free_port); ok=1
+    for o in -1000 1000 1001; do
+      if (( http + o < 1024 || http + o > 65535 )) || (exec 3<>"/dev/tcp/127.0.0.1/$((http + o))") 2>/dev/null; then ok=0; fi
+    done
+    (( ok )) && break
+  done
+  local dir; run_dir nacos-server; mkdir -p "$dir/logs"; cp -r "$NACOS_DIST/conf" "$dir/conf"
+  setsid java -Xms256m -Xmx512m -Xmn128m -Dnacos.standalone=true -Dnacos.home="$dir" \
+    -Dnacos.inetutils.ip-address=127.0.0.1 -Dserver.address=127.0.0.1 \
+    -jar "$NACOS_DIST/target/nacos-server.jar" --spring.config.additional-location=file:"$dir"/conf/ \
+    --logging.config="$dir"/conf/nacos-logback.xml --server.port="$http" >"$dir/nacos.log" 2>&1 </dev/null &
+  HERD_PIDS+=($!)
+  local deadline=$((SECONDS + 120))
+  until curl -sf "http://127.0.0.1:$http/nacos/v1/ns/operator/metrics" 2>/dev/null | grep -q '"UP"'; do
+    if (( SECONDS > deadline )); then log "the Nacos server was not up in 120s:"; tail -20 "$dir/nacos.log" >&2; return 1; fi
+    sleep 0.5
+  done
+  export HERD_TEST_NACOS_ADDR="127.0.0.1:$http" HERD_NACOS_SERVER="$NACOS_DIST"
+  log "Nacos server $NACOS_VERSION at $HERD_TEST_NACOS_ADDR (pid ${HERD_PIDS[-1]})"
+}
+
+# start_rnacos: rnacos on a free HTTP port P with gRPC on P+1000 (Nacos's
+# offset, which nacos-sdk-go assumes); exports HERD_TEST_RNACOS_ADDR.
+start_rnacos() {
   ensure_rnacos || return 1
   local http
   while :; do
@@ -159,8 +188,8 @@ start_nacos() {
     RNACOS_DATA_DIR="$dir/data" setsid "$RNACOS_BIN" >"$dir/rnacos.log" 2>&1 </dev/null &
   HERD_PIDS+=($!)
   if ! wait_tcp 127.0.0.1 $((http + 1000)) 60; then log "rnacos did not listen in 60s:"; tail -20 "$dir/rnacos.log" >&2; return 1; fi
-  export HERD_TEST_NACOS_ADDR="127.0.0.1:$http" HERD_RNACOS_BIN="$RNACOS_BIN"
-  log "rnacos $RNACOS_VERSION (Nacos-compatible) at $HERD_TEST_NACOS_ADDR (pid ${HERD_PIDS[-1]})"
+  export HERD_TEST_RNACOS_ADDR="127.0.0.1:$http" HERD_RNACOS_BIN="$RNACOS_BIN"
+  log "rnacos $RNACOS_VERSION (Nacos-compatible) at $HERD_TEST_RNACOS_ADDR (pid ${HERD_PIDS[-1]})"
 }
 
 # start_consul: a dev-mode agent on free loopback ports; exports HERD_TEST_CONSUL_ADDR.
@@ -205,19 +234,23 @@ CFG
   log "zookeeper at $HERD_TEST_ZK_ADDR (pid ${HERD_PIDS[-1]})"
 }
 
-# start_test_backends: everything the tests need. Starts Consul, ZooKeeper
-# and rnacos unless HERD_TEST_*_ADDR already names one (compose.yaml), and
+# start_test_backends: everything the tests need. Starts Consul, ZooKeeper,
+# the Nacos server and rnacos unless HERD_TEST_*_ADDR already names one
+# (compose.yaml), and
 # builds the binaries the recovery and Kubernetes tests run themselves;
 # exports the HERD_* variables the tests read.
 start_test_backends() {
   [ -n "${HERD_TEST_CONSUL_ADDR:-}" ] || start_consul
   [ -n "${HERD_TEST_ZK_ADDR:-}" ] || start_zookeeper
-  [ -n "${HERD_TEST_NACOS_ADDR:-}" ] || start_nacos
+  [ -n "${HERD_TEST_NACOS_ADDR:-}" ] || start_nacos_server
+  [ -n "${HERD_TEST_RNACOS_ADDR:-}" ] || start_rnacos
   ensure_consul
   ensure_zookeeper
   ensure_etcd_bin
   ensure_kube_apiserver
   ensure_rnacos
+  ensure_nacos_server
+  export HERD_NACOS_SERVER="${HERD_NACOS_SERVER:-$NACOS_DIST}"
   export HERD_CONSUL_BIN="${HERD_CONSUL_BIN:-$CONSUL_BIN}" HERD_ZK_CLASSPATH="${HERD_ZK_CLASSPATH:-/usr/share/java/*}"
   export HERD_ETCD_BIN="$ETCD_BIN" HERD_KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" HERD_RNACOS_BIN="$RNACOS_BIN"
 }

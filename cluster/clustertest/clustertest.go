@@ -55,6 +55,9 @@ type RecoveryTarget struct {
 	Kill func()
 	// Restart starts it again on the same data and returns once it answers.
 	Restart func()
+	// RestartEmpty, when set, starts it again on the same port with no data
+	// (a rebuilt or restored-from-nothing server) and returns once it answers.
+	RestartEmpty func()
 	// Register, when set, replaces the harness's Register for this server.
 	Register func(t *testing.T, c cluster.Coordinator, n cluster.Node) error
 }
@@ -94,6 +97,7 @@ func Run(t *testing.T, h Harness) {
 	}
 	if h.Recovery != nil {
 		t.Run("RecoversFromServerRestart", func(t *testing.T) { testRecovery(t, h) })
+		t.Run("RecoversFromEmptyServer", func(t *testing.T) { testEmptyRecovery(t, h) })
 	}
 }
 
@@ -169,6 +173,86 @@ func testRecovery(t *testing.T, h Harness) {
 	})
 	WaitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == 3 && m.Err() == nil })
 	t.Logf("recovered %s after the restart began", time.Since(restarted).Round(time.Millisecond))
+}
+
+// testEmptyRecovery: the server comes back with no data. Every node must
+// register again by itself, a newcomer must reach the others' watches, and
+// the Manager's view must never lose a peer on the way (protection mode,
+// with its defaults, holds the removals while the nodes come back).
+func testEmptyRecovery(t *testing.T, h Harness) {
+	target := h.Recovery(t)
+	if target.RestartEmpty == nil {
+		t.Skip("this harness's server cannot be restarted empty")
+	}
+	if target.Register != nil {
+		h.Register = target.Register
+	}
+	const size = 4
+	coords, nodes := make([]cluster.Coordinator, size), make([]cluster.Node, size)
+	for i := range coords {
+		coords[i], nodes[i] = target.NewCoordinator(t), NewNode()
+		closeOnCleanup(t, coords[i])
+		if err := h.Register(t, coords[i], nodes[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := coords[0]
+	allIn := func(ns []cluster.Node) bool {
+		for _, n := range nodes {
+			if !Has(ns, n.ID) {
+				return false
+			}
+		}
+		return true
+	}
+	w := a.Watch(watchCtx(t))
+	WaitFor(t, w, h.Within, "every node in a's watch", allIn)
+	m, err := remote.NewManager(a, nodes[0], remote.NewServer(),
+		remote.WithDialer(func(cluster.Node) (remote.Client, error) { return discard{}, nil }),
+		remote.WithRefreshInterval(100*time.Millisecond), remote.WithErrorHandler(func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	WaitUntil(t, h.Within, "the manager sees every node", func() bool { return m.Snapshot().Len() == size })
+
+	// Every view the manager publishes from now on, and the smallest.
+	views := m.Subscribe(watchCtx(t))
+	smallest := make(chan int, 1)
+	go func() {
+		least := size
+		for s := range views {
+			least = min(least, s.Len())
+		}
+		smallest <- least
+	}()
+
+	target.Kill()
+	WaitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })
+	restarted := time.Now()
+	target.RestartEmpty()
+	WaitUntil(t, h.RecoverWithin, "every node registered again on the empty server", func() bool {
+		qctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		got, err := a.QueryRemoteNodes(qctx)
+		return err == nil && allIn(got)
+	})
+	registeredAgain := time.Since(restarted)
+	c := target.NewCoordinator(t)
+	closeOnCleanup(t, c)
+	nc := NewNode()
+	var regErr error
+	WaitUntil(t, h.RecoverWithin, "a newcomer registered after the restart", func() bool {
+		regErr = h.Register(t, c, nc)
+		return regErr == nil
+	})
+	WaitFor(t, w, h.RecoverWithin, "the newcomer and every node in a's watch", func(ns []cluster.Node) bool { return allIn(ns) && Has(ns, nc.ID) })
+	WaitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == size+1 && m.Err() == nil })
+	m.Close()
+	if least := <-smallest; least < size {
+		t.Fatalf("the manager's view fell to %d nodes while the server came back empty; want all %d kept", least, size)
+	}
+	t.Logf("every node registered again %s after the empty restart began; recovered %s after it", registeredAgain.Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
 }
 
 // WaitUntil polls ok until it holds, failing the test after d.

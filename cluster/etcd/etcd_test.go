@@ -112,6 +112,7 @@ func TestConformance(t *testing.T) {
 					NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, rcfg) },
 					Kill:           srv.Kill,
 					Restart:        srv.Start,
+					RestartEmpty:   srv.StartEmpty,
 				}
 			}
 			srv, err := embedetcd.Start(t.TempDir())

@@ -88,18 +88,30 @@ func TestConformance(t *testing.T) {
 				// issue #741). scripts/test.sh runs this test without -race.
 				t.Skip("nacos-sdk-go's reconnect has a data race of its own; run without -race (scripts/test.sh does)")
 			}
-			bin := testenv.Require(t, "HERD_RNACOS_BIN", "an rnacos binary, to kill and restart")
-			srv := testserver.StartNacos(t, bin)
+			srv := ownServer(t)
 			rcfg := cfg
 			rcfg.HostPort = srv.Addr
+			// Ephemeral instances live in the server's memory: a restart on
+			// the same data comes back as empty of them as one on none.
 			return clustertest.RecoveryTarget{
 				NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, rcfg) },
 				Kill:           srv.Kill,
 				Restart:        srv.Start,
+				RestartEmpty:   srv.StartEmpty,
 			}
 		},
 		RecoverWithin: 45 * time.Second,
 	})
+}
+
+// ownServer starts a server the test may kill: the Alibaba Nacos server
+// (HERD_NACOS_SERVER, its distribution folder) when set, else r-nacos.
+func ownServer(t *testing.T) *testserver.Nacos {
+	if dist := os.Getenv("HERD_NACOS_SERVER"); dist != "" {
+		return testserver.StartNacosServer(t, dist)
+	}
+	bin := testenv.Require(t, "HERD_RNACOS_BIN", "a Nacos server to kill and restart (HERD_NACOS_SERVER, or an rnacos binary)")
+	return testserver.StartNacos(t, bin)
 }
 
 // TestEmptyListIsPushed: with the SDK's default the last instance leaving

@@ -7,6 +7,12 @@
 // node is created again in the new session, deleting a znode left by an old
 // session first. Connecting is bounded by connectTimeout.
 //
+// A connection that has had no session for longer than the session timeout
+// is replaced by a new one. That is what brings herd back after a server
+// restarted on an empty data directory: it refuses a client that has seen
+// a newer zxid than its own, and never tells it that its session expired,
+// so the old connection would retry for ever.
+//
 // It registers itself under the name "zookeeper":
 //
 //	import _ "github.com/herd-go/herd/cluster/zookeeper"
@@ -38,15 +44,19 @@ func init() { cluster.RegisterConfigured("zookeeper", DefaultConfig, New) }
 type Stats struct {
 	Malformed       uint64 // children of the remote path that are not valid nodes, once per write
 	Reregistrations uint64 // znodes created again after a session expired or the znode vanished
+	Reconnections   uint64 // connections replaced after going without a session past the session timeout
 }
 
 // Coordinator registers self as an ephemeral znode and watches its siblings.
 type Coordinator struct {
 	cfg  Config
 	opts cluster.Options
-	conn *zk.Conn
 	acl  []zk.ACL
 	path string
+
+	connMu      sync.Mutex // serialises replacing conn with closing it
+	conn        atomic.Pointer[zk.Conn]
+	connections atomic.Uint64
 
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -106,8 +116,9 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		}
 		return nil, fmt.Errorf("zookeeper: %w with %s (cluster.zookeeper.connectTimeout; check cluster.zookeeper.hostPort / SW_CLUSTER_ZK_HOST_PORT)", err, cfg.HostPort)
 	}
-	c := &Coordinator{cfg: cfg, opts: o, conn: conn, path: cfg.remotePath(),
+	c := &Coordinator{cfg: cfg, opts: o, path: cfg.remotePath(),
 		sessions: make(chan struct{}, 1), selfGone: make(chan struct{}, 1)}
+	c.conn.Store(conn)
 	c.acl = zk.WorldACL(zk.PermAll)
 	if cfg.EnableACL {
 		user, pass, _ := strings.Cut(cfg.Expression, ":")
@@ -124,9 +135,72 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		c.shutdown()
 		return nil, fmt.Errorf("zookeeper: creating %s: %w (with enableACL, the expression must match the ACL on existing znodes)", c.path, err)
 	}
-	c.wg.Add(1)
+	c.wg.Add(2)
 	go c.watchLoop()
+	go c.keepConnected()
 	return c, nil
+}
+
+// zk is the current connection.
+func (c *Coordinator) zk() *zk.Conn { return c.conn.Load() }
+
+// keepConnected replaces the connection once it has gone without a session
+// for longer than the session timeout: the server has expired the session
+// by then, or it is a new server that will never take it (see the package
+// comment). A new connection's session is a new one, which the supervisor
+// and the watch treat as they treat an expired session.
+func (c *Coordinator) keepConnected() {
+	defer c.wg.Done()
+	tick := time.NewTicker(max(c.cfg.SessionTimeout/4, 100*time.Millisecond))
+	defer tick.Stop()
+	lastSession := time.Now()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if c.zk().State() == zk.StateHasSession {
+			lastSession = time.Now()
+			continue
+		}
+		if time.Since(lastSession) <= c.cfg.SessionTimeout {
+			continue
+		}
+		if err := c.reconnect(); err != nil {
+			c.opts.Logger.Warn("herd/zookeeper: replacing the connection failed; retrying", "err", err)
+		}
+		lastSession = time.Now() // give the new connection a session timeout of its own
+	}
+}
+
+func (c *Coordinator) reconnect() error {
+	conn, events, err := zk.Connect(c.cfg.hosts(), c.cfg.SessionTimeout, zk.WithLogger(zkLogger{c.opts.Logger}), zk.WithLogInfo(false))
+	if err != nil {
+		return err
+	}
+	c.connMu.Lock()
+	if c.ctx.Err() != nil {
+		c.connMu.Unlock()
+		conn.Close()
+		for range events {
+		}
+		return nil
+	}
+	old := c.conn.Swap(conn)
+	c.wg.Add(1)
+	go c.eventLoop(events)
+	c.connMu.Unlock()
+	old.Close() // ends the watch armed on it, which re-arms on the new one
+	c.connections.Add(1)
+	c.opts.Logger.Warn("herd/zookeeper: no session for longer than the session timeout; connecting afresh", "hosts", c.cfg.HostPort)
+	if c.cfg.EnableACL {
+		// Waits for the new session; Close ends the wait.
+		if err := conn.AddAuth("digest", []byte(c.cfg.Expression)); err != nil {
+			return fmt.Errorf("adding digest auth: %w", err)
+		}
+	}
+	return nil
 }
 
 // lastConn dials for the zk client and keeps the connection it made last,
@@ -211,7 +285,7 @@ func (c *Coordinator) backoff() *backoff.Backoff {
 
 // Stats returns the coordinator's counters.
 func (c *Coordinator) Stats() Stats {
-	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load()}
+	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load(), Reconnections: c.connections.Load()}
 }
 
 // Path is the znode whose children are the nodes.
@@ -221,7 +295,7 @@ func (c *Coordinator) ensurePath() error {
 	p := ""
 	for _, part := range strings.Split(strings.Trim(c.path, "/"), "/") {
 		p += "/" + part
-		if _, err := c.conn.Create(p, nil, 0, c.acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		if _, err := c.zk().Create(p, nil, 0, c.acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return err
 		}
 	}
@@ -242,7 +316,7 @@ func (c *Coordinator) selfID() string {
 // previous process with this ID) is deleted first.
 func (c *Coordinator) createSelf(p string, data []byte) error {
 	for attempt := 0; attempt < 3; attempt++ {
-		_, err := c.conn.Create(p, data, zk.FlagEphemeral, c.acl)
+		_, err := c.zk().Create(p, data, zk.FlagEphemeral, c.acl)
 		switch {
 		case err == nil:
 			return nil
@@ -254,18 +328,18 @@ func (c *Coordinator) createSelf(p string, data []byte) error {
 		case !errors.Is(err, zk.ErrNodeExists):
 			return err
 		}
-		_, stat, err := c.conn.Get(p)
+		_, stat, err := c.zk().Get(p)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if stat.EphemeralOwner == c.conn.SessionID() {
-			_, err := c.conn.Set(p, data, stat.Version)
+		if stat.EphemeralOwner == c.zk().SessionID() {
+			_, err := c.zk().Set(p, data, stat.Version)
 			return err
 		}
-		if err := c.conn.Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		if err := c.zk().Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			return fmt.Errorf("deleting a stale znode of session %#x: %w", stat.EphemeralOwner, err)
 		}
 	}
@@ -322,8 +396,8 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p strin
 		case <-tick.C:
 		}
 		for {
-			ok, stat, err := c.conn.Exists(p)
-			if err == nil && ok && stat.EphemeralOwner == c.conn.SessionID() {
+			ok, stat, err := c.zk().Exists(p)
+			if err == nil && ok && stat.EphemeralOwner == c.zk().SessionID() {
 				break
 			}
 			if err == nil {
@@ -351,7 +425,7 @@ func (c *Coordinator) watchLoop() {
 	defer c.wg.Done()
 	bo := c.backoff()
 	for c.ctx.Err() == nil {
-		children, _, fired, err := c.conn.ChildrenW(c.path)
+		children, _, fired, err := c.zk().ChildrenW(c.path)
 		if err == nil {
 			var nodes []cluster.Node
 			if nodes, err = c.load(children, true); err == nil {
@@ -388,7 +462,7 @@ func (c *Coordinator) watchLoop() {
 func (c *Coordinator) load(children []string, count bool) ([]cluster.Node, error) {
 	nodes := make([]cluster.Node, 0, len(children))
 	for _, name := range children {
-		data, stat, err := c.conn.Get(c.path + "/" + name)
+		data, stat, err := c.zk().Get(c.path + "/" + name)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue // left between the listing and the read
 		}
@@ -422,13 +496,13 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 	if c.ctx.Err() != nil {
 		return nil, cluster.ErrClosed
 	}
-	if st := c.conn.State(); st != zk.StateHasSession {
+	if st := c.zk().State(); st != zk.StateHasSession {
 		return nil, fmt.Errorf("zookeeper: no session (state %s)", st)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	children, _, err := c.conn.Children(c.path)
+	children, _, err := c.zk().Children(c.path)
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: listing %s: %w", c.path, err)
 	}
@@ -461,7 +535,7 @@ func (c *Coordinator) Close() error {
 		<-done
 		deleted := make(chan error, 1)
 		go func() {
-			e := c.conn.Delete(c.path+"/"+self.ID, -1)
+			e := c.zk().Delete(c.path+"/"+self.ID, -1)
 			if errors.Is(e, zk.ErrNoNode) {
 				e = nil
 			}
@@ -482,7 +556,9 @@ func (c *Coordinator) Close() error {
 
 func (c *Coordinator) shutdown() {
 	c.cancel()
-	c.conn.Close()
+	c.connMu.Lock()
+	c.zk().Close()
+	c.connMu.Unlock()
 	c.wg.Wait()
 	c.view.Close()
 }

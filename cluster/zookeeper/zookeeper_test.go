@@ -89,6 +89,7 @@ func TestConformance(t *testing.T) {
 				NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, rcfg) },
 				Kill:           srv.Kill,
 				Restart:        srv.Start,
+				RestartEmpty:   srv.StartEmpty,
 			}
 		},
 		RecoverWithin: 30 * time.Second,

@@ -28,6 +28,7 @@ func StartConsul(t testing.TB, bin string) *Consul {
 		"-server-port=" + strconv.Itoa(FreePort(t)), "-log-level=warn"}
 	c := &Consul{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", http)}
 	c.Proc = newProc(t, "consul", bin, args, dir, c.ready)
+	c.data = dir + "/data"
 	c.Start()
 	return c
 }

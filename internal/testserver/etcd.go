@@ -25,6 +25,7 @@ func StartEtcd(t testing.TB, bin string) *Etcd {
 		"--listen-peer-urls=" + peerURL, "--initial-advertise-peer-urls=" + peerURL,
 		"--initial-cluster=herd=" + peerURL, "--log-level=warn"}, dir,
 		func(ctx context.Context) error { return httpOK(ctx, nil, clientURL+"/health", "") })
+	e.data = filepath.Join(dir, "etcd")
 	e.Start()
 	return e
 }

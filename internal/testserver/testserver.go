@@ -23,6 +23,7 @@ type Proc struct {
 	bin   string
 	args  []string
 	dir   string
+	data  string // the server's data, which StartEmpty removes
 	ready func(ctx context.Context) error
 	cmd   *exec.Cmd
 	exit  chan struct{}
@@ -70,6 +71,19 @@ func (p *Proc) Start() {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// StartEmpty starts the stopped process on an empty data directory, as a
+// rebuilt or restored-from-nothing server comes back.
+func (p *Proc) StartEmpty() {
+	p.t.Helper()
+	if p.cmd != nil {
+		p.t.Fatalf("%s: StartEmpty while it runs; Kill it first", p.name)
+	}
+	if err := os.RemoveAll(p.data); err != nil {
+		p.t.Fatal(err)
+	}
+	p.Start()
 }
 
 // Kill sends SIGKILL to the process group and waits for the process to exit.

@@ -30,6 +30,7 @@ func StartZooKeeper(t testing.TB, classpath string) *ZooKeeper {
 	}
 	z := &ZooKeeper{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
 	z.Proc = newProc(t, "zookeeper", "java", []string{"-Xmx256m", "-cp", classpath, "org.apache.zookeeper.server.ZooKeeperServerMain", filepath.Join(dir, "zoo.cfg")}, dir, z.ready)
+	z.data = filepath.Join(dir, "data")
 	z.Start()
 	return z
 }
