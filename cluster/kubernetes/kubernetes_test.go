@@ -249,6 +249,49 @@ func TestKubernetes(t *testing.T) {
 		clustertest.WaitFor(t, w, 5*time.Second, "the pod that became ready", func(ns []cluster.Node) bool { return clustertest.Has(ns, notReady.ID) })
 	})
 
+	// A pod being deleted stays Running and Ready until its kubelet stops
+	// it; it must leave every view the moment deletionTimestamp is set. A
+	// finalizer keeps it terminating here, where no kubelet runs.
+	t.Run("TerminatingPodLeavesAtOnce", func(t *testing.T) {
+		g := newFixture(t, kube.Host, kube.AdminToken)
+		c := g.coordinator(t, g.config(), kube.AdminToken)
+		defer c.Close()
+		stays, goes := clustertest.NewNode(), clustertest.NewNode()
+		g.runPod(t, stays, g.labels, "grpc")
+		pod := g.runPod(t, goes, g.labels, "grpc")
+		pods := g.admin.CoreV1().Pods(g.ns)
+		pod.Finalizers = []string{"herd.test/hold"}
+		if _, err := pods.Update(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			p, err := pods.Get(context.Background(), goes.ID, metav1.GetOptions{})
+			if err == nil {
+				p.Finalizers = nil
+				_, _ = pods.Update(context.Background(), p, metav1.UpdateOptions{})
+			}
+		})
+		w := c.Watch(context.Background())
+		clustertest.WaitFor(t, w, 5*time.Second, "both pods", func(ns []cluster.Node) bool {
+			return clustertest.Has(ns, stays.ID) && clustertest.Has(ns, goes.ID)
+		})
+		grace := int64(300)
+		if err := pods.Delete(context.Background(), goes.ID, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+			t.Fatal(err)
+		}
+		clustertest.WaitFor(t, w, 2*time.Second, "the terminating pod gone", func(ns []cluster.Node) bool {
+			return clustertest.Has(ns, stays.ID) && !clustertest.Has(ns, goes.ID)
+		})
+		p, err := pods.Get(context.Background(), goes.ID, metav1.GetOptions{})
+		if err != nil || p.DeletionTimestamp == nil || p.Status.Phase != corev1.PodRunning {
+			t.Fatalf("the pod should still be there, Running and terminating: %v, %+v", err, p)
+		}
+		nodes, err := c.QueryRemoteNodes(context.Background())
+		if err != nil || clustertest.Has(nodes, goes.ID) {
+			t.Fatalf("query = %v, %v; want the terminating pod left out", clustertest.IDs(nodes), err)
+		}
+	})
+
 	t.Run("NumericPort", func(t *testing.T) {
 		g := newFixture(t, kube.Host, kube.AdminToken)
 		cfg := g.config()
