@@ -33,7 +33,9 @@ import (
 func init() { cluster.RegisterConfigured("consul", DefaultConfig, New) }
 
 // defaultBackoff bounds the delays after errors.
-var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
+// The cap is short so that an agent that comes back is seen within about a
+// second: one request a second per node is no load for an agent.
+var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 
 // Stats are counters for monitoring.
 type Stats struct {
@@ -68,7 +70,7 @@ type Coordinator struct {
 
 // New connects to the first agent in cfg.HostPort that answers within
 // cfg.Timeout and starts watching the service. Of opts, it uses WithLogger
-// and WithBackoff (default 100ms doubling to 10s).
+// and WithBackoff (default 100ms doubling to 1s).
 func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err

@@ -23,6 +23,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/backoff"
@@ -33,7 +35,9 @@ import (
 func init() { cluster.RegisterConfigured("etcd", DefaultConfig, New) }
 
 // defaultBackoff bounds the delays of re-registration and re-listing.
-var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
+// The cap is short so that a server that comes back is seen within about a
+// second.
+var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 
 // Stats are counters for monitoring.
 type Stats struct {
@@ -74,7 +78,8 @@ type Coordinator struct {
 
 // New connects to etcd, checks that it answers within cfg.DialTimeout, and
 // starts watching the membership prefix. Of opts, it uses WithLogger and
-// WithBackoff (default 100ms doubling to 10s).
+// WithBackoff (default 100ms doubling to 1s; it also bounds
+// the gRPC reconnect backoff, 120s by default in grpc-go).
 func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -100,6 +105,11 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		// Keepalive pings find a dead connection long before the lease TTL.
 		DialKeepAliveTime:    cfg.TTL / 3,
 		DialKeepAliveTimeout: cfg.TTL / 3,
+		// grpc-go's reconnect backoff grows to 120s: a server back after an
+		// outage would wait that long for the client to try again.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: grpcbackoff.Config{BaseDelay: o.Backoff.Initial, Multiplier: 1.6, Jitter: 0.2, MaxDelay: o.Backoff.Max},
+		})},
 	}
 	if cfg.Authentication {
 		ccfg.Username, ccfg.Password = cfg.User, cfg.Password

@@ -84,13 +84,13 @@ func (z zkLogger) Printf(format string, a ...any) {
 // New connects, waits for a session for at most cfg.ConnectTimeout, creates
 // the remote path if needed and starts watching it. Of opts, it uses
 // WithLogger and WithBackoff: retries start at cfg.BaseSleepTimeMs unless
-// the backoff sets Initial, and double up to Max (default 10s).
+// the backoff sets Initial, and double up to Max (default 1s, so that a server that comes back is seen within about a second).
 func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	o := cluster.NewOptions(opts...)
-	o.Backoff = o.Backoff.Or(cluster.Backoff{Initial: time.Duration(cfg.BaseSleepTimeMs) * time.Millisecond, Max: 10 * time.Second})
+	o.Backoff = o.Backoff.Or(cluster.Backoff{Initial: time.Duration(cfg.BaseSleepTimeMs) * time.Millisecond, Max: time.Second})
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("zookeeper: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
 	}
