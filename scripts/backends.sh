@@ -47,6 +47,16 @@ wait_tcp() {
   return 1
 }
 
+# wait_http URL PATTERN SECONDS WHAT LOG: waits until URL answers with a body
+# matching PATTERN; else shows the end of LOG and fails.
+wait_http() {
+  local deadline=$((SECONDS + $3))
+  until curl -sf "$1" 2>/dev/null | grep -q "$2"; do
+    if (( SECONDS > deadline )); then log "$4 was not ready in $3 s:"; tail -20 "$5" >&2; return 1; fi
+    sleep 0.3
+  done
+}
+
 # go_build_cached OUT MODULE@VERSION PACKAGE: builds PACKAGE from the Go module
 # proxy in a wrapper module under $HERD_CACHE/src, and installs it as OUT.
 go_build_cached() {
@@ -165,11 +175,7 @@ start_nacos_server() {
     -jar "$NACOS_DIST/target/nacos-server.jar" --spring.config.additional-location=file:"$dir"/conf/ \
     --logging.config="$dir"/conf/nacos-logback.xml --server.port="$http" >"$dir/nacos.log" 2>&1 </dev/null &
   HERD_PIDS+=($!)
-  local deadline=$((SECONDS + 120))
-  until curl -sf "http://127.0.0.1:$http/nacos/v1/ns/operator/metrics" 2>/dev/null | grep -q '"UP"'; do
-    if (( SECONDS > deadline )); then log "the Nacos server was not up in 120s:"; tail -20 "$dir/nacos.log" >&2; return 1; fi
-    sleep 0.5
-  done
+  wait_http "http://127.0.0.1:$http/nacos/v1/ns/operator/metrics" '"UP"' 120 "the Nacos server" "$dir/nacos.log" || return 1
   export HERD_TEST_NACOS_ADDR="127.0.0.1:$http" HERD_NACOS_SERVER="$NACOS_DIST"
   log "Nacos server $NACOS_VERSION at $HERD_TEST_NACOS_ADDR (pid ${HERD_PIDS[-1]})"
 }
@@ -202,11 +208,7 @@ start_consul() {
     -serf-lan-port="$(free_port)" -serf-wan-port="$(free_port)" -server-port="$(free_port)" \
     -log-level=warn >"$dir/consul.log" 2>&1 </dev/null &
   HERD_PIDS+=($!)
-  local deadline=$((SECONDS + 60))
-  until curl -sf "http://127.0.0.1:$http/v1/status/leader" 2>/dev/null | grep -q '"127'; do
-    if (( SECONDS > deadline )); then log "consul did not elect a leader in 60s:"; tail -20 "$dir/consul.log" >&2; return 1; fi
-    sleep 0.2
-  done
+  wait_http "http://127.0.0.1:$http/v1/status/leader" '"127' 60 "consul (electing a leader)" "$dir/consul.log" || return 1
   export HERD_TEST_CONSUL_ADDR="127.0.0.1:$http" HERD_CONSUL_BIN="$CONSUL_BIN"
   log "consul $CONSUL_VERSION agent at $HERD_TEST_CONSUL_ADDR (pid ${HERD_PIDS[-1]})"
 }

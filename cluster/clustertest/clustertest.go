@@ -153,22 +153,8 @@ func testRecovery(t *testing.T, h Harness) {
 	restarted := time.Now()
 	target.Restart()
 	back := time.Now()
-	WaitUntil(t, h.RecoverWithin, "both nodes registered again", func() bool {
-		qctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		nodes, err := a.QueryRemoteNodes(qctx)
-		return err == nil && Has(nodes, na.ID) && Has(nodes, nb.ID)
-	})
-	// A server that has just restarted may be slow to take writes: the
-	// newcomer may retry within the bound.
-	c := target.NewCoordinator(t)
-	closeOnCleanup(t, c)
-	nc := NewNode()
-	var regErr error
-	WaitUntil(t, h.RecoverWithin, "a newcomer registered after the restart", func() bool {
-		regErr = h.Register(t, c, nc)
-		return regErr == nil
-	})
+	WaitUntil(t, h.RecoverWithin, "both nodes registered again", queryHas(a, na, nb))
+	nc := newcomer(t, h, target)
 	WaitFor(t, w, h.RecoverWithin, "a node that joined after the restart", func(ns []cluster.Node) bool {
 		return Has(ns, na.ID) && Has(ns, nb.ID) && Has(ns, nc.ID)
 	})
@@ -235,21 +221,9 @@ func testEmptyRecovery(t *testing.T, h Harness) {
 	restarted := time.Now()
 	target.RestartEmpty()
 	back := time.Now()
-	WaitUntil(t, h.RecoverWithin, "every node registered again on the empty server", func() bool {
-		qctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		got, err := a.QueryRemoteNodes(qctx)
-		return err == nil && allIn(got)
-	})
+	WaitUntil(t, h.RecoverWithin, "every node registered again on the empty server", queryHas(a, nodes...))
 	registeredAgain := time.Since(back)
-	c := target.NewCoordinator(t)
-	closeOnCleanup(t, c)
-	nc := NewNode()
-	var regErr error
-	WaitUntil(t, h.RecoverWithin, "a newcomer registered after the restart", func() bool {
-		regErr = h.Register(t, c, nc)
-		return regErr == nil
-	})
+	nc := newcomer(t, h, target)
 	WaitFor(t, w, h.RecoverWithin, "the newcomer and every node in a's watch", func(ns []cluster.Node) bool { return allIn(ns) && Has(ns, nc.ID) })
 	WaitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == size+1 && m.Err() == nil })
 	m.Close()
@@ -260,6 +234,37 @@ func testEmptyRecovery(t *testing.T, h Harness) {
 	}
 	t.Logf("every node registered again %s after the empty server answered; recovered %s after it (%s after the restart began)",
 		registeredAgain.Round(time.Millisecond), time.Since(back).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
+}
+
+// queryHas reports whether a query of c, bounded to a second, lists every
+// one of nodes.
+func queryHas(c cluster.Coordinator, nodes ...cluster.Node) func() bool {
+	return func() bool {
+		qctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		got, err := c.QueryRemoteNodes(qctx)
+		if err != nil {
+			return false
+		}
+		for _, n := range nodes {
+			if !Has(got, n.ID) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// newcomer registers a new node through a new coordinator on target. A
+// server that has just restarted may be slow to take writes: it retries
+// within the bound.
+func newcomer(t *testing.T, h Harness, target RecoveryTarget) cluster.Node {
+	t.Helper()
+	c := target.NewCoordinator(t)
+	closeOnCleanup(t, c)
+	n := NewNode()
+	WaitUntil(t, h.RecoverWithin, "a newcomer registered after the restart", func() bool { return h.Register(t, c, n) == nil })
+	return n
 }
 
 // WaitUntil polls ok until it holds, failing the test after d.
