@@ -247,7 +247,7 @@ func (m *Manager) run(ctx context.Context) {
 		case <-confirm:
 			confirm = nil
 			_ = m.Refresh(ctx)
-			if m.Stats().Held != nil { // the answer was stale or the query failed: try again
+			if m.holding() { // the answer was stale or the query failed: try again
 				confirm = time.After(m.opts.protection.confirm)
 			}
 		}
@@ -408,6 +408,12 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 	m.current.Store(next)
 	m.views.Publish(next)
 	return errors.Join(holdErr, dialErr)
+}
+
+func (m *Manager) holding() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.guard.held != nil
 }
 
 // ManagerStats are a Manager's counters, for metrics and status pages.

@@ -315,8 +315,11 @@ func (c *Coordinator) selfID() string {
 // at the same path owned by another session (ours before it expired, or a
 // previous process with this ID) is deleted first.
 func (c *Coordinator) createSelf(p string, data []byte) error {
+	// One connection throughout: an owner compared with another
+	// connection's session would look stale.
+	conn := c.zk()
 	for attempt := 0; attempt < 3; attempt++ {
-		_, err := c.zk().Create(p, data, zk.FlagEphemeral, c.acl)
+		_, err := conn.Create(p, data, zk.FlagEphemeral, c.acl)
 		switch {
 		case err == nil:
 			return nil
@@ -328,18 +331,18 @@ func (c *Coordinator) createSelf(p string, data []byte) error {
 		case !errors.Is(err, zk.ErrNodeExists):
 			return err
 		}
-		_, stat, err := c.zk().Get(p)
+		_, stat, err := conn.Get(p)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if stat.EphemeralOwner == c.zk().SessionID() {
-			_, err := c.zk().Set(p, data, stat.Version)
+		if stat.EphemeralOwner == conn.SessionID() {
+			_, err := conn.Set(p, data, stat.Version)
 			return err
 		}
-		if err := c.zk().Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		if err := conn.Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			return fmt.Errorf("deleting a stale znode of session %#x: %w", stat.EphemeralOwner, err)
 		}
 	}
@@ -396,8 +399,9 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p strin
 		case <-tick.C:
 		}
 		for {
-			ok, stat, err := c.zk().Exists(p)
-			if err == nil && ok && stat.EphemeralOwner == c.zk().SessionID() {
+			conn := c.zk()
+			ok, stat, err := conn.Exists(p)
+			if err == nil && ok && stat.EphemeralOwner == conn.SessionID() {
 				break
 			}
 			if err == nil {

@@ -39,12 +39,7 @@ func StartNacosServer(t testing.TB, dist string) *Nacos {
 		"-jar", filepath.Join(dist, "target", "nacos-server.jar"),
 		"--spring.config.additional-location=file:" + home + "/conf/",
 		"--logging.config=" + home + "/conf/nacos-logback.xml", "--server.port=" + strconv.Itoa(http)}
-	n.Proc = newProc(t, "nacos-server", "java", args, home, func(ctx context.Context) error {
-		if err := httpOK(ctx, nil, "http://"+n.Addr+"/nacos/v1/ns/operator/metrics", ""); err != nil {
-			return err
-		}
-		return dialOK("127.0.0.1:" + strconv.Itoa(http+1000))
-	})
+	n.Proc = newProc(t, "nacos-server", "java", args, home, n.answers("/nacos/v1/ns/operator/metrics", http))
 	n.data = filepath.Join(home, "data")
 	n.Start()
 	return n
@@ -61,15 +56,21 @@ func StartNacos(t testing.TB, bin string) *Nacos {
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	n.Proc = newProc(t, "rnacos", "/bin/sh", []string{wrapper}, dir, func(ctx context.Context) error {
-		if err := httpOK(ctx, nil, "http://"+n.Addr+"/nacos/v1/ns/instance/list?serviceName=herd-probe", ""); err != nil {
-			return err
-		}
-		return dialOK("127.0.0.1:" + strconv.Itoa(http+1000))
-	})
+	n.Proc = newProc(t, "rnacos", "/bin/sh", []string{wrapper}, dir, n.answers("/nacos/v1/ns/instance/list?serviceName=herd-probe", http))
 	n.data = filepath.Join(dir, "data")
 	n.Start()
 	return n
+}
+
+// answers is a server's readiness: path answers on the HTTP port, and the
+// client gRPC port (HTTP+1000) takes connections.
+func (n *Nacos) answers(path string, http int) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := httpOK(ctx, nil, "http://"+n.Addr+path, ""); err != nil {
+			return err
+		}
+		return dialOK("127.0.0.1:" + strconv.Itoa(http+1000))
+	}
 }
 
 // nacosPort returns a free port P such that P+offset is free and in range
