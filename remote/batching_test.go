@@ -61,7 +61,7 @@ func TestFlushDelayLingers(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	_ = c.Send(context.Background(), "w", seq(1))
 	waitCount(t, rec, 2, 2*time.Second)
-	if s := c.Stats(); s.Batches != 1 {
+	if s := statsWhen(t, c, time.Second, func(s remote.ClientStats) bool { return s.Batches > 0 }); s.Batches != 1 {
 		t.Fatalf("%+v: want the two messages in one batch", s)
 	}
 }
@@ -156,7 +156,7 @@ func TestWaitsForAPeerThatComesUpLater(t *testing.T) {
 	time.Sleep(150 * time.Millisecond) // a few failed attempts
 	startPeer(t, addr.addr, srv)
 	waitCount(t, rec, 1, 5*time.Second)
-	if s := c.Stats(); s.Failed != 0 || s.Sent != 1 {
+	if s := statsWhen(t, c, time.Second, func(s remote.ClientStats) bool { return s.Sent > 0 }); s.Failed != 0 || s.Sent != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 }
@@ -174,7 +174,7 @@ func TestGrowingBatches(t *testing.T) {
 		}
 		waitCount(t, rec, sent, 2*time.Second)
 	}
-	if s := c.Stats(); s.Batches != 5 {
+	if s := statsWhen(t, c, time.Second, func(s remote.ClientStats) bool { return s.Sent == uint64(sent) }); s.Batches != 5 {
 		t.Fatalf("stats %+v: want one batch per burst", s)
 	}
 }

@@ -101,6 +101,20 @@ func waitCount(t *testing.T, r *recorder, n int, d time.Duration) {
 	}
 }
 
+// statsWhen polls c's stats until cond holds, or fails after d. A peer can
+// record a message before the client's stream write returns and is counted,
+// so stats read right after delivery may be one write behind.
+func statsWhen(t *testing.T, c *remote.PeerClient, d time.Duration, cond func(remote.ClientStats) bool) remote.ClientStats {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for s := c.Stats(); ; s = c.Stats() {
+		if cond(s) || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
 func seq(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i)) }
 
 func dial(t testing.TB, n cluster.Node, o remote.ClientOptions) *remote.PeerClient {
