@@ -37,6 +37,13 @@ type Harness struct {
 	WriteMalformed func(t *testing.T)
 	// Malformed reads a coordinator's malformed-entry counter.
 	Malformed func(c cluster.Coordinator) uint64
+	// PutForeign writes n's entry into the backend path out of band, as a
+	// peer in another process would, with nothing in this process keeping
+	// it there; DeleteForeign deletes such entries out of band, at once
+	// where the backend can (an operator's cleanup, a wiped replica). With
+	// both set, the suite checks protection mode on the real server.
+	PutForeign    func(t *testing.T, n cluster.Node)
+	DeleteForeign func(t *testing.T, nodes []cluster.Node)
 	// Within bounds how long a change may take to reach a watcher; default 1s.
 	Within time.Duration
 	// Recovery, when set, gives the recovery test a server of its own that it
@@ -94,6 +101,9 @@ func Run(t *testing.T, h Harness) {
 	}
 	if h.WriteMalformed != nil {
 		t.Run("MalformedEntrySkippedAndCounted", func(t *testing.T) { testMalformed(t, h) })
+	}
+	if h.PutForeign != nil && h.DeleteForeign != nil {
+		t.Run("ProtectionHoldsMassDeletion", func(t *testing.T) { testProtection(t, h) })
 	}
 	if h.Recovery != nil {
 		t.Run("RecoversFromServerRestart", func(t *testing.T) { testRecovery(t, h) })
@@ -186,14 +196,7 @@ func testEmptyRecovery(t *testing.T, h Harness) {
 		}
 	}
 	a := coords[0]
-	allIn := func(ns []cluster.Node) bool {
-		for _, n := range nodes {
-			if !Has(ns, n.ID) {
-				return false
-			}
-		}
-		return true
-	}
+	allIn := func(ns []cluster.Node) bool { return hasAll(ns, nodes) }
 	w := a.Watch(watchCtx(t))
 	WaitFor(t, w, h.Within, "every node in a's watch", allIn)
 	m, err := remote.NewManager(a, nodes[0], remote.NewServer(),
@@ -236,6 +239,97 @@ func testEmptyRecovery(t *testing.T, h Harness) {
 		registeredAgain.Round(time.Millisecond), time.Since(back).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
 }
 
+// testProtection: most entries vanish from the backend at once. The
+// Manager (protection mode on, with the default threshold) must keep at
+// least the share of peers that threshold protects, report that it holds,
+// and let the removals go only once a query made after the confirm period
+// still lacks them.
+func testProtection(t *testing.T, h Harness) {
+	a := h.NewCoordinator(t)
+	closeOnCleanup(t, a)
+	self := NewNode()
+	if err := h.Register(t, a, self); err != nil {
+		t.Fatal(err)
+	}
+	w := a.Watch(watchCtx(t))
+	// Nodes other tests left behind (pods stay after their coordinator
+	// closes) are peers too: enough foreign entries are written that
+	// deleting all but one of them is more than threshold of the peers.
+	others := len(WaitFor(t, w, h.Within, "self in the watch", func(ns []cluster.Node) bool { return Has(ns, self.ID) })) - 1
+	const confirm = 3 * time.Second
+	threshold := remote.DefaultProtectionThreshold
+	foreign := make([]cluster.Node, int((1+threshold*float64(others))/(1-threshold))+2)
+	for i := range foreign {
+		foreign[i] = NewNode()
+		h.PutForeign(t, foreign[i])
+	}
+	gone, kept := foreign[1:], foreign[:1]
+	WaitFor(t, w, h.Within, "self and every foreign entry in the watch", func(ns []cluster.Node) bool {
+		return Has(ns, self.ID) && hasAll(ns, foreign)
+	})
+	m, err := remote.NewManager(a, self, remote.NewServer(),
+		remote.WithDialer(func(cluster.Node) (remote.Client, error) { return discard{}, nil }),
+		remote.WithProtection(threshold, confirm),
+		remote.WithRefreshInterval(100*time.Millisecond), remote.WithErrorHandler(func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	WaitUntil(t, h.Within, "the manager sees every node", func() bool { return hasAll(m.Snapshot().Nodes(), foreign) })
+	size := m.Snapshot().Len()
+	floor := size - int(threshold*float64(size-1))
+
+	var least atomic.Int64
+	least.Store(int64(size))
+	views := m.Subscribe(watchCtx(t))
+	go func() {
+		for v := range views {
+			if int64(v.Len()) < least.Load() {
+				least.Store(int64(v.Len()))
+			}
+		}
+	}()
+
+	deleted := time.Now()
+	h.DeleteForeign(t, gone)
+	WaitFor(t, w, h.Within, "the deletion in the watch", func(ns []cluster.Node) bool {
+		return Has(ns, self.ID) && hasAll(ns, kept) && !hasAny(ns, gone)
+	})
+	WaitUntil(t, h.Within, "the manager holding removals", func() bool {
+		s := m.Stats()
+		return s.Holds > 0 && len(s.Held) > 0 && errors.Is(m.Err(), remote.ErrHoldingRemovals)
+	})
+	time.Sleep(time.Until(deleted.Add(confirm - 200*time.Millisecond)))
+	if got := least.Load(); got < int64(floor) {
+		t.Fatalf("the manager's view fell to %d of %d nodes before the confirm period ended; protection mode should have kept at least %d", got, size, floor)
+	}
+	WaitUntil(t, confirm+h.Within, "the removals confirmed by a later query", func() bool {
+		ns := m.Snapshot().Nodes()
+		return !hasAny(ns, gone) && hasAll(ns, kept) && len(m.Stats().Held) == 0 && m.Err() == nil
+	})
+	if took := time.Since(deleted); took < confirm {
+		t.Fatalf("the removals applied after %s, before the confirm period of %s", took, confirm)
+	}
+}
+
+func hasAll(nodes, want []cluster.Node) bool {
+	for _, n := range want {
+		if !Has(nodes, n.ID) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasAny(nodes, want []cluster.Node) bool {
+	for _, n := range want {
+		if Has(nodes, n.ID) {
+			return true
+		}
+	}
+	return false
+}
+
 // queryHas reports whether a query of c, bounded to a second, lists every
 // one of nodes.
 func queryHas(c cluster.Coordinator, nodes ...cluster.Node) func() bool {
@@ -243,15 +337,7 @@ func queryHas(c cluster.Coordinator, nodes ...cluster.Node) func() bool {
 		qctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		got, err := c.QueryRemoteNodes(qctx)
-		if err != nil {
-			return false
-		}
-		for _, n := range nodes {
-			if !Has(got, n.ID) {
-				return false
-			}
-		}
-		return true
+		return err == nil && hasAll(got, nodes)
 	}
 }
 

@@ -68,6 +68,26 @@ func TestConformance(t *testing.T) {
 			t.Cleanup(func() { _ = raw.Agent().ServiceDeregister("not-a-node") })
 		},
 		Malformed: func(c cluster.Coordinator) uint64 { return c.(*consul.Coordinator).Stats().Malformed },
+		PutForeign: func(t *testing.T, n cluster.Node) {
+			// An instance with no health check: Consul counts it as passing.
+			raw := rawClient(t, addr)
+			reg := &api.AgentServiceRegistration{ID: n.ID, Name: cfg.ServiceName, Address: n.Address.Host, Port: n.Address.Port, Meta: n.Meta}
+			if err := raw.Agent().ServiceRegister(reg); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = raw.Agent().ServiceDeregister(n.ID) })
+		},
+		DeleteForeign: func(t *testing.T, nodes []cluster.Node) {
+			// The agent API deletes one service a call; the catalog's
+			// transaction API would be one write, but the agent would sync
+			// its own services back.
+			raw := rawClient(t, addr)
+			for _, n := range nodes {
+				if err := raw.Agent().ServiceDeregister(n.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
 		Recovery: func(t *testing.T) clustertest.RecoveryTarget {
 			bin := testenv.Require(t, "HERD_CONSUL_BIN", "a consul binary, to kill and restart")
 			srv := testserver.StartConsul(t, bin)

@@ -100,6 +100,26 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		Malformed: func(c cluster.Coordinator) uint64 { return c.(*etcd.Coordinator).Stats().Malformed },
+		PutForeign: func(t *testing.T, n cluster.Node) {
+			v, err := cluster.EncodeNode(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, k := rawClient(t), cfg.Namespace+"/"+cfg.ServiceName+"/"+n.ID
+			if _, err := raw.Put(context.Background(), k, string(v)); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _, _ = raw.Delete(context.Background(), k) })
+		},
+		DeleteForeign: func(t *testing.T, nodes []cluster.Node) {
+			var deletes []clientv3.Op // one transaction: one revision, one watch event batch
+			for _, n := range nodes {
+				deletes = append(deletes, clientv3.OpDelete(cfg.Namespace+"/"+cfg.ServiceName+"/"+n.ID))
+			}
+			if _, err := rawClient(t).Txn(context.Background()).Then(deletes...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+		},
 		// An etcd process SIGKILLed and started again on the same data when
 		// HERD_ETCD_BIN names a binary (scripts/test.sh builds one); else the
 		// embedded server, stopped and started in-process.

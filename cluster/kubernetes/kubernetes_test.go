@@ -162,7 +162,20 @@ func (f *fixture) harness(cfg kubernetes.Config) clustertest.Harness {
 			f.runPod(t, clustertest.NewNode(), f.labels, "metrics")
 		},
 		Malformed: func(c cluster.Coordinator) uint64 { return c.(*kubernetes.Coordinator).Stats().Malformed },
-		Within:    2 * time.Second,
+		// A member pod of another process; deleted as an operator would,
+		// pod by pod.
+		PutForeign: func(t *testing.T, n cluster.Node) {
+			f.runPod(t, n, f.labels, "grpc")
+			t.Cleanup(func() { _ = f.deletePod(n.ID) })
+		},
+		DeleteForeign: func(t *testing.T, nodes []cluster.Node) {
+			for _, n := range nodes {
+				if err := f.deletePod(n.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		Within: 2 * time.Second,
 	}
 }
 

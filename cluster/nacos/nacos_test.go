@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"testing"
@@ -53,9 +54,11 @@ func newCoordinator(t *testing.T, cfg nacos.Config) *nacos.Coordinator {
 	return c
 }
 
-// foreignInstance registers, with a plain SDK client, an instance of the
-// service that is not a herd node (no herd.id), as another program might.
-func foreignInstance(t *testing.T, cfg nacos.Config) {
+// foreignInstance registers, with a plain SDK client of its own, an
+// instance of the service as another program might: a node's when n is
+// given, else one that is not a herd node (no herd.id). It returns the
+// instance's deregistration.
+func foreignInstance(t *testing.T, cfg nacos.Config, n *cluster.Node) (deregister func() error) {
 	host, port, _ := strings.Cut(cfg.HostPort, ":")
 	var p uint64
 	for _, ch := range port {
@@ -67,20 +70,44 @@ func foreignInstance(t *testing.T, cfg nacos.Config) {
 		t.Fatal(err)
 	}
 	t.Cleanup(client.CloseClient)
-	if _, err := client.RegisterInstance(vo.RegisterInstanceParam{Ip: "127.0.0.1", Port: 1, Weight: 1, Enable: true, Healthy: true, Ephemeral: true,
-		ServiceName: cfg.ServiceName, GroupName: cfg.Group, ClusterName: cfg.ClusterName}); err != nil {
+	in := vo.RegisterInstanceParam{Ip: "127.0.0.1", Port: 1, Weight: 1, Enable: true, Healthy: true, Ephemeral: true,
+		ServiceName: cfg.ServiceName, GroupName: cfg.Group, ClusterName: cfg.ClusterName}
+	if n != nil {
+		in.Ip, in.Port = n.Address.Host, uint64(n.Address.Port)
+		in.Metadata = maps.Clone(n.Meta)
+		if in.Metadata == nil {
+			in.Metadata = map[string]string{}
+		}
+		in.Metadata[nacos.IDKey] = n.ID
+	}
+	if _, err := client.RegisterInstance(in); err != nil {
 		t.Fatal(err)
+	}
+	return func() error {
+		_, err := client.DeregisterInstance(vo.DeregisterInstanceParam{Ip: in.Ip, Port: in.Port, Ephemeral: true,
+			ServiceName: cfg.ServiceName, GroupName: cfg.Group, Cluster: cfg.ClusterName})
+		return err
 	}
 }
 
 func TestConformance(t *testing.T) {
 	addr := testenv.Require(t, "HERD_TEST_NACOS_ADDR", "a Nacos server")
 	cfg := testConfig(t, addr)
+	foreign := map[string]func() error{} // deregistrations by node ID
 	clustertest.Run(t, clustertest.Harness{
 		NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, cfg) },
-		WriteMalformed: func(t *testing.T) { foreignInstance(t, cfg) },
+		WriteMalformed: func(t *testing.T) { foreignInstance(t, cfg, nil) },
 		Malformed:      func(c cluster.Coordinator) uint64 { return c.(*nacos.Coordinator).Stats().Malformed },
-		Within:         3 * time.Second,
+		// One SDK client an instance: a client registers one instance of a service.
+		PutForeign: func(t *testing.T, n cluster.Node) { foreign[n.ID] = foreignInstance(t, cfg, &n) },
+		DeleteForeign: func(t *testing.T, nodes []cluster.Node) {
+			for _, n := range nodes {
+				if err := foreign[n.ID](); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		Within: 3 * time.Second,
 		Recovery: func(t *testing.T) clustertest.RecoveryTarget {
 			if raceDetector {
 				// nacos-sdk-go v2.3.5 races with itself when it reconnects

@@ -45,6 +45,12 @@ func newCoordinator(t *testing.T, cfg zookeeper.Config) *zookeeper.Coordinator {
 }
 
 // rawConn is a plain client, to act on herd's znodes out of band.
+// foreignPath is where a node's znode lives: what a peer in another process
+// would write.
+func foreignPath(cfg zookeeper.Config, n cluster.Node) string {
+	return cfg.Root + "/" + cfg.Namespace + "/remote/" + n.ID
+}
+
 func rawConn(t *testing.T, addr string) *zk.Conn {
 	t.Helper()
 	conn, events, err := zk.Connect([]string{addr}, 4*time.Second, zk.WithLogInfo(false), zk.WithLogger(zkQuiet{}))
@@ -72,7 +78,7 @@ func TestConformance(t *testing.T) {
 		NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, cfg) },
 		WriteMalformed: func(t *testing.T) {
 			raw := rawConn(t, addr)
-			path := "/herd-test/" + cfg.Namespace + "/remote/"
+			path := foreignPath(cfg, cluster.Node{})
 			for name, data := range map[string]string{"garbage": "{not json", "mismatch": `{"id":"other","host":"127.0.0.1","port":1}`} {
 				if _, err := raw.Create(path+name, []byte(data), 0, zk.WorldACL(zk.PermAll)); err != nil {
 					t.Fatal(err)
@@ -80,6 +86,26 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		Malformed: func(c cluster.Coordinator) uint64 { return c.(*zookeeper.Coordinator).Stats().Malformed },
+		PutForeign: func(t *testing.T, n cluster.Node) {
+			data, err := cluster.EncodeNode(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := rawConn(t, addr)
+			if _, err := raw.Create(foreignPath(cfg, n), data, 0, zk.WorldACL(zk.PermAll)); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = raw.Delete(foreignPath(cfg, n), -1) })
+		},
+		DeleteForeign: func(t *testing.T, nodes []cluster.Node) {
+			var deletes []any // one multi-op: one transaction, as a wipe would be
+			for _, n := range nodes {
+				deletes = append(deletes, &zk.DeleteRequest{Path: foreignPath(cfg, n), Version: -1})
+			}
+			if _, err := rawConn(t, addr).Multi(deletes...); err != nil {
+				t.Fatal(err)
+			}
+		},
 		Recovery: func(t *testing.T) clustertest.RecoveryTarget {
 			cp := testenv.Require(t, "HERD_ZK_CLASSPATH", "ZooKeeper's classpath, to kill and restart a server")
 			srv := testserver.StartZooKeeper(t, cp)
