@@ -52,6 +52,10 @@ type Harness struct {
 	// RecoverWithin bounds how long after the restart every node must be
 	// registered again and the watch deliver changes again; default 30s.
 	RecoverWithin time.Duration
+	// ResumeWithin, when set, bounds how long after a restart on the same
+	// data, following an outage of several seconds (long enough for retry
+	// backoffs to grow), a new node takes to reach an old node's watch.
+	ResumeWithin time.Duration
 }
 
 // RecoveryTarget is a backend server the recovery test controls.
@@ -153,9 +157,11 @@ func testRecovery(t *testing.T, h Harness) {
 		t.Fatalf("the manager's view did not settle on both nodes: %v", IDs(before.Nodes()))
 	}
 
+	killed := time.Now()
 	target.Kill()
 	WaitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })
-	time.Sleep(500 * time.Millisecond) // several more failed refreshes
+	// Down long enough for every retry loop's backoff to have grown.
+	time.Sleep(time.Until(killed.Add(outage)))
 	if got := m.Snapshot(); got != before {
 		t.Fatalf("the view changed during the outage: %v, was %v", IDs(got.Nodes()), IDs(before.Nodes()))
 	}
@@ -165,13 +171,22 @@ func testRecovery(t *testing.T, h Harness) {
 	back := time.Now()
 	WaitUntil(t, h.RecoverWithin, "both nodes registered again", queryHas(a, na, nb))
 	nc := newcomer(t, h, target)
+	joined := time.Now()
 	WaitFor(t, w, h.RecoverWithin, "a node that joined after the restart", func(ns []cluster.Node) bool {
 		return Has(ns, na.ID) && Has(ns, nb.ID) && Has(ns, nc.ID)
 	})
+	seen := time.Since(joined)
 	WaitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == 3 && m.Err() == nil })
-	t.Logf("recovered %s after the server answered again (%s after the restart began)",
+	t.Logf("after %s down: the server took writes again %s after it answered, and the new node reached the old node's watch %s after registering; recovered %s after the server answered (%s after the restart began)",
+		back.Sub(killed).Round(time.Millisecond), joined.Sub(back).Round(time.Millisecond), seen.Round(time.Millisecond),
 		time.Since(back).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
+	if h.ResumeWithin > 0 && seen > h.ResumeWithin {
+		t.Errorf("a node registered after the restart reached the old node's watch after %s, want within %s", seen.Round(time.Millisecond), h.ResumeWithin)
+	}
 }
+
+// outage is how long the recovery test keeps the server down.
+const outage = 10 * time.Second
 
 // testEmptyRecovery: the server comes back with no data. Every node must
 // register again by itself, a newcomer must reach the others' watches, and

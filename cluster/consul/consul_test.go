@@ -101,6 +101,7 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		RecoverWithin: 30 * time.Second,
+		ResumeWithin:  time.Second,
 	})
 }
 

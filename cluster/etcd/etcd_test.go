@@ -154,6 +154,7 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		RecoverWithin: 15 * time.Second,
+		ResumeWithin:  time.Second,
 	})
 }
 

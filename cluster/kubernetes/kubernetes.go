@@ -20,18 +20,25 @@ package kubernetes
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/members"
@@ -52,9 +59,9 @@ type Coordinator struct {
 	client   k8s.Interface
 	http     *http.Client
 	selector labels.Selector
-	factory  informers.SharedInformerFactory
-	pods     cache.SharedIndexInformer
+	pods     cache.Store // the reflector's copy of the member pods
 	cancel   context.CancelFunc
+	done     chan struct{} // closed when the reflector has stopped
 
 	mu     sync.Mutex
 	selfID string
@@ -64,10 +71,12 @@ type Coordinator struct {
 	malformed members.Malformed
 }
 
-// New connects to the API server, lists the pods once (bounded by
-// cfg.Timeout) and starts the informer. Of opts, it uses WithLogger, and
-// WithLookupEnv to read $uidEnvName and HOSTNAME (cluster.New passes the
-// lookup the configuration was loaded with); client-go does its own retries.
+// New connects to the API server, checks that it may list and watch the
+// pods (bounded by cfg.Timeout), and starts a reflector that keeps them.
+// Of opts, it uses WithLogger (client-go's own log lines go there too),
+// WithBackoff (how soon a failed list or watch is tried again; default
+// 100ms doubling to 1s), and WithLookupEnv to read $uidEnvName and HOSTNAME
+// (cluster.New passes the lookup the configuration was loaded with).
 func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -103,43 +112,109 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	}
 	c := &Coordinator{cfg: cfg, opts: o, client: client, http: httpClient, selector: sel}
 
-	// Fail fast on a wrong address or missing RBAC instead of retrying forever.
-	lctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	_, err = client.CoreV1().Pods(cfg.Namespace).List(lctx, metav1.ListOptions{LabelSelector: cfg.LabelSelector, Limit: 1})
-	cancel()
-	if err != nil {
+	// Fail fast on a wrong address or missing RBAC instead of retrying
+	// forever: the reflector needs both verbs, and a token that may list
+	// but not watch would otherwise leave the view frozen at its first list.
+	if err := c.checkAccess(ctx); err != nil {
 		httpClient.CloseIdleConnections()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("kubernetes: the context ended before the API server answered: %w", ctx.Err())
-		}
-		return nil, explain(err, cfg)
+		return nil, err
 	}
 
-	c.factory = informers.NewSharedInformerFactoryWithOptions(client, cfg.Resync,
-		informers.WithNamespace(cfg.Namespace),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = cfg.LabelSelector }))
-	c.pods = c.factory.Core().V1().Pods().Informer()
-	if _, err := c.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { c.publish() },
-		UpdateFunc: func(any, any) { c.publish() },
-		DeleteFunc: func(any) { c.publish() },
-	}); err != nil {
-		return nil, fmt.Errorf("kubernetes: informer: %w", err)
+	pods := client.CoreV1().Pods(cfg.Namespace)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, lo metav1.ListOptions) (runtime.Object, error) {
+			lo.LabelSelector = cfg.LabelSelector
+			return pods.List(ctx, lo)
+		},
+		WatchFuncWithContext: func(ctx context.Context, lo metav1.ListOptions) (watch.Interface, error) {
+			lo.LabelSelector = cfg.LabelSelector
+			return pods.Watch(ctx, lo)
+		},
 	}
-	_ = c.pods.SetWatchErrorHandler(func(_ *cache.Reflector, err error) {
-		c.opts.Logger.Warn("herd/kubernetes: watching pods failed; client-go retries with backoff, keeping the last view", "namespace", cfg.Namespace, "err", err)
+	store := &podStore{Store: cache.NewStore(cache.MetaNamespaceKeyFunc), changed: c.publish, synced: make(chan struct{})}
+	c.pods = store.Store
+	// A reflector of our own rather than an informer: an informer cannot
+	// be given a backoff (client-go's default grows to 30s), and after an
+	// API server outage the watch must resume within about a second.
+	bo := o.Backoff.Or(defaultBackoff)
+	reflector := cache.NewReflectorWithOptions(lw, &corev1.Pod{}, store, cache.ReflectorOptions{
+		Name:         "herd/kubernetes pods in " + cfg.Namespace,
+		ResyncPeriod: cfg.Resync,
+		// Delays in [d, 2d) with d doubling up to Max/2: at most Max.
+		Backoff: &wait.Backoff{Duration: bo.Initial / 2, Factor: 2, Jitter: 1, Cap: bo.Max / 2, Steps: math.MaxInt32},
 	})
-	runCtx, stop := context.WithCancel(context.Background())
-	c.cancel = stop
-	c.factory.Start(runCtx.Done())
-	sctx, scancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer scancel()
-	if !cache.WaitForCacheSync(sctx.Done(), c.pods.HasSynced) {
+	runCtx, stop := context.WithCancel(klog.NewContext(context.Background(), logr.FromSlogHandler(o.Logger.Handler())))
+	c.cancel, c.done = stop, make(chan struct{})
+	go func() {
+		defer close(c.done)
+		reflector.RunWithContext(runCtx)
+	}()
+	timeout := time.NewTimer(cfg.Timeout)
+	defer timeout.Stop()
+	select {
+	case <-store.synced:
+	case <-ctx.Done():
 		c.Close()
-		return nil, fmt.Errorf("kubernetes: the pod informer did not sync within %s", cfg.Timeout)
+		return nil, fmt.Errorf("kubernetes: the context ended before the pods were listed: %w", ctx.Err())
+	case <-timeout.C:
+		c.Close()
+		return nil, fmt.Errorf("kubernetes: the pods were not listed within %s (cluster.kubernetes.timeout)", cfg.Timeout)
 	}
 	c.publish()
 	return c, nil
+}
+
+// defaultBackoff bounds the reflector's retries: after an outage the API
+// server is listed and watched again within a second of answering.
+var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
+
+// checkAccess lists one pod and opens, then closes, a watch: the two calls
+// the reflector makes.
+func (c *Coordinator) checkAccess(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	pods := c.client.CoreV1().Pods(c.cfg.Namespace)
+	list, err := pods.List(cctx, metav1.ListOptions{LabelSelector: c.cfg.LabelSelector, Limit: 1})
+	if err == nil {
+		var w watch.Interface
+		w, err = pods.Watch(cctx, metav1.ListOptions{LabelSelector: c.cfg.LabelSelector, ResourceVersion: list.ResourceVersion})
+		if err == nil {
+			w.Stop()
+			return nil
+		}
+		if apierrors.IsForbidden(err) {
+			return fmt.Errorf("kubernetes: watching pods in namespace %q is forbidden, though listing them is allowed: grant get, list and watch on pods there (see README, kubernetes RBAC): %w", c.cfg.Namespace, err)
+		}
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("kubernetes: the context ended before the API server answered: %w", ctx.Err())
+	}
+	return explain(err, c.cfg)
+}
+
+// podStore is the reflector's store: every change to it publishes the view,
+// and the first full list marks it synced.
+type podStore struct {
+	cache.Store
+	changed  func()
+	synced   chan struct{}
+	syncOnce sync.Once
+}
+
+func (s *podStore) Add(obj any) error    { return s.after(s.Store.Add(obj)) }
+func (s *podStore) Update(obj any) error { return s.after(s.Store.Update(obj)) }
+func (s *podStore) Delete(obj any) error { return s.after(s.Store.Delete(obj)) }
+func (s *podStore) Resync() error        { return s.after(nil) } // the periodic safety net
+
+func (s *podStore) Replace(list []any, rv string) error {
+	err := s.Store.Replace(list, rv)
+	s.syncOnce.Do(func() { close(s.synced) })
+	return s.after(err)
+}
+
+func (s *podStore) after(err error) error {
+	s.changed()
+	return err
 }
 
 // explain turns API errors into messages that say what to fix.
@@ -222,7 +297,7 @@ func (c *Coordinator) nodes(pods []*corev1.Pod, count bool) []cluster.Node {
 
 func (c *Coordinator) publish() {
 	var pods []*corev1.Pod
-	for _, obj := range c.pods.GetStore().List() {
+	for _, obj := range c.pods.List() {
 		if pod, ok := obj.(*corev1.Pod); ok {
 			pods = append(pods, pod)
 		}
@@ -337,7 +412,7 @@ func (c *Coordinator) Close() error {
 	c.mu.Unlock()
 	if c.cancel != nil {
 		c.cancel()
-		c.factory.Shutdown()
+		<-c.done
 	}
 	c.view.Close()
 	// client-go may share this transport with the process's other clients;

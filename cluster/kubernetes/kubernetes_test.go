@@ -227,6 +227,7 @@ func TestKubernetes(t *testing.T) {
 			}
 		}
 		h.RecoverWithin = 30 * time.Second
+		h.ResumeWithin = time.Second
 		clustertest.Run(t, h)
 	})
 
@@ -361,7 +362,7 @@ func TestKubernetes(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "get, list and watch") {
 			t.Fatalf("without RBAC: err = %v", err)
 		}
-		bindPodReader(t, g)
+		bindPodReader(t, g, "get", "list", "watch")
 		c := g.coordinator(t, cfg, kube.ReaderToken)
 		defer c.Close()
 		self := clustertest.NewNode()
@@ -374,6 +375,19 @@ func TestKubernetes(t *testing.T) {
 		clustertest.WaitFor(t, c.Watch(context.Background()), 5*time.Second, "self", func(ns []cluster.Node) bool { return clustertest.Has(ns, self.ID) })
 		if _, err := c.QueryRemoteNodes(context.Background()); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	// A token that may list pods but not watch them is refused at start-up
+	// too: the view would otherwise stay frozen at its first list.
+	t.Run("ListWithoutWatchRefused", func(t *testing.T) {
+		g := newFixture(t, kube.Host, kube.AdminToken)
+		cfg := g.config()
+		cfg.REST = restConfig(g.host, kube.ReaderToken)
+		bindPodReader(t, g, "get", "list")
+		_, err := kubernetes.New(context.Background(), cfg, cluster.WithLogger(quiet))
+		if err == nil || !strings.Contains(err.Error(), "watching pods") || !strings.Contains(err.Error(), "get, list and watch") {
+			t.Fatalf("err = %v, want watching refused, naming the verbs to grant", err)
 		}
 	})
 
@@ -400,11 +414,11 @@ current-context: herd
 }
 
 // bindPodReader grants herd's documented minimal RBAC to the reader user.
-func bindPodReader(t *testing.T, g *fixture) {
+func bindPodReader(t *testing.T, g *fixture, verbs ...string) {
 	ctx := context.Background()
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "herd-pod-reader"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}}},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: verbs}},
 	}
 	if _, err := g.admin.RbacV1().Roles(g.ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -128,6 +128,8 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		RecoverWithin: 45 * time.Second,
+		// The Nacos server batches its pushes (about half a second).
+		ResumeWithin: 2 * time.Second,
 	})
 }
 

@@ -119,6 +119,8 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		RecoverWithin: 30 * time.Second,
+		// go-zookeeper goes through its server list once a second.
+		ResumeWithin: 1500 * time.Millisecond,
 	})
 }
 
