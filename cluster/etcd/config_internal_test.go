@@ -1,9 +1,22 @@
 package etcd
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
 )
 
@@ -33,5 +46,40 @@ func TestEndpointsForTheProbe(t *testing.T) {
 	eps, tcp, err := cfg.endpoints()
 	if err != nil || len(eps) != 3 || len(tcp) != 2 || tcp[0] != "10.0.0.1:2379" || tcp[1] != "h:2380" {
 		t.Fatalf("endpoints = %v, probe %v, %v", eps, tcp, err)
+	}
+}
+
+// The CA file is read and must hold a certificate: a readable file that is
+// not one is refused, and a real CA becomes the pool of roots.
+func TestTLSCAFile(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "herd test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ca, notPEM := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := DefaultConfig()
+	cfg.TLSCAFile = ca
+	tc, err := cfg.tlsConfig()
+	if err != nil || tc == nil || tc.RootCAs == nil || tc.MinVersion != tls.VersionTLS12 {
+		t.Fatalf("a valid CA file: %+v, %v", tc, err)
+	}
+	cfg.TLSCAFile = notPEM
+	var ce *cluster.ConfigError
+	if _, err := cfg.tlsConfig(); !errors.As(err, &ce) || ce.Key != "cluster.etcd.tlsCaFile" || !strings.Contains(ce.Accepted, "at least one certificate") {
+		t.Fatalf("a file with no certificate: %v", err)
 	}
 }

@@ -391,6 +391,60 @@ func TestKubernetes(t *testing.T) {
 		}
 	})
 
+	// A node cut off from the API server keeps its last view (queries fail)
+	// and, once the network heals, catches up with what changed meanwhile
+	// within about a second: the reflector retries at most a second apart.
+	t.Run("PartitionedNodeKeepsItsViewAndCatchesUp", func(t *testing.T) {
+		g := newFixture(t, kube.Host, kube.AdminToken)
+		proxy := testserver.StartProxy(t, strings.TrimPrefix(kube.Host, "https://"))
+		cfg := g.config()
+		cfg.Timeout = time.Second
+		cfg.REST = restConfig("https://"+proxy.Addr, kube.AdminToken)
+		c, err := kubernetes.New(context.Background(), cfg, cluster.WithLogger(quiet))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		stays, goes, comes := clustertest.NewNode(), clustertest.NewNode(), clustertest.NewNode()
+		g.runPod(t, stays, g.labels, "grpc")
+		g.runPod(t, goes, g.labels, "grpc")
+		w := c.Watch(context.Background())
+		clustertest.WaitFor(t, w, 5*time.Second, "both pods", func(ns []cluster.Node) bool {
+			return clustertest.Has(ns, stays.ID) && clustertest.Has(ns, goes.ID)
+		})
+
+		proxy.Partition()
+		if ns, err := c.QueryRemoteNodes(context.Background()); err == nil {
+			t.Errorf("a query answered %v while cut off from the API server; want an error", clustertest.IDs(ns))
+		}
+		if err := g.deletePod(goes.ID); err != nil {
+			t.Fatal(err)
+		}
+		g.runPod(t, comes, g.labels, "grpc")
+		for quiet := time.After(2 * time.Second); ; { // long enough for the retries' backoff to reach its cap
+			select {
+			case ns := <-w:
+				if !clustertest.Has(ns, stays.ID) || !clustertest.Has(ns, goes.ID) {
+					t.Fatalf("the view changed while cut off: %v", clustertest.IDs(ns))
+				}
+				continue
+			case <-quiet:
+			}
+			break
+		}
+
+		healed := time.Now()
+		proxy.Heal()
+		clustertest.WaitFor(t, w, 10*time.Second, "the changes made while cut off", func(ns []cluster.Node) bool {
+			return clustertest.Has(ns, stays.ID) && clustertest.Has(ns, comes.ID) && !clustertest.Has(ns, goes.ID)
+		})
+		took := time.Since(healed)
+		t.Logf("caught up %s after the network healed", took.Round(time.Millisecond))
+		if took > 1500*time.Millisecond {
+			t.Errorf("caught up %s after the network healed, want within 1.5s (retries at most 1s apart, and a list)", took.Round(time.Millisecond))
+		}
+	})
+
 	t.Run("Kubeconfig", func(t *testing.T) {
 		g := newFixture(t, kube.Host, kube.AdminToken)
 		cfg := g.config()

@@ -5,7 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,6 +163,88 @@ func TestEmptyListIsPushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	clustertest.WaitFor(t, w, 5*time.Second, "an empty list", func(ns []cluster.Node) bool { return len(ns) == 0 })
+}
+
+// A node cut off from the server leaves the others' views (the server drops
+// an ephemeral instance with its connection) and keeps its own last view;
+// once the network heals, the SDK reconnects and the node is back.
+func TestPartitionedNodeLeavesAndReturns(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_NACOS_ADDR", "a Nacos server")
+	if raceDetector {
+		t.Skip("nacos-sdk-go's reconnect has a data race of its own; run without -race (scripts/test.sh does)")
+	}
+	cfg := testConfig(t, addr)
+	httpProxy, grpcProxy := nacosProxies(t, addr)
+	a := newCoordinator(t, cfg)
+	defer a.Close()
+	bcfg := cfg
+	bcfg.HostPort = httpProxy.Addr
+	b := newCoordinator(t, bcfg)
+	defer b.Close()
+	na, nb := clustertest.NewNode(), clustertest.NewNode()
+	for c, n := range map[*nacos.Coordinator]cluster.Node{a: na, b: nb} {
+		if err := c.RegisterRemote(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	both := func(ns []cluster.Node) bool { return clustertest.Has(ns, na.ID) && clustertest.Has(ns, nb.ID) }
+	w, bw := a.Watch(context.Background()), b.Watch(context.Background())
+	clustertest.WaitFor(t, w, 5*time.Second, "both nodes in a's view", both)
+	clustertest.WaitFor(t, bw, 5*time.Second, "both nodes in b's view", both)
+
+	cut := time.Now()
+	httpProxy.Partition()
+	grpcProxy.Partition()
+	clustertest.WaitFor(t, w, 15*time.Second, "b dropped from a's view", func(ns []cluster.Node) bool { return !clustertest.Has(ns, nb.ID) })
+	dropped := time.Since(cut)
+	qctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if ns, err := b.QueryRemoteNodes(qctx); err == nil {
+		t.Errorf("b's query answered %v while b was cut off from the server; want an error", clustertest.IDs(ns))
+	}
+	cancel()
+	// b's watch keeps its last view: nothing it publishes may lack a.
+	for quiet := time.After(time.Second); ; {
+		select {
+		case ns := <-bw:
+			if !clustertest.Has(ns, na.ID) {
+				t.Fatalf("b's view lost a while b was cut off: %v", clustertest.IDs(ns))
+			}
+			continue
+		case <-quiet:
+		}
+		break
+	}
+
+	healed := time.Now()
+	httpProxy.Heal()
+	grpcProxy.Heal()
+	clustertest.WaitFor(t, w, 30*time.Second, "b back in a's view", both)
+	t.Logf("b left a's view %s after the cut, and was back %s after the network healed",
+		dropped.Round(time.Millisecond), time.Since(healed).Round(time.Millisecond))
+}
+
+// nacosProxies forwards a Nacos server's HTTP port and its gRPC port (the
+// HTTP port + 1000, which the SDK assumes) from a port pair of the same
+// offset, so that a client can be cut off from the server.
+func nacosProxies(t *testing.T, addr string) (httpProxy, grpcProxy *testserver.Proxy) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	httpPort, _ := strconv.Atoi(port)
+	grpcUpstream := net.JoinHostPort(host, strconv.Itoa(httpPort+1000))
+	for range 20 {
+		httpProxy = testserver.StartProxy(t, addr)
+		_, p, _ := net.SplitHostPort(httpProxy.Addr)
+		pp, _ := strconv.Atoi(p)
+		if pp+1000 > 65535 {
+			continue
+		}
+		var err error
+		if grpcProxy, err = testserver.ListenProxy(t, net.JoinHostPort("127.0.0.1", strconv.Itoa(pp+1000)), grpcUpstream); err == nil {
+			return httpProxy, grpcProxy
+		}
+	}
+	t.Fatal("no free port pair 1000 apart for the Nacos proxies")
+	return nil, nil
 }
 
 func TestUnreachableServerFailsFast(t *testing.T) {

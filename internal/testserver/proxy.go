@@ -25,15 +25,26 @@ type Proxy struct {
 // StartProxy listens on a free loopback port and forwards to upstream.
 func StartProxy(t testing.TB, upstream string) *Proxy {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ListenProxy(t, "127.0.0.1:0", upstream)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return p
+}
+
+// ListenProxy listens on addr and forwards to upstream; it fails if addr is
+// taken, for callers that need a given port (Nacos' gRPC port is its HTTP
+// port + 1000) and try another.
+func ListenProxy(t testing.TB, addr, upstream string) (*Proxy, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
 	}
 	p := &Proxy{Addr: lis.Addr().String(), upstream: upstream, lis: lis, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	t.Cleanup(p.stop)
-	return p
+	return p, nil
 }
 
 // Partition closes every forwarded connection and refuses new ones.
