@@ -181,6 +181,35 @@ func TestSessionExpiryRecreatesTheNode(t *testing.T) {
 	}
 }
 
+// A partition shorter than the session timeout keeps the session: the
+// client reconnects into it, the znode keeps its owner, and herd does not
+// replace the connection (which it does only after a session timeout
+// without a session, for a server that came back empty).
+func TestShortPartitionKeepsTheSession(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	proxy := testserver.StartProxy(t, addr)
+	cfg := testConfig(proxy.Addr)
+	cfg.SessionTimeout = 6 * time.Second
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := register(t, c)
+	raw := rawConn(t, addr)
+	path := c.Path() + "/" + self.ID
+	first := owner(t, raw, path)
+
+	proxy.Partition()
+	time.Sleep(3 * time.Second) // half the session timeout; herd checks every quarter of it
+	proxy.Heal()
+	time.Sleep(2 * time.Second) // go-zookeeper retries once a second
+	if got := owner(t, raw, path); got != first {
+		t.Fatalf("self's znode is owned by session %x after a short partition, was %x", got, first)
+	}
+	if s := c.Stats(); s.Reconnections != 0 || s.Reregistrations != 0 {
+		t.Fatalf("stats %+v after a partition shorter than the session timeout: want the same connection and znode", s)
+	}
+}
+
 // TestStaleZnodeIsReplaced: a znode of another session at self's path (a
 // previous process with this ID whose session has not expired yet) is
 // deleted and created again in ours.
