@@ -374,6 +374,23 @@ func newcomer(t *testing.T, h Harness, target RecoveryTarget) cluster.Node {
 	return n
 }
 
+// Keeps fails the test if a view w publishes within d does not satisfy ok:
+// what a watch must keep showing, e.g. while its client is cut off.
+func Keeps(t testing.TB, w <-chan []cluster.Node, d time.Duration, what string, ok func([]cluster.Node) bool) {
+	t.Helper()
+	quiet := time.After(d)
+	for {
+		select {
+		case ns := <-w:
+			if !ok(ns) {
+				t.Fatalf("within %s, a view lacked %s: %v", d, what, IDs(ns))
+			}
+		case <-quiet:
+			return
+		}
+	}
+}
+
 // WaitUntil polls ok until it holds, failing the test after d.
 func WaitUntil(t testing.TB, d time.Duration, what string, ok func() bool) {
 	t.Helper()

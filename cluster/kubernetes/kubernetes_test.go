@@ -421,17 +421,10 @@ func TestKubernetes(t *testing.T) {
 			t.Fatal(err)
 		}
 		g.runPod(t, comes, g.labels, "grpc")
-		for quiet := time.After(2 * time.Second); ; { // long enough for the retries' backoff to reach its cap
-			select {
-			case ns := <-w:
-				if !clustertest.Has(ns, stays.ID) || !clustertest.Has(ns, goes.ID) {
-					t.Fatalf("the view changed while cut off: %v", clustertest.IDs(ns))
-				}
-				continue
-			case <-quiet:
-			}
-			break
-		}
+		// Long enough for the retries' backoff to reach its cap.
+		clustertest.Keeps(t, w, 2*time.Second, "the last view while cut off", func(ns []cluster.Node) bool {
+			return clustertest.Has(ns, stays.ID) && clustertest.Has(ns, goes.ID)
+		})
 
 		healed := time.Now()
 		proxy.Heal()

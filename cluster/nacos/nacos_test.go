@@ -202,18 +202,7 @@ func TestPartitionedNodeLeavesAndReturns(t *testing.T) {
 		t.Errorf("b's query answered %v while b was cut off from the server; want an error", clustertest.IDs(ns))
 	}
 	cancel()
-	// b's watch keeps its last view: nothing it publishes may lack a.
-	for quiet := time.After(time.Second); ; {
-		select {
-		case ns := <-bw:
-			if !clustertest.Has(ns, na.ID) {
-				t.Fatalf("b's view lost a while b was cut off: %v", clustertest.IDs(ns))
-			}
-			continue
-		case <-quiet:
-		}
-		break
-	}
+	clustertest.Keeps(t, bw, time.Second, "a, in b's last view while b was cut off", func(ns []cluster.Node) bool { return clustertest.Has(ns, na.ID) })
 
 	healed := time.Now()
 	httpProxy.Heal()

@@ -142,20 +142,27 @@ func owner(t *testing.T, raw *zk.Conn, path string) int64 {
 	return stat.EphemeralOwner
 }
 
-// TestSessionExpiryRecreatesTheNode cuts the client off from a live server
-// for longer than the session timeout, so the server really expires the
-// session; herd must register again in the new session.
-func TestSessionExpiryRecreatesTheNode(t *testing.T) {
+// behindProxy registers a node through a coordinator that reaches the
+// server through a proxy, and returns them, a direct client, and the path of
+// the node's znode.
+func behindProxy(t *testing.T, sessionTimeout time.Duration) (*testserver.Proxy, *zookeeper.Coordinator, *zk.Conn, string) {
+	t.Helper()
 	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
 	leakcheck.Register(t)
 	proxy := testserver.StartProxy(t, addr)
 	cfg := testConfig(proxy.Addr)
-	cfg.SessionTimeout = 2 * time.Second
+	cfg.SessionTimeout = sessionTimeout
 	c := newCoordinator(t, cfg)
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	self := register(t, c)
-	raw := rawConn(t, addr)
-	path := c.Path() + "/" + self.ID
+	return proxy, c, rawConn(t, addr), c.Path() + "/" + self.ID
+}
+
+// TestSessionExpiryRecreatesTheNode cuts the client off from a live server
+// for longer than the session timeout, so the server really expires the
+// session; herd must register again in the new session.
+func TestSessionExpiryRecreatesTheNode(t *testing.T) {
+	proxy, c, raw, path := behindProxy(t, 2*time.Second)
 	first := owner(t, raw, path)
 	if first == 0 {
 		t.Fatal("self's znode missing after RegisterRemote")
@@ -186,16 +193,7 @@ func TestSessionExpiryRecreatesTheNode(t *testing.T) {
 // replace the connection (which it does only after a session timeout
 // without a session, for a server that came back empty).
 func TestShortPartitionKeepsTheSession(t *testing.T) {
-	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
-	leakcheck.Register(t)
-	proxy := testserver.StartProxy(t, addr)
-	cfg := testConfig(proxy.Addr)
-	cfg.SessionTimeout = 6 * time.Second
-	c := newCoordinator(t, cfg)
-	defer c.Close()
-	self := register(t, c)
-	raw := rawConn(t, addr)
-	path := c.Path() + "/" + self.ID
+	proxy, c, raw, path := behindProxy(t, 6*time.Second)
 	first := owner(t, raw, path)
 
 	proxy.Partition()
