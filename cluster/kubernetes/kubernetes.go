@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -224,6 +225,10 @@ func explain(err error, cfg Config) error {
 		return fmt.Errorf("kubernetes: listing pods in namespace %q is forbidden: grant get, list and watch on pods there (see README, kubernetes RBAC): %w", cfg.Namespace, err)
 	case apierrors.IsUnauthorized(err):
 		return fmt.Errorf("kubernetes: the API server refused the credentials: %w", err)
+	case strings.Contains(err.Error(), "client rate limiter"):
+		// client-go queues requests client-side (rest.Config QPS and Burst,
+		// 5 a second by default): the server was never asked.
+		return fmt.Errorf("kubernetes: client-go's rate limiter held the request past %s: query less often (the Manager's refresh interval) or raise QPS and Burst (kubernetes.Config.REST): %w", cfg.Timeout, err)
 	default:
 		return fmt.Errorf("kubernetes: the API server did not answer within %s: %w (check the in-cluster config or cluster.kubernetes.kubeconfig)", cfg.Timeout, err)
 	}

@@ -1,6 +1,10 @@
 package kubernetes
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,5 +54,14 @@ func TestMemberNeedsARunningReadyPod(t *testing.T) {
 		if ok && (n.ID != "node-a" || n.Address.String() != "10.0.0.1:11800") {
 			t.Errorf("%s: node %+v", name, n)
 		}
+	}
+}
+
+// A request client-go's own rate limiter held past the timeout never reached
+// the server: the error says so, and what to change.
+func TestExplainClientRateLimit(t *testing.T) {
+	err := explain(fmt.Errorf("client rate limiter Wait returned an error: %w", context.DeadlineExceeded), DefaultConfig())
+	if !strings.Contains(err.Error(), "rate limiter held the request") || !strings.Contains(err.Error(), "QPS") || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v", err)
 	}
 }
