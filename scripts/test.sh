@@ -42,10 +42,10 @@ step "go test -race ./..."
 go test -race -count=1 -timeout 20m ./...
 
 # nacos-sdk-go races with itself when it reconnects (upstream issue #741), so
-# under -race the Nacos recovery and partition tests skip; they run here
-# without -race.
-step "Nacos recovery and partition on the Nacos server, without -race"
-go test -count=1 -timeout 10m -run 'TestConformance/Recovers|TestPartitioned' -v ./cluster/nacos | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|recovered|\.go:[0-9]+:'
+# under -race the Nacos recovery, protection and partition tests skip; they
+# run here without -race.
+step "Nacos recovery, protection and partition on the Nacos server, without -race"
+go test -count=1 -timeout 10m -run 'TestConformance/(Recovers|Protection)|TestPartitioned' -v ./cluster/nacos | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|recovered|\.go:[0-9]+:'
 
 step "the Nacos suite on r-nacos, the second target (without -race, recovery included)"
 HERD_TEST_NACOS_ADDR="$HERD_TEST_RNACOS_ADDR" HERD_NACOS_SERVER= go test -count=1 -timeout 10m ./cluster/nacos
