@@ -322,16 +322,15 @@ func testProtection(t *testing.T, h Harness) {
 	if got := least.Load(); got < int64(floor) {
 		t.Fatalf("the manager's view fell to %d of %d nodes before the confirm period ended; protection mode should have kept at least %d", got, size, floor)
 	}
-	confirmed := func() bool {
+	defer func() {
+		if t.Failed() {
+			t.Logf("the manager's view %v, stats %+v, err %v", IDs(m.Snapshot().Nodes()), m.Stats(), m.Err())
+		}
+	}()
+	WaitUntil(t, confirm+h.Within, "the removals confirmed by a later query", func() bool {
 		ns := m.Snapshot().Nodes()
 		return !hasAny(ns, gone) && hasAll(ns, kept) && len(m.Stats().Held) == 0 && m.Err() == nil
-	}
-	for deadline := time.Now().Add(confirm + h.Within); !confirmed(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: the removals confirmed by a later query; view %v, stats %+v, err %v",
-				confirm+h.Within, IDs(m.Snapshot().Nodes()), m.Stats(), m.Err())
-		}
-	}
+	})
 	if took := time.Since(deleted); took < confirm {
 		t.Fatalf("the removals applied after %s, before the confirm period of %s", took, confirm)
 	}

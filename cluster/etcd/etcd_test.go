@@ -88,11 +88,11 @@ func rawClient(t *testing.T) *clientv3.Client {
 func TestConformance(t *testing.T) {
 	leakCheck(t)
 	cfg := testConfig(t)
+	prefix := cfg.Namespace + "/" + cfg.ServiceName + "/" // where members' keys are
 	clustertest.Run(t, clustertest.Harness{
 		NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, cfg) },
 		WriteMalformed: func(t *testing.T) {
 			raw := rawClient(t)
-			prefix := cfg.Namespace + "/" + cfg.ServiceName + "/"
 			for k, v := range map[string]string{"garbage": "{not json", "wildcard": `{"id":"wildcard","host":"0.0.0.0","port":1}`, "mismatch": `{"id":"other","host":"127.0.0.1","port":1}`} {
 				if _, err := raw.Put(context.Background(), prefix+k, v); err != nil {
 					t.Fatal(err)
@@ -105,7 +105,7 @@ func TestConformance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw, k := rawClient(t), cfg.Namespace+"/"+cfg.ServiceName+"/"+n.ID
+			raw, k := rawClient(t), prefix+n.ID
 			if _, err := raw.Put(context.Background(), k, string(v)); err != nil {
 				t.Fatal(err)
 			}
@@ -114,7 +114,7 @@ func TestConformance(t *testing.T) {
 		DeleteForeign: func(t *testing.T, nodes []cluster.Node) {
 			var deletes []clientv3.Op // one transaction: one revision, one watch event batch
 			for _, n := range nodes {
-				deletes = append(deletes, clientv3.OpDelete(cfg.Namespace+"/"+cfg.ServiceName+"/"+n.ID))
+				deletes = append(deletes, clientv3.OpDelete(prefix+n.ID))
 			}
 			if _, err := rawClient(t).Txn(context.Background()).Then(deletes...).Commit(); err != nil {
 				t.Fatal(err)

@@ -161,7 +161,6 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		c.Close()
 		return nil, fmt.Errorf("kubernetes: the pods were not listed within %s (cluster.kubernetes.timeout)", cfg.Timeout)
 	}
-	c.publish()
 	return c, nil
 }
 
@@ -194,7 +193,7 @@ func (c *Coordinator) checkAccess(ctx context.Context) error {
 }
 
 // podStore is the reflector's store: every change to it publishes the view,
-// and the first full list marks it synced.
+// and the first full list, once published, marks it synced.
 type podStore struct {
 	cache.Store
 	changed  func()
@@ -208,9 +207,9 @@ func (s *podStore) Delete(obj any) error { return s.after(s.Store.Delete(obj)) }
 func (s *podStore) Resync() error        { return s.after(nil) } // the periodic safety net
 
 func (s *podStore) Replace(list []any, rv string) error {
-	err := s.Store.Replace(list, rv)
+	err := s.after(s.Store.Replace(list, rv))
 	s.syncOnce.Do(func() { close(s.synced) })
-	return s.after(err)
+	return err
 }
 
 func (s *podStore) after(err error) error {

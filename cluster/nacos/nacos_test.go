@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -61,11 +60,8 @@ func newCoordinator(t *testing.T, cfg nacos.Config) *nacos.Coordinator {
 // given, else one that is not a herd node (no herd.id). It returns the
 // instance's deregistration.
 func foreignInstance(t *testing.T, cfg nacos.Config, n *cluster.Node) (deregister func() error) {
-	host, port, _ := strings.Cut(cfg.HostPort, ":")
-	var p uint64
-	for _, ch := range port {
-		p = p*10 + uint64(ch-'0')
-	}
+	host, port, _ := net.SplitHostPort(cfg.HostPort)
+	p, _ := strconv.ParseUint(port, 10, 64)
 	cc := constant.NewClientConfig(constant.WithNotLoadCacheAtStart(true), constant.WithLogDir(scratch(t)), constant.WithCacheDir(scratch(t)), constant.WithLogLevel("error"))
 	client, err := clients.NewNamingClient(vo.NacosClientParam{ClientConfig: cc, ServerConfigs: []constant.ServerConfig{*constant.NewServerConfig(host, p)}})
 	if err != nil {

@@ -44,13 +44,13 @@ func newCoordinator(t *testing.T, cfg zookeeper.Config) *zookeeper.Coordinator {
 	return c
 }
 
-// rawConn is a plain client, to act on herd's znodes out of band.
-// foreignPath is where a node's znode lives: what a peer in another process
-// would write.
-func foreignPath(cfg zookeeper.Config, n cluster.Node) string {
-	return cfg.Root + "/" + cfg.Namespace + "/remote/" + n.ID
+// znode is the path of the member znode named name, where a peer in another
+// process would write.
+func znode(cfg zookeeper.Config, name string) string {
+	return cfg.Root + "/" + cfg.Namespace + "/remote/" + name
 }
 
+// rawConn is a plain client, to act on herd's znodes out of band.
 func rawConn(t *testing.T, addr string) *zk.Conn {
 	t.Helper()
 	conn, events, err := zk.Connect([]string{addr}, 4*time.Second, zk.WithLogInfo(false), zk.WithLogger(zkQuiet{}))
@@ -78,9 +78,8 @@ func TestConformance(t *testing.T) {
 		NewCoordinator: func(t *testing.T) cluster.Coordinator { return newCoordinator(t, cfg) },
 		WriteMalformed: func(t *testing.T) {
 			raw := rawConn(t, addr)
-			path := foreignPath(cfg, cluster.Node{})
 			for name, data := range map[string]string{"garbage": "{not json", "mismatch": `{"id":"other","host":"127.0.0.1","port":1}`} {
-				if _, err := raw.Create(path+name, []byte(data), 0, zk.WorldACL(zk.PermAll)); err != nil {
+				if _, err := raw.Create(znode(cfg, name), []byte(data), 0, zk.WorldACL(zk.PermAll)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -92,15 +91,15 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			raw := rawConn(t, addr)
-			if _, err := raw.Create(foreignPath(cfg, n), data, 0, zk.WorldACL(zk.PermAll)); err != nil {
+			if _, err := raw.Create(znode(cfg, n.ID), data, 0, zk.WorldACL(zk.PermAll)); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = raw.Delete(foreignPath(cfg, n), -1) })
+			t.Cleanup(func() { _ = raw.Delete(znode(cfg, n.ID), -1) })
 		},
 		DeleteForeign: func(t *testing.T, nodes []cluster.Node) {
 			var deletes []any // one multi-op: one transaction, as a wipe would be
 			for _, n := range nodes {
-				deletes = append(deletes, &zk.DeleteRequest{Path: foreignPath(cfg, n), Version: -1})
+				deletes = append(deletes, &zk.DeleteRequest{Path: znode(cfg, n.ID), Version: -1})
 			}
 			if _, err := rawConn(t, addr).Multi(deletes...); err != nil {
 				t.Fatal(err)
