@@ -83,3 +83,20 @@ func TestTLSCAFile(t *testing.T) {
 		t.Fatalf("a file with no certificate: %v", err)
 	}
 }
+
+// A nudge waiting in the buffer is replaced by a newer one, never kept in its
+// place: the waiting one may be stale and would then be ignored, leaving the
+// newer deletion unrepaired.
+func TestSelfGoneKeepsTheNewestDeletion(t *testing.T) {
+	c := &Coordinator{selfGone: make(chan int64, 1)}
+	c.nudgeSelfGone(3)
+	c.nudgeSelfGone(7)
+	if got := <-c.selfGone; got != 7 {
+		t.Fatalf("waiting nudge = %d, want the newest, 7", got)
+	}
+	select {
+	case got := <-c.selfGone:
+		t.Fatalf("a second nudge %d is waiting; want one", got)
+	default:
+	}
+}

@@ -68,7 +68,7 @@ type Coordinator struct {
 	superDone chan struct{}
 	lease     clientv3.LeaseID
 	closed    bool
-	selfGone  chan struct{} // nudges the supervisor when our key is deleted
+	selfGone  chan int64 // nudges the supervisor when our key is deleted, with the deletion's revision
 
 	view            members.View
 	malformed       members.Malformed
@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err != nil {
 		return nil, fmt.Errorf("etcd: connecting to %s: %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS)", cfg.Endpoints, err)
 	}
-	c := &Coordinator{cfg: cfg, opts: o, client: client, prefix: cfg.prefix(), selfGone: make(chan struct{}, 1)}
+	c := &Coordinator{cfg: cfg, opts: o, client: client, prefix: cfg.prefix(), selfGone: make(chan int64, 1)}
 
 	// Fail fast on a wrong address instead of retrying in the background forever.
 	probe, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
@@ -176,42 +176,45 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 		return fmt.Errorf("etcd: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
 	}
 	k := c.prefix + self.ID
-	lease, err := c.grantAndPut(ctx, k, string(value))
+	lease, rev, err := c.grantAndPut(ctx, k, string(value))
 	if err != nil {
 		return fmt.Errorf("etcd: registering %s at %s: %w", self.ID, k, err)
 	}
 	c.self, c.lease = &self, lease
 	superCtx, stop := context.WithCancel(c.ctx)
 	c.superStop, c.superDone = stop, make(chan struct{})
-	go c.supervise(superCtx, c.superDone, k, string(value), lease)
+	go c.supervise(superCtx, c.superDone, k, string(value), lease, rev)
 	c.view.Remark(self.ID)
 	return nil
 }
 
-func (c *Coordinator) grantAndPut(ctx context.Context, k, v string) (clientv3.LeaseID, error) {
+// grantAndPut puts k under a new lease and returns the lease and the put's
+// revision.
+func (c *Coordinator) grantAndPut(ctx context.Context, k, v string) (clientv3.LeaseID, int64, error) {
 	g, err := c.client.Grant(ctx, int64(c.cfg.TTL/time.Second))
 	if err != nil {
-		return 0, fmt.Errorf("granting a %s lease: %w", c.cfg.TTL, err)
+		return 0, 0, fmt.Errorf("granting a %s lease: %w", c.cfg.TTL, err)
 	}
-	if _, err := c.client.Put(ctx, k, v, clientv3.WithLease(g.ID)); err != nil {
+	put, err := c.client.Put(ctx, k, v, clientv3.WithLease(g.ID))
+	if err != nil {
 		// Don't leave an orphan lease; it would expire anyway.
 		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, _ = c.client.Revoke(rctx, g.ID)
 		cancel()
-		return 0, fmt.Errorf("putting the node key: %w", err)
+		return 0, 0, fmt.Errorf("putting the node key: %w", err)
 	}
-	return g.ID, nil
+	return g.ID, put.Header.Revision, nil
 }
 
 // supervise keeps the lease alive and, whenever it is lost or our key is
 // deleted, registers again. It never gives up; only ctx stops it.
-func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v string, lease clientv3.LeaseID) {
+func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v string, lease clientv3.LeaseID, putRev int64) {
 	defer close(done)
 	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	for {
 		alive, err := c.client.KeepAlive(ctx, lease)
 		if err == nil {
-			c.keepAlive(ctx, alive, k, v, lease)
+			putRev = c.keepAlive(ctx, alive, k, v, lease, putRev)
 		}
 		if ctx.Err() != nil {
 			return
@@ -221,9 +224,9 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v st
 			if !bo.Wait(ctx) {
 				return
 			}
-			newLease, err := c.grantAndPut(ctx, k, v)
+			newLease, rev, err := c.grantAndPut(ctx, k, v)
 			if err == nil {
-				lease = newLease
+				lease, putRev = newLease, rev
 				c.mu.Lock()
 				c.lease = lease
 				c.mu.Unlock()
@@ -240,18 +243,28 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v st
 }
 
 // keepAlive drains the keepalive channel until the lease is gone. If our key
-// is deleted while the lease lives, it puts it back on the same lease.
-func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.LeaseKeepAliveResponse, k, v string, lease clientv3.LeaseID) {
+// is deleted while the lease lives, it puts it back on the same lease. It
+// returns the revision of our latest put.
+//
+// A deletion at or before putRev is one our latest put already repaired (the
+// watch reported the revoke of the previous lease after we re-granted), so it
+// is ignored rather than counted as another re-registration.
+func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.LeaseKeepAliveResponse, k, v string, lease clientv3.LeaseID, putRev int64) int64 {
 	for {
 		select {
 		case _, ok := <-alive:
 			if !ok {
-				return // expired, revoked, or ctx ended
+				return putRev // expired, revoked, or ctx ended
 			}
-		case <-c.selfGone:
-			if _, err := c.client.Put(ctx, k, v, clientv3.WithLease(lease)); err != nil {
-				return // lease gone too: the caller grants a new one
+		case deleted := <-c.selfGone:
+			if deleted <= putRev {
+				continue
 			}
+			put, err := c.client.Put(ctx, k, v, clientv3.WithLease(lease))
+			if err != nil {
+				return putRev // lease gone too: the caller grants a new one
+			}
+			putRev = put.Header.Revision
 			c.reregistrations.Add(1)
 		}
 	}
@@ -324,10 +337,7 @@ func (c *Coordinator) apply(current map[string]cluster.Node, k string, v []byte,
 		delete(current, k)
 		c.malformed.Forget(k)
 		if id := c.selfID(); id != "" && k == c.prefix+id {
-			select {
-			case c.selfGone <- struct{}{}:
-			default:
-			}
+			c.nudgeSelfGone(modRev)
 		}
 		return
 	}
@@ -341,6 +351,24 @@ func (c *Coordinator) apply(current map[string]cluster.Node, k string, v []byte,
 	}
 	c.malformed.Forget(k)
 	current[k] = n
+}
+
+// nudgeSelfGone tells the supervisor our key was deleted at rev. A nudge
+// still waiting is replaced, never kept in place of a newer one: the waiting
+// one may be stale, and dropping the newer would leave the deletion unrepaired.
+// The watch loop is the only sender.
+func (c *Coordinator) nudgeSelfGone(rev int64) {
+	for {
+		select {
+		case c.selfGone <- rev:
+			return
+		default:
+		}
+		select {
+		case <-c.selfGone:
+		default:
+		}
+	}
 }
 
 // decode parses the value at key k; its ID must match the key.

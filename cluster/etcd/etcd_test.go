@@ -217,6 +217,36 @@ func TestReregistersAfterLeaseRevokedOutOfBand(t *testing.T) {
 	}
 }
 
+// The watch can report the revoke of a lease after the supervisor has already
+// re-granted and put the key again. That deletion is older than our put and
+// must not cause another put or count as another re-registration (seen in CI:
+// Reregistrations 3 after two revocations).
+func TestIgnoresADeletionOurLatestPutRepaired(t *testing.T) {
+	leakCheck(t)
+	c := newCoordinator(t, testConfig(t))
+	defer c.Close()
+	self := register(t, c)
+	raw := rawClient(t)
+	key := c.Prefix() + self.ID
+	resp, err := raw.Get(context.Background(), key)
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("self key missing: %v", err)
+	}
+	c.NudgeSelfGone(resp.Kvs[0].ModRevision)
+	c.NudgeSelfGone(resp.Kvs[0].ModRevision - 1)
+	time.Sleep(300 * time.Millisecond)
+	if n := c.Stats().Reregistrations; n != 0 {
+		t.Fatalf("Reregistrations = %d after deletions no newer than our put, want 0", n)
+	}
+	after, err := raw.Get(context.Background(), key)
+	if err != nil || len(after.Kvs) != 1 || after.Kvs[0].ModRevision != resp.Kvs[0].ModRevision {
+		t.Fatalf("self key was written again for a stale deletion: %v %v", after, err)
+	}
+	// A newer deletion is repaired on the same lease.
+	c.NudgeSelfGone(resp.Header.Revision + 1)
+	clustertest.WaitUntil(t, 5*time.Second, "a re-put for a newer deletion", func() bool { return c.Stats().Reregistrations == 1 })
+}
+
 func TestReputsKeyDeletedOutOfBand(t *testing.T) {
 	leakCheck(t)
 	c := newCoordinator(t, testConfig(t))
