@@ -55,7 +55,7 @@ type Coordinator struct {
 	path string
 
 	connMu      sync.Mutex // serialises replacing conn with closing it
-	conn        atomic.Pointer[zk.Conn]
+	conn        atomic.Pointer[link]
 	connections atomic.Uint64
 
 	ctx      context.Context
@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, fmt.Errorf("zookeeper: %w (check cluster.zookeeper.hostPort / SW_CLUSTER_ZK_HOST_PORT)", err)
 	}
 	sock := &lastConn{}
-	conn, events, err := zk.Connect(cfg.hosts(), cfg.SessionTimeout, zk.WithLogger(zkLogger{o.Logger}), zk.WithLogInfo(false), zk.WithDialer(sock.dial))
+	conn, events, err := connect(cfg, o.Logger, sock.dial)
 	if err != nil {
 		return nil, &cluster.ConfigError{Key: key("hostPort"), Value: cfg.HostPort, Accepted: "resolvable host:port pairs (SW_CLUSTER_ZK_HOST_PORT)", Err: err}
 	}
@@ -142,7 +142,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 }
 
 // zk is the current connection.
-func (c *Coordinator) zk() *zk.Conn { return c.conn.Load() }
+func (c *Coordinator) zk() *link { return c.conn.Load() }
 
 // keepConnected replaces the connection once it has gone without a session
 // for longer than the session timeout: the server has expired the session
@@ -175,7 +175,7 @@ func (c *Coordinator) keepConnected() {
 }
 
 func (c *Coordinator) reconnect() error {
-	conn, events, err := zk.Connect(c.cfg.hosts(), c.cfg.SessionTimeout, zk.WithLogger(zkLogger{c.opts.Logger}), zk.WithLogInfo(false))
+	conn, events, err := connect(c.cfg, c.opts.Logger, net.DialTimeout)
 	if err != nil {
 		return err
 	}

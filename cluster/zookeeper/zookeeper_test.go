@@ -118,8 +118,9 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		RecoverWithin: 30 * time.Second,
-		// go-zookeeper goes through its server list once a second.
-		ResumeWithin: 1500 * time.Millisecond,
+		// herd's host ring redials every <= 250ms (go-zookeeper alone
+		// pauses a second after each round of its server list).
+		ResumeWithin: time.Second,
 	})
 }
 
@@ -191,6 +192,24 @@ func TestSessionExpiryRecreatesTheNode(t *testing.T) {
 // client reconnects into it, the znode keeps its owner, and herd does not
 // replace the connection (which it does only after a session timeout
 // without a session, for a server that came back empty).
+// A server that accepts a connection and never answers the session handshake
+// (a starting ZooKeeper can) must not hold the client: go-zookeeper alone
+// waits ten receive timeouts (67s here) on it; herd gives up on it after
+// 500ms and dials again.
+func TestUnansweredHandshakeIsAbandoned(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	proxy := testserver.StartProxy(t, addr)
+	proxy.Stall()
+	cfg := testConfig(proxy.Addr)
+	time.AfterFunc(200*time.Millisecond, proxy.Heal) // only connections made from now are answered
+	c, err := zookeeper.New(context.Background(), cfg, cluster.WithLogger(quiet))
+	if err != nil {
+		t.Fatalf("New behind a server that left the first handshake unanswered: %v", err)
+	}
+	c.Close()
+}
+
 func TestShortPartitionKeepsTheSession(t *testing.T) {
 	proxy, c, raw, path := behindProxy(t, 6*time.Second)
 	first := owner(t, raw, path)

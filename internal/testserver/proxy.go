@@ -17,6 +17,7 @@ type Proxy struct {
 
 	mu      sync.Mutex
 	cut     bool
+	stall   bool
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
 	stopped bool
@@ -51,16 +52,24 @@ func ListenProxy(t testing.TB, addr, upstream string) (*Proxy, error) {
 func (p *Proxy) Partition() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.cut = true
+	p.cut, p.stall = true, false
 	for c := range p.conns {
 		c.Close()
 	}
 }
 
+// Stall accepts new connections and never answers on them, as a server that
+// is starting can; Heal or Partition ends it.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	p.stall = true
+	p.mu.Unlock()
+}
+
 // Heal forwards new connections again.
 func (p *Proxy) Heal() {
 	p.mu.Lock()
-	p.cut = false
+	p.cut, p.stall = false, false
 	p.mu.Unlock()
 }
 
@@ -75,6 +84,11 @@ func (p *Proxy) accept() {
 		if p.cut || p.stopped {
 			p.mu.Unlock()
 			down.Close()
+			continue
+		}
+		if p.stall {
+			p.conns[down] = struct{}{} // held open until Partition or stop
+			p.mu.Unlock()
 			continue
 		}
 		up, err := net.Dial("tcp", p.upstream)
