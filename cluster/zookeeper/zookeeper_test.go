@@ -217,7 +217,7 @@ func TestShortPartitionKeepsTheSession(t *testing.T) {
 	proxy.Partition()
 	time.Sleep(3 * time.Second) // half the session timeout; herd checks every quarter of it
 	proxy.Heal()
-	time.Sleep(2 * time.Second) // go-zookeeper retries once a second
+	time.Sleep(2 * time.Second) // the client redials every <= 250ms; leave it time to reconnect
 	if got := owner(t, raw, path); got != first {
 		t.Fatalf("self's znode is owned by session %x after a short partition, was %x", got, first)
 	}
