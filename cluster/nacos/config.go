@@ -81,6 +81,14 @@ type server struct {
 	port uint64
 }
 
+// selfCheck is SelfCheck, or its default when unset.
+func (c Config) selfCheck() time.Duration {
+	if c.SelfCheck <= 0 {
+		return 5 * time.Second
+	}
+	return c.SelfCheck
+}
+
 func (c Config) servers() ([]server, error) {
 	var out []server
 	for _, hp := range cluster.SplitList(c.HostPort) {

@@ -39,3 +39,16 @@ func TestDecodeKeepsOnlyServingInstances(t *testing.T) {
 		t.Fatalf("%d instances counted as malformed; not serving is not malformed", m)
 	}
 }
+
+// The node's metadata is the instance's, without herd's own ID key; none
+// left is nil, as a node decoded from any other backend.
+func TestDecodeKeepsMetadataWithoutTheIDKey(t *testing.T) {
+	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions()}
+	got := c.decode([]model.Instance{
+		{Ip: "10.0.0.1", Port: 11800, Healthy: true, Enable: true, Weight: 1, Metadata: map[string]string{IDKey: "a", "zone": "z1"}},
+		{Ip: "10.0.0.2", Port: 11800, Healthy: true, Enable: true, Weight: 1, Metadata: map[string]string{IDKey: "b"}},
+	}, true)
+	if len(got) != 2 || len(got[0].Meta) != 1 || got[0].Meta["zone"] != "z1" || got[1].Meta != nil {
+		t.Fatalf("decoded %+v, want a with {zone: z1} and b with nil metadata", got)
+	}
+}

@@ -81,9 +81,6 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if cfg.SelfCheck <= 0 {
-		cfg.SelfCheck = 5 * time.Second
-	}
 	o := cluster.NewOptions(opts...)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("nacos: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
@@ -102,14 +99,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 			return nil, &cluster.ConfigError{Key: key("logDir"), Value: d, Accepted: "a directory herd can create (SW_CLUSTER_NACOS_LOG_DIR, SW_CLUSTER_NACOS_CACHE_DIR)", Err: err}
 		}
 	}
-	var sc []constant.ServerConfig
-	for _, s := range servers {
-		opts := []constant.ServerOption{constant.WithScheme("http")}
-		if cfg.ContextPath != "" {
-			opts = append(opts, constant.WithContextPath(cfg.ContextPath))
-		}
-		sc = append(sc, *constant.NewServerConfig(s.host, s.port, opts...))
-	}
+	sc := serverConfigs(servers, cfg.ContextPath)
 	cc := constant.NewClientConfig(
 		constant.WithNamespaceId(cfg.namespaceID()),
 		constant.WithTimeoutMs(uint64(cfg.Timeout/time.Millisecond)),
@@ -291,6 +281,20 @@ func (c *Coordinator) query(ctx context.Context) ([]model.Instance, error) {
 	return out, err
 }
 
+// serverConfigs lists the SDK's server configs, on the given context path or
+// the SDK's default (/nacos) when it is empty.
+func serverConfigs(servers []server, contextPath string) []constant.ServerConfig {
+	var sc []constant.ServerConfig
+	for _, s := range servers {
+		opts := []constant.ServerOption{constant.WithScheme("http")}
+		if contextPath != "" {
+			opts = append(opts, constant.WithContextPath(contextPath))
+		}
+		sc = append(sc, *constant.NewServerConfig(s.host, s.port, opts...))
+	}
+	return sc
+}
+
 func (c *Coordinator) register(ctx context.Context, n cluster.Node) error {
 	meta := maps.Clone(n.Meta)
 	if meta == nil {
@@ -334,18 +338,24 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 	return nil
 }
 
-// supervise registers self again when two checks in a row find it missing
-// from what the server pushes; the SDK's own redo usually gets there first.
+// supervise checks every SelfCheck that self is registered.
 func (c *Coordinator) supervise(self cluster.Node) {
 	defer c.wg.Done()
-	tick := time.NewTicker(c.cfg.SelfCheck)
+	tick := time.NewTicker(c.cfg.selfCheck())
 	defer tick.Stop()
+	c.checkSelf(self, tick.C)
+}
+
+// checkSelf registers self again when two ticks in a row find it missing
+// from what the server pushes; the SDK's own redo usually gets there first.
+// It returns when c.ctx ends.
+func (c *Coordinator) checkSelf(self cluster.Node, ticks <-chan time.Time) {
 	missing := 0
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
-		case <-tick.C:
+		case <-ticks:
 		}
 		nodes, _ := c.view.Load()
 		if members.Has(nodes, self.ID) {

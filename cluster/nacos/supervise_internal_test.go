@@ -1,0 +1,162 @@
+package nacos
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
+	"github.com/nacos-group/nacos-sdk-go/v2/vo"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/clustertest"
+)
+
+// fakeNaming records registrations; every other method of the SDK's
+// interface is left nil and would panic if called.
+type fakeNaming struct {
+	naming_client.INamingClient
+	mu         sync.Mutex
+	registered []vo.RegisterInstanceParam
+	refuse     bool
+	fail       error
+}
+
+func (f *fakeNaming) RegisterInstance(p vo.RegisterInstanceParam) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.registered = append(f.registered, p)
+	return !f.refuse, f.fail
+}
+
+func (f *fakeNaming) registrations() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.registered)
+}
+
+func newFakeCoordinator(t *testing.T, f *fakeNaming) *Coordinator {
+	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions(), client: f}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	t.Cleanup(c.cancel)
+	return c
+}
+
+// Self missing from one push may be the server catching up; missing from two
+// checks in a row, it is registered again, once, and counted. The count of
+// misses starts over after a registration and whenever self is seen.
+func TestCheckSelfRegistersAgainAfterTwoMisses(t *testing.T) {
+	f := &fakeNaming{}
+	c := newFakeCoordinator(t, f)
+	self := cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}}
+	other := cluster.Node{ID: "other", Address: cluster.Address{Host: "10.0.0.2", Port: 11800}}
+	c.view.Publish([]cluster.Node{other}, self.ID)
+
+	// Unbuffered: a send returns once the previous tick has been handled.
+	ticks := make(chan time.Time)
+	done := make(chan struct{})
+	go func() { defer close(done); c.checkSelf(self, ticks) }()
+	settled := func() { time.Sleep(50 * time.Millisecond) } // lets a tick that should do nothing finish
+	registrations := func(want int, after string) {
+		t.Helper()
+		if n := f.registrations(); n != want {
+			t.Fatalf("%d registrations after %s, want %d", n, after, want)
+		}
+	}
+
+	ticks <- time.Now()
+	settled()
+	registrations(0, "one check found self missing")
+	ticks <- time.Now()
+	clustertest.WaitUntil(t, 5*time.Second, "a registration after two misses", func() bool { return f.registrations() == 1 })
+	if got := c.Stats().Reregistrations; got != 1 {
+		t.Fatalf("Reregistrations = %d, want 1", got)
+	}
+	if p := f.registered[0]; p.Metadata[IDKey] != "self" || p.Ip != "10.0.0.1" || p.Port != 11800 || !p.Ephemeral {
+		t.Fatalf("registered %+v, want self's ephemeral instance", p)
+	}
+
+	ticks <- time.Now()
+	settled()
+	registrations(1, "one miss after registering again")
+
+	c.view.Publish([]cluster.Node{other, self}, self.ID)
+	ticks <- time.Now()
+	ticks <- time.Now() // self seen twice: the misses start over
+	c.view.Publish([]cluster.Node{other}, self.ID)
+	ticks <- time.Now()
+	settled()
+	registrations(1, "one miss after self was seen again")
+	c.cancel()
+	<-done
+}
+
+// A failed registration is not counted, and is tried again on the next tick
+// rather than after two more misses.
+func TestCheckSelfRetriesAFailedRegistration(t *testing.T) {
+	f := &fakeNaming{fail: errors.New("server unavailable")}
+	c := newFakeCoordinator(t, f)
+	self := cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}}
+	c.view.Publish(nil, self.ID)
+	ticks := make(chan time.Time)
+	done := make(chan struct{})
+	go func() { defer close(done); c.checkSelf(self, ticks) }()
+	ticks <- time.Now()
+	ticks <- time.Now()
+	clustertest.WaitUntil(t, 5*time.Second, "a first attempt", func() bool { return f.registrations() == 1 })
+	ticks <- time.Now()
+	clustertest.WaitUntil(t, 5*time.Second, "a second attempt on the next tick", func() bool { return f.registrations() == 2 })
+	if got := c.Stats().Reregistrations; got != 0 {
+		t.Fatalf("Reregistrations = %d after failed attempts, want 0", got)
+	}
+	c.cancel()
+	<-done
+}
+
+// A registration the server answers with false and no error is a failure,
+// not a success: it is reported, not counted.
+func TestRefusedRegistrationIsAnError(t *testing.T) {
+	f := &fakeNaming{refuse: true}
+	c := newFakeCoordinator(t, f)
+	err := c.register(context.Background(), cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}})
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("register answered false: err = %v, want one saying the server refused it", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("register: %v", err)
+	}
+}
+
+func TestSelfCheckDefault(t *testing.T) {
+	if got := (Config{}).selfCheck(); got != 5*time.Second {
+		t.Fatalf("default self check %s, want 5s", got)
+	}
+	if got := (Config{SelfCheck: 2 * time.Second}).selfCheck(); got != 2*time.Second {
+		t.Fatalf("self check %s, want the configured 2s", got)
+	}
+}
+
+// The public namespace is the SDK's empty namespace ID; any other is passed.
+func TestNamespaceID(t *testing.T) {
+	for ns, want := range map[string]string{"public": "", "": "", "dev": "dev"} {
+		if got := (Config{Namespace: ns}).namespaceID(); got != want {
+			t.Errorf("namespace %q → ID %q, want %q", ns, got, want)
+		}
+	}
+}
+
+// A context path is passed to every server; none keeps the SDK's default.
+func TestServerConfigsContextPath(t *testing.T) {
+	servers := []server{{host: "10.0.0.1", port: 8848}, {host: "10.0.0.2", port: 8848}}
+	for _, sc := range serverConfigs(servers, "/custom") {
+		if sc.ContextPath != "/custom" {
+			t.Fatalf("context path %q, want /custom", sc.ContextPath)
+		}
+	}
+	if sc := serverConfigs(servers, ""); len(sc) != 2 || sc[0].ContextPath != "/nacos" || sc[1].IpAddr != "10.0.0.2" || sc[1].Port != 8848 {
+		t.Fatalf("server configs %+v, want both servers on the SDK's default /nacos", sc)
+	}
+}
