@@ -99,10 +99,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 			return nil, fmt.Errorf("kubernetes: not running in a pod (%w); set cluster.kubernetes.kubeconfig (SW_CLUSTER_K8S_KUBECONFIG) to use a kubeconfig file", err)
 		}
 	}
-	rc = rest.CopyConfig(rc)
-	if rc.Timeout == 0 {
-		rc.Timeout = cfg.Timeout
-	}
+	rc = withTimeout(rc, cfg.Timeout)
 	httpClient, err := rest.HTTPClientFor(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: client: %w", err)
@@ -141,8 +138,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	reflector := cache.NewReflectorWithOptions(lw, &corev1.Pod{}, store, cache.ReflectorOptions{
 		Name:         "herd/kubernetes pods in " + cfg.Namespace,
 		ResyncPeriod: cfg.Resync,
-		// Delays in [d, 2d) with d doubling up to Max/2: at most Max.
-		Backoff: &wait.Backoff{Duration: bo.Initial / 2, Factor: 2, Jitter: 1, Cap: bo.Max / 2, Steps: math.MaxInt32},
+		Backoff:      reflectorBackoff(bo),
 	})
 	runCtx, stop := context.WithCancel(klog.NewContext(context.Background(), logr.FromSlogHandler(o.Logger.Handler())))
 	c.cancel, c.done = stop, make(chan struct{})
@@ -162,6 +158,21 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, fmt.Errorf("kubernetes: the pods were not listed within %s (cluster.kubernetes.timeout)", cfg.Timeout)
 	}
 	return c, nil
+}
+
+// withTimeout copies rc, with d as its timeout unless it has one.
+func withTimeout(rc *rest.Config, d time.Duration) *rest.Config {
+	rc = rest.CopyConfig(rc)
+	if rc.Timeout == 0 {
+		rc.Timeout = d
+	}
+	return rc
+}
+
+// reflectorBackoff is bo as client-go's reflector takes it: delays in
+// [d, 2d) with d doubling from Initial/2 up to Max/2, so at most Max.
+func reflectorBackoff(bo cluster.Backoff) *wait.Backoff {
+	return &wait.Backoff{Duration: bo.Initial / 2, Factor: 2, Jitter: 1, Cap: bo.Max / 2, Steps: math.MaxInt32}
 }
 
 // defaultBackoff bounds the reflector's retries: after an outage the API

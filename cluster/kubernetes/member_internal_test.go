@@ -10,6 +10,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/herd-go/herd/cluster"
 )
 
 // A pod is a member only while Running, Ready, with an IP and not being
@@ -63,5 +66,52 @@ func TestExplainClientRateLimit(t *testing.T) {
 	err := explain(fmt.Errorf("client rate limiter Wait returned an error: %w", context.DeadlineExceeded), DefaultConfig())
 	if !strings.Contains(err.Error(), "rate limiter held the request") || !strings.Contains(err.Error(), "QPS") || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A pod without the named port is malformed, and the error names the setting.
+func TestMemberWithoutThePortNamesTheSetting(t *testing.T) {
+	c := &Coordinator{cfg: DefaultConfig()}
+	c.cfg.PortName = "grpc"
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1",
+			Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+	}
+	_, ok, err := c.member(p)
+	if ok || err == nil || !strings.Contains(err.Error(), `no container port named "grpc"`) || !strings.Contains(err.Error(), "cluster.kubernetes.portName") {
+		t.Fatalf("member = %v, %v; want an error naming the port and cluster.kubernetes.portName", ok, err)
+	}
+	// A port set in the config needs no named port.
+	c.cfg.Port = 11800
+	if n, ok, err := c.member(p); !ok || err != nil || n.Address.Port != 11800 {
+		t.Fatalf("with port set: member = %+v, %v, %v", n, ok, err)
+	}
+}
+
+// The reflector's backoff stays within the configured one: its delays are
+// [d, 2d) with d from Initial/2 doubling up to Max/2. The default retries
+// within a second.
+func TestReflectorBackoff(t *testing.T) {
+	b := reflectorBackoff(cluster.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second})
+	if b.Duration != 50*time.Millisecond || b.Cap != time.Second || b.Factor != 2 || b.Jitter != 1 {
+		t.Fatalf("reflector backoff %+v, want from 50ms doubling to a 1s cap, jitter 1", b)
+	}
+	if d := reflectorBackoff(cluster.Backoff{}.Or(defaultBackoff)); d.Duration != 50*time.Millisecond || d.Cap != 500*time.Millisecond {
+		t.Fatalf("default reflector backoff %+v, want 50ms up to 500ms (retries at most 1s apart)", d)
+	}
+}
+
+// The configured timeout applies unless the REST config has its own; the
+// caller's config is not changed.
+func TestWithTimeout(t *testing.T) {
+	own := &rest.Config{Host: "https://k8s", Timeout: 3 * time.Second}
+	if got := withTimeout(own, 10*time.Second); got.Timeout != 3*time.Second || got == own {
+		t.Fatalf("timeout %s (copy: %v), want the config's own 3s on a copy", got.Timeout, got != own)
+	}
+	none := &rest.Config{Host: "https://k8s"}
+	if got := withTimeout(none, 10*time.Second); got.Timeout != 10*time.Second || none.Timeout != 0 {
+		t.Fatalf("timeout %s (caller's now %s), want 10s on a copy", got.Timeout, none.Timeout)
 	}
 }
