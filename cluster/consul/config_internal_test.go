@@ -27,3 +27,11 @@ func TestValidateBoundaries(t *testing.T) {
 		"empty serviceName":     {Mutate: func(c *Config) { c.ServiceName = "" }, OK: false},
 	})
 }
+
+// By default the watch and the check retry at most a second apart, so a
+// server back after an outage is seen that soon.
+func TestDefaultBackoffRetriesWithinASecond(t *testing.T) {
+	if defaultBackoff.Initial != 100*time.Millisecond || defaultBackoff.Max != time.Second {
+		t.Fatalf("default backoff %+v, want 100ms to 1s", defaultBackoff)
+	}
+}

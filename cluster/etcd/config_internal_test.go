@@ -100,3 +100,16 @@ func TestSelfGoneKeepsTheNewestDeletion(t *testing.T) {
 	default:
 	}
 }
+
+// By default every retry, gRPC's reconnects included, comes within a second:
+// a server back after an outage is seen that soon (grpc-go alone grows its
+// reconnect delay to 120s).
+func TestDefaultBackoffRetriesWithinASecond(t *testing.T) {
+	bo := cluster.Backoff{}.Or(defaultBackoff)
+	if bo.Initial != 100*time.Millisecond || bo.Max != time.Second {
+		t.Fatalf("default backoff %+v, want 100ms to 1s", bo)
+	}
+	if g := reconnectBackoff(bo); g.BaseDelay != bo.Initial || g.MaxDelay != bo.Max {
+		t.Fatalf("gRPC reconnect backoff %+v, want %s to %s", g, bo.Initial, bo.Max)
+	}
+}

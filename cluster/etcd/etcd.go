@@ -34,6 +34,12 @@ import (
 
 func init() { cluster.RegisterConfigured("etcd", DefaultConfig, New) }
 
+// reconnectBackoff is bo as grpc-go's reconnect backoff, with grpc-go's own
+// growth and jitter.
+func reconnectBackoff(bo cluster.Backoff) grpcbackoff.Config {
+	return grpcbackoff.Config{BaseDelay: bo.Initial, Multiplier: 1.6, Jitter: 0.2, MaxDelay: bo.Max}
+}
+
 // defaultBackoff bounds the delays of re-registration and re-listing.
 // The cap is short so that a server that comes back is seen within about a
 // second.
@@ -107,9 +113,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		DialKeepAliveTimeout: cfg.TTL / 3,
 		// grpc-go's reconnect backoff grows to 120s: a server back after an
 		// outage would wait that long for the client to try again.
-		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff: grpcbackoff.Config{BaseDelay: o.Backoff.Initial, Multiplier: 1.6, Jitter: 0.2, MaxDelay: o.Backoff.Max},
-		})},
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{Backoff: reconnectBackoff(o.Backoff)})},
 	}
 	if cfg.Authentication {
 		ccfg.Username, ccfg.Password = cfg.User, cfg.Password

@@ -93,3 +93,10 @@ func (c Config) validate() error {
 	}
 	return nil
 }
+
+// defaultBackoff starts at BaseSleepTimeMs (SkyWalking's setting) and
+// doubles to 1s, so that a server that comes back is seen within about a
+// second.
+func (c Config) defaultBackoff() cluster.Backoff {
+	return cluster.Backoff{Initial: time.Duration(c.BaseSleepTimeMs) * time.Millisecond, Max: time.Second}
+}

@@ -43,3 +43,12 @@ func TestRemotePath(t *testing.T) {
 		}
 	}
 }
+
+// Retries start at baseSleepTimeMs and are at most a second apart.
+func TestDefaultBackoff(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.BaseSleepTimeMs = 50
+	if bo := cfg.defaultBackoff(); bo.Initial != 50*time.Millisecond || bo.Max != time.Second {
+		t.Fatalf("default backoff %+v, want 50ms (baseSleepTimeMs) to 1s", bo)
+	}
+}

@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, err
 	}
 	o := cluster.NewOptions(opts...)
-	o.Backoff = o.Backoff.Or(cluster.Backoff{Initial: time.Duration(cfg.BaseSleepTimeMs) * time.Millisecond, Max: time.Second})
+	o.Backoff = o.Backoff.Or(cfg.defaultBackoff())
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("zookeeper: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
 	}
