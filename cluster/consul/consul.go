@@ -273,8 +273,15 @@ func (c *Coordinator) watchLoop() {
 	var index uint64
 	for c.ctx.Err() == nil {
 		a := c.agent()
-		q := (&api.QueryOptions{WaitIndex: index, WaitTime: c.cfg.WaitTime}).WithContext(c.ctx)
-		entries, meta, err := a.Health().Service(c.cfg.ServiceName, "", true, q)
+		var entries []*api.ServiceEntry
+		var meta *api.QueryMeta
+		var err error
+		if index == 0 {
+			entries, meta, err = c.firstAnswer(a)
+		} else {
+			q := (&api.QueryOptions{WaitIndex: index, WaitTime: c.cfg.WaitTime}).WithContext(c.ctx)
+			entries, meta, err = a.Health().Service(c.cfg.ServiceName, "", true, q)
+		}
 		if err != nil {
 			if c.ctx.Err() != nil {
 				return
@@ -297,6 +304,86 @@ func (c *Coordinator) watchLoop() {
 			index = meta.LastIndex
 		}
 		c.view.Publish(c.decode(entries, true), c.selfID())
+	}
+}
+
+// A Consul server with no leader holds each request and looks for a leader
+// again after waits that double from 437ms (RPCHoldTimeout/16), so a query
+// made while the cluster elects one can come back seconds after the leader
+// is there: 9.5s and 12s after an agent's restart in the tests. A query made
+// after the election is answered at once. So the watch's queries that do not
+// block are asked again every askAgainAfter while none has been answered,
+// the first answer winning; at most maxAsks wait at once, the oldest ended
+// to make room (an agent slower than that window to list the service is
+// then asked for ever, and logs each miss).
+const (
+	askAgainAfter = 500 * time.Millisecond
+	maxAsks       = 8
+)
+
+// firstAnswer lists the service's passing instances without blocking (the
+// watch's first query, and its first after an error). It fails when every
+// question still waiting has failed. No question outlives it.
+func (c *Coordinator) firstAnswer(a *api.Client) ([]*api.ServiceEntry, *api.QueryMeta, error) {
+	type answer struct {
+		n       int
+		entries []*api.ServiceEntry
+		meta    *api.QueryMeta
+		err     error
+	}
+	ctx, endAll := context.WithCancel(c.ctx)
+	answers := make(chan answer)
+	var wg sync.WaitGroup
+	defer func() {
+		endAll()
+		go func() { wg.Wait(); close(answers) }()
+		for range answers { // the ended questions' answers
+		}
+	}()
+	waiting := map[int]context.CancelFunc{}
+	asked := 0
+	ask := func() {
+		if len(waiting) == maxAsks {
+			oldest := asked
+			for n := range waiting {
+				oldest = min(oldest, n)
+			}
+			waiting[oldest]()
+			delete(waiting, oldest)
+		}
+		qctx, end := context.WithCancel(ctx)
+		n := asked
+		asked++
+		waiting[n] = end
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			entries, meta, err := a.Health().Service(c.cfg.ServiceName, "", true, (&api.QueryOptions{}).WithContext(qctx))
+			answers <- answer{n, entries, meta, err}
+		}()
+	}
+	ask()
+	again := time.NewTicker(askAgainAfter)
+	defer again.Stop()
+	for {
+		select {
+		case ans := <-answers:
+			if ans.err == nil {
+				return ans.entries, ans.meta, nil
+			}
+			end, ok := waiting[ans.n]
+			if !ok {
+				continue // ended to make room
+			}
+			end()
+			delete(waiting, ans.n)
+			if len(waiting) == 0 {
+				return nil, nil, ans.err
+			}
+		case <-again.C:
+			c.opts.Logger.Debug("herd/consul: no answer yet to the watch's first query; asking again", "service", c.cfg.ServiceName, "asked", asked)
+			ask()
+		}
 	}
 }
 

@@ -101,13 +101,10 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		RecoverWithin: 30 * time.Second,
-		// Not 1s: in the seconds after the agent's restart its watch
-		// answers lag the catalog by up to 3.1s, while herd's blocking
-		// query is already waiting on the agent (no errors logged). The
-		// agent is syncing itself then: check updates block on its local
-		// state until its first anti-entropy sync after electing a leader
-		// (measured by hand, README). 5s keeps the backoff cap honest.
-		ResumeWithin: 5 * time.Second,
+		// The watch's and the check's retries are capped at 1s (WithBackoff),
+		// and a first query held by a server still electing its leader is
+		// asked again every 500ms (firstAnswer).
+		ResumeWithin: time.Second,
 	})
 }
 
