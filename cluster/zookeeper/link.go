@@ -77,6 +77,8 @@ type hostRing struct {
 	handshake    time.Duration // the next handshake's limit
 	maxHandshake time.Duration
 	dialed       bool // a dial succeeded and no handshake has since
+
+	refusedSince atomic.Int64 // unix ns of the first failed handshake since the last session; 0 if none
 }
 
 func newHostRing(dialer zk.Dialer, sessionTimeout time.Duration) *hostRing {
@@ -110,6 +112,7 @@ func (r *hostRing) Next() (string, bool) {
 	if r.dialed { // the last connection's handshake failed: allow more time
 		r.handshake = min(2*r.handshake, r.maxHandshake)
 		r.dialed = false
+		r.refusedSince.CompareAndSwap(0, time.Now().UnixNano())
 	}
 	server, round := r.hosts.Next()
 	if round && !r.bo.Wait(r.ctx) {
@@ -123,6 +126,18 @@ func (r *hostRing) Connected() {
 	r.hosts.Connected()
 	r.bo.Reset()
 	r.handshake, r.dialed = handshakeInitial, false
+	r.refusedSince.Store(0)
+}
+
+// refusedFor is how long servers have accepted connections but refused or
+// left unanswered every session handshake on them; 0 while none has failed
+// since the last session.
+func (r *hostRing) refusedFor() time.Duration {
+	since := r.refusedSince.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
 }
 
 // handshakeConn caps the first read deadline set on it, the one go-zookeeper

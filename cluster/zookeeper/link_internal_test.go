@@ -92,3 +92,40 @@ func TestHandshakeConnCapsOnlyTheFirstDeadline(t *testing.T) {
 		t.Fatalf("a later deadline was capped too: the read returned after %s", waited)
 	}
 }
+
+// refusedFor counts from the first handshake that failed on a connection the
+// server took, not from refused dials, and a session resets it.
+func TestRefusedForCountsFailedHandshakesOnly(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	r := newHostRing(net.DialTimeout, 10*time.Second)
+	if err := r.Init([]string{lis.Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	refuse := r.dialer
+	r.dialer = func(string, string, time.Duration) (net.Conn, error) { return nil, net.ErrClosed }
+	r.Next()
+	_, _ = r.dial("tcp", "x", time.Second)
+	r.Next()
+	if d := r.refusedFor(); d != 0 {
+		t.Fatalf("refusedFor = %s after a refused dial, want 0", d)
+	}
+	r.dialer = refuse
+	conn, err := r.dial("tcp", lis.Addr().String(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	r.Next() // the handshake on conn failed
+	time.Sleep(20 * time.Millisecond)
+	if d := r.refusedFor(); d < 20*time.Millisecond {
+		t.Fatalf("refusedFor = %s 20ms after a failed handshake", d)
+	}
+	r.Connected()
+	if d := r.refusedFor(); d != 0 {
+		t.Fatalf("refusedFor = %s after a session, want 0", d)
+	}
+}

@@ -7,8 +7,9 @@
 // node is created again in the new session, deleting a znode left by an old
 // session first. Connecting is bounded by connectTimeout.
 //
-// A connection that has had no session for longer than the session timeout
-// is replaced by a new one. That is what brings herd back after a server
+// A connection that has had no session for longer than the session timeout,
+// or whose every session handshake servers have refused for two seconds, is
+// replaced by a new one. That is what brings herd back after a server
 // restarted on an empty data directory: it refuses a client that has seen
 // a newer zxid than its own, and never tells it that its session expired,
 // so the old connection would retry for ever.
@@ -145,13 +146,15 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 func (c *Coordinator) zk() *link { return c.conn.Load() }
 
 // keepConnected replaces the connection once it has gone without a session
-// for longer than the session timeout: the server has expired the session
-// by then, or it is a new server that will never take it (see the package
-// comment). A new connection's session is a new one, which the supervisor
-// and the watch treat as they treat an expired session.
+// for longer than the session timeout, or once servers have taken its
+// connections but refused every session handshake for refusedLimit: the
+// server has expired the session by then, or it is a new server that will
+// never take it (see the package comment). A new connection's session is a
+// new one, which the supervisor and the watch treat as they treat an expired
+// session.
 func (c *Coordinator) keepConnected() {
 	defer c.wg.Done()
-	tick := time.NewTicker(max(c.cfg.SessionTimeout/4, 100*time.Millisecond))
+	tick := time.NewTicker(min(c.cfg.SessionTimeout/4, 250*time.Millisecond))
 	defer tick.Stop()
 	lastSession := time.Now()
 	for {
@@ -160,24 +163,68 @@ func (c *Coordinator) keepConnected() {
 			return
 		case <-tick.C:
 		}
-		if c.zk().State() == zk.StateHasSession {
+		conn := c.zk()
+		if conn.State() == zk.StateHasSession {
 			lastSession = time.Now()
 			continue
 		}
-		if time.Since(lastSession) <= c.cfg.SessionTimeout {
-			continue
+		switch {
+		case time.Since(lastSession) > c.cfg.SessionTimeout:
+			if err := c.reconnect(false); err != nil {
+				c.opts.Logger.Warn("herd/zookeeper: replacing the connection failed; retrying", "err", err)
+			}
+			lastSession = time.Now() // give the new connection a session timeout of its own
+		case conn.ring.refusedFor() >= refusedLimit:
+			if err := c.reconnect(true); err != nil {
+				c.opts.Logger.Debug("herd/zookeeper: sessions refused, but not only to this connection; keeping it", "err", err)
+			} else {
+				lastSession = time.Now()
+			}
 		}
-		if err := c.reconnect(); err != nil {
-			c.opts.Logger.Warn("herd/zookeeper: replacing the connection failed; retrying", "err", err)
-		}
-		lastSession = time.Now() // give the new connection a session timeout of its own
 	}
 }
 
-func (c *Coordinator) reconnect() error {
+// refusedLimit is how long servers may take connections but refuse every
+// session on them before herd tries a fresh connection. A server restarted on
+// its data takes the old session back within a second of accepting
+// connections; an empty one refuses a client that has seen a newer zxid for
+// ever, and says nothing the client could tell from a server that is still
+// starting, or from a proxy that takes connections and closes them.
+const refusedLimit = 2 * time.Second
+
+// probeWait is how long a fresh connection, tried because the current one's
+// sessions are refused, has to get a session; oldGrace is how long the
+// current one then has to get its own back (a partition that just healed)
+// before the fresh one replaces it.
+const (
+	probeWait = time.Second
+	oldGrace  = 2 * redialMax
+)
+
+// reconnect replaces the connection with a new one. With probe, the new one
+// must first get a session within probeWait while the current one stays
+// without; otherwise it is dropped and the current one kept, so that a
+// network path that refuses every connection (a partition behind a proxy)
+// does not cost the session.
+func (c *Coordinator) reconnect(probe bool) error {
 	conn, events, err := connect(c.cfg, c.opts.Logger, net.DialTimeout)
 	if err != nil {
 		return err
+	}
+	if probe {
+		err := awaitSession(c.ctx, events, probeWait)
+		if err == nil && c.awaitOldSession(oldGrace) {
+			err = errors.New("the current connection got its session back")
+		}
+		if err != nil {
+			go func() {
+				conn.Close()
+				for range events {
+				}
+			}()
+			return fmt.Errorf("a fresh connection: %w", err)
+		}
+		nudge(c.sessions) // awaitSession took the event the event loop would have seen
 	}
 	c.connMu.Lock()
 	if c.ctx.Err() != nil {
@@ -193,7 +240,7 @@ func (c *Coordinator) reconnect() error {
 	c.connMu.Unlock()
 	old.Close() // ends the watch armed on it, which re-arms on the new one
 	c.connections.Add(1)
-	c.opts.Logger.Warn("herd/zookeeper: no session for longer than the session timeout; connecting afresh", "hosts", c.cfg.HostPort)
+	c.opts.Logger.Warn("herd/zookeeper: no session for longer than the session timeout, or every session refused; connecting afresh", "hosts", c.cfg.HostPort)
 	if c.cfg.EnableACL {
 		// Waits for the new session; Close ends the wait.
 		if err := conn.AddAuth("digest", []byte(c.cfg.Expression)); err != nil {
@@ -201,6 +248,21 @@ func (c *Coordinator) reconnect() error {
 		}
 	}
 	return nil
+}
+
+// awaitOldSession reports whether the current connection has a session
+// within d.
+func (c *Coordinator) awaitOldSession(d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if c.zk().State() == zk.StateHasSession {
+			return true
+		}
+		if time.Now().After(deadline) || c.ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // lastConn dials for the zk client and keeps the connection it made last,

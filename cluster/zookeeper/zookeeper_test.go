@@ -192,6 +192,30 @@ func TestSessionExpiryRecreatesTheNode(t *testing.T) {
 // client reconnects into it, the znode keeps its owner, and herd does not
 // replace the connection (which it does only after a session timeout
 // without a session, for a server that came back empty).
+// A server restarted on an empty data directory refuses a client that has
+// seen a newer zxid, for ever and without saying why. herd connects afresh
+// once every handshake has been refused for 2s, well before the session
+// timeout (20s here) that would otherwise have to pass first.
+func TestEmptyServerIsRejoinedBeforeTheSessionTimeout(t *testing.T) {
+	cp := testenv.Require(t, "HERD_ZK_CLASSPATH", "ZooKeeper's classpath, to restart a server empty")
+	leakcheck.Register(t)
+	srv := testserver.StartZooKeeper(t, cp)
+	cfg := testConfig(srv.Addr)
+	cfg.SessionTimeout = 20 * time.Second
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := register(t, c)
+	path := c.Path() + "/" + self.ID
+
+	srv.Kill()
+	srv.StartEmpty()
+	raw := rawConn(t, srv.Addr)
+	clustertest.WaitUntil(t, 10*time.Second, "self's znode on the empty server", func() bool { return owner(t, raw, path) != 0 })
+	if s := c.Stats(); s.Reconnections != 1 {
+		t.Fatalf("stats %+v: want one fresh connection", s)
+	}
+}
+
 // A server that accepts a connection and never answers the session handshake
 // (a starting ZooKeeper can) must not hold the client: go-zookeeper alone
 // waits ten receive timeouts (67s here) on it; herd gives up on it after
