@@ -1,8 +1,12 @@
 package consul
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 
 	"github.com/herd-go/herd/cluster/clustertest"
 )
@@ -33,5 +37,26 @@ func TestValidateBoundaries(t *testing.T) {
 func TestDefaultBackoffRetriesWithinASecond(t *testing.T) {
 	if defaultBackoff.Initial != 100*time.Millisecond || defaultBackoff.Max != time.Second {
 		t.Fatalf("default backoff %+v, want 100ms to 1s", defaultBackoff)
+	}
+}
+
+// forgotten tells "the agent no longer knows this check" (register again)
+// from every other failure (retry, or move to the next agent).
+func TestForgotten(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{api.StatusError{Code: 404}, true},
+		{api.StatusError{Code: 500, Body: `CheckID "herd:a" does not have associated TTL`}, true},
+		{api.StatusError{Code: 500, Body: `Unknown check "herd:a"`}, true},
+		{api.StatusError{Code: 500, Body: "rpc error: No cluster leader"}, false},
+		{api.StatusError{Code: 403, Body: "Permission denied"}, false},
+		{fmt.Errorf("wrapped: %w", api.StatusError{Code: 404}), true},
+		{errors.New("dial tcp: connection refused"), false},
+	} {
+		if got := forgotten(tc.err); got != tc.want {
+			t.Errorf("forgotten(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

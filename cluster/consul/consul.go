@@ -204,13 +204,18 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, self cl
 	defer close(done)
 	tick := time.NewTicker(c.cfg.CheckTTL / 3)
 	defer tick.Stop()
+	c.keepPassing(ctx, self, tick.C)
+}
+
+// keepPassing is supervise's loop, one round per tick, until ctx ends.
+func (c *Coordinator) keepPassing(ctx context.Context, self cluster.Node, ticks <-chan time.Time) {
 	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	missing := 0 // checks in a row that the watched passing list lacked self
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-ticks:
 		}
 		if nodes, ok := c.view.Load(); ok && !members.Has(nodes, self.ID) {
 			missing++

@@ -203,8 +203,12 @@ func TestSwitchesAgentAtRunTime(t *testing.T) {
 	cfg.Timeout = 500 * time.Millisecond
 	c, self := registered(t, cfg)
 	second := rawClient(t, addr)
+	time.Sleep(cfg.CheckTTL) // three checks on a healthy first agent: no reason to move
 	if entries, _, err := second.Health().Service(cfg.ServiceName, "", true, nil); err != nil || len(entries) != 0 {
 		t.Fatalf("self on the second agent before the switch: %v, %v", entries, err)
+	}
+	if s := c.Stats(); s.AgentSwitches != 0 {
+		t.Fatalf("stats %+v while the first agent answers: want no switch", s)
 	}
 	first.Kill()
 	clustertest.WaitUntil(t, 15*time.Second, "self registered on the second agent", func() bool {
