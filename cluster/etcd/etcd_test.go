@@ -217,17 +217,23 @@ func TestReregistersAfterLeaseRevokedOutOfBand(t *testing.T) {
 	}
 }
 
+// registeredWithKey registers a node through a new coordinator, closed when
+// the test ends, and returns it, a client of the server and self's key.
+func registeredWithKey(t *testing.T) (*etcd.Coordinator, *clientv3.Client, string) {
+	t.Helper()
+	leakCheck(t)
+	c := newCoordinator(t, testConfig(t))
+	t.Cleanup(func() { c.Close() })
+	self := register(t, c)
+	return c, rawClient(t), c.Prefix() + self.ID
+}
+
 // The watch can report the revoke of a lease after the supervisor has already
 // re-granted and put the key again. That deletion is older than our put and
 // must not cause another put or count as another re-registration (seen in CI:
 // Reregistrations 3 after two revocations).
 func TestIgnoresADeletionOurLatestPutRepaired(t *testing.T) {
-	leakCheck(t)
-	c := newCoordinator(t, testConfig(t))
-	defer c.Close()
-	self := register(t, c)
-	raw := rawClient(t)
-	key := c.Prefix() + self.ID
+	c, raw, key := registeredWithKey(t)
 	resp, err := raw.Get(context.Background(), key)
 	if err != nil || len(resp.Kvs) != 1 {
 		t.Fatalf("self key missing: %v", err)
@@ -248,12 +254,7 @@ func TestIgnoresADeletionOurLatestPutRepaired(t *testing.T) {
 }
 
 func TestReputsKeyDeletedOutOfBand(t *testing.T) {
-	leakCheck(t)
-	c := newCoordinator(t, testConfig(t))
-	defer c.Close()
-	self := register(t, c)
-	raw := rawClient(t)
-	key := c.Prefix() + self.ID
+	_, raw, key := registeredWithKey(t)
 	if _, err := raw.Delete(context.Background(), key); err != nil {
 		t.Fatal(err)
 	}

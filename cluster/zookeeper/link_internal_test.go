@@ -36,15 +36,7 @@ func TestHostRingWaitsItsOwnBackoffAndReportsRoundsOnlyOnceStopped(t *testing.T)
 // Each handshake that fails gives the next one twice the time, up to the
 // session timeout; a session resets it.
 func TestHandshakeLimitGrowsOnlyAfterAnsweredDials(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	r := newHostRing(net.DialTimeout, 3*time.Second)
-	if err := r.Init([]string{lis.Addr().String()}); err != nil {
-		t.Fatal(err)
-	}
+	r, lis := listeningRing(t, 3*time.Second)
 	var want []time.Duration
 	var got []time.Duration
 	for _, w := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second} {
@@ -96,15 +88,7 @@ func TestHandshakeConnCapsOnlyTheFirstDeadline(t *testing.T) {
 // refusedFor counts from the first handshake that failed on a connection the
 // server took, not from refused dials, and a session resets it.
 func TestRefusedForCountsFailedHandshakesOnly(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	r := newHostRing(net.DialTimeout, 10*time.Second)
-	if err := r.Init([]string{lis.Addr().String()}); err != nil {
-		t.Fatal(err)
-	}
+	r, lis := listeningRing(t, 10*time.Second)
 	refuse := r.dialer
 	r.dialer = func(string, string, time.Duration) (net.Conn, error) { return nil, net.ErrClosed }
 	r.Next()
@@ -128,4 +112,20 @@ func TestRefusedForCountsFailedHandshakesOnly(t *testing.T) {
 	if d := r.refusedFor(); d != 0 {
 		t.Fatalf("refusedFor = %s after a session, want 0", d)
 	}
+}
+
+// listeningRing is a host ring over one loopback listener that takes
+// connections and never answers on them.
+func listeningRing(t *testing.T, sessionTimeout time.Duration) (*hostRing, net.Listener) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lis.Close() })
+	r := newHostRing(net.DialTimeout, sessionTimeout)
+	if err := r.Init([]string{lis.Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	return r, lis
 }
