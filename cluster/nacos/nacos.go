@@ -281,8 +281,18 @@ func (c *Coordinator) query(ctx context.Context) ([]model.Instance, error) {
 	return out, err
 }
 
-// serverConfigs lists the SDK's server configs, on the given context path or
-// the SDK's default (/nacos) when it is empty.
+// serverRepeats is how many times each server is listed to the SDK.
+// nacos-sdk-go's reconnect loop (rpc_client.go) sleeps 100ms longer after
+// each round of its server list, up to 5s, and has no setting for it: with
+// one server listed, a client cut off for 20s reconnects up to 2s after the
+// server is back, and up to 5s after two minutes. Listed 20 times, a round
+// is 20 attempts, so the sleep grows twenty times slower: under half a second
+// after 20s, under a second after a minute. The SDK picks among the entries,
+// all of them the same servers.
+const serverRepeats = 20
+
+// serverConfigs lists the SDK's server configs, each serverRepeats times, on
+// the given context path or the SDK's default (/nacos) when it is empty.
 func serverConfigs(servers []server, contextPath string) []constant.ServerConfig {
 	var sc []constant.ServerConfig
 	for _, s := range servers {
@@ -290,7 +300,9 @@ func serverConfigs(servers []server, contextPath string) []constant.ServerConfig
 		if contextPath != "" {
 			opts = append(opts, constant.WithContextPath(contextPath))
 		}
-		sc = append(sc, *constant.NewServerConfig(s.host, s.port, opts...))
+		for range serverRepeats {
+			sc = append(sc, *constant.NewServerConfig(s.host, s.port, opts...))
+		}
 	}
 	return sc
 }

@@ -149,14 +149,26 @@ func TestNamespaceID(t *testing.T) {
 }
 
 // A context path is passed to every server; none keeps the SDK's default.
-func TestServerConfigsContextPath(t *testing.T) {
+// Each server is listed serverRepeats times (the SDK's reconnect sleep grows
+// per round of the list), in the configured order.
+func TestServerConfigs(t *testing.T) {
 	servers := []server{{host: "10.0.0.1", port: 8848}, {host: "10.0.0.2", port: 8848}}
 	for _, sc := range serverConfigs(servers, "/custom") {
 		if sc.ContextPath != "/custom" {
 			t.Fatalf("context path %q, want /custom", sc.ContextPath)
 		}
 	}
-	if sc := serverConfigs(servers, ""); len(sc) != 2 || sc[0].ContextPath != "/nacos" || sc[1].IpAddr != "10.0.0.2" || sc[1].Port != 8848 {
-		t.Fatalf("server configs %+v, want both servers on the SDK's default /nacos", sc)
+	sc := serverConfigs(servers, "")
+	if len(sc) != 2*serverRepeats {
+		t.Fatalf("%d server configs, want each of 2 servers %d times", len(sc), serverRepeats)
+	}
+	for i, c := range sc {
+		want := servers[i/serverRepeats]
+		if c.IpAddr != want.host || c.Port != want.port || c.ContextPath != "/nacos" {
+			t.Fatalf("server config %d = %+v, want %s:%d on the SDK's default /nacos", i, c, want.host, want.port)
+		}
+	}
+	if serverRepeats < 10 {
+		t.Fatalf("serverRepeats = %d: the SDK's reconnect sleep would again grow past a second within a minute", serverRepeats)
 	}
 }
