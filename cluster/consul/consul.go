@@ -300,15 +300,22 @@ func (c *Coordinator) watchLoop() {
 			continue
 		}
 		bo.Reset()
-		switch {
-		case meta.LastIndex < index:
-			index = 0
-		case meta.LastIndex == 0:
-			index = 1
-		default:
-			index = meta.LastIndex
-		}
+		index = nextIndex(index, meta.LastIndex)
 		c.view.Publish(c.decode(entries, true), c.selfID())
+	}
+}
+
+// nextIndex is the index of the blocking query that follows an answer at
+// last to one asked at prev, by Consul's rules: start over when the index went
+// backwards (a restored or another server), and never block on 0.
+func nextIndex(prev, last uint64) uint64 {
+	switch {
+	case last < prev:
+		return 0
+	case last == 0:
+		return 1
+	default:
+		return last
 	}
 }
 

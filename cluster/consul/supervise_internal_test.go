@@ -69,3 +69,69 @@ func TestKeepPassingRegistersAgainAfterThreeMisses(t *testing.T) {
 		t.Fatalf("%d registrations one check after registering again, want 1: the count of misses starts over", n)
 	}
 }
+
+func TestNextIndex(t *testing.T) {
+	for _, tc := range []struct{ prev, last, want uint64 }{
+		{0, 7, 7}, // first answer
+		{7, 9, 9}, // moved on
+		{7, 7, 7}, // timed out unchanged
+		{9, 4, 0}, // went backwards: start over
+		{0, 0, 1}, // never block on 0
+		{5, 0, 0}, // backwards to 0 is backwards
+	} {
+		if got := nextIndex(tc.prev, tc.last); got != tc.want {
+			t.Errorf("nextIndex(%d, %d) = %d, want %d", tc.prev, tc.last, got, tc.want)
+		}
+	}
+}
+
+// A service instance without its own address is at its node's address; a
+// node's metadata is the service's, nil when there is none.
+func TestDecodeAddressAndMeta(t *testing.T) {
+	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions()}
+	got := c.decode([]*api.ServiceEntry{
+		{Node: &api.Node{Address: "10.0.0.9"}, Service: &api.AgentService{ID: "own", Address: "10.0.0.1", Port: 11800, Meta: map[string]string{"zone": "z1"}}},
+		{Node: &api.Node{Address: "10.0.0.2"}, Service: &api.AgentService{ID: "node-addr", Port: 11800, Meta: map[string]string{}}},
+		{Service: &api.AgentService{ID: "no-node", Address: "10.0.0.3", Port: 11800}},
+	}, false)
+	if len(got) != 3 {
+		t.Fatalf("decoded %+v, want 3 nodes", got)
+	}
+	if got[0].Address.Host != "10.0.0.1" || got[0].Meta["zone"] != "z1" {
+		t.Errorf("own address: %+v", got[0])
+	}
+	if got[1].Address.Host != "10.0.0.2" || got[1].Meta != nil {
+		t.Errorf("node's address and nil metadata: %+v", got[1])
+	}
+	if got[2].Address.Host != "10.0.0.3" {
+		t.Errorf("no node: %+v", got[2])
+	}
+}
+
+// When the agent in use does not answer, herd moves to the next agent in
+// hostPort and registers there at once (a new agent has never heard of it).
+func TestKeepPassingRegistersWithTheNextAgent(t *testing.T) {
+	next, registrations := fakeAgent(t)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close() // refuses connections from now on
+	cfg := api.DefaultNonPooledConfig()
+	cfg.Address = strings.TrimPrefix(gone.URL, "http://")
+	down, err := api.NewClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions(), clients: []*api.Client{down, next}}
+	self := cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}}
+	c.view.Publish([]cluster.Node{self}, self.ID)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ticks := make(chan time.Time)
+	done := make(chan struct{})
+	go func() { defer close(done); c.keepPassing(ctx, self, ticks) }()
+	defer func() { cancel(); <-done }()
+	ticks <- time.Now()
+	clustertest.WaitUntil(t, 5*time.Second, "a registration with the next agent", func() bool { return registrations.Load() == 1 })
+	if s := c.Stats(); s.AgentSwitches != 1 || s.Reregistrations != 1 {
+		t.Fatalf("stats %+v, want one switch and one registration", s)
+	}
+}
