@@ -154,7 +154,9 @@ func newNamingClient(ctx context.Context, timeout time.Duration, p vo.NacosClien
 	}
 	done := make(chan made, 1)
 	go func() {
+		sdkClients.RLock()
 		c, err := clients.NewNamingClient(p)
+		sdkClients.RUnlock()
 		done <- made{c, err}
 	}()
 	timer := time.NewTimer(timeout)
@@ -176,16 +178,20 @@ func newNamingClient(ctx context.Context, timeout time.Duration, p vo.NacosClien
 	return nil, fmt.Errorf("no answer within %s (cluster.nacos.timeout)", timeout)
 }
 
-// sdkClose serialises closing SDK clients, the one piece of package-level
-// state here besides the provider registration: nacos-sdk-go v2.3.5's
-// RpcClient.Shutdown deletes from the SDK's package-level client map without
-// the lock its CreateClient takes, so two clients closing at once race (seen
-// under -race when two start-ups gave up together).
-var sdkClose sync.Mutex
+// sdkClients keeps closing SDK clients apart from making them, the one piece
+// of package-level state here besides the provider registration:
+// nacos-sdk-go v2.3.5's RpcClient.Shutdown deletes from the SDK's
+// package-level client map without the lock its CreateClient takes, so a
+// client closed while another is made races (seen under -race: a start-up
+// that gave up closed the client the SDK made late while the next start-up
+// made one), and so do two closed at once. Making takes the lock shared,
+// closing alone; a Close can thus wait for another coordinator's start-up,
+// at most the SDK's own (three tries of three seconds).
+var sdkClients sync.RWMutex
 
 func closeClient(c naming_client.INamingClient) {
-	sdkClose.Lock()
-	defer sdkClose.Unlock()
+	sdkClients.Lock()
+	defer sdkClients.Unlock()
 	c.CloseClient()
 }
 

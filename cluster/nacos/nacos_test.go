@@ -2,12 +2,14 @@ package nacos_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"maps"
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -251,6 +253,32 @@ func TestUnreachableServerFailsFast(t *testing.T) {
 		_, err := nacos.New(context.Background(), cfg, cluster.WithLogger(quiet))
 		return err
 	})
+}
+
+// A server that takes connections and never answers: the SDK's own start-up
+// would try for nine seconds; New gives up at cfg.Timeout, or when its
+// context ends, and says which.
+func TestSilentServerFailsWithinItsBound(t *testing.T) {
+	httpProxy, grpcProxy := nacosProxies(t, "127.0.0.1:1")
+	httpProxy.Stall()
+	grpcProxy.Stall()
+	cfg := nacos.DefaultConfig()
+	cfg.HostPort = httpProxy.Addr
+	cfg.LogDir, cfg.CacheDir = scratch(t), scratch(t)
+
+	cfg.Timeout = 500 * time.Millisecond
+	_, err := nacos.New(context.Background(), cfg, cluster.WithLogger(quiet))
+	if err == nil || !strings.Contains(err.Error(), "cluster.nacos.timeout") {
+		t.Fatalf("New against a silent server: %v, want an error naming cluster.nacos.timeout", err)
+	}
+
+	cfg.Timeout = time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err = nacos.New(ctx, cfg, cluster.WithLogger(quiet))
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "context ended") {
+		t.Fatalf("New with a context ending first: %v, want the context's error", err)
+	}
 }
 
 func TestBadConfig(t *testing.T) {
