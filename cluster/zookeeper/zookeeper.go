@@ -177,10 +177,9 @@ func (c *Coordinator) keepConnected() {
 			}
 			lastSession = time.Now() // give the new connection a session timeout of its own
 		case conn.ring.refusedFor() >= refusedLimit:
+			// On success the next tick sees the new connection's session.
 			if err := c.reconnect(true); err != nil {
 				c.opts.Logger.Debug("herd/zookeeper: sessions refused, but not only to this connection; keeping it", "err", err)
-			} else {
-				lastSession = time.Now()
 			}
 		}
 	}
