@@ -289,7 +289,32 @@ func TestZnodeDeletedOutOfBandComesBack(t *testing.T) {
 	if err := raw.Delete(path, -1); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitUntil(t, 10*time.Second, "the znode created again", func() bool { return owner(t, raw, path) != 0 })
+	// The watch sees the deletion and nudges the supervisor; its own periodic
+	// check (every 5s here) must not be what brings the znode back.
+	clustertest.WaitUntil(t, 2*time.Second, "the znode created again", func() bool { return owner(t, raw, path) != 0 })
+}
+
+// The whole remote path deleted out of band: the watch makes it again and
+// keeps watching, and self comes back in it.
+func TestRemotePathDeletedOutOfBand(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	cfg := testConfig(addr)
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	self := register(t, c)
+	raw := rawConn(t, addr)
+	w := c.Watch(t.Context())
+	if _, err := raw.Multi(&zk.DeleteRequest{Path: c.Path() + "/" + self.ID, Version: -1}, &zk.DeleteRequest{Path: c.Path(), Version: -1}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitUntil(t, 5*time.Second, "self's znode made again under a new remote path", func() bool { return owner(t, raw, c.Path()+"/"+self.ID) != 0 })
+	other := newCoordinator(t, cfg)
+	defer other.Close()
+	newcomer := register(t, other)
+	clustertest.WaitFor(t, w, 5*time.Second, "a newcomer in the watch after the path was made again", func(ns []cluster.Node) bool {
+		return clustertest.Has(ns, self.ID) && clustertest.Has(ns, newcomer.ID)
+	})
 }
 
 // TestHealthyZnodeIsLeftAlone: the supervisor's periodic check finds self's
