@@ -170,10 +170,12 @@ start_nacos_server() {
     (( ok )) && break
   done
   local dir; run_dir nacos-server; mkdir -p "$dir/logs"; cp -r "$NACOS_DIST/conf" "$dir/conf"
-  setsid java -Xms256m -Xmx512m -Xmn128m -Dnacos.standalone=true -Dnacos.home="$dir" \
+  # Started from its run directory: the server writes derby.log and an
+  # access log into its working directory.
+  (cd "$dir" && exec setsid java -Xms256m -Xmx512m -Xmn128m -Dnacos.standalone=true -Dnacos.home="$dir" \
     -Dnacos.inetutils.ip-address=127.0.0.1 -Dserver.address=127.0.0.1 \
     -jar "$NACOS_DIST/target/nacos-server.jar" --spring.config.additional-location=file:"$dir"/conf/ \
-    --logging.config="$dir"/conf/nacos-logback.xml --server.port="$http" >"$dir/nacos.log" 2>&1 </dev/null &
+    --logging.config="$dir"/conf/nacos-logback.xml --server.port="$http" >"$dir/nacos.log" 2>&1 </dev/null) &
   HERD_PIDS+=($!)
   wait_http "http://127.0.0.1:$http/nacos/v1/ns/operator/metrics" '"UP"' 120 "the Nacos server" "$dir/nacos.log" || return 1
   export HERD_TEST_NACOS_ADDR="127.0.0.1:$http" HERD_NACOS_SERVER="$NACOS_DIST"
