@@ -53,6 +53,15 @@ func (l *link) Close() {
 	l.Conn.Close()
 }
 
+// discard closes a client that was never put to use and reads its events
+// until the client ends them. Its close request waits up to 1s for an answer
+// no one may send, so the close runs beside the reading.
+func (l *link) discard(events <-chan zk.Event) {
+	go l.Close()
+	for range events {
+	}
+}
+
 // hostRing is go-zookeeper's DNS host provider, with herd's backoff in place
 // of the client's pause of one second after each round of the server list.
 // The client pauses when Next says a round is complete; the ring waits its

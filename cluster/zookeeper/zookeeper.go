@@ -45,7 +45,7 @@ func init() { cluster.RegisterConfigured("zookeeper", DefaultConfig, New) }
 type Stats struct {
 	Malformed       uint64 // children of the remote path that are not valid nodes, once per write
 	Reregistrations uint64 // znodes created again after a session expired or the znode vanished
-	Reconnections   uint64 // connections replaced after going without a session past the session timeout
+	Reconnections   uint64 // connections replaced after going without a session past the session timeout, or after every session was refused
 }
 
 // Coordinator registers self as an ephemeral znode and watches its siblings.
@@ -109,9 +109,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		// minute by default); closing the socket, and refusing new ones,
 		// ends that at once.
 		sock.close()
-		go conn.Close()    // its close request waits up to 1s for an answer no one will send
-		for range events { // drain until the client closes it
-		}
+		conn.discard(events)
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("zookeeper: the context ended before a session with %s: %w", cfg.HostPort, ctx.Err())
 		}
@@ -218,11 +216,7 @@ func (c *Coordinator) reconnect(probe bool) error {
 			err = errors.New("the current connection got its session back")
 		}
 		if err != nil {
-			go func() {
-				conn.Close()
-				for range events {
-				}
-			}()
+			go conn.discard(events)
 			return fmt.Errorf("a fresh connection: %w", err)
 		}
 		nudge(c.sessions) // awaitSession took the event the event loop would have seen
@@ -230,9 +224,7 @@ func (c *Coordinator) reconnect(probe bool) error {
 	c.connMu.Lock()
 	if c.ctx.Err() != nil {
 		c.connMu.Unlock()
-		conn.Close()
-		for range events {
-		}
+		conn.discard(events)
 		return nil
 	}
 	old := c.conn.Swap(conn)
