@@ -452,6 +452,14 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p strin
 		case <-c.sessions:
 		case <-c.selfGone:
 		case <-tick.C:
+			// Without a session the check would only wait in the client's
+			// queue (the host ring never fails it), to be sent the instant
+			// a session resumes, where go-zookeeper v1.0.4 races its own
+			// watch re-arming (lastZxid, upstream PR #35). The new session
+			// nudges this loop anyway.
+			if c.zk().State() != zk.StateHasSession {
+				continue
+			}
 		}
 		for {
 			conn := c.zk()
