@@ -86,6 +86,7 @@ func TestCheckSelfRegistersAgainAfterTwoMisses(t *testing.T) {
 	c.view.Publish([]cluster.Node{other, self}, self.ID)
 	ticks <- time.Now()
 	ticks <- time.Now() // self seen twice: the misses start over
+	settled()           // the second look at the view is done before it changes
 	c.view.Publish([]cluster.Node{other}, self.ID)
 	ticks <- time.Now()
 	settled()
