@@ -41,11 +41,12 @@ start_test_backends
 step "go test -race ./..."
 go test -race -count=1 -timeout 20m ./...
 
-# nacos-sdk-go races with itself when it reconnects (upstream issue #741), so
-# under -race the Nacos recovery, protection and partition tests skip; they
-# run here without -race.
-step "Nacos recovery, protection and partition on the Nacos server, without -race"
-go test -count=1 -timeout 10m -run 'TestConformance/(Recovers|Protection)|TestPartitioned' -v ./cluster/nacos | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|recovered|\.go:[0-9]+:'
+# nacos-sdk-go v2.3.5 races with itself whenever its connection comes up
+# (upstream issues #741, #833, #905, #908; fixed after v2.3.5, not released),
+# so under -race the tests that run it against a server skip (see
+# requireServer in cluster/nacos); they run here without -race.
+step "the Nacos suite on the Nacos server, without -race"
+go test -count=1 -timeout 10m -v ./cluster/nacos | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|recovered|\.go:[0-9]+:'
 
 step "the Nacos suite on r-nacos, the second target (without -race, recovery included)"
 HERD_TEST_NACOS_ADDR="$HERD_TEST_RNACOS_ADDR" HERD_NACOS_SERVER= go test -count=1 -timeout 10m ./cluster/nacos
