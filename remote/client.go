@@ -127,6 +127,7 @@ type PeerClient struct {
 	closeErr  error
 
 	sent, dropped, failed, tooLarge, reconnects, batches atomic.Uint64
+	connectErr                                           atomic.Pointer[error]
 }
 
 // DialPeer returns a client for node. It does not wait for the connection:
@@ -153,6 +154,15 @@ func (c *PeerClient) Node() cluster.Node { return c.node }
 // Stats returns the client's counters.
 func (c *PeerClient) Stats() ClientStats {
 	return ClientStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Failed: c.failed.Load(), TooLarge: c.tooLarge.Load(), Reconnects: c.reconnects.Load(), Batches: c.batches.Load()}
+}
+
+// Err returns why the last attempt to open the stream to the peer failed
+// (unreachable, refused by TLS, …), or nil once a stream is open.
+func (c *PeerClient) Err() error {
+	if p := c.connectErr.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Send queues data for worker on the peer. The client owns data from here on:
@@ -231,13 +241,21 @@ func (c *PeerClient) run() {
 		for stream == nil {
 			s, err := c.rpc.Call(c.ctx)
 			if err == nil {
+				c.connectErr.Store(nil)
 				stream = s
 				if opened++; opened > 1 {
 					c.reconnects.Add(1)
 				}
 				break
 			}
-			if c.ctx.Err() != nil || !bo.Wait(c.ctx) {
+			if c.ctx.Err() != nil {
+				c.failed.Add(uint64(n) + uint64(len(c.queue)))
+				return
+			}
+			if c.connectErr.Swap(&err) == nil { // once an outage, not at every retry
+				c.opts.Logger.Warn("herd/remote: cannot open a stream to peer; retrying", "peer", c.node.Address.String(), "err", err)
+			}
+			if !bo.Wait(c.ctx) {
 				c.failed.Add(uint64(n) + uint64(len(c.queue)))
 				return
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/herd-go/herd/cluster"
 	_ "github.com/herd-go/herd/cluster/all" // every backend selectable by SW_CLUSTER
 	"github.com/herd-go/herd/remote"
+	"github.com/herd-go/herd/remote/peertls"
 	"github.com/herd-go/herd/selector"
 )
 
@@ -33,6 +34,12 @@ func main() {
 		log.Fatal(err)
 	}
 
+	// Mutual TLS between peers when SW_CLUSTER_TLS_* name the files; else plaintext.
+	creds, err := peertls.Load(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+
 	got := make(chan string, 1)
 	srv := remote.NewServer()
 	if err := srv.Handle("greeter", remote.HandlerFunc(func(_ context.Context, data []byte) {
@@ -40,7 +47,7 @@ func main() {
 	})); err != nil {
 		log.Fatal(err)
 	}
-	g := grpc.NewServer()
+	g := grpc.NewServer(creds.ServerOption())
 	srv.Register(g) // mount on your own *grpc.Server
 	go g.Serve(lis)
 	defer g.Stop()
@@ -53,7 +60,8 @@ func main() {
 	if err := coord.RegisterRemote(ctx, self); err != nil {
 		log.Fatal(err)
 	}
-	peers, err := remote.NewManager(coord, self, srv) // pushed by the watch, checked every 10 s
+	peers, err := remote.NewManager(coord, self, srv, // pushed by the watch, checked every 10 s
+		remote.WithClientOptions(remote.ClientOptions{DialOptions: []grpc.DialOption{creds.DialOption()}}))
 	if err != nil {
 		log.Fatal(err)
 	}
