@@ -32,6 +32,11 @@ type Harness struct {
 	Leave func(t *testing.T, c cluster.Coordinator, n cluster.Node) error
 	// SingleNode is true for backends that only ever show self (standalone).
 	SingleNode bool
+	// SharedIDs, when not empty, says why the backend cannot refuse a node
+	// ID that another live process holds (Kubernetes: the platform names
+	// each pod). Empty, the suite checks that a second process registering
+	// a held ID at another address gets cluster.ErrDuplicateID.
+	SharedIDs string
 	// WriteMalformed writes, out of band, an entry into the backend path that
 	// does not decode as a node. Nil for backends with no shared path.
 	WriteMalformed func(t *testing.T)
@@ -102,6 +107,14 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ClosedCoordinator", func(t *testing.T) { testClosed(t, h) })
 	if !h.SingleNode {
 		t.Run("PeerAppearsThenLeaves", func(t *testing.T) { testPeerJoinLeave(t, h) })
+	}
+	if !h.SingleNode {
+		t.Run("RefusesHeldID", func(t *testing.T) {
+			if h.SharedIDs != "" {
+				t.Skip(h.SharedIDs)
+			}
+			testHeldID(t, h)
+		})
 	}
 	if h.WriteMalformed != nil {
 		t.Run("MalformedEntrySkippedAndCounted", func(t *testing.T) { testMalformed(t, h) })
@@ -621,6 +634,49 @@ func testPeerJoinLeave(t *testing.T, h Harness) {
 		t.Fatalf("leaving: %v", err)
 	}
 	WaitFor(t, w, h.Within, "peer gone after its Close", func(ns []cluster.Node) bool { return !Has(ns, nb.ID) && Has(ns, na.ID) })
+}
+
+// testHeldID: a second process registering a node ID that a live one holds,
+// at another address, is refused with cluster.ErrDuplicateID naming both
+// addresses, and the holder keeps its entry; once the holder has left, the
+// ID is free again.
+func testHeldID(t *testing.T, h Harness) {
+	holder, twin := h.NewCoordinator(t), h.NewCoordinator(t)
+	closeOnCleanup(t, holder)
+	closeOnCleanup(t, twin)
+	n := NewNode()
+	if err := h.Register(t, holder, n); err != nil {
+		t.Fatal(err)
+	}
+	w := twin.Watch(ctx(t))
+	atHolder := func(ns []cluster.Node) bool {
+		i := slices.IndexFunc(ns, func(m cluster.Node) bool { return m.ID == n.ID })
+		return i >= 0 && ns[i].Address == n.Address
+	}
+	WaitFor(t, w, h.Within, "the holder", atHolder)
+
+	impostor := n
+	impostor.Address = NewNode().Address
+	err := h.Register(t, twin, impostor)
+	if !errors.Is(err, cluster.ErrDuplicateID) {
+		t.Fatalf("registering ID %s, held by a live process at %s, from %s: %v; want an error wrapping cluster.ErrDuplicateID", n.ID, n.Address, impostor.Address, err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, n.Address.String()) || !strings.Contains(msg, impostor.Address.String()) {
+		t.Errorf("the error does not name both addresses (%s, %s): %v", n.Address, impostor.Address, err)
+	}
+	Keeps(t, w, 500*time.Millisecond, "the holder's entry at its own address", atHolder)
+
+	if err := h.Leave(t, holder, n); err != nil {
+		t.Fatalf("leaving: %v", err)
+	}
+	WaitFor(t, w, h.Within, "the holder gone", func(ns []cluster.Node) bool { return !Has(ns, n.ID) })
+	if err := h.Register(t, twin, impostor); err != nil {
+		t.Fatalf("registering the ID once its holder left: %v", err)
+	}
+	WaitFor(t, w, h.Within, "the ID at its new address", func(ns []cluster.Node) bool {
+		i := slices.IndexFunc(ns, func(m cluster.Node) bool { return m.ID == n.ID })
+		return i >= 0 && ns[i].Address == impostor.Address
+	})
 }
 
 func testMalformed(t *testing.T, h Harness) {

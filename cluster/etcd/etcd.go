@@ -180,45 +180,80 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 		return fmt.Errorf("etcd: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
 	}
 	k := c.prefix + self.ID
-	lease, rev, err := c.grantAndPut(ctx, k, string(value))
+	lease, rev, err := c.grantAndPut(ctx, k, string(value), self)
 	if err != nil {
 		return fmt.Errorf("etcd: registering %s at %s: %w", self.ID, k, err)
 	}
 	c.self, c.lease = &self, lease
 	superCtx, stop := context.WithCancel(c.ctx)
 	c.superStop, c.superDone = stop, make(chan struct{})
-	go c.supervise(superCtx, c.superDone, k, string(value), lease, rev)
+	go c.supervise(superCtx, c.superDone, k, string(value), self, lease, rev)
 	c.view.Remark(self.ID)
 	return nil
 }
 
 // grantAndPut puts k under a new lease and returns the lease and the put's
 // revision.
-func (c *Coordinator) grantAndPut(ctx context.Context, k, v string) (clientv3.LeaseID, int64, error) {
+func (c *Coordinator) grantAndPut(ctx context.Context, k, v string, self cluster.Node) (clientv3.LeaseID, int64, error) {
 	g, err := c.client.Grant(ctx, int64(c.cfg.TTL/time.Second))
 	if err != nil {
 		return 0, 0, fmt.Errorf("granting a %s lease: %w", c.cfg.TTL, err)
 	}
-	put, err := c.client.Put(ctx, k, v, clientv3.WithLease(g.ID))
+	rev, err := c.claim(ctx, k, v, self, g.ID)
 	if err != nil {
 		// Don't leave an orphan lease; it would expire anyway.
 		rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, _ = c.client.Revoke(rctx, g.ID)
 		cancel()
-		return 0, 0, fmt.Errorf("putting the node key: %w", err)
+		return 0, 0, err
 	}
-	return g.ID, put.Header.Revision, nil
+	return g.ID, rev, nil
+}
+
+// claim puts k on lease unless a live entry of another process holds it:
+// a key on another lease (the key exists, so that lease is alive) whose
+// node is at another address. It returns the put's revision. Each put is a
+// transaction on the revision it checked, so a holder that appears in
+// between is seen.
+func (c *Coordinator) claim(ctx context.Context, k, v string, self cluster.Node, lease clientv3.LeaseID) (int64, error) {
+	put := clientv3.OpPut(k, v, clientv3.WithLease(lease))
+	cond := clientv3.Compare(clientv3.CreateRevision(k), "=", 0) // absent
+	for range 5 {
+		resp, err := c.client.Txn(ctx).If(cond).Then(put).Else(clientv3.OpGet(k)).Commit()
+		if err != nil {
+			return 0, fmt.Errorf("putting the node key: %w", err)
+		}
+		if resp.Succeeded {
+			return resp.Header.Revision, nil
+		}
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(kvs) == 0 {
+			cond = clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+			continue
+		}
+		held := kvs[0]
+		if held.Lease != int64(lease) {
+			// An entry that does not decode is no live node: replace it.
+			if holder, err := cluster.DecodeNode(held.Value); err == nil {
+				if err := cluster.CheckTakeover(self, holder); err != nil {
+					return 0, err
+				}
+			}
+		}
+		cond = clientv3.Compare(clientv3.ModRevision(k), "=", held.ModRevision)
+	}
+	return 0, fmt.Errorf("putting the node key: %s kept changing under five attempts", k)
 }
 
 // supervise keeps the lease alive and, whenever it is lost or our key is
 // deleted, registers again. It never gives up; only ctx stops it.
-func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v string, lease clientv3.LeaseID, putRev int64) {
+func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v string, self cluster.Node, lease clientv3.LeaseID, putRev int64) {
 	defer close(done)
 	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	for {
 		alive, err := c.client.KeepAlive(ctx, lease)
 		if err == nil {
-			putRev = c.keepAlive(ctx, alive, k, v, lease, putRev)
+			putRev = c.keepAlive(ctx, alive, k, v, self, lease, putRev)
 		}
 		if ctx.Err() != nil {
 			return
@@ -228,7 +263,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v st
 			if !bo.Wait(ctx) {
 				return
 			}
-			newLease, rev, err := c.grantAndPut(ctx, k, v)
+			newLease, rev, err := c.grantAndPut(ctx, k, v, self)
 			if err == nil {
 				lease, putRev = newLease, rev
 				c.mu.Lock()
@@ -253,7 +288,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v st
 // A deletion at or before putRev is one our latest put already repaired (the
 // watch reported the revoke of the previous lease after we re-granted), so it
 // is ignored rather than counted as another re-registration.
-func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.LeaseKeepAliveResponse, k, v string, lease clientv3.LeaseID, putRev int64) int64 {
+func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.LeaseKeepAliveResponse, k, v string, self cluster.Node, lease clientv3.LeaseID, putRev int64) int64 {
 	for {
 		select {
 		case _, ok := <-alive:
@@ -264,11 +299,20 @@ func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.Leas
 			if deleted <= putRev {
 				continue
 			}
-			put, err := c.client.Put(ctx, k, v, clientv3.WithLease(lease))
+			rev, err := c.claim(ctx, k, v, self, lease)
+			if errors.Is(err, cluster.ErrDuplicateID) {
+				// Another process took the ID while it was free. Give up
+				// this lease; the caller claims again, under a new one,
+				// and logs why until the other leaves.
+				rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				_, _ = c.client.Revoke(rctx, lease)
+				cancel()
+				return putRev
+			}
 			if err != nil {
 				return putRev // lease gone too: the caller grants a new one
 			}
-			putRev = put.Header.Revision
+			putRev = rev
 			c.reregistrations.Add(1)
 		}
 	}

@@ -144,6 +144,8 @@ func (f *fixture) deletePod(name string) error {
 func (f *fixture) harness(cfg kubernetes.Config) clustertest.Harness {
 	return clustertest.Harness{
 		NewCoordinator: func(t *testing.T) cluster.Coordinator { return f.coordinator(t, cfg, f.token) },
+		SharedIDs: "not applicable: herd registers nothing on Kubernetes; a node's ID is its pod's name or UID, " +
+			"which the API server makes unique, and its address is the pod's own IP",
 		Register: func(t *testing.T, c cluster.Coordinator, n cluster.Node) error {
 			// Idempotent: the suite may retry after a server restart.
 			if _, err := f.admin.CoreV1().Pods(f.ns).Get(context.Background(), n.ID, metav1.GetOptions{}); err != nil {

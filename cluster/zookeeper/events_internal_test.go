@@ -55,7 +55,7 @@ func TestCreateSelfMakesThePathAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := c.path + "/self"
-	if err := c.createSelf(p, []byte(`{}`)); err != nil {
+	if err := c.createSelf(p, []byte(`{}`), cluster.Node{}); err != nil {
 		t.Fatal(err)
 	}
 	if ok, _, err := c.zk().Exists(p); err != nil || !ok {

@@ -369,7 +369,7 @@ func (c *Coordinator) selfID() string {
 // createSelf makes self's ephemeral znode in the current session. A znode
 // at the same path owned by another session (ours before it expired, or a
 // previous process with this ID) is deleted first.
-func (c *Coordinator) createSelf(p string, data []byte) error {
+func (c *Coordinator) createSelf(p string, data []byte, self cluster.Node) error {
 	// One connection throughout: an owner compared with another
 	// connection's session would look stale.
 	conn := c.zk()
@@ -386,7 +386,7 @@ func (c *Coordinator) createSelf(p string, data []byte) error {
 		case !errors.Is(err, zk.ErrNodeExists):
 			return err
 		}
-		_, stat, err := conn.Get(p)
+		held, stat, err := conn.Get(p)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
 		}
@@ -396,6 +396,14 @@ func (c *Coordinator) createSelf(p string, data []byte) error {
 		if stat.EphemeralOwner == conn.SessionID() {
 			_, err := conn.Set(p, data, stat.Version)
 			return err
+		}
+		// An ephemeral znode lives only as long as its session: another
+		// live process's, unless it is at our address (ours, restarted).
+		// A persistent one, or one that does not decode, is no node.
+		if holder, err := cluster.DecodeNode(held); err == nil && stat.EphemeralOwner != 0 {
+			if err := cluster.CheckTakeover(self, holder); err != nil {
+				return err
+			}
 		}
 		if err := conn.Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			return fmt.Errorf("deleting a stale znode of session %#x: %w", stat.EphemeralOwner, err)
@@ -426,13 +434,13 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 		return err
 	}
 	p := c.path + "/" + self.ID
-	if err := c.createSelf(p, data); err != nil {
+	if err := c.createSelf(p, data, self); err != nil {
 		return fmt.Errorf("zookeeper: registering %s at %s: %w", self.ID, p, err)
 	}
 	c.self = &self
 	sctx, stop := context.WithCancel(c.ctx)
 	c.superStop, c.superDone = stop, make(chan struct{})
-	go c.supervise(sctx, c.superDone, p, data)
+	go c.supervise(sctx, c.superDone, p, data, self)
 	c.view.Remark(self.ID)
 	return nil
 }
@@ -440,7 +448,7 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 // supervise checks self's znode after every new session, whenever the watch
 // misses it, and periodically; it creates it again when it is gone or owned
 // by an old session. It never gives up.
-func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p string, data []byte) {
+func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p string, data []byte, self cluster.Node) {
 	defer close(done)
 	tick := time.NewTicker(max(c.cfg.SessionTimeout/2, time.Second))
 	defer tick.Stop()
@@ -468,7 +476,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p strin
 				break
 			}
 			if err == nil {
-				if err = c.createSelf(p, data); err == nil {
+				if err = c.createSelf(p, data, self); err == nil {
 					c.reregistrations.Add(1)
 					c.opts.Logger.Warn("herd/zookeeper: registered self again", "path", p)
 					break
