@@ -145,6 +145,9 @@ func (c *Coordinator) selfID() string {
 func checkID(id string) string { return "herd:" + id }
 
 func (c *Coordinator) register(ctx context.Context, a *api.Client, n cluster.Node) error {
+	if err := c.checkHolder(ctx, a, n); err != nil {
+		return err
+	}
 	reg := &api.AgentServiceRegistration{
 		ID:      n.ID,
 		Name:    c.cfg.ServiceName,
@@ -160,6 +163,31 @@ func (c *Coordinator) register(ctx context.Context, a *api.Client, n cluster.Nod
 		},
 	}
 	return a.Agent().ServiceRegisterOpts(reg, api.ServiceRegisterOpts{ReplaceExistingChecks: true}.WithContext(ctx))
+}
+
+// checkHolder refuses n's ID when a passing instance of the service, kept
+// passing by another live process, holds it at another address. An
+// instance whose check is critical (its process stopped passing it) is no
+// holder. Consul has no compare-and-set on service registration, so two
+// processes registering one ID in the same instant can both pass this.
+func (c *Coordinator) checkHolder(ctx context.Context, a *api.Client, n cluster.Node) error {
+	entries, _, err := a.Health().Service(c.cfg.ServiceName, "", true, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("looking for another holder of ID %s: %w", n.ID, err)
+	}
+	for _, e := range entries {
+		if e.Service == nil || e.Service.ID != n.ID {
+			continue
+		}
+		host := e.Service.Address
+		if host == "" && e.Node != nil {
+			host = e.Node.Address
+		}
+		if err := cluster.CheckTakeover(n, cluster.Node{ID: n.ID, Address: cluster.Address{Host: host, Port: e.Service.Port}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RegisterRemote registers self and keeps its check passing until Close.

@@ -15,8 +15,8 @@ import (
 	"github.com/herd-go/herd/cluster/clustertest"
 )
 
-// An agent that takes every TTL update and every registration, and counts
-// the registrations.
+// An agent that takes every TTL update and every registration, counts the
+// registrations, and lists no instance of any service.
 func fakeAgent(t *testing.T) (*api.Client, *atomic.Int32) {
 	var registrations atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -24,6 +24,8 @@ func fakeAgent(t *testing.T) (*api.Client, *atomic.Int32) {
 		case strings.HasPrefix(r.URL.Path, "/v1/agent/check/update/"):
 		case r.URL.Path == "/v1/agent/service/register":
 			registrations.Add(1)
+		case strings.HasPrefix(r.URL.Path, "/v1/health/service/"):
+			_, _ = w.Write([]byte("[]"))
 		default:
 			http.NotFound(w, r)
 		}

@@ -2,6 +2,7 @@ package etcd_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -422,5 +423,78 @@ func TestRelistDropsNodesDeletedWhileTheWatchWasDown(t *testing.T) {
 	})
 	if c.Stats().Relists == relists {
 		t.Fatalf("the view changed without a re-list (%+v): the test did not exercise one", c.Stats())
+	}
+}
+
+// A crashed process's entry lives until its lease expires. The same process
+// restarted on the same address takes it over at once; another address is
+// refused until the lease has expired, and then accepted. A key of ours
+// that another process claims while ours is briefly gone is not put back
+// over it.
+func TestHeldIDAndItsExpiry(t *testing.T) {
+	cfg := testConfig(t)
+	raw := rawClient(t)
+	n := clustertest.NewNode()
+	v, err := cluster.EncodeNode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := cfg.Namespace + "/" + cfg.ServiceName + "/" + n.ID
+	crashed := func() clientv3.LeaseID { // the entry of a process that died without leaving
+		g, err := raw.Grant(context.Background(), 60)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Put(context.Background(), k, string(v), clientv3.WithLease(g.ID)); err != nil {
+			t.Fatal(err)
+		}
+		return g.ID
+	}
+
+	lease := crashed()
+	moved := n
+	moved.Address = clustertest.NewNode().Address
+	c := newCoordinator(t, cfg)
+	if err := c.RegisterRemote(context.Background(), moved); !errors.Is(err, cluster.ErrDuplicateID) {
+		t.Fatalf("registering at another address over a live lease: %v; want cluster.ErrDuplicateID", err)
+	}
+	if _, err := raw.Revoke(context.Background(), lease); err != nil { // the lease expires
+		t.Fatal(err)
+	}
+	if err := c.RegisterRemote(context.Background(), moved); err != nil {
+		t.Fatalf("registering once the old lease expired: %v", err)
+	}
+	c.Close()
+
+	crashed()
+	restarted := newCoordinator(t, cfg)
+	defer restarted.Close()
+	if err := restarted.RegisterRemote(context.Background(), n); err != nil {
+		t.Fatalf("the same address restarted before its lease expired: %v", err)
+	}
+	got, err := raw.Get(context.Background(), k)
+	if err != nil || len(got.Kvs) != 1 || clientv3.LeaseID(got.Kvs[0].Lease) == lease {
+		t.Fatalf("the restarted node's key: %v, %v", got, err)
+	}
+
+	// Ours deleted, and at once claimed by another process at another
+	// address: the supervisor must not put ours back over it.
+	other := n
+	other.Address = clustertest.NewNode().Address
+	ov, _ := cluster.EncodeNode(other)
+	g, err := raw.Grant(context.Background(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Delete(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Put(context.Background(), k, string(ov), clientv3.WithLease(g.ID)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // several supervisor rounds at this test's backoff
+	got, err = raw.Get(context.Background(), k)
+	if err != nil || len(got.Kvs) != 1 || string(got.Kvs[0].Value) != string(ov) {
+		t.Fatalf("the other process's claim was overwritten: %v, %v", got, err)
 	}
 }

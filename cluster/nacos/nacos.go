@@ -314,6 +314,9 @@ func serverConfigs(servers []server, contextPath string) []constant.ServerConfig
 }
 
 func (c *Coordinator) register(ctx context.Context, n cluster.Node) error {
+	if err := c.checkHolder(ctx, n); err != nil {
+		return err
+	}
 	meta := maps.Clone(n.Meta)
 	if meta == nil {
 		meta = map[string]string{}
@@ -329,6 +332,28 @@ func (c *Coordinator) register(ctx context.Context, n cluster.Node) error {
 		}
 		return err
 	})
+}
+
+// checkHolder refuses n's ID when a healthy instance at another address
+// carries it: an ephemeral instance is healthy while the client that
+// registered it stays connected. The instances are the SDK's subscribed
+// view, as fresh as the server's pushes; Nacos has no compare-and-set on
+// registration, so two processes registering one ID in the same instant
+// can both pass this.
+func (c *Coordinator) checkHolder(ctx context.Context, n cluster.Node) error {
+	instances, err := c.query(ctx)
+	if err != nil {
+		return fmt.Errorf("looking for another holder of ID %s: %w", n.ID, err)
+	}
+	for _, holder := range c.decode(instances, false) {
+		if holder.ID != n.ID {
+			continue
+		}
+		if err := cluster.CheckTakeover(n, holder); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RegisterRemote registers self as an ephemeral instance and keeps it

@@ -9,20 +9,30 @@ import (
 	"time"
 
 	"github.com/nacos-group/nacos-sdk-go/v2/clients/naming_client"
+	"github.com/nacos-group/nacos-sdk-go/v2/model"
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
 )
 
-// fakeNaming records registrations; every other method of the SDK's
-// interface is left nil and would panic if called.
+// fakeNaming records registrations and lists instances; every other
+// method of the SDK's interface is left nil and would panic if called.
 type fakeNaming struct {
 	naming_client.INamingClient
 	mu         sync.Mutex
 	registered []vo.RegisterInstanceParam
 	refuse     bool
 	fail       error
+	instances  []model.Instance
+}
+
+func (f *fakeNaming) ServerHealthy() bool { return true }
+
+func (f *fakeNaming) SelectAllInstances(vo.SelectAllInstancesParam) ([]model.Instance, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.instances, nil
 }
 
 func (f *fakeNaming) RegisterInstance(p vo.RegisterInstanceParam) (bool, error) {
@@ -171,5 +181,36 @@ func TestServerConfigs(t *testing.T) {
 	}
 	if serverRepeats < 10 {
 		t.Fatalf("serverRepeats = %d: the SDK's reconnect sleep would again grow past a second within a minute", serverRepeats)
+	}
+}
+
+// A healthy instance carrying self's ID at another address is another live
+// process: registering is refused, naming both addresses, and nothing is
+// registered. At self's own address it is self restarted, and registering
+// goes ahead; so it does when the holder is unhealthy (its client is gone).
+func TestRegisterRefusesAHeldID(t *testing.T) {
+	self := cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}}
+	holder := model.Instance{Ip: "10.0.0.9", Port: 11800, Healthy: true, Enable: true, Weight: 1, Metadata: map[string]string{IDKey: "self"}}
+	f := &fakeNaming{instances: []model.Instance{holder}}
+	c := newFakeCoordinator(t, f)
+	err := c.register(context.Background(), self)
+	if !errors.Is(err, cluster.ErrDuplicateID) || !strings.Contains(err.Error(), "10.0.0.9:11800") || !strings.Contains(err.Error(), "10.0.0.1:11800") {
+		t.Fatalf("register = %v; want cluster.ErrDuplicateID naming both addresses", err)
+	}
+	if f.registrations() != 0 {
+		t.Fatal("a refused ID was registered anyway")
+	}
+
+	f.mu.Lock()
+	f.instances[0].Healthy = false
+	f.mu.Unlock()
+	if err := c.register(context.Background(), self); err != nil {
+		t.Fatalf("register with the holder unhealthy: %v", err)
+	}
+	f.mu.Lock()
+	f.instances[0].Healthy, f.instances[0].Ip = true, "10.0.0.1"
+	f.mu.Unlock()
+	if err := c.register(context.Background(), self); err != nil {
+		t.Fatalf("register over an instance at self's own address: %v", err)
 	}
 }
