@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# herd's one test command: formatting, go vet, and every test with -race,
+# herd's one test command: formatting, go vet, staticcheck, and every test with -race,
 # against real backend servers that this script installs and starts itself
 # on a machine with no Docker. CI runs exactly this (.ci/run).
 #
@@ -34,6 +34,16 @@ fi
 
 step "go vet ./..."
 go vet ./...
+
+# staticcheck, pinned in tools/go.mod, built once into the cache.
+STATICCHECK_VERSION=$(cd tools && go list -m -f '{{.Version}}' honnef.co/go/tools)
+STATICCHECK="$HERD_CACHE/bin/staticcheck-$STATICCHECK_VERSION"
+step "staticcheck $STATICCHECK_VERSION ./..."
+if [ ! -x "$STATICCHECK" ]; then
+  mkdir -p "$HERD_CACHE/bin"
+  (cd tools && go build -o "$STATICCHECK.tmp" honnef.co/go/tools/cmd/staticcheck) && mv "$STATICCHECK.tmp" "$STATICCHECK"
+fi
+"$STATICCHECK" ./...
 
 step "backend servers"
 start_test_backends

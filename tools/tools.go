@@ -1,7 +1,8 @@
 //go:build tools
 
-// Package tools pins the code generators scripts/genproto.sh builds and the
-// mutation tester scripts/mutation.sh runs, in a module of their own so they
+// Package tools pins the code generators scripts/genproto.sh builds, the
+// mutation tester scripts/mutation.sh runs and the static checker
+// scripts/test.sh runs, in a module of their own so they
 // never become dependencies of the library.
 package tools
 
@@ -9,4 +10,5 @@ import (
 	_ "github.com/go-gremlins/gremlins/cmd/gremlins"
 	_ "google.golang.org/grpc/cmd/protoc-gen-go-grpc"
 	_ "google.golang.org/protobuf/cmd/protoc-gen-go"
+	_ "honnef.co/go/tools/cmd/staticcheck"
 )

@@ -253,7 +253,7 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v st
 	for {
 		alive, err := c.client.KeepAlive(ctx, lease)
 		if err == nil {
-			putRev = c.keepAlive(ctx, alive, k, v, self, lease, putRev)
+			c.keepAlive(ctx, alive, k, v, self, lease, putRev)
 		}
 		if ctx.Err() != nil {
 			return
@@ -282,18 +282,17 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v st
 }
 
 // keepAlive drains the keepalive channel until the lease is gone. If our key
-// is deleted while the lease lives, it puts it back on the same lease. It
-// returns the revision of our latest put.
+// is deleted while the lease lives, it puts it back on the same lease.
 //
 // A deletion at or before putRev is one our latest put already repaired (the
 // watch reported the revoke of the previous lease after we re-granted), so it
 // is ignored rather than counted as another re-registration.
-func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.LeaseKeepAliveResponse, k, v string, self cluster.Node, lease clientv3.LeaseID, putRev int64) int64 {
+func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.LeaseKeepAliveResponse, k, v string, self cluster.Node, lease clientv3.LeaseID, putRev int64) {
 	for {
 		select {
 		case _, ok := <-alive:
 			if !ok {
-				return putRev // expired, revoked, or ctx ended
+				return // expired, revoked, or ctx ended
 			}
 		case deleted := <-c.selfGone:
 			if deleted <= putRev {
@@ -307,10 +306,10 @@ func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.Leas
 				rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				_, _ = c.client.Revoke(rctx, lease)
 				cancel()
-				return putRev
+				return
 			}
 			if err != nil {
-				return putRev // lease gone too: the caller grants a new one
+				return // lease gone too: the caller grants a new one
 			}
 			putRev = rev
 			c.reregistrations.Add(1)

@@ -345,7 +345,7 @@ func raw2der(certs []*x509.Certificate) [][]byte {
 }
 
 func (t *transport) Info() credentials.ProtocolInfo {
-	return credentials.ProtocolInfo{SecurityProtocol: "tls", ServerName: t.cr.cfg.ServerName}
+	return credentials.ProtocolInfo{SecurityProtocol: "tls"}
 }
 
 func (t *transport) Clone() credentials.TransportCredentials {
