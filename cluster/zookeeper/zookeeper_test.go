@@ -357,6 +357,29 @@ func TestDigestACL(t *testing.T) {
 	if _, _, err := anonymous.Get(path); !errors.Is(err, zk.ErrNoAuth) {
 		t.Fatalf("read without credentials: err = %v, want ErrNoAuth", err)
 	}
+	// Another session, anonymous or with another digest, can neither
+	// overwrite nor delete herd's znodes, nor add an entry beside them.
+	stranger := rawConn(t, addr)
+	if err := stranger.AddAuth("digest", []byte("mallory:guess")); err != nil {
+		t.Fatal(err)
+	}
+	for name, conn := range map[string]*zk.Conn{"anonymous": anonymous, "another digest": stranger} {
+		if _, err := conn.Set(path, []byte(`{"id":"x","host":"10.6.6.6","port":1}`), -1); !errors.Is(err, zk.ErrNoAuth) {
+			t.Errorf("%s overwriting self's znode: err = %v, want ErrNoAuth", name, err)
+		}
+		if err := conn.Delete(path, -1); !errors.Is(err, zk.ErrNoAuth) {
+			t.Errorf("%s deleting self's znode: err = %v, want ErrNoAuth", name, err)
+		}
+		if _, err := conn.Create(c.Path()+"/intruder", []byte("{}"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); !errors.Is(err, zk.ErrNoAuth) {
+			t.Errorf("%s adding an entry: err = %v, want ErrNoAuth", name, err)
+		}
+		if err := conn.Delete(c.Path(), -1); !errors.Is(err, zk.ErrNoAuth) && !errors.Is(err, zk.ErrNotEmpty) {
+			t.Errorf("%s deleting the remote path: err = %v", name, err)
+		}
+	}
+	if ok, _, err := anonymous.Exists(path); err != nil || !ok {
+		t.Fatalf("self's znode after the attempts: exists %v, %v", ok, err)
+	}
 	authed := rawConn(t, addr)
 	if err := authed.AddAuth("digest", []byte("herd:secret")); err != nil {
 		t.Fatal(err)
