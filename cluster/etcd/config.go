@@ -3,10 +3,13 @@ package etcd
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/herd-go/herd/cluster"
 )
@@ -134,4 +137,30 @@ func (c Config) tlsConfig() (*tls.Config, error) {
 		t.Certificates = []tls.Certificate{cert}
 	}
 	return t, nil
+}
+
+// whatToCheck names the settings most likely behind a failed start-up.
+func (c Config) whatToCheck(err error) string {
+	switch {
+	case errors.Is(err, rpctypes.ErrAuthFailed):
+		return "check cluster.etcd.user and cluster.etcd.password (SW_CLUSTER_ETCD_USER, SW_CLUSTER_ETCD_PASSWORD)"
+	case errors.Is(err, rpctypes.ErrPermissionDenied), errors.Is(err, rpctypes.ErrUserEmpty), errors.Is(err, rpctypes.ErrUserNotFound):
+		if !c.Authentication {
+			return "the server has authentication on: set cluster.etcd.authentication to true with cluster.etcd.user and cluster.etcd.password " +
+				"(SW_CLUSTER_ETCD_AUTHENTICATION, SW_CLUSTER_ETCD_USER, SW_CLUSTER_ETCD_PASSWORD), or give the client certificate's common name a role"
+		}
+		return fmt.Sprintf("user %q may not read and write %s: grant its role readwrite on that prefix, or change cluster.etcd.namespace / cluster.etcd.serviceName (SW_CLUSTER_ETCD_NAMESPACE, SW_CLUSTER_ETCD_SERVICE_NAME)", c.User, c.prefix())
+	}
+	hint := "check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS"
+	if c.TLSCAFile == "" && c.TLSCertFile == "" {
+		hint += "; if the server speaks TLS, set cluster.etcd.tlsCaFile (SW_CLUSTER_ETCD_TLS_CA_FILE), and tlsCertFile/tlsKeyFile if it requires client certificates"
+	} else if c.TLSCertFile == "" {
+		hint += "; if the server requires client certificates, set cluster.etcd.tlsCertFile and tlsKeyFile (SW_CLUSTER_ETCD_TLS_CERT_FILE, SW_CLUSTER_ETCD_TLS_KEY_FILE)"
+	} else {
+		hint += ", and the TLS files cluster.etcd.tlsCaFile, tlsCertFile, tlsKeyFile"
+	}
+	if c.Authentication {
+		hint += ", and cluster.etcd.user / password"
+	}
+	return hint
 }

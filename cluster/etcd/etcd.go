@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	}
 	client, err := clientv3.New(ccfg)
 	if err != nil {
-		return nil, fmt.Errorf("etcd: connecting to %s: %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS)", cfg.Endpoints, err)
+		return nil, fmt.Errorf("etcd: connecting to %s: %w (%s)", cfg.Endpoints, err, cfg.whatToCheck(err))
 	}
 	c := &Coordinator{cfg: cfg, opts: o, client: client, prefix: cfg.prefix(), selfGone: make(chan int64, 1)}
 
@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("etcd: the context ended before %s answered: %w", cfg.Endpoints, ctx.Err())
 		}
-		return nil, fmt.Errorf("etcd: %s did not answer within %s (cluster.etcd.dialTimeout): %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS, and the credentials if authentication is on)", cfg.Endpoints, cfg.DialTimeout, err)
+		return nil, fmt.Errorf("etcd: %s did not answer a read of %s within %s (cluster.etcd.dialTimeout): %w (%s)", cfg.Endpoints, c.prefix, cfg.DialTimeout, err, cfg.whatToCheck(err))
 	}
 
 	c.ctx, c.cancel = context.WithCancel(context.Background())
