@@ -99,7 +99,14 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	for i := range c.clients {
 		pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		_, err := c.clients[i].Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(pctx))
+		if err == nil {
+			err = checkToken(pctx, c.clients[i])
+		}
 		cancel()
+		var se api.StatusError
+		if errors.As(err, &se) && se.Code == 403 {
+			return nil, fmt.Errorf("consul: agent %s refused the ACL token: %w (check cluster.consul.aclToken / SW_CLUSTER_CONSUL_ACLTOKEN)", cfg.hosts()[i], err)
+		}
 		if err == nil {
 			c.current.Store(int32(i))
 			c.ctx, c.cancel = context.WithCancel(context.Background())
@@ -113,6 +120,18 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, fmt.Errorf("consul: the context ended before an agent in %q answered: %w", cfg.HostPort, ctx.Err())
 	}
 	return nil, fmt.Errorf("consul: no agent in %q answered within %s: %w (check cluster.consul.hostPort / SW_CLUSTER_CONSUL_HOST_PORT, and the ACL token)", cfg.HostPort, cfg.Timeout, errs)
+}
+
+// checkToken asks the agent about the ACL token, so that a token it does
+// not know fails at start rather than at the first registration. An agent
+// without ACLs says so, and any token will do.
+func checkToken(ctx context.Context, a *api.Client) error {
+	_, _, err := a.ACL().TokenReadSelf((&api.QueryOptions{}).WithContext(ctx))
+	var se api.StatusError
+	if errors.As(err, &se) && (se.Code == 401 || strings.Contains(se.Body, "ACL support disabled")) {
+		return nil
+	}
+	return err
 }
 
 // Stats returns the coordinator's counters.
@@ -205,6 +224,10 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 		return fmt.Errorf("consul: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
 	}
 	if err := c.register(ctx, c.agent(), self); err != nil {
+		var se api.StatusError
+		if errors.As(err, &se) && se.Code == 403 {
+			return fmt.Errorf("consul: registering %s as service %q: %w (the ACL token, cluster.consul.aclToken / SW_CLUSTER_CONSUL_ACLTOKEN, needs service:write on %q, and service:read and node:read for the catalog)", self.ID, c.cfg.ServiceName, err, c.cfg.ServiceName)
+		}
 		return fmt.Errorf("consul: registering %s as service %q: %w", self.ID, c.cfg.ServiceName, err)
 	}
 	c.self = &self

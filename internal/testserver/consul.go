@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,7 +19,24 @@ type Consul struct {
 }
 
 // StartConsul runs bin (a consul binary) as a one-server cluster on loopback.
-func StartConsul(t testing.TB, bin string) *Consul {
+func StartConsul(t testing.TB, bin string) *Consul { return startConsul(t, bin, "") }
+
+// StartConsulACL runs bin with ACLs on and default_policy deny; management
+// is both the initial management token and the agent's own token.
+func StartConsulACL(t testing.TB, bin, management string) *Consul {
+	return startConsul(t, bin, fmt.Sprintf(`acl {
+  enabled = true
+  default_policy = "deny"
+  enable_token_persistence = true
+  tokens {
+    initial_management = %q
+    agent = %q
+  }
+}
+`, management, management))
+}
+
+func startConsul(t testing.TB, bin, hcl string) *Consul {
 	dir := t.TempDir()
 	http := FreePort(t)
 	args := []string{"agent", "-server", "-bootstrap-expect=1", "-data-dir=" + dir + "/data",
@@ -26,6 +44,12 @@ func StartConsul(t testing.TB, bin string) *Consul {
 		"-http-port=" + strconv.Itoa(http), "-dns-port=-1", "-grpc-port=-1", "-grpc-tls-port=-1",
 		"-serf-lan-port=" + strconv.Itoa(FreePort(t)), "-serf-wan-port=" + strconv.Itoa(FreePort(t)),
 		"-server-port=" + strconv.Itoa(FreePort(t)), "-log-level=warn"}
+	if hcl != "" {
+		if err := os.WriteFile(dir+"/extra.hcl", []byte(hcl), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-config-file="+dir+"/extra.hcl")
+	}
 	c := &Consul{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", http)}
 	c.Proc = newProc(t, "consul", bin, args, dir, c.ready)
 	c.data = dir + "/data"
