@@ -58,5 +58,7 @@ go test -race -count=1 -timeout 20m ./...
 step "the Nacos suite on the Nacos server, without -race"
 go test -count=1 -timeout 10m -v ./cluster/nacos | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|recovered|\.go:[0-9]+:'
 
+# Authentication is proven on the Alibaba server (TestAuthentication starts
+# one with it on), not on r-nacos.
 step "the Nacos suite on r-nacos, the second target (without -race, recovery included)"
-HERD_TEST_NACOS_ADDR="$HERD_TEST_RNACOS_ADDR" HERD_NACOS_SERVER= go test -count=1 -timeout 10m ./cluster/nacos
+HERD_TEST_NACOS_ADDR="$HERD_TEST_RNACOS_ADDR" HERD_NACOS_SERVER= go test -count=1 -timeout 10m -skip TestAuthentication ./cluster/nacos

@@ -23,10 +23,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,13 +127,24 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	c := &Coordinator{cfg: cfg, opts: o, client: client}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 
+	// nacos-sdk-go logs a refused login and answers queries as if the
+	// service were empty; ask the server directly, so that wrong
+	// credentials fail here.
+	if cfg.Username != "" {
+		if err := checkLogin(ctx, cfg, servers); err != nil {
+			c.shutdown()
+			return nil, err
+		}
+	}
+
 	// Fail fast on a wrong address or credentials.
 	if _, err := c.query(ctx); err != nil {
 		c.shutdown()
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("nacos: the context ended before %s answered: %w", cfg.HostPort, ctx.Err())
 		}
-		return nil, fmt.Errorf("nacos: %s did not answer: %w (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT, the gRPC port +1000, and the credentials)", cfg.HostPort, err)
+		return nil, fmt.Errorf("nacos: %s did not answer: %w (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT and the gRPC port +1000; "+
+			"if the server has authentication on, cluster.nacos.username and password / SW_CLUSTER_NACOS_USERNAME and SW_CLUSTER_NACOS_PASSWORD, and that user's permission on namespace %q)", cfg.HostPort, err, cfg.namespaceID())
 	}
 	// Subscribe to the whole service and filter by cluster here: a push for a
 	// cluster-filtered subscription is filed under another cache key by some
@@ -328,10 +343,45 @@ func (c *Coordinator) register(ctx context.Context, n cluster.Node) error {
 			Metadata: meta, ClusterName: c.cfg.ClusterName, ServiceName: c.cfg.ServiceName, GroupName: c.cfg.Group,
 		})
 		if err == nil && !ok {
-			err = errors.New("the server refused the registration")
+			err = errors.New("the server refused the registration (if it has authentication on: cluster.nacos.username and password, " +
+				"SW_CLUSTER_NACOS_USERNAME and SW_CLUSTER_NACOS_PASSWORD, for a user whose role may write the namespace)")
 		}
 		return err
 	})
+}
+
+// checkLogin logs in to the first server that answers, over its HTTP API,
+// and fails only on a refusal: a server that does not answer is the SDK's
+// to report.
+func checkLogin(ctx context.Context, cfg Config, servers []server) error {
+	path := cfg.ContextPath
+	if path == "" {
+		path = "/nacos"
+	}
+	form := url.Values{"username": {cfg.Username}, "password": {cfg.Password}}
+	for _, s := range servers {
+		u := "http://" + net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10)) + "/" + strings.Trim(path, "/") + "/v1/auth/login"
+		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodPost, u, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			cancel()
+			continue
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		cancel()
+		switch {
+		case resp.StatusCode == http.StatusOK:
+			return nil
+		case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized || strings.Contains(string(body), "not found"):
+			return fmt.Errorf("nacos: %s refused the login of user %q: %d %s (check cluster.nacos.username and password / SW_CLUSTER_NACOS_USERNAME and SW_CLUSTER_NACOS_PASSWORD)",
+				net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10)), cfg.Username, resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		return nil // a server without authentication, or another answer: the SDK reports its own
+	}
+	return nil
 }
 
 // checkHolder refuses n's ID when a healthy instance at another address

@@ -22,7 +22,14 @@ type Nacos struct {
 // StartNacosServer runs the Alibaba Nacos server, standalone, from dist (a
 // distribution folder holding target/nacos-server.jar and conf/; see
 // scripts/backends.sh). It takes 15-25 s to start.
-func StartNacosServer(t testing.TB, dist string) *Nacos {
+func StartNacosServer(t testing.TB, dist string) *Nacos { return startNacosServer(t, dist, false) }
+
+// StartNacosServerAuth runs the Alibaba Nacos server with authentication on
+// (its own nacos user system). Its admin password is not set: the test sets
+// it, as an operator does on a new server.
+func StartNacosServerAuth(t testing.TB, dist string) *Nacos { return startNacosServer(t, dist, true) }
+
+func startNacosServer(t testing.TB, dist string, auth bool) *Nacos {
 	home := t.TempDir()
 	if out, err := exec.Command("cp", "-r", filepath.Join(dist, "conf"), filepath.Join(home, "conf")).CombinedOutput(); err != nil {
 		t.Fatalf("copying the Nacos server's conf: %v: %s", err, out)
@@ -39,7 +46,15 @@ func StartNacosServer(t testing.TB, dist string) *Nacos {
 		"-jar", filepath.Join(dist, "target", "nacos-server.jar"),
 		"--spring.config.additional-location=file:" + home + "/conf/",
 		"--logging.config=" + home + "/conf/nacos-logback.xml", "--server.port=" + strconv.Itoa(http)}
-	n.Proc = newProc(t, "nacos-server", "java", args, home, n.answers("/nacos/v1/ns/operator/metrics", http))
+	ready := "/nacos/v1/ns/operator/metrics"
+	if auth {
+		args = append(args, "--nacos.core.auth.enabled=true",
+			"--nacos.core.auth.server.identity.key=herd-test", "--nacos.core.auth.server.identity.value=herd-test",
+			// base64 of 32 bytes, the token signing key's minimum
+			"--nacos.core.auth.plugin.nacos.token.secret.key=aGVyZC10ZXN0LXNpZ25pbmcta2V5LW9mLTMyLWJ5dGVzISE=")
+		ready = "/nacos/v1/console/health/readiness" // open with auth on
+	}
+	n.Proc = newProc(t, "nacos-server", "java", args, home, n.answers(ready, http))
 	n.data = filepath.Join(home, "data")
 	n.Start()
 	return n
