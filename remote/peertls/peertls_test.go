@@ -203,11 +203,7 @@ func TestClientFromAnotherCAIsRefused(t *testing.T) {
 	var serverLog logBuffer
 	addr, got := serve(t, credsOf(t, tlsConfig(ours, ours.Issue(testcert.LeafOptions{})), peertls.WithLogger(serverLog.logger())))
 	// The client trusts both CAs, so only the server can refuse.
-	bundle := filepath.Join(t.TempDir(), "both.pem")
-	testcert.WriteFile(t, bundle, append(ours.PEM(), theirs.PEM()...))
-	c := tlsConfig(theirs, theirs.Issue(testcert.LeafOptions{}))
-	c.CAFile = bundle
-	pc := dial(t, addr, credsOf(t, c))
+	pc := dial(t, addr, credsOf(t, trustingBoth(t, ours, theirs)))
 	send(t, pc, "x")
 	serverLog.waitLog(t, "not signed by a CA in cluster.tls.caFile (SW_CLUSTER_TLS_CA_FILE)")
 	select {
@@ -215,6 +211,16 @@ func TestClientFromAnotherCAIsRefused(t *testing.T) {
 		t.Fatalf("the server received %q from a client it refused", d.data)
 	case <-time.After(200 * time.Millisecond):
 	}
+}
+
+// trustingBoth is the config of a peer with a certificate from own that
+// trusts both other and own.
+func trustingBoth(t *testing.T, other, own *testcert.CA) peertls.Config {
+	bundle := filepath.Join(t.TempDir(), "both.pem")
+	testcert.WriteFile(t, bundle, append(other.PEM(), own.PEM()...))
+	c := tlsConfig(own, own.Issue(testcert.LeafOptions{}))
+	c.CAFile = bundle
+	return c
 }
 
 func TestPlaintextClientIsRefused(t *testing.T) {
@@ -379,11 +385,7 @@ func TestRotationIsPickedUpWithoutRestart(t *testing.T) {
 	// A second CA joins the bundle: its clients are refused before, and
 	// accepted after, with no restart.
 	next := testcert.NewCA(t, "next")
-	bundle := filepath.Join(t.TempDir(), "both.pem")
-	testcert.WriteFile(t, bundle, append(ca.PEM(), next.PEM()...))
-	nextClient := tlsConfig(next, next.Issue(testcert.LeafOptions{}))
-	nextClient.CAFile = bundle
-	pc := dial(t, addr, credsOf(t, nextClient))
+	pc := dial(t, addr, credsOf(t, trustingBoth(t, ca, next)))
 	send(t, pc, "before")
 	serverLog.waitLog(t, "not signed by a CA in cluster.tls.caFile")
 	testcert.WriteFile(t, serverCfg.CAFile, append(ca.PEM(), next.PEM()...))
