@@ -123,15 +123,16 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 }
 
 // checkToken asks the agent about the ACL token, so that a token it does
-// not know fails at start rather than at the first registration. An agent
-// without ACLs says so, and any token will do.
+// not know fails at start rather than at the first registration. Only a
+// refusal (403) counts: an agent without ACLs answers 401, and any other
+// failure is the watch's to report.
 func checkToken(ctx context.Context, a *api.Client) error {
 	_, _, err := a.ACL().TokenReadSelf((&api.QueryOptions{}).WithContext(ctx))
 	var se api.StatusError
-	if errors.As(err, &se) && (se.Code == 401 || strings.Contains(se.Body, "ACL support disabled")) {
-		return nil
+	if errors.As(err, &se) && se.Code == 403 {
+		return err
 	}
-	return err
+	return nil
 }
 
 // Stats returns the coordinator's counters.

@@ -26,6 +26,8 @@ func TestWatchAsksAgainWhenTheFirstQueryIsHeld(t *testing.T) {
 		switch {
 		case r.URL.Path == "/v1/status/leader":
 			fmt.Fprint(w, `"127.0.0.1:8300"`)
+		case r.URL.Path == "/v1/acl/token/self":
+			noACLs(w)
 		case strings.HasPrefix(r.URL.Path, "/v1/health/service/"):
 			if r.URL.Query().Get("index") != "" || lists.Add(1) == 1 {
 				<-r.Context().Done() // the held first query, and every blocking one
@@ -50,6 +52,12 @@ func TestWatchAsksAgainWhenTheFirstQueryIsHeld(t *testing.T) {
 	})
 }
 
+// noACLs answers as an agent without ACLs does when asked about a token.
+func noACLs(w http.ResponseWriter) {
+	w.WriteHeader(http.StatusUnauthorized)
+	fmt.Fprint(w, "ACL support disabled")
+}
+
 // An agent that holds every query is asked again and again, but with at most
 // eight questions waiting at once: the oldest is ended to make room.
 func TestHeldQueriesAreBounded(t *testing.T) {
@@ -58,6 +66,10 @@ func TestHeldQueriesAreBounded(t *testing.T) {
 	agent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/status/leader" {
 			fmt.Fprint(w, `"127.0.0.1:8300"`)
+			return
+		}
+		if r.URL.Path == "/v1/acl/token/self" {
+			noACLs(w)
 			return
 		}
 		lists.Add(1)

@@ -133,7 +133,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("etcd: the context ended before %s answered: %w", cfg.Endpoints, ctx.Err())
 		}
-		return nil, fmt.Errorf("etcd: %s did not answer a read of %s within %s (cluster.etcd.dialTimeout): %w (%s)", cfg.Endpoints, c.prefix, cfg.DialTimeout, err, cfg.whatToCheck(err))
+		return nil, fmt.Errorf("etcd: %s did not answer within %s (cluster.etcd.dialTimeout) a read of %s: %w (%s)", cfg.Endpoints, cfg.DialTimeout, c.prefix, err, cfg.whatToCheck(err))
 	}
 
 	c.ctx, c.cancel = context.WithCancel(context.Background())
