@@ -3,6 +3,7 @@ package zookeeper_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -207,13 +208,32 @@ func TestEmptyServerIsRejoinedBeforeTheSessionTimeout(t *testing.T) {
 	self := register(t, c)
 	path := c.Path() + "/" + self.ID
 
+	// Let the client see more transactions than the empty server will have
+	// when it reconnects (every new session is one), so that the server
+	// refuses the old session and herd must replace the connection.
+	before := rawConn(t, srv.Addr)
+	for i := range 50 {
+		if _, err := before.Create(fmt.Sprintf("/herd-noise-%d", i), nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.QueryRemoteNodes(context.Background()); err != nil { // reads the server's latest zxid
+		t.Fatal(err)
+	}
+
 	srv.Kill()
 	srv.StartEmpty()
 	raw := rawConn(t, srv.Addr)
 	clustertest.WaitUntil(t, 10*time.Second, "self's znode on the empty server", func() bool { return owner(t, raw, path) != 0 })
-	if s := c.Stats(); s.Reconnections != 1 {
-		t.Fatalf("stats %+v: want one fresh connection", s)
+	// Usually the empty server refuses the old session (the client has seen
+	// newer transactions) and herd replaces the connection. Sometimes it
+	// answers "expired" instead, and go-zookeeper opens a new session on the
+	// same connection: also a rejoin, counted as a re-registration only.
+	s := c.Stats()
+	if s.Reconnections == 0 && s.Reregistrations == 0 {
+		t.Fatalf("stats %+v: self's znode is back but neither a fresh connection nor a re-registration was counted", s)
 	}
+	t.Logf("rejoined with %d fresh connection(s) and %d re-registration(s)", s.Reconnections, s.Reregistrations)
 }
 
 // A server that accepts a connection and never answers the session handshake
