@@ -381,6 +381,14 @@ func TestRotationIsPickedUpWithoutRestart(t *testing.T) {
 	if err != nil || leaf.SerialNumber.Cmp(second.Serial) != 0 {
 		t.Fatalf("after rotation the server presented serial %v (%v), want the new %v", serialOf(leaf), err, second.Serial)
 	}
+	// Files are read again only when they changed: once for this rotation,
+	// however many connections follow.
+	if _, err := tlsHandshake(addr, clientTLS(t, ca, &client)); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(serverLog.String(), "certificates reloaded"); n != 1 {
+		t.Fatalf("the files were read again %d times for one rotation; want once:\n%s", n, serverLog.String())
+	}
 
 	// A second CA joins the bundle: its clients are refused before, and
 	// accepted after, with no restart.
