@@ -27,7 +27,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -41,7 +40,6 @@ type Option func(*options)
 
 type options struct {
 	logger *slog.Logger
-	now    func() time.Time
 }
 
 // WithLogger receives refused handshakes and failed reloads; by default
@@ -76,7 +74,7 @@ func New(c Config, opts ...Option) (*Credentials, error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	o := options{logger: slog.New(slog.DiscardHandler), now: time.Now}
+	o := options{logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -85,7 +83,7 @@ func New(c Config, opts ...Option) (*Credentials, error) {
 	if !c.Enabled() {
 		return cr, nil
 	}
-	m, err := loadMaterial(c, o.now())
+	m, err := loadMaterial(c)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +116,7 @@ func (cr *Credentials) current() *material {
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
 	if cr.material.changed(cr.cfg) {
-		m, err := loadMaterial(cr.cfg, cr.opts.now())
+		m, err := loadMaterial(cr.cfg)
 		if err != nil {
 			cr.opts.logger.Error("herd/peertls: new certificate files do not load; keeping the previous ones", "err", err)
 			cr.material.stamps = stampFiles(cr.cfg) // report a bad rotation once, not at every connection
@@ -170,7 +168,7 @@ func (m *material) changed(c Config) bool {
 	return false
 }
 
-func loadMaterial(c Config, now time.Time) (*material, error) {
+func loadMaterial(c Config) (*material, error) {
 	// Stamped before reading: a file replaced while it is read is read
 	// again at the next connection.
 	m := &material{stamps: stampFiles(c)}
@@ -189,28 +187,39 @@ func loadMaterial(c Config, now time.Time) (*material, error) {
 	}
 	// Peers would refuse a certificate this CA file does not accept; say so
 	// now, not at every connection.
-	if err := verify(m.roots, m.cert.Leaf, intermediates(m.cert.Certificate[1:]), "", x509.ExtKeyUsageClientAuth, now); err != nil {
+	chain := []*x509.Certificate{m.cert.Leaf}
+	for _, der := range m.cert.Certificate[1:] {
+		if inter, err := x509.ParseCertificate(der); err == nil {
+			chain = append(chain, inter)
+		}
+	}
+	if err := verify(m.roots, chain, "", x509.ExtKeyUsageClientAuth); err != nil {
 		return nil, &cluster.ConfigError{Key: certFileSetting.key, Value: c.CertFile,
 			Accepted: fmt.Sprintf("a current certificate signed by a CA in %s, for client and server use (%s)", caFileSetting.key, certFileSetting.env), Err: err}
 	}
 	return m, nil
 }
 
-func intermediates(ders [][]byte) *x509.CertPool {
-	pool := x509.NewCertPool()
-	for _, der := range ders {
-		if c, err := x509.ParseCertificate(der); err == nil {
-			pool.AddCert(c)
-		}
+// verify checks chain[0], a leaf certificate, against roots with chain[1:]
+// as intermediates: its chain, its validity period now, its key usage, and
+// name when it is not empty.
+func verify(roots *x509.CertPool, chain []*x509.Certificate, name string, usage x509.ExtKeyUsage) error {
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
 	}
-	return pool
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: name, KeyUsages: []x509.ExtKeyUsage{usage}})
+	return err
 }
 
-// verify checks a peer's leaf against roots: its chain, its validity
-// period, its key usage, and name when it is not empty.
-func verify(roots *x509.CertPool, leaf *x509.Certificate, inter *x509.CertPool, name string, usage x509.ExtKeyUsage, now time.Time) error {
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: name, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{usage}})
-	return err
+// verifyPeer is a handshake's check of the certificates a peer presented,
+// against the CA file of this generation of the material; who names the
+// peer in the error.
+func (m *material) verifyPeer(certs []*x509.Certificate, name string, usage x509.ExtKeyUsage, who string) error {
+	if err := verify(m.roots, certs, name, usage); err != nil {
+		return explain(err, who)
+	}
+	return nil
 }
 
 // explain turns a verification failure into what to fix, naming the
@@ -264,10 +273,7 @@ func (t *transport) ClientHandshake(ctx context.Context, authority string, raw n
 			if len(cs.PeerCertificates) == 0 {
 				return fmt.Errorf("%s presented no certificate", who)
 			}
-			if err := verify(m.roots, cs.PeerCertificates[0], intermediates(raw2der(cs.PeerCertificates[1:])), name, x509.ExtKeyUsageServerAuth, t.cr.opts.now()); err != nil {
-				return explain(err, who)
-			}
-			return nil
+			return m.verifyPeer(cs.PeerCertificates, name, x509.ExtKeyUsageServerAuth, who)
 		},
 	}
 	conn, info, err := credentials.NewTLS(cfg).ClientHandshake(ctx, authority, raw)
@@ -308,10 +314,7 @@ func (t *transport) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInf
 			if len(cs.PeerCertificates) == 0 {
 				return nil // allowed: RequireClientCert is off
 			}
-			if err := verify(m.roots, cs.PeerCertificates[0], intermediates(raw2der(cs.PeerCertificates[1:])), "", x509.ExtKeyUsageClientAuth, t.cr.opts.now()); err != nil {
-				return explain(err, who)
-			}
-			return nil
+			return m.verifyPeer(cs.PeerCertificates, "", x509.ExtKeyUsageClientAuth, who)
 		},
 	}
 	conn, info, err := credentials.NewTLS(cfg).ServerHandshake(raw)
@@ -334,14 +337,6 @@ func serverHint(err error, who string) error {
 		return fmt.Errorf("%s and this node share no TLS version; check %s on both: %w", who, minVersionSetting, err)
 	}
 	return err
-}
-
-func raw2der(certs []*x509.Certificate) [][]byte {
-	ders := make([][]byte, len(certs))
-	for i, c := range certs {
-		ders[i] = c.Raw
-	}
-	return ders
 }
 
 func (t *transport) Info() credentials.ProtocolInfo {
