@@ -100,13 +100,12 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		pctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		_, err := c.clients[i].Status().LeaderWithQueryOptions((&api.QueryOptions{}).WithContext(pctx))
 		if err == nil {
-			err = checkToken(pctx, c.clients[i])
+			if refused := checkToken(pctx, c.clients[i]); refused != nil {
+				cancel()
+				return nil, fmt.Errorf("consul: agent %s refused the ACL token: %w (check cluster.consul.aclToken / SW_CLUSTER_CONSUL_ACLTOKEN)", cfg.hosts()[i], refused)
+			}
 		}
 		cancel()
-		var se api.StatusError
-		if errors.As(err, &se) && se.Code == 403 {
-			return nil, fmt.Errorf("consul: agent %s refused the ACL token: %w (check cluster.consul.aclToken / SW_CLUSTER_CONSUL_ACLTOKEN)", cfg.hosts()[i], err)
-		}
 		if err == nil {
 			c.current.Store(int32(i))
 			c.ctx, c.cancel = context.WithCancel(context.Background())

@@ -217,7 +217,8 @@ func (c *Coordinator) grantAndPut(ctx context.Context, k, v string, self cluster
 // between is seen.
 func (c *Coordinator) claim(ctx context.Context, k, v string, self cluster.Node, lease clientv3.LeaseID) (int64, error) {
 	put := clientv3.OpPut(k, v, clientv3.WithLease(lease))
-	cond := clientv3.Compare(clientv3.CreateRevision(k), "=", 0) // absent
+	absent := clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+	cond := absent
 	for range 5 {
 		resp, err := c.client.Txn(ctx).If(cond).Then(put).Else(clientv3.OpGet(k)).Commit()
 		if err != nil {
@@ -228,7 +229,7 @@ func (c *Coordinator) claim(ctx context.Context, k, v string, self cluster.Node,
 		}
 		kvs := resp.Responses[0].GetResponseRange().GetKvs()
 		if len(kvs) == 0 {
-			cond = clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+			cond = absent // deleted since the check
 			continue
 		}
 		held := kvs[0]

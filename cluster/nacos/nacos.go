@@ -360,7 +360,8 @@ func checkLogin(ctx context.Context, cfg Config, servers []server) error {
 	}
 	form := url.Values{"username": {cfg.Username}, "password": {cfg.Password}}
 	for _, s := range servers {
-		u := "http://" + net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10)) + "/" + strings.Trim(path, "/") + "/v1/auth/login"
+		addr := net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10))
+		u := "http://" + addr + "/" + strings.Trim(path, "/") + "/v1/auth/login"
 		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		req, _ := http.NewRequestWithContext(rctx, http.MethodPost, u, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -377,7 +378,7 @@ func checkLogin(ctx context.Context, cfg Config, servers []server) error {
 			return nil
 		case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized || strings.Contains(string(body), "not found"):
 			return fmt.Errorf("nacos: %s refused the login of user %q: %d %s (check cluster.nacos.username and password / SW_CLUSTER_NACOS_USERNAME and SW_CLUSTER_NACOS_PASSWORD)",
-				net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10)), cfg.Username, resp.StatusCode, strings.TrimSpace(string(body)))
+				addr, cfg.Username, resp.StatusCode, strings.TrimSpace(string(body)))
 		}
 		return nil // a server without authentication, or another answer: the SDK reports its own
 	}
