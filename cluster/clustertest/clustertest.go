@@ -107,8 +107,6 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ClosedCoordinator", func(t *testing.T) { testClosed(t, h) })
 	if !h.SingleNode {
 		t.Run("PeerAppearsThenLeaves", func(t *testing.T) { testPeerJoinLeave(t, h) })
-	}
-	if !h.SingleNode {
 		t.Run("RefusesHeldID", func(t *testing.T) {
 			if h.SharedIDs != "" {
 				t.Skip(h.SharedIDs)

@@ -1,16 +1,8 @@
 package etcd
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +10,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testcert"
 )
 
 // The edges of each range validate enforces, each side.
@@ -52,24 +45,9 @@ func TestEndpointsForTheProbe(t *testing.T) {
 // The CA file is read and must hold a certificate: a readable file that is
 // not one is refused, and a real CA becomes the pool of roots.
 func TestTLSCAFile(t *testing.T) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "herd test CA"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	ca, notPEM := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "not.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	ca := testcert.NewCA(t, "herd test CA").File
+	notPEM := filepath.Join(t.TempDir(), "not.pem")
+	testcert.WriteFile(t, notPEM, []byte("not a certificate"))
 
 	cfg := DefaultConfig()
 	cfg.TLSCAFile = ca
