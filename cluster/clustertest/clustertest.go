@@ -647,11 +647,13 @@ func testHeldID(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	w := twin.Watch(ctx(t))
-	atHolder := func(ns []cluster.Node) bool {
-		i := slices.IndexFunc(ns, func(m cluster.Node) bool { return m.ID == n.ID })
-		return i >= 0 && ns[i].Address == n.Address
+	at := func(a cluster.Address) func([]cluster.Node) bool { // n's ID at address a
+		return func(ns []cluster.Node) bool {
+			i := slices.IndexFunc(ns, func(m cluster.Node) bool { return m.ID == n.ID })
+			return i >= 0 && ns[i].Address == a
+		}
 	}
-	WaitFor(t, w, h.Within, "the holder", atHolder)
+	WaitFor(t, w, h.Within, "the holder", at(n.Address))
 
 	impostor := n
 	impostor.Address = NewNode().Address
@@ -662,7 +664,7 @@ func testHeldID(t *testing.T, h Harness) {
 	if msg := err.Error(); !strings.Contains(msg, n.Address.String()) || !strings.Contains(msg, impostor.Address.String()) {
 		t.Errorf("the error does not name both addresses (%s, %s): %v", n.Address, impostor.Address, err)
 	}
-	Keeps(t, w, 500*time.Millisecond, "the holder's entry at its own address", atHolder)
+	Keeps(t, w, 500*time.Millisecond, "the holder's entry at its own address", at(n.Address))
 
 	if err := h.Leave(t, holder, n); err != nil {
 		t.Fatalf("leaving: %v", err)
@@ -671,10 +673,7 @@ func testHeldID(t *testing.T, h Harness) {
 	if err := h.Register(t, twin, impostor); err != nil {
 		t.Fatalf("registering the ID once its holder left: %v", err)
 	}
-	WaitFor(t, w, h.Within, "the ID at its new address", func(ns []cluster.Node) bool {
-		i := slices.IndexFunc(ns, func(m cluster.Node) bool { return m.ID == n.ID })
-		return i >= 0 && ns[i].Address == impostor.Address
-	})
+	WaitFor(t, w, h.Within, "the ID at its new address", at(impostor.Address))
 }
 
 func testMalformed(t *testing.T, h Harness) {
