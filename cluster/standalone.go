@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/herd-go/herd/internal/latest"
@@ -15,6 +16,15 @@ type Standalone struct {
 	self   *Node
 	closed bool
 	view   latest.Value[[]Node]
+	// elections by name: with one node there is nobody to wait for.
+	elections map[string]*soloElection
+}
+
+type soloElection struct {
+	term   uint64
+	lead   *Leadership
+	lose   func(error)
+	leader latest.Value[Leader]
 }
 
 // NewStandalone returns a standalone coordinator. The advertised address
@@ -53,11 +63,82 @@ func (c *Standalone) QueryRemoteNodes(context.Context) ([]Node, error) {
 // Watch delivers [self] once registered.
 func (c *Standalone) Watch(ctx context.Context) <-chan []Node { return c.view.Subscribe(ctx) }
 
-// Close ends every watch.
+// Campaign makes self the leader at once, with a term one above the last
+// one of this election.
+func (c *Standalone) Campaign(ctx context.Context, election string) (*Leadership, error) {
+	if err := CheckElection(election); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	if c.self == nil {
+		return nil, ErrNotRegistered
+	}
+	e := c.election(election)
+	if e.lead != nil && e.lead.Err() == nil {
+		return nil, fmt.Errorf("cluster: this node already leads election %q; resign first", election)
+	}
+	e.term++
+	term := e.term
+	e.lead, e.lose = NewLeadership(election, term, func(context.Context) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if e.term == term { // not yet won again
+			e.leader.Publish(Leader{})
+		}
+		return nil
+	})
+	e.leader.Publish(Leader{ID: c.self.ID, Term: term})
+	return e.lead, nil
+}
+
+// Observe streams the election's leader: self while it leads, else none.
+func (c *Standalone) Observe(ctx context.Context, election string) <-chan Leader {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || CheckElection(election) != nil {
+		ch := make(chan Leader)
+		close(ch)
+		return ch
+	}
+	e := c.election(election)
+	if _, ok := e.leader.Load(); !ok {
+		e.leader.Publish(Leader{})
+	}
+	return e.leader.Subscribe(ctx)
+}
+
+// election returns the named election's state; c.mu is held.
+func (c *Standalone) election(name string) *soloElection {
+	if c.elections == nil {
+		c.elections = make(map[string]*soloElection)
+	}
+	e, ok := c.elections[name]
+	if !ok {
+		e = &soloElection{}
+		c.elections[name] = e
+	}
+	return e
+}
+
+// Close ends every watch, leadership and observation.
 func (c *Standalone) Close() error {
 	c.mu.Lock()
 	c.closed = true
+	elections := c.elections
 	c.mu.Unlock()
+	for _, e := range elections {
+		if e.lead != nil {
+			e.lose(ErrClosed)
+		}
+		e.leader.Close()
+	}
 	c.view.Close()
 	return nil
 }

@@ -12,6 +12,7 @@ func TestStandaloneConformance(t *testing.T) {
 	clustertest.Run(t, clustertest.Harness{
 		NewCoordinator: func(*testing.T) cluster.Coordinator { return cluster.NewStandalone() },
 		SingleNode:     true,
+		Election:       &clustertest.Election{},
 	})
 }
 

@@ -61,6 +61,8 @@ type Harness struct {
 	// data, following an outage of several seconds (long enough for retry
 	// backoffs to grow), a new node takes to reach every old node's watch.
 	ResumeWithin time.Duration
+	// Election, when set, runs the election section of the suite.
+	Election *Election
 }
 
 // RecoveryTarget is a backend server the recovery test controls.
@@ -123,6 +125,9 @@ func Run(t *testing.T, h Harness) {
 	if h.Recovery != nil {
 		t.Run("RecoversFromServerRestart", func(t *testing.T) { testRecovery(t, h) })
 		t.Run("RecoversFromEmptyServer", func(t *testing.T) { testEmptyRecovery(t, h) })
+	}
+	if h.Election != nil {
+		t.Run("Election", func(t *testing.T) { runElection(t, h) })
 	}
 }
 

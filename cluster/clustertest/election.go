@@ -1,0 +1,464 @@
+package clustertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+)
+
+// Election adapts a backend's election to the suite. Every coordinator the
+// harness makes must implement cluster.Elector.
+type Election struct {
+	// Partitioned returns a coordinator whose connection to the server the
+	// test can cut (through a testserver.Proxy), and the cut. From the
+	// server's side a cut is a crash: renewals stop and nothing is released.
+	Partitioned func(t *testing.T) (cluster.Coordinator, func())
+	// TakeoverWithin bounds how long after a crash another candidate wins:
+	// the backend's TTL (as the harness configures it) plus its margin.
+	TakeoverWithin time.Duration
+	// HandoverWithin bounds how long after a resignation another candidate
+	// wins; default 2s.
+	HandoverWithin time.Duration
+}
+
+// Rounds is how many successive leaders the terms test elects.
+const Rounds = 20
+
+func runElection(t *testing.T, h Harness) {
+	c := h.NewCoordinator(t)
+	closeOnCleanup(t, c)
+	if _, ok := c.(cluster.Elector); !ok {
+		t.Fatal("the coordinator does not implement cluster.Elector")
+	}
+	e := *h.Election
+	if e.HandoverWithin == 0 {
+		e.HandoverWithin = 2 * time.Second
+	}
+	t.Run("CampaignChecksItsInput", func(t *testing.T) { testCampaignInput(t, h) })
+	t.Run("CloseEndsLeadership", func(t *testing.T) { testCloseEndsLeadership(t, h) })
+	if h.SingleNode {
+		t.Run("SelfLeadsAtOnce", func(t *testing.T) { testSuccessiveLeaders(t, h, e, 1) })
+		return
+	}
+	t.Run("OneLeaderAmongThree", func(t *testing.T) { testOneLeader(t, h) })
+	t.Run("TermsIncreaseAcrossLeaders", func(t *testing.T) { testSuccessiveLeaders(t, h, e, 3) })
+	if e.Partitioned != nil {
+		t.Run("CrashHandsOverAfterDone", func(t *testing.T) { testCrashTakeover(t, h, e) })
+		t.Run("BlockedCampaignEndsWithSession", func(t *testing.T) { testBlockedCampaign(t, h, e) })
+	}
+	if h.Recovery != nil {
+		t.Run("ServerRestartNeverTwoLeaders", func(t *testing.T) { testElectionRestart(t, h) })
+	}
+}
+
+// Candidate is a registered coordinator that implements cluster.Elector.
+type Candidate struct {
+	cluster.Elector
+	Coordinator cluster.Coordinator
+	Node        cluster.Node
+}
+
+func candidate(t *testing.T, h Harness, c cluster.Coordinator) Candidate {
+	t.Helper()
+	n := NewNode()
+	if err := h.Register(t, c, n); err != nil {
+		t.Fatal(err)
+	}
+	return Candidate{Elector: c.(cluster.Elector), Coordinator: c, Node: n}
+}
+
+func candidates(t *testing.T, h Harness, n int) []Candidate {
+	t.Helper()
+	cs := make([]Candidate, n)
+	for i := range cs {
+		c := h.NewCoordinator(t)
+		closeOnCleanup(t, c)
+		cs[i] = candidate(t, h, c)
+	}
+	return cs
+}
+
+// won is the outcome of one campaign.
+type won struct {
+	who  int
+	lead *cluster.Leadership
+	err  error
+	at   time.Time
+}
+
+func campaign(ctx context.Context, who int, e cluster.Elector, name string, out chan<- won) {
+	l, err := e.Campaign(ctx, name)
+	out <- won{who: who, lead: l, err: err, at: time.Now()}
+}
+
+func electionName() string { return "e" + cluster.NewID()[:8] }
+
+func testCampaignInput(t *testing.T, h Harness) {
+	c := h.NewCoordinator(t)
+	closeOnCleanup(t, c)
+	e := c.(cluster.Elector)
+	if _, err := e.Campaign(ctx(t), electionName()); !errors.Is(err, cluster.ErrNotRegistered) {
+		t.Fatalf("Campaign before RegisterRemote: %v, want ErrNotRegistered", err)
+	}
+	cand := candidate(t, h, c)
+	for _, bad := range []string{"", "Upper", "a/b", "-a", string(make([]byte, 64))} {
+		if _, err := e.Campaign(ctx(t), bad); err == nil {
+			t.Errorf("Campaign(%q) accepted a bad name", bad)
+		}
+	}
+	name := electionName()
+	l, err := e.Campaign(ctx(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Campaign(ctx(t), name); err == nil {
+		t.Error("a second Campaign for an election this node leads did not fail")
+	}
+	WaitLeader(t, e.Observe(watchCtx(t), name), 2*time.Second, "self observed as leader", func(ld cluster.Leader) bool {
+		return ld == cluster.Leader{ID: cand.Node.ID, Term: l.Term()}
+	})
+	if err := l.Resign(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(l.Err(), cluster.ErrResigned) {
+		t.Errorf("Err after Resign: %v, want ErrResigned", l.Err())
+	}
+	again, err := e.Campaign(ctx(t), name)
+	if err != nil {
+		t.Fatalf("campaigning again after resigning: %v", err)
+	}
+	if again.Term() <= l.Term() {
+		t.Errorf("this node's second term %d is not above its first %d", again.Term(), l.Term())
+	}
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := e.Campaign(cancelled, electionName()); !errors.Is(err, context.Canceled) {
+		t.Errorf("Campaign with an ended context: %v, want context.Canceled", err)
+	}
+}
+
+func testCloseEndsLeadership(t *testing.T, h Harness) {
+	c := h.NewCoordinator(t)
+	cand := candidate(t, h, c)
+	name := electionName()
+	l, err := cand.Campaign(ctx(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs := cand.Observe(watchCtx(t), name)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Done():
+	default:
+		t.Fatal("Close returned with the leadership's Done still open")
+	}
+	if !errors.Is(l.Err(), cluster.ErrClosed) {
+		t.Errorf("Err after Close: %v, want ErrClosed", l.Err())
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case _, open := <-obs:
+			if !open {
+				if _, err := cand.Campaign(ctx(t), name); !errors.Is(err, cluster.ErrClosed) {
+					t.Errorf("Campaign after Close: %v, want ErrClosed", err)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("Close did not close an Observe channel")
+		}
+	}
+}
+
+func testOneLeader(t *testing.T, h Harness) {
+	cs := candidates(t, h, 3)
+	name := electionName()
+	results := make(chan won, len(cs))
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i, c := range cs {
+		go campaign(cctx, i, c, name, results)
+	}
+	first := <-results
+	if first.err != nil {
+		t.Fatalf("candidate %d: %v", first.who, first.err)
+	}
+	select {
+	case second := <-results:
+		t.Fatalf("two leaders at once: candidates %d and %d (err %v)", first.who, second.who, second.err)
+	case <-time.After(time.Second):
+	}
+	want := cluster.Leader{ID: cs[first.who].Node.ID, Term: first.lead.Term()}
+	for i, c := range cs {
+		WaitLeader(t, c.Observe(watchCtx(t), name), h.Within, fmt.Sprintf("candidate %d observes the leader", i), func(l cluster.Leader) bool { return l == want })
+	}
+	cancel()
+	for range len(cs) - 1 {
+		if r := <-results; !errors.Is(r.err, context.Canceled) {
+			t.Errorf("a waiting campaign whose context ended returned %v", r.err)
+		}
+	}
+	if err := first.lead.Resign(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testSuccessiveLeaders elects Rounds leaders in a row among n candidates,
+// each resigning once it wins, and checks every term is above the last.
+func testSuccessiveLeaders(t *testing.T, h Harness, e Election, n int) {
+	cs := candidates(t, h, n)
+	name := electionName()
+	results := make(chan won, n)
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i, c := range cs {
+		go campaign(cctx, i, c, name, results)
+	}
+	var last uint64
+	var handovers []time.Duration
+	for round := range Rounds {
+		var r won
+		select {
+		case r = <-results:
+		case <-time.After(e.HandoverWithin + 10*time.Second):
+			t.Fatalf("round %d: nobody won within %s of the last resignation", round, e.HandoverWithin+10*time.Second)
+		}
+		if r.err != nil {
+			t.Fatalf("round %d, candidate %d: %v", round, r.who, r.err)
+		}
+		if r.lead.Term() <= last {
+			t.Fatalf("round %d: term %d is not above the previous leader's %d", round, r.lead.Term(), last)
+		}
+		last = r.lead.Term()
+		resigned := time.Now()
+		if err := r.lead.Resign(ctx(t)); err != nil {
+			t.Fatalf("round %d: Resign: %v", round, err)
+		}
+		go campaign(cctx, r.who, cs[r.who], name, results)
+		if n > 1 && round < Rounds-1 {
+			// Handover: the next win, timed from the resignation.
+			next := <-results
+			handovers = append(handovers, next.at.Sub(resigned))
+			results <- next
+		}
+	}
+	if len(handovers) > 0 {
+		p50, p99 := percentiles(handovers)
+		t.Logf("resign → next leader over %d handovers: p50 %s, p99 %s", len(handovers), p50, p99)
+		if p99 > e.HandoverWithin {
+			t.Errorf("a resignation took %s to hand over, want within %s", p99, e.HandoverWithin)
+		}
+	}
+	cancel()
+}
+
+func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	at := func(q float64) time.Duration { return s[min(len(s)-1, int(q*float64(len(s))))].Round(100 * time.Microsecond) }
+	return at(0.5), at(0.99)
+}
+
+// testCrashTakeover cuts the leader off from its server: another candidate
+// must win within the takeover bound, and only after the old leader's Done
+// closed.
+func testCrashTakeover(t *testing.T, h Harness, e Election) {
+	pc, cut := e.Partitioned(t)
+	closeOnCleanup(t, pc)
+	leader := candidate(t, h, pc)
+	others := candidates(t, h, 2)
+	name := electionName()
+	l, err := leader.Campaign(ctx(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doneAt := make(chan time.Time, 1)
+	go func() { <-l.Done(); doneAt <- time.Now() }()
+	results := make(chan won, len(others))
+	cctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for i, c := range others {
+		go campaign(cctx, i, c, name, results)
+	}
+	time.Sleep(200 * time.Millisecond) // both wait behind the leader
+	cutAt := time.Now()
+	cut()
+	var r won
+	select {
+	case r = <-results:
+	case <-time.After(e.TakeoverWithin + 5*time.Second):
+		t.Fatalf("nobody took over within %s of the leader's crash", e.TakeoverWithin+5*time.Second)
+	}
+	if r.err != nil {
+		t.Fatalf("campaign: %v", r.err)
+	}
+	var closed time.Time
+	select {
+	case closed = <-doneAt:
+	default:
+		t.Fatal("a new leader won while the crashed leader's Done was still open: two leaders")
+	}
+	if !closed.Before(r.at) {
+		t.Fatalf("the old Done closed at %s, not before the new leader won at %s", closed, r.at)
+	}
+	if !errors.Is(l.Err(), cluster.ErrSessionLost) {
+		t.Errorf("the crashed leader's Err: %v, want ErrSessionLost", l.Err())
+	}
+	if r.lead.Term() <= l.Term() {
+		t.Errorf("the new term %d is not above the crashed leader's %d", r.lead.Term(), l.Term())
+	}
+	takeover := r.at.Sub(cutAt)
+	t.Logf("crash → new leader %s (the old Done closed %s after the crash, %s before the win)",
+		takeover.Round(time.Millisecond), closed.Sub(cutAt).Round(time.Millisecond), r.at.Sub(closed).Round(time.Millisecond))
+	if takeover > e.TakeoverWithin {
+		t.Errorf("takeover took %s, want within %s", takeover.Round(time.Millisecond), e.TakeoverWithin)
+	}
+	if err := r.lead.Resign(ctx(t)); err != nil {
+		t.Error(err)
+	}
+}
+
+// testBlockedCampaign: a campaign waiting behind a leader, on a coordinator
+// that loses its server, must return an error rather than wait forever.
+func testBlockedCampaign(t *testing.T, h Harness, e Election) {
+	leader := candidates(t, h, 1)[0]
+	name := electionName()
+	l, err := leader.Campaign(ctx(t), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Resign(context.Background())
+	pc, cut := e.Partitioned(t)
+	closeOnCleanup(t, pc)
+	waiter := candidate(t, h, pc)
+	results := make(chan won, 1)
+	go campaign(context.Background(), 0, waiter, name, results)
+	time.Sleep(200 * time.Millisecond)
+	cut()
+	select {
+	case r := <-results:
+		if r.err == nil {
+			t.Fatal("a campaign cut off from its server won")
+		}
+		if !errors.Is(r.err, cluster.ErrSessionLost) {
+			t.Errorf("the cut-off campaign's error: %v, want one wrapping ErrSessionLost", r.err)
+		}
+	case <-time.After(e.TakeoverWithin + 5*time.Second):
+		t.Fatalf("a campaign cut off from its server still waits %s later", e.TakeoverWithin+5*time.Second)
+	}
+}
+
+// testElectionRestart: two candidates keep campaigning while the server is
+// killed and restarted. Their holding intervals, [won, Done), must never
+// overlap, and someone must lead again after the restart.
+func testElectionRestart(t *testing.T, h Harness) {
+	target := h.Recovery(t)
+	if target.Register != nil {
+		h.Register = target.Register
+	}
+	name := electionName()
+	var mu sync.Mutex
+	type interval struct {
+		who        int
+		from, to   time.Time
+		term       uint64
+		terminated bool
+	}
+	var held []interval
+	leading := make(chan int, 16)
+	stop, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range 2 {
+		c := target.NewCoordinator(t)
+		closeOnCleanup(t, c)
+		cand := candidate(t, h, c)
+		wg.Go(func() {
+			for stop.Err() == nil {
+				l, err := cand.Campaign(stop, name)
+				if err != nil {
+					time.Sleep(50 * time.Millisecond)
+					continue
+				}
+				mu.Lock()
+				held = append(held, interval{who: i, from: time.Now(), term: l.Term()})
+				k := len(held) - 1
+				mu.Unlock()
+				leading <- i
+				select {
+				case <-l.Done():
+				case <-stop.Done():
+					l.Resign(context.Background())
+				}
+				mu.Lock()
+				held[k].to, held[k].terminated = time.Now(), true
+				mu.Unlock()
+			}
+		})
+	}
+	defer func() { cancel(); wg.Wait() }()
+	select {
+	case <-leading:
+	case <-time.After(h.RecoverWithin):
+		t.Fatal("nobody led before the restart")
+	}
+	target.Kill()
+	time.Sleep(3 * time.Second)
+	target.Restart()
+	restarted := time.Now()
+	deadline := time.After(h.RecoverWithin)
+	for back := false; !back; {
+		select {
+		case <-leading:
+			mu.Lock()
+			back = held[len(held)-1].from.After(restarted)
+			mu.Unlock()
+		case <-deadline:
+			t.Fatalf("nobody led again within %s of the server's restart", h.RecoverWithin)
+		}
+	}
+	t.Logf("a leader again %s after the server answered", time.Since(restarted).Round(time.Millisecond))
+	cancel()
+	wg.Wait()
+	for i, a := range held {
+		for _, b := range held[i+1:] {
+			if a.from.Before(b.to) && b.from.Before(a.to) {
+				t.Errorf("two leaders at once: candidate %d (term %d) held %s–%s and candidate %d (term %d) %s–%s",
+					a.who, a.term, a.from.Format(time.StampMilli), a.to.Format(time.StampMilli), b.who, b.term, b.from.Format(time.StampMilli), b.to.Format(time.StampMilli))
+			}
+		}
+		if i > 0 && a.term <= held[i-1].term {
+			t.Errorf("term %d follows term %d", a.term, held[i-1].term)
+		}
+	}
+}
+
+// WaitLeader reads obs until ok holds or d passes.
+func WaitLeader(t testing.TB, obs <-chan cluster.Leader, d time.Duration, what string, ok func(cluster.Leader) bool) cluster.Leader {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var last cluster.Leader
+	for {
+		select {
+		case l, open := <-obs:
+			if !open {
+				t.Fatalf("Observe closed while waiting for %s; last %+v", what, last)
+			}
+			last = l
+			if ok(l) {
+				return l
+			}
+		case <-timer.C:
+			t.Fatalf("not within %s: %s; last observed %+v", d, what, last)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Elector is the optional election role. A coordinator whose backend can
+// elect a leader implements it; find it by type assertion, the way
+// database/sql finds a driver's optional interfaces:
+//
+//	if e, ok := coord.(cluster.Elector); ok {
+//		lead, err := e.Campaign(ctx, "compactor")
+//		...
+//	}
+//
+// Every backend in this module implements it. The candidate is the node the
+// coordinator registered, so RegisterRemote comes first.
+type Elector interface {
+	// Campaign blocks until this node leads the named election, ctx ends
+	// (ctx.Err() is returned) or the backend session the campaign runs on is
+	// lost (an error wrapping ErrSessionLost; campaign again). A node that
+	// already leads the election gets an error: one Leadership per election
+	// and coordinator.
+	Campaign(ctx context.Context, election string) (*Leadership, error)
+	// Observe streams the election's current leader: the value known now
+	// and every change after it, coalesced like Watch. The zero Leader means
+	// nobody leads. The channel is closed when ctx ends or the coordinator
+	// closes.
+	Observe(ctx context.Context, election string) <-chan Leader
+}
+
+// Leader names who leads an election, as an observer sees it.
+type Leader struct {
+	// ID is the leader's node ID; empty when nobody leads.
+	ID string
+	// Term is the leader's fencing token (see Leadership.Term).
+	Term uint64
+}
+
+var (
+	// ErrSessionLost: the backend session behind a campaign or a leadership
+	// (an etcd lease, a Consul session, a ZooKeeper session, a lease record)
+	// ended or could not be renewed within its safe window.
+	ErrSessionLost = errors.New("cluster: the election session was lost")
+	// ErrResigned: Resign ended the leadership.
+	ErrResigned = errors.New("cluster: leadership resigned")
+	// ErrNotRegistered: Campaign was called before RegisterRemote.
+	ErrNotRegistered = errors.New("cluster: campaign before RegisterRemote: the candidate is the registered node")
+)
+
+// Leadership is held by the leader of one election until Done is closed.
+//
+// Done is closed as soon as leadership may be lost, and always before any
+// other candidate can win: each backend closes it a stated margin ahead of
+// the moment its server could let another node take over (see the README's
+// election table). Work done on behalf of the leadership should stop when
+// Done is closed, and writes to shared data should carry Term so that the
+// store can refuse those of a deposed leader.
+type Leadership struct {
+	election string
+	term     uint64
+	ctx      context.Context
+	lose     context.CancelCauseFunc
+
+	resignOnce sync.Once
+	resign     func(context.Context) error
+	resignErr  error
+}
+
+// NewLeadership is for backends: it returns a leadership of election with
+// term, and the function that ends it with a cause (the first cause wins).
+// resign releases the leadership in the backend; Resign calls it once, after
+// Done is closed.
+func NewLeadership(election string, term uint64, resign func(context.Context) error) (*Leadership, func(cause error)) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	l := &Leadership{election: election, term: term, ctx: ctx, lose: cancel, resign: resign}
+	return l, func(cause error) { cancel(cause) }
+}
+
+// Election is the election's name.
+func (l *Leadership) Election() string { return l.election }
+
+// Term is the fencing token: strictly greater for every new leader of the
+// election (including this node winning it again), so a store that keeps
+// the highest term it has seen can refuse a deposed leader's writes.
+func (l *Leadership) Term() uint64 { return l.term }
+
+// Done is closed when the leadership ends or may have ended.
+func (l *Leadership) Done() <-chan struct{} { return l.ctx.Done() }
+
+// Err is nil while the leadership holds; after Done it says why it ended:
+// ErrResigned, ErrClosed, or an error wrapping ErrSessionLost.
+func (l *Leadership) Err() error {
+	if l.ctx.Err() == nil {
+		return nil
+	}
+	return context.Cause(l.ctx)
+}
+
+// Context returns a context that ends with the leadership, for work that
+// only the leader may do; its context.Cause is Err.
+func (l *Leadership) Context() context.Context { return l.ctx }
+
+// Resign ends the leadership: Done is closed first, then the backend is told,
+// so that the next leader can win at once instead of waiting out a TTL.
+// Calling it again returns the first call's result.
+func (l *Leadership) Resign(ctx context.Context) error {
+	l.lose(ErrResigned)
+	l.resignOnce.Do(func() {
+		if l.resign != nil {
+			l.resignErr = l.resign(ctx)
+		}
+	})
+	return l.resignErr
+}
+
+// CheckElection checks an election name. Names are used as etcd and Consul
+// keys, ZooKeeper znodes, Kubernetes object names and Nacos data IDs, so
+// they are limited to what all of them accept: 1 to 63 lowercase letters,
+// digits, '-' and '.', starting and ending with a letter or digit.
+func CheckElection(name string) error {
+	if name != "" && len(name) <= 63 && alnum(name[0]) && alnum(name[len(name)-1]) {
+		ok := true
+		for i := 0; i < len(name); i++ {
+			if c := name[i]; !alnum(c) && c != '-' && c != '.' {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("cluster: election name %q: want 1 to 63 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", name)
+}
+
+func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
