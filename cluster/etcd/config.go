@@ -33,6 +33,10 @@ type Config struct {
 	InternalComPort int    `yaml:"internalComPort"`
 	// TTL of the registration lease, whole seconds, at least 2s (SW_CLUSTER_ETCD_TTL).
 	TTL time.Duration `yaml:"ttl"`
+	// ElectionTTL is the TTL of each campaign's lease, whole seconds, at
+	// least 2s (SW_CLUSTER_ETCD_ELECTION_TTL): a crashed leader is replaced
+	// within it, and its Done closes 1s before it runs out.
+	ElectionTTL time.Duration `yaml:"electionTTL"`
 	// DialTimeout bounds connecting and the start-up reachability check.
 	DialTimeout time.Duration `yaml:"dialTimeout"`
 	// TLS: a CA to verify the server, and a client certificate and key.
@@ -48,6 +52,7 @@ func DefaultConfig() Config {
 		Namespace:   "/skywalking",
 		ServiceName: "SkyWalking_OAP_Cluster",
 		TTL:         10 * time.Second,
+		ElectionTTL: 10 * time.Second,
 		DialTimeout: 5 * time.Second,
 	}
 }
@@ -99,6 +104,9 @@ func (c Config) validate() error {
 	}
 	if c.TTL < 2*time.Second || c.TTL%time.Second != 0 {
 		return &cluster.ConfigError{Key: key("ttl"), Value: c.TTL.String(), Accepted: "a whole number of seconds, at least 2s, e.g. 10s (SW_CLUSTER_ETCD_TTL)"}
+	}
+	if c.ElectionTTL < 2*time.Second || c.ElectionTTL%time.Second != 0 {
+		return &cluster.ConfigError{Key: key("electionTTL"), Value: c.ElectionTTL.String(), Accepted: "a whole number of seconds, at least 2s, e.g. 10s (SW_CLUSTER_ETCD_ELECTION_TTL)"}
 	}
 	if c.DialTimeout <= 0 {
 		return &cluster.ConfigError{Key: key("dialTimeout"), Value: c.DialTimeout.String(), Accepted: "a positive duration, e.g. 5s (SW_CLUSTER_ETCD_DIAL_TIMEOUT)"}

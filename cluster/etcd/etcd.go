@@ -28,6 +28,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/backoff"
+	"github.com/herd-go/herd/internal/elect"
 	"github.com/herd-go/herd/internal/members"
 	"github.com/herd-go/herd/internal/reach"
 )
@@ -76,6 +77,7 @@ type Coordinator struct {
 	closed    bool
 	selfGone  chan int64 // nudges the supervisor when our key is deleted, with the deletion's revision
 
+	elections       elect.Book
 	view            members.View
 	malformed       members.Malformed
 	reregistrations atomic.Uint64
@@ -460,7 +462,8 @@ func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
 	return c.view.Subscribe(ctx)
 }
 
-// Close revokes the lease, so peers drop this node at once, then stops every
+// Close resigns every leadership and ends every campaign, revokes the lease,
+// so peers drop this node at once, then stops every
 // goroutine and closes the client. It is safe to call more than once.
 func (c *Coordinator) Close() error {
 	c.mu.Lock()
@@ -472,7 +475,10 @@ func (c *Coordinator) Close() error {
 	stop, done, lease := c.superStop, c.superDone, c.lease
 	c.mu.Unlock()
 
-	var err error
+	// Leaderships end first, while the client can still resign them.
+	rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
+	err := c.elections.Close(rctx)
+	rcancel()
 	if stop != nil {
 		stop()
 		<-done
@@ -483,7 +489,7 @@ func (c *Coordinator) Close() error {
 			// went with it rather than hanging on a lease we never saw.
 			_, rerr = c.client.Delete(ctx, c.prefix+c.selfID())
 		}
-		if rerr != nil {
+		if rerr != nil && err == nil {
 			err = fmt.Errorf("etcd: revoking the registration lease (it expires by itself within %s): %w", c.cfg.TTL, rerr)
 		}
 		cancel()

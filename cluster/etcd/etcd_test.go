@@ -64,8 +64,12 @@ func testConfig(t *testing.T) etcd.Config {
 	// Each test gets its own cluster so tests cannot see each other's nodes.
 	cfg.Namespace = "/herd-test/" + strings.ReplaceAll(t.Name(), "/", "_")
 	cfg.TTL = 5 * time.Second // leases survive a loaded machine's pauses
+	cfg.ElectionTTL = electionTTL
 	return cfg
 }
+
+// electionTTL is the tests' campaign lease: short, for quick crash takeovers.
+const electionTTL = 3 * time.Second
 
 func newCoordinator(t *testing.T, cfg etcd.Config) *etcd.Coordinator {
 	t.Helper()
@@ -101,6 +105,17 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		Malformed: func(c cluster.Coordinator) uint64 { return c.(*etcd.Coordinator).Stats().Malformed },
+		Election: &clustertest.Election{
+			Partitioned: func(t *testing.T) (cluster.Coordinator, func()) {
+				proxy := testserver.StartProxy(t, endpoint())
+				cut := cfg
+				cut.Endpoints, cut.DialTimeout = proxy.Addr, time.Second
+				return newCoordinator(t, cut), proxy.Partition
+			},
+			// The lease runs out ElectionTTL after the last renewal; the
+			// waiting candidate's watch sees the key go at once.
+			TakeoverWithin: electionTTL + time.Second,
+		},
 		PutForeign: func(t *testing.T, n cluster.Node) {
 			v, err := cluster.EncodeNode(n)
 			if err != nil {

@@ -77,6 +77,9 @@ func (e *Entry) Lead(term uint64, resign func(context.Context) error) (*cluster.
 	return l, lose, nil
 }
 
+// Cancel ends the campaign's context with cause.
+func (e *Entry) Cancel(cause error) { e.cancel(cause) }
+
 // Forget releases the name for a new campaign.
 func (e *Entry) Forget() {
 	e.cancel(context.Canceled)
