@@ -71,13 +71,14 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 		err = c.stillLeads(cctx, e)
 	}
 	if err != nil {
+		err = fmt.Errorf("etcd: campaign for %q: %w", name, err)
+		if cctx.Err() != nil {
+			err = elect.CampaignErr(cctx, "etcd", name)
+		}
 		lost()
 		s.end(context.Background())
 		entry.Forget()
-		if cctx.Err() != nil {
-			return nil, elect.CampaignErr(cctx, "etcd", name)
-		}
-		return nil, fmt.Errorf("etcd: campaign for %q: %w", name, err)
+		return nil, err
 	}
 	lost()
 	l, lose, err := entry.Lead(uint64(e.Rev()), func(rctx context.Context) error {

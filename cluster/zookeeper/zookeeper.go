@@ -35,6 +35,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/backoff"
+	"github.com/herd-go/herd/internal/elect"
 	"github.com/herd-go/herd/internal/members"
 	"github.com/herd-go/herd/internal/reach"
 )
@@ -71,6 +72,7 @@ type Coordinator struct {
 	superStop context.CancelFunc
 	superDone chan struct{}
 
+	elections       elect.Book
 	view            members.View
 	malformed       members.Malformed
 	reregistrations atomic.Uint64
@@ -346,9 +348,12 @@ func (c *Coordinator) Stats() Stats {
 // Path is the znode whose children are the nodes.
 func (c *Coordinator) Path() string { return c.path }
 
-func (c *Coordinator) ensurePath() error {
+func (c *Coordinator) ensurePath() error { return c.ensure(c.path) }
+
+// ensure creates path and its parents, as persistent znodes.
+func (c *Coordinator) ensure(path string) error {
 	p := ""
-	for _, part := range strings.Split(strings.Trim(c.path, "/"), "/") {
+	for _, part := range strings.Split(strings.Trim(path, "/"), "/") {
 		p += "/" + part
 		if _, err := c.zk().Create(p, nil, 0, c.acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return err
@@ -604,7 +609,10 @@ func (c *Coordinator) Close() error {
 	c.closed = true
 	stop, done, self := c.superStop, c.superDone, c.self
 	c.mu.Unlock()
-	var err error
+	// Leaderships end first, while the session can still delete their znodes.
+	rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.ConnectTimeout)
+	err := c.elections.Close(rctx)
+	rcancel()
 	if stop != nil {
 		stop()
 		<-done
@@ -616,13 +624,14 @@ func (c *Coordinator) Close() error {
 			}
 			deleted <- e
 		}()
+		var derr error
 		select {
-		case err = <-deleted:
+		case derr = <-deleted:
 		case <-time.After(c.cfg.ConnectTimeout):
-			err = fmt.Errorf("no answer within %s; the znode goes when the session expires", c.cfg.ConnectTimeout)
+			derr = fmt.Errorf("no answer within %s; the znode goes when the session expires", c.cfg.ConnectTimeout)
 		}
-		if err != nil {
-			err = fmt.Errorf("zookeeper: deleting %s: %w", self.ID, err)
+		if derr != nil {
+			err = errors.Join(err, fmt.Errorf("zookeeper: deleting %s: %w", self.ID, derr))
 		}
 	}
 	c.shutdown() // also ends a Delete still waiting above

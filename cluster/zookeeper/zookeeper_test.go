@@ -86,6 +86,17 @@ func TestConformance(t *testing.T) {
 			}
 		},
 		Malformed: func(c cluster.Coordinator) uint64 { return c.(*zookeeper.Coordinator).Stats().Malformed },
+		Election: &clustertest.Election{
+			Partitioned: func(t *testing.T) (cluster.Coordinator, func()) {
+				proxy := testserver.StartProxy(t, addr)
+				pcfg := cfg
+				pcfg.HostPort, pcfg.SessionTimeout, pcfg.ConnectTimeout = proxy.Addr, electionSession, time.Second
+				return newCoordinator(t, pcfg), proxy.Partition
+			},
+			// The server deletes the crashed leader's znode when it expires
+			// the session; the next candidate's watch fires at once.
+			TakeoverWithin: electionSession + time.Second,
+		},
 		PutForeign: func(t *testing.T, n cluster.Node) {
 			data, err := cluster.EncodeNode(n)
 			if err != nil {
@@ -124,6 +135,10 @@ func TestConformance(t *testing.T) {
 		ResumeWithin: time.Second,
 	})
 }
+
+// electionSession is the session timeout of the election tests' crashing
+// leader: short, for a quick takeover.
+const electionSession = 4 * time.Second
 
 func register(t *testing.T, c *zookeeper.Coordinator) cluster.Node {
 	t.Helper()
