@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/leaserecord"
 )
 
 // Config is the cluster.kubernetes section. namespace, labelSelector and
@@ -35,6 +36,13 @@ type Config struct {
 	Resync time.Duration `yaml:"resync"`
 	// Timeout bounds start-up (reaching the API and the first full list) and queries (SW_CLUSTER_K8S_TIMEOUT).
 	Timeout time.Duration `yaml:"timeout"`
+	// ElectionTTL is an election Lease's duration (SW_CLUSTER_K8S_ELECTION_TTL):
+	// a crashed leader is replaced within it plus ElectionRenewPeriod, and
+	// its Done closes a third of it before anyone can take over.
+	ElectionTTL time.Duration `yaml:"electionTTL"`
+	// ElectionRenewPeriod is how often the leader renews the Lease and
+	// candidates read it (SW_CLUSTER_K8S_ELECTION_RENEW_PERIOD).
+	ElectionRenewPeriod time.Duration `yaml:"electionRenewPeriod"`
 	// REST, when set, reaches the API server instead of the in-cluster
 	// config or Kubeconfig. Set in code only.
 	REST *rest.Config `yaml:"-"`
@@ -43,12 +51,14 @@ type Config struct {
 // DefaultConfig returns the values of herd's built-in configuration.
 func DefaultConfig() Config {
 	return Config{
-		Namespace:     "default",
-		LabelSelector: "app=collector,release=skywalking",
-		UIDEnvName:    "SKYWALKING_COLLECTOR_UID",
-		PortName:      "grpc",
-		Resync:        time.Minute,
-		Timeout:       10 * time.Second,
+		Namespace:           "default",
+		LabelSelector:       "app=collector,release=skywalking",
+		UIDEnvName:          "SKYWALKING_COLLECTOR_UID",
+		PortName:            "grpc",
+		Resync:              time.Minute,
+		Timeout:             10 * time.Second,
+		ElectionTTL:         10 * time.Second,
+		ElectionRenewPeriod: time.Second,
 	}
 }
 
@@ -80,6 +90,13 @@ func (c Config) validate() error {
 	}
 	if c.Timeout <= 0 {
 		return &cluster.ConfigError{Key: key("timeout"), Value: c.Timeout.String(), Accepted: "a positive duration (SW_CLUSTER_K8S_TIMEOUT)"}
+	}
+	if bad, accepted := leaserecord.CheckTiming(c.ElectionTTL, c.ElectionRenewPeriod); bad != "" {
+		value, env := c.ElectionTTL, "SW_CLUSTER_K8S_ELECTION_TTL"
+		if bad == "electionRenewPeriod" {
+			value, env = c.ElectionRenewPeriod, "SW_CLUSTER_K8S_ELECTION_RENEW_PERIOD"
+		}
+		return &cluster.ConfigError{Key: key(bad), Value: value.String(), Accepted: accepted + " (" + env + ")"}
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/elect"
 	"github.com/herd-go/herd/internal/members"
 )
 
@@ -67,6 +68,11 @@ type Coordinator struct {
 	mu     sync.Mutex
 	selfID string
 	closed bool
+
+	elections elect.Book
+	electCtx  context.Context // ends at Close
+	stopElect context.CancelFunc
+	wg        sync.WaitGroup // election goroutines
 
 	view      members.View
 	malformed members.Malformed
@@ -109,6 +115,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, fmt.Errorf("kubernetes: client: %w", err)
 	}
 	c := &Coordinator{cfg: cfg, opts: o, client: client, http: httpClient, selector: sel}
+	c.electCtx, c.stopElect = context.WithCancel(context.Background())
 
 	// Fail fast on a wrong address or missing RBAC instead of retrying
 	// forever: the reflector needs both verbs, and a token that may list
@@ -165,6 +172,13 @@ func withTimeout(rc *rest.Config, d time.Duration) *rest.Config {
 	rc = rest.CopyConfig(rc)
 	if rc.Timeout == 0 {
 		rc.Timeout = d
+	}
+	// client-go's default client-side limit (5 requests a second, bursts
+	// of 10) would queue an election's renewals and reads behind each other:
+	// a resignation then took 600ms to hand over. The API server applies its
+	// own fairness limits regardless.
+	if rc.QPS == 0 && rc.RateLimiter == nil {
+		rc.QPS, rc.Burst = 50, 100
 	}
 	return rc
 }
@@ -425,6 +439,12 @@ func (c *Coordinator) Close() error {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	// Leaderships end first, releasing their Leases.
+	rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	err := c.elections.Close(rctx)
+	rcancel()
+	c.stopElect()
+	c.wg.Wait()
 	if c.cancel != nil {
 		c.cancel()
 		<-c.done
@@ -433,5 +453,5 @@ func (c *Coordinator) Close() error {
 	// client-go may share this transport with the process's other clients;
 	// closing idle connections only makes them reconnect.
 	c.http.CloseIdleConnections()
-	return nil
+	return err
 }

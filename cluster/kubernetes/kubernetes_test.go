@@ -92,13 +92,26 @@ func (f *fixture) config() kubernetes.Config {
 	cfg.Namespace = f.ns
 	cfg.LabelSelector = "app=herd,tier in (backend,worker),!canary"
 	cfg.Timeout = 5 * time.Second
+	cfg.ElectionTTL, cfg.ElectionRenewPeriod = electionTTL, electionRenew
 	return cfg
 }
 
+// The election tests' Lease timing: short, for quick crash takeovers.
+const (
+	electionTTL   = 3 * time.Second
+	electionRenew = 500 * time.Millisecond
+)
+
 func (f *fixture) coordinator(t *testing.T, cfg kubernetes.Config, token string) *kubernetes.Coordinator {
 	t.Helper()
+	return f.coordinatorAt(t, cfg, f.host, token)
+}
+
+// coordinatorAt is a coordinator that reaches the API server at host.
+func (f *fixture) coordinatorAt(t *testing.T, cfg kubernetes.Config, host, token string) *kubernetes.Coordinator {
+	t.Helper()
 	e := &env{}
-	cfg.REST = restConfig(f.host, token)
+	cfg.REST = restConfig(host, token)
 	c, err := kubernetes.New(context.Background(), cfg, cluster.WithLogger(quiet), cluster.WithLookupEnv(e.lookup))
 	if err != nil {
 		t.Fatalf("kubernetes.New: %v", err)
@@ -178,6 +191,17 @@ func (f *fixture) harness(cfg kubernetes.Config) clustertest.Harness {
 			}
 		},
 		Within: 2 * time.Second,
+		Election: &clustertest.Election{
+			Partitioned: func(t *testing.T) (cluster.Coordinator, func()) {
+				proxy := testserver.StartProxy(t, strings.TrimPrefix(f.host, "https://"))
+				pcfg := cfg
+				pcfg.Timeout = time.Second
+				return f.coordinatorAt(t, pcfg, "https://"+proxy.Addr, f.token), proxy.Partition
+			},
+			// A candidate takes the Lease a TTL after it first saw its last
+			// renewal, which it reads every renew period.
+			TakeoverWithin: electionTTL + electionRenew + time.Second,
+		},
 	}
 }
 
@@ -378,6 +402,20 @@ func TestKubernetes(t *testing.T) {
 		if _, err := c.QueryRemoteNodes(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		// Elections need get, create and update on Leases; without them a
+		// campaign fails at once and names the grant.
+		if _, err := c.Campaign(context.Background(), "minimal"); err == nil || !strings.Contains(err.Error(), "grant get, create and update on leases") {
+			t.Fatalf("campaign without a Lease grant: err = %v", err)
+		}
+		bind(t, g, "herd-lease-holder", rbacv1.PolicyRule{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}})
+		var l *cluster.Leadership
+		clustertest.WaitUntil(t, 5*time.Second, "a campaign with get, create and update on leases (RBAC takes effect within moments)", func() bool {
+			l, err = c.Campaign(context.Background(), "minimal")
+			return err == nil
+		})
+		if err := l.Resign(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	})
 
 	// A token that may list pods but not watch them is refused at start-up
@@ -464,18 +502,20 @@ current-context: herd
 
 // bindPodReader grants herd's documented minimal RBAC to the reader user.
 func bindPodReader(t *testing.T, g *fixture, verbs ...string) {
+	bind(t, g, "herd-pod-reader", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: verbs})
+}
+
+// bind grants the reader user rule in the fixture's namespace.
+func bind(t *testing.T, g *fixture, name string, rule rbacv1.PolicyRule) {
 	ctx := context.Background()
-	role := &rbacv1.Role{
-		ObjectMeta: metav1.ObjectMeta{Name: "herd-pod-reader"},
-		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: verbs}},
-	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{rule}}
 	if _, err := g.admin.RbacV1().Roles(g.ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "herd-pod-reader"},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: testserver.ReaderUser}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "herd-pod-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
 	}
 	if _, err := g.admin.RbacV1().RoleBindings(g.ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

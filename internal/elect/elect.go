@@ -45,7 +45,9 @@ func (b *Book) Begin(ctx context.Context, name string) (*Entry, context.Context,
 	if b.closed {
 		return nil, nil, cluster.ErrClosed
 	}
-	if _, ok := b.active[name]; ok {
+	// A leadership that has ended is forgotten by a callback that may not
+	// have run yet: it does not hold the name.
+	if old, ok := b.active[name]; ok && !old.ended() {
 		return nil, nil, fmt.Errorf("cluster: this node is already campaigning for or leading election %q; resign first", name)
 	}
 	if b.active == nil {
@@ -75,6 +77,12 @@ func (e *Entry) Lead(term uint64, resign func(context.Context) error) (*cluster.
 	}
 	context.AfterFunc(l.Context(), e.Forget)
 	return l, lose, nil
+}
+
+func (e *Entry) ended() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.lead != nil && e.lead.Err() != nil
 }
 
 // Cancel ends the campaign's context with cause.

@@ -1,0 +1,175 @@
+package kubernetes
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/internal/latest"
+	"github.com/herd-go/herd/internal/leaserecord"
+)
+
+// leaseName is the coordination.k8s.io/v1 Lease of an election.
+func leaseName(election string) string { return "herd-" + election }
+
+// timing is the lease protocol's clock from the configuration.
+func (c *Coordinator) timing() leaserecord.Timing {
+	return leaserecord.Timing{TTL: c.cfg.ElectionTTL, RenewDeadline: leaserecord.DefaultRenewDeadline(c.cfg.ElectionTTL), RetryPeriod: c.cfg.ElectionRenewPeriod}
+}
+
+// Campaign takes the election's Lease the way client-go's leaderelection
+// does (holderIdentity, renewTime, leaseDurationSeconds, replaced with the
+// object's resourceVersion as the compare-and-swap), with two differences:
+// the term is leaseTransitions, raised on every acquisition, even by the
+// same node, and Done closes two thirds of the TTL after the start of the
+// last successful renewal, a third of the TTL before anyone can take it.
+func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
+	c.mu.Lock()
+	id, closed := c.selfID, c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, cluster.ErrClosed
+	}
+	if id == "" {
+		return nil, cluster.ErrNotRegistered
+	}
+	entry, cctx, err := c.elections.Begin(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	store := c.leaseStore(name)
+	held, err := leaserecord.Campaign(cctx, store, id, c.timing())
+	if err != nil {
+		err = fmt.Errorf("kubernetes: campaign for %q (Lease %s/%s): %w", name, c.cfg.Namespace, store.name, err)
+		if cctx.Err() != nil {
+			err = elect.CampaignErr(cctx, "kubernetes", name)
+		}
+		entry.Forget()
+		return nil, err
+	}
+	l, err := leaserecord.Lead(entry, store, id, c.timing(), held, c.wg.Go)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: campaign for %q: %w", name, err)
+	}
+	return l, nil
+}
+
+// Observe reads the election's Lease every electionRenewPeriod.
+func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
+	var v latest.Value[cluster.Leader]
+	out := v.Subscribe(ctx)
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed || cluster.CheckElection(name) != nil {
+		v.Close()
+		return out
+	}
+	octx, cancel := context.WithCancel(c.electCtx)
+	stop := context.AfterFunc(ctx, cancel)
+	store := c.leaseStore(name)
+	c.wg.Go(func() {
+		defer stop()
+		defer cancel()
+		defer v.Close()
+		leaserecord.Observe(octx, store, c.timing(), &v)
+	})
+	return out
+}
+
+// leaseStore keeps a lease record in a Lease object.
+type leaseStore struct {
+	leases    coordclient.LeaseInterface
+	namespace string
+	name      string
+}
+
+func (c *Coordinator) leaseStore(election string) *leaseStore {
+	return &leaseStore{leases: c.client.CoordinationV1().Leases(c.cfg.Namespace), namespace: c.cfg.Namespace, name: leaseName(election)}
+}
+
+// refused names the grant a forbidden request lacks.
+func (s *leaseStore) refused(err error) error {
+	if apierrors.IsForbidden(err) {
+		return &leaserecord.RefusedError{Err: fmt.Errorf("%w (grant get, create and update on leases in API group coordination.k8s.io, namespace %s)", err, s.namespace)}
+	}
+	return err
+}
+
+func (s *leaseStore) Get(ctx context.Context) (leaserecord.Record, string, error) {
+	l, err := s.leases.Get(ctx, s.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return leaserecord.Record{}, "", nil
+	}
+	if err != nil {
+		return leaserecord.Record{}, "", s.refused(err)
+	}
+	var r leaserecord.Record
+	if l.Spec.HolderIdentity != nil {
+		r.Holder = *l.Spec.HolderIdentity
+	}
+	if l.Spec.LeaseTransitions != nil {
+		r.Term = uint64(*l.Spec.LeaseTransitions)
+	}
+	if l.Spec.LeaseDurationSeconds != nil {
+		r.TTLMillis = int64(*l.Spec.LeaseDurationSeconds) * 1000
+	}
+	return r, l.ResourceVersion, nil
+}
+
+func (s *leaseStore) Put(ctx context.Context, r leaserecord.Record, version string) (string, error) {
+	now := metav1.NewMicroTime(time.Now())
+	seconds := int32((r.TTLMillis + 999) / 1000)
+	transitions := int32(r.Term)
+	l := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: s.name, ResourceVersion: version},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity:       &r.Holder,
+			LeaseDurationSeconds: &seconds,
+			RenewTime:            &now,
+			LeaseTransitions:     &transitions,
+		},
+	}
+	if r.Renewals == 0 {
+		l.Spec.AcquireTime = &now
+	}
+	var err error
+	if version == "" {
+		l, err = s.leases.Create(ctx, l, metav1.CreateOptions{})
+	} else {
+		l, err = s.leases.Update(ctx, l, metav1.UpdateOptions{})
+	}
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
+		return "", leaserecord.ErrConflict
+	}
+	if err != nil {
+		return "", s.refused(err)
+	}
+	return l.ResourceVersion, nil
+}
+
+// Changed watches the Lease from version: any event wakes the candidate.
+func (s *leaseStore) Changed(ctx context.Context, version string) <-chan struct{} {
+	changed := make(chan struct{})
+	go func() {
+		defer close(changed)
+		w, err := s.leases.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + s.name, ResourceVersion: version})
+		if err != nil {
+			<-ctx.Done() // no watch: the candidate reads on its own clock
+			return
+		}
+		defer w.Stop()
+		select {
+		case <-w.ResultChan():
+		case <-ctx.Done():
+		}
+	}()
+	return changed
+}
