@@ -31,6 +31,15 @@ type Config struct {
 	WaitTime time.Duration `yaml:"waitTime"`
 	// Timeout bounds ordinary requests and the start-up check (SW_CLUSTER_CONSUL_TIMEOUT).
 	Timeout     time.Duration `yaml:"timeout"`
+	// ElectionTTL is the TTL of each campaign's Consul session, 10s to 24h
+	// (SW_CLUSTER_CONSUL_ELECTION_TTL). Consul keeps a session it stopped
+	// hearing from for up to twice its TTL, so a crashed leader is replaced
+	// after 2 × TTL + ElectionLockDelay at most.
+	ElectionTTL time.Duration `yaml:"electionTTL"`
+	// ElectionLockDelay is the session's lock-delay: after a leader's
+	// session is invalidated, nobody may take the key for this long
+	// (SW_CLUSTER_CONSUL_ELECTION_LOCK_DELAY).
+	ElectionLockDelay time.Duration `yaml:"electionLockDelay"`
 	TLSCAFile   string        `yaml:"tlsCaFile"`
 	TLSCertFile string        `yaml:"tlsCertFile"`
 	TLSKeyFile  string        `yaml:"tlsKeyFile"`
@@ -45,6 +54,8 @@ func DefaultConfig() Config {
 		DeregisterCriticalServiceAfter: time.Minute,
 		WaitTime:                       time.Minute,
 		Timeout:                        5 * time.Second,
+		ElectionTTL:                    10 * time.Second,
+		ElectionLockDelay:              time.Second,
 	}
 }
 
@@ -70,6 +81,12 @@ func (c Config) validate() error {
 	}
 	if c.Timeout <= 0 {
 		return &cluster.ConfigError{Key: key("timeout"), Value: c.Timeout.String(), Accepted: "a positive duration, e.g. 5s (SW_CLUSTER_CONSUL_TIMEOUT)"}
+	}
+	if c.ElectionTTL < 10*time.Second || c.ElectionTTL > 24*time.Hour {
+		return &cluster.ConfigError{Key: key("electionTTL"), Value: c.ElectionTTL.String(), Accepted: "a duration from 10s to 24h, Consul's session TTL range (SW_CLUSTER_CONSUL_ELECTION_TTL)"}
+	}
+	if c.ElectionLockDelay < 0 || c.ElectionLockDelay > time.Minute {
+		return &cluster.ConfigError{Key: key("electionLockDelay"), Value: c.ElectionLockDelay.String(), Accepted: "a duration from 0 to 60s (SW_CLUSTER_CONSUL_ELECTION_LOCK_DELAY)"}
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return &cluster.ConfigError{Key: key("tlsCertFile"), Value: c.TLSCertFile, Accepted: "tlsCertFile and tlsKeyFile set together, or neither"}

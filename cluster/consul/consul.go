@@ -27,6 +27,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/backoff"
+	"github.com/herd-go/herd/internal/elect"
 	"github.com/herd-go/herd/internal/members"
 )
 
@@ -62,6 +63,7 @@ type Coordinator struct {
 	superStop context.CancelFunc
 	superDone chan struct{}
 
+	elections       elect.Book
 	view            members.View
 	malformed       members.Malformed
 	reregistrations atomic.Uint64
@@ -513,12 +515,15 @@ func (c *Coordinator) Close() error {
 	c.closed = true
 	stop, done, self := c.superStop, c.superDone, c.self
 	c.mu.Unlock()
-	var err error
+	// Leaderships end first, releasing their keys.
+	rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	err := c.elections.Close(rctx)
+	rcancel()
 	if stop != nil {
 		stop()
 		<-done
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-		if derr := c.agent().Agent().ServiceDeregisterOpts(self.ID, (&api.QueryOptions{}).WithContext(ctx)); derr != nil {
+		if derr := c.agent().Agent().ServiceDeregisterOpts(self.ID, (&api.QueryOptions{}).WithContext(ctx)); derr != nil && err == nil {
 			err = fmt.Errorf("consul: deregistering %s (Consul reaps it after %s critical): %w", self.ID, c.cfg.DeregisterCriticalServiceAfter, derr)
 		}
 		cancel()

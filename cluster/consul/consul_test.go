@@ -68,6 +68,17 @@ func TestConformance(t *testing.T) {
 			t.Cleanup(func() { _ = raw.Agent().ServiceDeregister("not-a-node") })
 		},
 		Malformed: func(c cluster.Coordinator) uint64 { return c.(*consul.Coordinator).Stats().Malformed },
+		Election: &clustertest.Election{
+			Partitioned: func(t *testing.T) (cluster.Coordinator, func()) {
+				proxy := testserver.StartProxy(t, addr)
+				pcfg := cfg
+				pcfg.HostPort, pcfg.Timeout = proxy.Addr, time.Second
+				return newCoordinator(t, pcfg), proxy.Partition
+			},
+			// Consul keeps a silent session up to twice its TTL (10s, the
+			// least it allows), then refuses the key for the lock-delay.
+			TakeoverWithin: 2*cfg.ElectionTTL + cfg.ElectionLockDelay + time.Second,
+		},
 		PutForeign: func(t *testing.T, n cluster.Node) {
 			// An instance with no health check: Consul counts it as passing.
 			raw := rawClient(t, addr)
