@@ -59,6 +59,8 @@ step "the Nacos suite on the Nacos server, without -race"
 go test -count=1 -timeout 10m -v ./cluster/nacos | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|recovered|\.go:[0-9]+:'
 
 # Authentication is proven on the Alibaba server (TestAuthentication starts
-# one with it on), not on r-nacos.
+# one with it on), not on r-nacos. r-nacos 0.8.8 takes config publishes whose
+# casMd5 does not match, so herd refuses to elect on it
+# (TestElectionRefusedWithoutCompareAndSwap) and the election section is off.
 step "the Nacos suite on r-nacos, the second target (without -race, recovery included)"
-HERD_TEST_NACOS_ADDR="$HERD_TEST_RNACOS_ADDR" HERD_NACOS_SERVER= go test -count=1 -timeout 10m -skip TestAuthentication ./cluster/nacos
+HERD_TEST_NACOS_NO_CAS=1 HERD_TEST_NACOS_ADDR="$HERD_TEST_RNACOS_ADDR" HERD_NACOS_SERVER= go test -count=1 -timeout 10m -skip TestAuthentication ./cluster/nacos

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/leaserecord"
 )
 
 // Config is the cluster.nacos section. Keys and environment variables follow
@@ -33,6 +34,13 @@ type Config struct {
 	CacheDir string `yaml:"cacheDir"` // SW_CLUSTER_NACOS_CACHE_DIR
 	// Timeout bounds each request and start-up (SW_CLUSTER_NACOS_TIMEOUT).
 	Timeout time.Duration `yaml:"timeout"`
+	// ElectionTTL is an election lease record's TTL (SW_CLUSTER_NACOS_ELECTION_TTL):
+	// a crashed leader is replaced within it plus ElectionRenewPeriod, and
+	// its Done closes a third of it before anyone can take over.
+	ElectionTTL time.Duration `yaml:"electionTTL"`
+	// ElectionRenewPeriod is how often the leader renews the record and
+	// candidates read it (SW_CLUSTER_NACOS_ELECTION_RENEW_PERIOD).
+	ElectionRenewPeriod time.Duration `yaml:"electionRenewPeriod"`
 	// SelfCheck is how often herd checks that self is still registered,
 	// default 5s. Set in code only.
 	SelfCheck time.Duration `yaml:"-"`
@@ -41,12 +49,14 @@ type Config struct {
 // DefaultConfig returns the values of herd's built-in configuration.
 func DefaultConfig() Config {
 	return Config{
-		ServiceName: "SkyWalking_OAP_Cluster",
-		HostPort:    "localhost:8848",
-		Namespace:   "public",
-		Group:       "DEFAULT_GROUP",
-		ClusterName: "DEFAULT",
-		Timeout:     5 * time.Second,
+		ServiceName:         "SkyWalking_OAP_Cluster",
+		HostPort:            "localhost:8848",
+		Namespace:           "public",
+		Group:               "DEFAULT_GROUP",
+		ClusterName:         "DEFAULT",
+		Timeout:             5 * time.Second,
+		ElectionTTL:         10 * time.Second,
+		ElectionRenewPeriod: time.Second,
 	}
 }
 
@@ -119,6 +129,13 @@ func (c Config) validate() error {
 	}
 	if c.Timeout <= 0 || c.Timeout > time.Hour {
 		return &cluster.ConfigError{Key: key("timeout"), Value: c.Timeout.String(), Accepted: "a positive duration up to 1h (SW_CLUSTER_NACOS_TIMEOUT)"}
+	}
+	if bad, accepted := leaserecord.CheckTiming(c.ElectionTTL, c.ElectionRenewPeriod); bad != "" {
+		value, env := c.ElectionTTL, "SW_CLUSTER_NACOS_ELECTION_TTL"
+		if bad == "electionRenewPeriod" {
+			value, env = c.ElectionRenewPeriod, "SW_CLUSTER_NACOS_ELECTION_RENEW_PERIOD"
+		}
+		return &cluster.ConfigError{Key: key(bad), Value: value.String(), Accepted: accepted + " (" + env + ")"}
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ package nacos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,6 +43,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/elect"
 	"github.com/herd-go/herd/internal/members"
 	"github.com/herd-go/herd/internal/reach"
 )
@@ -71,6 +73,15 @@ type Coordinator struct {
 	mu     sync.Mutex
 	self   *cluster.Node
 	closed bool
+
+	// Elections: the lease records live in Nacos config, reached over the
+	// HTTP open API of the first server.
+	servers   []server
+	http      *http.Client
+	token     accessToken
+	casOnce   sync.Mutex
+	casOK     bool
+	elections elect.Book
 
 	view            members.View
 	malformed       members.Malformed
@@ -124,7 +135,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		}
 		return nil, fmt.Errorf("nacos: connecting to %s: %w (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT; the gRPC port is the HTTP port + 1000)", cfg.HostPort, err)
 	}
-	c := &Coordinator{cfg: cfg, opts: o, client: client}
+	c := &Coordinator{cfg: cfg, opts: o, client: client, servers: servers, http: &http.Client{Timeout: cfg.Timeout}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 
 	// nacos-sdk-go logs a refused login and answers queries as if the
@@ -354,35 +365,56 @@ func (c *Coordinator) register(ctx context.Context, n cluster.Node) error {
 // and fails only on a refusal: a server that does not answer is the SDK's
 // to report.
 func checkLogin(ctx context.Context, cfg Config, servers []server) error {
+	for _, s := range servers {
+		_, err := login(ctx, cfg, s)
+		var refused *loginRefusedError
+		if errors.As(err, &refused) {
+			return err
+		}
+		if err == nil {
+			return nil
+		}
+	}
+	return nil
+}
+
+// loginRefusedError is a server's refusal of the configured credentials.
+type loginRefusedError struct{ msg string }
+
+func (e *loginRefusedError) Error() string { return e.msg }
+
+// login logs in to s over the HTTP open API and returns the access token,
+// empty from a server that answers without one (authentication off).
+func login(ctx context.Context, cfg Config, s server) (string, error) {
 	path := cfg.ContextPath
 	if path == "" {
 		path = "/nacos"
 	}
 	form := url.Values{"username": {cfg.Username}, "password": {cfg.Password}}
-	for _, s := range servers {
-		addr := net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10))
-		u := "http://" + addr + "/" + strings.Trim(path, "/") + "/v1/auth/login"
-		rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-		req, _ := http.NewRequestWithContext(rctx, http.MethodPost, u, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			cancel()
-			continue
-		}
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		resp.Body.Close()
-		cancel()
-		switch {
-		case resp.StatusCode == http.StatusOK:
-			return nil
-		case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized || strings.Contains(string(body), "not found"):
-			return fmt.Errorf("nacos: %s refused the login of user %q: %d %s (check cluster.nacos.username and password / SW_CLUSTER_NACOS_USERNAME and SW_CLUSTER_NACOS_PASSWORD)",
-				addr, cfg.Username, resp.StatusCode, strings.TrimSpace(string(body)))
-		}
-		return nil // a server without authentication, or another answer: the SDK reports its own
+	addr := net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10))
+	u := "http://" + addr + "/" + strings.Trim(path, "/") + "/v1/auth/login"
+	rctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(rctx, http.MethodPost, u, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
 	}
-	return nil
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		var answer struct {
+			AccessToken string `json:"accessToken"`
+		}
+		_ = json.Unmarshal(body, &answer)
+		return answer.AccessToken, nil
+	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized || strings.Contains(string(body), "not found"):
+		return "", &loginRefusedError{fmt.Sprintf("nacos: %s refused the login of user %q: %d %s (check cluster.nacos.username and password / SW_CLUSTER_NACOS_USERNAME and SW_CLUSTER_NACOS_PASSWORD)",
+			addr, cfg.Username, resp.StatusCode, strings.TrimSpace(string(body)))}
+	}
+	return "", fmt.Errorf("nacos: logging in to %s: %d %s", addr, resp.StatusCode, strings.TrimSpace(string(body)))
 }
 
 // checkHolder refuses n's ID when a healthy instance at another address
@@ -500,10 +532,13 @@ func (c *Coordinator) Close() error {
 	c.closed = true
 	self := c.self
 	c.mu.Unlock()
-	var err error
+	// Leaderships end first, releasing their records.
+	rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
+	err := c.elections.Close(rctx)
+	rcancel()
 	if self != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-		err = c.call(ctx, func() error {
+		derr := c.call(ctx, func() error {
 			_, err := c.client.DeregisterInstance(vo.DeregisterInstanceParam{
 				Ip: self.Address.Host, Port: uint64(self.Address.Port), Cluster: c.cfg.ClusterName,
 				ServiceName: c.cfg.ServiceName, GroupName: c.cfg.Group, Ephemeral: true,
@@ -511,8 +546,8 @@ func (c *Coordinator) Close() error {
 			return err
 		})
 		cancel()
-		if err != nil {
-			err = fmt.Errorf("nacos: deregistering %s (the server drops it when the connection closes): %w", self.ID, err)
+		if derr != nil && err == nil {
+			err = fmt.Errorf("nacos: deregistering %s (the server drops it when the connection closes): %w", self.ID, derr)
 		}
 	}
 	if c.sub != nil {

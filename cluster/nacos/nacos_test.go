@@ -44,6 +44,7 @@ func testConfig(t *testing.T, addr string) nacos.Config {
 	cfg.ServiceName = "herd-test-" + cluster.NewID()[:8]
 	cfg.LogDir, cfg.CacheDir = scratch(t), scratch(t)
 	cfg.Timeout = 3 * time.Second
+	cfg.ElectionTTL, cfg.ElectionRenewPeriod = 3*time.Second, 500*time.Millisecond
 	return cfg
 }
 
@@ -127,7 +128,8 @@ func TestConformance(t *testing.T) {
 				}
 			}
 		},
-		Within: 3 * time.Second,
+		Within:   3 * time.Second,
+		Election: electionHarness(t, cfg),
 		Recovery: func(t *testing.T) clustertest.RecoveryTarget {
 			srv := ownServer(t)
 			rcfg := cfg
@@ -147,6 +149,46 @@ func TestConformance(t *testing.T) {
 		// (with one entry, this test saw up to 2.006s).
 		ResumeWithin: time.Second,
 	})
+}
+
+// electionHarness is the election section's harness, or nil on a server
+// that HERD_TEST_NACOS_NO_CAS says does not honour compare-and-swap
+// (r-nacos): there TestElectionRefusedWithoutCompareAndSwap checks that
+// herd refuses to elect instead.
+func electionHarness(t *testing.T, cfg nacos.Config) *clustertest.Election {
+	if os.Getenv("HERD_TEST_NACOS_NO_CAS") != "" {
+		t.Log("no election tests: HERD_TEST_NACOS_NO_CAS says this server does not honour casMd5")
+		return nil
+	}
+	return &clustertest.Election{
+		Partitioned: func(t *testing.T) (cluster.Coordinator, func()) {
+			httpProxy, grpcProxy := nacosProxies(t, cfg.HostPort)
+			pcfg := cfg
+			pcfg.HostPort, pcfg.Timeout = httpProxy.Addr, time.Second
+			return newCoordinator(t, pcfg), func() { httpProxy.Partition(); grpcProxy.Partition() }
+		},
+		// A candidate takes the record a TTL after it first saw its last
+		// renewal, which it reads every renew period.
+		TakeoverWithin: cfg.ElectionTTL + cfg.ElectionRenewPeriod + time.Second,
+	}
+}
+
+// TestElectionRefusedWithoutCompareAndSwap: on a server that takes a config
+// publish whose casMd5 does not match (r-nacos 0.8.8), a campaign fails with
+// ErrNoCompareAndSwap rather than elect without fencing.
+func TestElectionRefusedWithoutCompareAndSwap(t *testing.T) {
+	addr := requireServer(t)
+	if os.Getenv("HERD_TEST_NACOS_NO_CAS") == "" {
+		t.Skip("this server honours casMd5 (HERD_TEST_NACOS_NO_CAS is not set): TestConformance/Election runs instead")
+	}
+	c := newCoordinator(t, testConfig(t, addr))
+	defer c.Close()
+	if err := c.RegisterRemote(context.Background(), clustertest.NewNode()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Campaign(context.Background(), "refused"); !errors.Is(err, nacos.ErrNoCompareAndSwap) {
+		t.Fatalf("Campaign on a server without compare-and-swap: %v, want ErrNoCompareAndSwap", err)
+	}
 }
 
 // ownServer starts a server the test may kill: the Alibaba Nacos server

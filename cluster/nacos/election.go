@@ -1,0 +1,279 @@
+package nacos
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/internal/latest"
+	"github.com/herd-go/herd/internal/leaserecord"
+)
+
+// Nacos 2 has no lock, so an election is a lease record in Nacos config,
+// replaced with compare-and-swap on its content's MD5 (the casMd5 header of
+// the config publish API), the protocol client-go uses over a Lease object.
+
+// ErrNoCompareAndSwap: the server took a config publish whose casMd5 did not
+// match, so it cannot fence a deposed leader and herd does not elect on it.
+var ErrNoCompareAndSwap = errors.New("nacos: the server does not honour casMd5 on config publishes, so it cannot fence an election")
+
+// electionDataID is the config data ID of an election's lease record.
+func (c *Coordinator) electionDataID(name string) string {
+	safe := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' {
+			return r
+		}
+		return '_'
+	}, c.cfg.ServiceName)
+	return "herd.election." + safe + "." + name
+}
+
+func (c *Coordinator) timing() leaserecord.Timing {
+	return leaserecord.Timing{TTL: c.cfg.ElectionTTL, RenewDeadline: leaserecord.DefaultRenewDeadline(c.cfg.ElectionTTL), RetryPeriod: c.cfg.ElectionRenewPeriod}
+}
+
+// Campaign takes the election's lease record in Nacos config. Done closes
+// two thirds of cluster.nacos.electionTTL after the start of the last
+// successful renewal, a third of the TTL before any candidate may take the
+// record; the term is raised by every acquisition. The first campaign checks
+// that the server honours compare-and-swap, and fails with
+// ErrNoCompareAndSwap if not.
+func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
+	c.mu.Lock()
+	self, closed := c.self, c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, cluster.ErrClosed
+	}
+	if self == nil {
+		return nil, cluster.ErrNotRegistered
+	}
+	entry, cctx, err := c.elections.Begin(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	store := c.configStore(name)
+	if err := c.casChecked(cctx, store); err != nil {
+		entry.Forget()
+		return nil, err
+	}
+	held, err := leaserecord.Campaign(cctx, store, self.ID, c.timing())
+	if err != nil {
+		err = fmt.Errorf("nacos: campaign for %q (config %s): %w", name, store.dataID, err)
+		if cctx.Err() != nil {
+			err = elect.CampaignErr(cctx, "nacos", name)
+		}
+		entry.Forget()
+		return nil, err
+	}
+	l, err := leaserecord.Lead(entry, store, self.ID, c.timing(), held, c.wg.Go)
+	if err != nil {
+		return nil, fmt.Errorf("nacos: campaign for %q: %w", name, err)
+	}
+	return l, nil
+}
+
+// casChecked checks once per coordinator that the server refuses a publish
+// whose casMd5 does not match.
+func (c *Coordinator) casChecked(ctx context.Context, s *configStore) error {
+	c.casOnce.Lock()
+	defer c.casOnce.Unlock()
+	if c.casOK {
+		return nil
+	}
+	probe := *s
+	probe.dataID = c.electionDataID("cas-probe")
+	// Nacos creates an absent config whatever its casMd5 (a concurrent
+	// create fails on the table's unique key): the probe needs one present.
+	_, version, err := probe.Get(ctx)
+	if err == nil && version == "" {
+		_, err = probe.Put(ctx, leaserecord.Record{}, "")
+		if errors.Is(err, leaserecord.ErrConflict) {
+			err = nil // another node's probe created it
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("nacos: preparing config %s to check compare-and-swap: %w", probe.dataID, err)
+	}
+	rec := leaserecord.Record{Renewals: 1}
+	if _, err := probe.Put(ctx, rec, "not-the-md5-of-anything"); err == nil {
+		return fmt.Errorf("%w (%s took a publish of %s with a wrong casMd5; the Alibaba Nacos server 2.x refuses it)", ErrNoCompareAndSwap, s.base, probe.dataID)
+	} else if !errors.Is(err, leaserecord.ErrConflict) {
+		return fmt.Errorf("nacos: checking compare-and-swap on config %s: %w", probe.dataID, err)
+	}
+	c.casOK = true
+	return nil
+}
+
+// Observe reads the election's lease record every electionRenewPeriod.
+func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
+	var v latest.Value[cluster.Leader]
+	out := v.Subscribe(ctx)
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed || cluster.CheckElection(name) != nil {
+		v.Close()
+		return out
+	}
+	octx, cancel := context.WithCancel(c.ctx)
+	stop := context.AfterFunc(ctx, cancel)
+	store := c.configStore(name)
+	c.wg.Go(func() {
+		defer stop()
+		defer cancel()
+		defer v.Close()
+		leaserecord.Observe(octx, store, c.timing(), &v)
+	})
+	return out
+}
+
+// configStore keeps a lease record as one config, over the HTTP open API
+// (the SDK's config client reads through local snapshot files, which could
+// show a stale record).
+type configStore struct {
+	c      *Coordinator
+	base   string // http://host:port/<contextPath>/v1
+	dataID string
+}
+
+func (c *Coordinator) configStore(name string) *configStore {
+	path := strings.Trim(c.cfg.ContextPath, "/")
+	if path == "" {
+		path = "nacos"
+	}
+	s := c.servers[0]
+	return &configStore{c: c, base: "http://" + net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10)) + "/" + path + "/v1", dataID: c.electionDataID(name)}
+}
+
+func (s *configStore) params() url.Values {
+	v := url.Values{"dataId": {s.dataID}, "group": {s.c.cfg.Group}}
+	if ns := s.c.cfg.namespaceID(); ns != "" {
+		v.Set("tenant", ns)
+	}
+	return v
+}
+
+// Get reads the record; its version is its content's MD5.
+func (s *configStore) Get(ctx context.Context) (leaserecord.Record, string, error) {
+	status, body, err := s.c.api(ctx, http.MethodGet, s.base+"/cs/configs", s.params(), nil)
+	if err != nil {
+		return leaserecord.Record{}, "", err
+	}
+	switch status {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return leaserecord.Record{}, "", nil
+	default:
+		return leaserecord.Record{}, "", fmt.Errorf("reading config %s: %d %s", s.dataID, status, body)
+	}
+	var r leaserecord.Record
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		// Someone else's content: take it over as a free record.
+		r = leaserecord.Record{}
+	}
+	sum := md5.Sum([]byte(body))
+	return r, hex.EncodeToString(sum[:]), nil
+}
+
+// Put publishes the record if the config's content still has MD5 version.
+// An absent config is created with the MD5 of nothing as casMd5: Nacos
+// inserts it, and a concurrent insert fails on the table's unique key.
+func (s *configStore) Put(ctx context.Context, r leaserecord.Record, version string) (string, error) {
+	content, _ := json.Marshal(r)
+	if version == "" {
+		sum := md5.Sum(nil)
+		version = hex.EncodeToString(sum[:])
+	}
+	form := s.params()
+	form.Set("content", string(content))
+	form.Set("type", "json")
+	status, body, err := s.c.api(ctx, http.MethodPost, s.base+"/cs/configs", form, http.Header{"casMd5": {version}})
+	if err != nil {
+		return "", err
+	}
+	if status == http.StatusOK && strings.TrimSpace(body) == "true" {
+		sum := md5.Sum(content)
+		return hex.EncodeToString(sum[:]), nil
+	}
+	if status == http.StatusConflict || strings.Contains(strings.ToLower(body), "cas") || strings.Contains(body, "Duplicate") || strings.Contains(body, "duplicate") {
+		return "", leaserecord.ErrConflict
+	}
+	if status == http.StatusForbidden {
+		return "", &leaserecord.RefusedError{Err: fmt.Errorf("publishing config %s: %d %s (the user, cluster.nacos.username / SW_CLUSTER_NACOS_USERNAME, needs write permission on namespace %q)", s.dataID, status, body, s.c.cfg.namespaceID())}
+	}
+	return "", fmt.Errorf("publishing config %s: %d %s", s.dataID, status, body)
+}
+
+// api makes one open-API call, logged in when cluster.nacos.username is
+// set; a refused token is renewed once.
+func (c *Coordinator) api(ctx context.Context, method, u string, params url.Values, header http.Header) (int, string, error) {
+	for attempt := 0; ; attempt++ {
+		q := url.Values{}
+		for k, v := range params {
+			q[k] = v
+		}
+		if c.cfg.Username != "" {
+			token, err := c.token.get(ctx, c, attempt > 0)
+			if err != nil {
+				return 0, "", err
+			}
+			q.Set("accessToken", token)
+		}
+		var req *http.Request
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+		if method == http.MethodGet {
+			req, _ = http.NewRequestWithContext(rctx, method, u+"?"+q.Encode(), nil)
+		} else {
+			req, _ = http.NewRequestWithContext(rctx, method, u, strings.NewReader(q.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		for k, v := range header {
+			req.Header[k] = v
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			cancel()
+			return 0, "", err
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		cancel()
+		if resp.StatusCode == http.StatusForbidden && c.cfg.Username != "" && attempt == 0 {
+			continue
+		}
+		return resp.StatusCode, string(body), nil
+	}
+}
+
+// accessToken caches the token of the open API's login.
+type accessToken struct {
+	mu    sync.Mutex
+	value string
+}
+
+func (t *accessToken) get(ctx context.Context, c *Coordinator, renew bool) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.value != "" && !renew {
+		return t.value, nil
+	}
+	token, err := login(ctx, c.cfg, c.servers[0])
+	if err != nil {
+		return "", err
+	}
+	t.value = token
+	return token, nil
+}
