@@ -40,7 +40,7 @@ func ExampleLoadConfig_misspelt() {
 	fmt.Println(err)
 	// Output:
 	// true 4
-	// config: config:4: unknown key cluster.etcd.endpoint: did you mean cluster.etcd.endpoints? (cluster.etcd has endpoints, namespace, serviceName, authentication, user, password, internalComHost, internalComPort, ttl, dialTimeout, tlsCaFile, tlsCertFile, tlsKeyFile)
+	// config: config:4: unknown key cluster.etcd.endpoint: did you mean cluster.etcd.endpoints? (cluster.etcd has endpoints, namespace, serviceName, authentication, user, password, internalComHost, internalComPort, ttl, electionTTL, dialTimeout, tlsCaFile, tlsCertFile, tlsKeyFile)
 }
 
 // A file's errors name the file and the line.
