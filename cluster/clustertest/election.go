@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -27,8 +29,9 @@ type Election struct {
 	HandoverWithin time.Duration
 }
 
-// Rounds is how many successive leaders the terms test elects.
-const Rounds = 20
+// Rounds is how many successive leaders the terms test elects: 20
+// handovers, timed.
+const Rounds = 21
 
 func runElection(t *testing.T, h Harness) {
 	c := h.NewCoordinator(t)
@@ -270,8 +273,24 @@ func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 
 // testCrashTakeover cuts the leader off from its server: another candidate
 // must win within the takeover bound, and only after the old leader's Done
-// closed.
+// closed. HERD_ELECTION_CRASH_ROUNDS=n repeats it n times and logs the
+// takeover's p50 and p99 (BENCHMARKS.md).
 func testCrashTakeover(t *testing.T, h Harness, e Election) {
+	rounds, _ := strconv.Atoi(os.Getenv("HERD_ELECTION_CRASH_ROUNDS"))
+	var takeovers []time.Duration
+	for round := range max(rounds, 1) {
+		t.Run(fmt.Sprintf("round%d", round), func(t *testing.T) { takeovers = append(takeovers, crashRound(t, h, e)) })
+		if t.Failed() {
+			return
+		}
+	}
+	if len(takeovers) > 1 {
+		p50, p99 := percentiles(takeovers)
+		t.Logf("crash → new leader over %d rounds: p50 %s, p99 %s", len(takeovers), p50, p99)
+	}
+}
+
+func crashRound(t *testing.T, h Harness, e Election) time.Duration {
 	pc, cut := e.Partitioned(t)
 	t.Cleanup(func() { _ = pc.Close() }) // cut off, it cannot deregister
 	leader := candidate(t, h, pc)
@@ -325,6 +344,7 @@ func testCrashTakeover(t *testing.T, h Harness, e Election) {
 	if err := r.lead.Resign(ctx(t)); err != nil {
 		t.Error(err)
 	}
+	return takeover
 }
 
 // testBlockedCampaign: a campaign waiting behind a leader, on a coordinator
