@@ -30,7 +30,7 @@ type Config struct {
 	// WaitTime bounds one blocking query (SW_CLUSTER_CONSUL_WAIT_TIME).
 	WaitTime time.Duration `yaml:"waitTime"`
 	// Timeout bounds ordinary requests and the start-up check (SW_CLUSTER_CONSUL_TIMEOUT).
-	Timeout     time.Duration `yaml:"timeout"`
+	Timeout time.Duration `yaml:"timeout"`
 	// ElectionTTL is the TTL of each campaign's Consul session, 10s to 24h
 	// (SW_CLUSTER_CONSUL_ELECTION_TTL). Consul keeps a session it stopped
 	// hearing from for up to twice its TTL, so a crashed leader is replaced
@@ -40,9 +40,9 @@ type Config struct {
 	// session is invalidated, nobody may take the key for this long
 	// (SW_CLUSTER_CONSUL_ELECTION_LOCK_DELAY).
 	ElectionLockDelay time.Duration `yaml:"electionLockDelay"`
-	TLSCAFile   string        `yaml:"tlsCaFile"`
-	TLSCertFile string        `yaml:"tlsCertFile"`
-	TLSKeyFile  string        `yaml:"tlsKeyFile"`
+	TLSCAFile         string        `yaml:"tlsCaFile"`
+	TLSCertFile       string        `yaml:"tlsCertFile"`
+	TLSKeyFile        string        `yaml:"tlsKeyFile"`
 }
 
 // DefaultConfig returns the values of herd's built-in configuration.

@@ -11,7 +11,6 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/backoff"
 	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/latest"
 )
 
 // electionKey is the KV key an election's leader holds with its session.
@@ -33,21 +32,15 @@ const lockRetry = 100 * time.Millisecond
 // refuses the key for the lock-delay, so the margin is at least
 // electionLockDelay.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
-	if c.ctx.Err() != nil {
-		return nil, cluster.ErrClosed
-	}
 	id := c.selfID()
-	if id == "" {
-		return nil, cluster.ErrNotRegistered
-	}
-	entry, cctx, err := c.elections.Begin(ctx, name)
+	entry, cctx, err := c.elections.Begin(ctx, name, id)
 	if err != nil {
 		return nil, err
 	}
 	s, err := c.newElectionSession(cctx, name)
 	if err != nil {
 		if cctx.Err() != nil {
-			err = elect.CampaignErr(cctx, "consul", name)
+			err = elect.CampaignErr(cctx, fmt.Sprintf("consul: campaign for %q", name))
 		}
 		entry.Forget()
 		return nil, err
@@ -59,7 +52,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 	if err != nil {
 		err = fmt.Errorf("consul: campaign for %q: %w", name, err)
 		if cctx.Err() != nil {
-			err = elect.CampaignErr(cctx, "consul", name)
+			err = elect.CampaignErr(cctx, fmt.Sprintf("consul: campaign for %q", name))
 		}
 		s.end(context.Background(), "")
 		entry.Forget()
@@ -75,7 +68,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 		cause := context.Cause(s.lost)
 		lose(cause)
 		if errors.Is(cause, cluster.ErrSessionLost) {
-			c.wg.Go(func() { s.abandon(key) })
+			go s.abandon(key) // not in c.wg: this may run while Close waits on it; Close's cancel ends it
 		}
 	})
 	return l, nil
@@ -188,28 +181,17 @@ func (c *Coordinator) newElectionSession(ctx context.Context, name string) (*ele
 	})
 	c.wg.Go(func() {
 		defer dog.Stop()
-		tick := time.NewTicker(ttl / 3)
-		defer tick.Stop()
-		for {
-			select {
-			case <-runCtx.Done():
-				return
-			case <-s.lost.Done():
-				return
-			case <-tick.C:
-			}
-			sent := time.Now()
-			rctx, cancel := context.WithTimeout(runCtx, ttl/3)
+		lctx, cancel := context.WithCancel(runCtx)
+		defer cancel()
+		stop := context.AfterFunc(s.lost, cancel) // the loop also ends with the session
+		defer stop()
+		elect.KeepRenewing(lctx, ttl/3, dog, func(rctx context.Context) (time.Duration, error) {
 			entry, _, err := c.agent().Session().Renew(id, (&api.WriteOptions{}).WithContext(rctx))
-			cancel()
-			switch {
-			case err == nil && entry == nil:
-				s.loseWith(fmt.Errorf("consul: the election session is gone: %w", cluster.ErrSessionLost))
-				return
-			case err == nil:
-				dog.Extend(sent.Add(ttl))
+			if err == nil && entry == nil {
+				return 0, fmt.Errorf("consul: the election session is gone: %w", cluster.ErrSessionLost)
 			}
-		}
+			return ttl, err
+		}, func(err error) { s.loseWith(err) })
 	})
 	return s, nil
 }
@@ -237,26 +219,15 @@ func (s *electionSession) end(ctx context.Context, key string) error {
 
 // Observe follows the election's key with blocking queries.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
-	var v latest.Value[cluster.Leader]
-	out := v.Subscribe(ctx)
-	if cluster.CheckElection(name) != nil || c.ctx.Err() != nil {
-		v.Close()
-		return out
-	}
-	octx, cancel := context.WithCancel(c.ctx)
-	stop := context.AfterFunc(ctx, cancel)
 	key := c.electionKey(name)
-	c.wg.Go(func() {
-		defer stop()
-		defer cancel()
-		defer v.Close()
+	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
 		bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 		var index uint64
-		for octx.Err() == nil {
-			pair, meta, err := c.agent().KV().Get(key, (&api.QueryOptions{WaitIndex: index, WaitTime: c.cfg.WaitTime}).WithContext(octx))
+		for ctx.Err() == nil {
+			pair, meta, err := c.agent().KV().Get(key, (&api.QueryOptions{WaitIndex: index, WaitTime: c.cfg.WaitTime}).WithContext(ctx))
 			if err != nil {
 				index = 0
-				bo.Wait(octx)
+				bo.Wait(ctx)
 				continue
 			}
 			bo.Reset()
@@ -264,9 +235,7 @@ func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.L
 			if pair != nil && pair.Session != "" {
 				leader = cluster.Leader{ID: string(pair.Value), Term: pair.ModifyIndex}
 			}
-			if last, ok := v.Load(); !ok || last != leader {
-				v.Publish(leader)
-			}
+			publish(leader)
 			if meta.LastIndex < index { // the index went back (a restored server): start over
 				index = 0
 				continue
@@ -274,5 +243,4 @@ func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.L
 			index = meta.LastIndex
 		}
 	})
-	return out
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/backoff"
 	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/latest"
 )
 
 // electionMargin is how long before the earliest moment the server could
@@ -33,19 +32,9 @@ func (c *Coordinator) electionPrefix(name string) string {
 // lease of cluster.etcd.electionTTL that herd renews itself so that it knows
 // when the lease could expire: the term is the leader key's create revision.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
-	if c.ctx.Err() != nil {
-		return nil, cluster.ErrClosed
-	}
 	id := c.selfID()
-	if id == "" {
-		return nil, cluster.ErrNotRegistered
-	}
-	entry, cctx, err := c.elections.Begin(ctx, name)
+	entry, cctx, err := c.elections.Begin(ctx, name, id)
 	if err != nil {
-		return nil, err
-	}
-	if err := cctx.Err(); err != nil {
-		entry.Forget()
 		return nil, err
 	}
 	s, err := c.newElectionSession(cctx)
@@ -73,7 +62,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 	if err != nil {
 		err = fmt.Errorf("etcd: campaign for %q: %w", name, err)
 		if cctx.Err() != nil {
-			err = elect.CampaignErr(cctx, "etcd", name)
+			err = elect.CampaignErr(cctx, fmt.Sprintf("etcd: campaign for %q", name))
 		}
 		lost()
 		s.end(context.Background())
@@ -93,7 +82,17 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 		s.end(context.Background())
 		return nil, fmt.Errorf("etcd: campaign for %q: %w", name, err)
 	}
-	context.AfterFunc(s.lost, func() { lose(context.Cause(s.lost)) })
+	context.AfterFunc(s.lost, func() {
+		cause := context.Cause(s.lost)
+		lose(cause)
+		// Stop the session's own keepalives and revoke the lease, or a
+		// leadership lost to a short outage would keep its key, and the
+		// election, once the connection came back. Not in c.wg: this may
+		// run while Close waits on it; Close's cancel ends it.
+		if errors.Is(cause, cluster.ErrSessionLost) {
+			go s.end(c.ctx)
+		}
+	})
 	return l, nil
 }
 
@@ -155,32 +154,24 @@ func (c *Coordinator) newElectionSession(ctx context.Context) (*electionSession,
 	return s, nil
 }
 
-// renew renews the lease every third of its TTL, moving the watchdog's
-// deadline to each acknowledged renewal's send time plus the TTL the server
-// granted, less the margin.
+// renew renews the lease every third of its TTL; each acknowledged
+// renewal moves the watchdog's deadline to its send time plus the TTL the
+// server granted, less the margin.
 func (s *electionSession) renew(ctx context.Context, dog *elect.Watchdog, ttl time.Duration) {
-	tick := time.NewTicker(ttl / 3)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.lost.Done():
-			return
-		case <-tick.C:
-		}
-		sent := time.Now()
-		rctx, cancel := context.WithTimeout(ctx, ttl/3)
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.lost, cancel) // the loop also ends with the session
+	defer stop()
+	elect.KeepRenewing(lctx, ttl/3, dog, func(rctx context.Context) (time.Duration, error) {
 		resp, err := s.coord.client.KeepAliveOnce(rctx, s.lease)
-		cancel()
-		switch {
-		case errors.Is(err, rpctypes.ErrLeaseNotFound) || err == nil && resp.TTL <= 0:
-			s.loseWith(fmt.Errorf("etcd: the election lease expired: %w", cluster.ErrSessionLost))
-			return
-		case err == nil:
-			dog.Extend(sent.Add(time.Duration(resp.TTL)*time.Second - electionMargin))
+		if errors.Is(err, rpctypes.ErrLeaseNotFound) || err == nil && resp.TTL <= 0 {
+			return 0, fmt.Errorf("etcd: the election lease expired: %w", cluster.ErrSessionLost)
 		}
-	}
+		if err != nil {
+			return 0, err
+		}
+		return time.Duration(resp.TTL)*time.Second - electionMargin, nil
+	}, func(err error) { s.loseWith(err) })
 }
 
 // end stops renewing and revokes the lease, which deletes the candidate key.
@@ -204,24 +195,12 @@ func (c *Coordinator) revokeWithin(ctx context.Context, lease clientv3.LeaseID) 
 // Observe reads the election's first candidate key (the leader) and watches
 // the election's prefix, reading again after every change.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
-	var v latest.Value[cluster.Leader]
-	out := v.Subscribe(ctx)
-	if cluster.CheckElection(name) != nil || c.ctx.Err() != nil {
-		v.Close()
-		return out
-	}
-	octx, cancel := context.WithCancel(c.ctx)
-	stop := context.AfterFunc(ctx, cancel)
-	c.wg.Go(func() {
-		defer stop()
-		defer cancel()
-		defer v.Close()
-		c.observe(octx, c.electionPrefix(name), &v)
+	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
+		c.observe(ctx, c.electionPrefix(name), publish)
 	})
-	return out
 }
 
-func (c *Coordinator) observe(ctx context.Context, prefix string, v *latest.Value[cluster.Leader]) {
+func (c *Coordinator) observe(ctx context.Context, prefix string, publish func(cluster.Leader)) {
 	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	for ctx.Err() == nil {
 		resp, err := c.client.Get(ctx, prefix, append(clientv3.WithFirstCreate(), clientv3.WithPrefix())...)
@@ -234,9 +213,7 @@ func (c *Coordinator) observe(ctx context.Context, prefix string, v *latest.Valu
 		if len(resp.Kvs) > 0 {
 			leader = cluster.Leader{ID: string(resp.Kvs[0].Value), Term: uint64(resp.Kvs[0].CreateRevision)}
 		}
-		if last, ok := v.Load(); !ok || last != leader {
-			v.Publish(leader)
-		}
+		publish(leader)
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 		w := c.client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 		<-w // any change, or the watch's end: read again

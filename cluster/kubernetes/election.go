@@ -12,7 +12,6 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/latest"
 	"github.com/herd-go/herd/internal/leaserecord"
 )
 
@@ -32,56 +31,22 @@ func (c *Coordinator) timing() leaserecord.Timing {
 // last successful renewal, a third of the TTL before anyone can take it.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
 	c.mu.Lock()
-	id, closed := c.selfID, c.closed
+	id := c.selfID
 	c.mu.Unlock()
-	if closed {
-		return nil, cluster.ErrClosed
-	}
-	if id == "" {
-		return nil, cluster.ErrNotRegistered
-	}
-	entry, cctx, err := c.elections.Begin(ctx, name)
+	entry, cctx, err := c.elections.Begin(ctx, name, id)
 	if err != nil {
 		return nil, err
 	}
 	store := c.leaseStore(name)
-	held, err := leaserecord.Campaign(cctx, store, id, c.timing())
-	if err != nil {
-		err = fmt.Errorf("kubernetes: campaign for %q (Lease %s/%s): %w", name, c.cfg.Namespace, store.name, err)
-		if cctx.Err() != nil {
-			err = elect.CampaignErr(cctx, "kubernetes", name)
-		}
-		entry.Forget()
-		return nil, err
-	}
-	l, err := leaserecord.Lead(entry, store, id, c.timing(), held, c.wg.Go)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes: campaign for %q: %w", name, err)
-	}
-	return l, nil
+	return leaserecord.Elect(cctx, entry, fmt.Sprintf("kubernetes: campaign for %q (Lease %s/%s)", name, c.cfg.Namespace, store.name), store, id, c.timing(), c.wg.Go)
 }
 
 // Observe reads the election's Lease every electionRenewPeriod.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
-	var v latest.Value[cluster.Leader]
-	out := v.Subscribe(ctx)
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed || cluster.CheckElection(name) != nil {
-		v.Close()
-		return out
-	}
-	octx, cancel := context.WithCancel(c.electCtx)
-	stop := context.AfterFunc(ctx, cancel)
 	store := c.leaseStore(name)
-	c.wg.Go(func() {
-		defer stop()
-		defer cancel()
-		defer v.Close()
-		leaserecord.Observe(octx, store, c.timing(), &v)
+	return elect.Observe(ctx, c.electCtx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
+		leaserecord.Observe(ctx, store, c.timing(), publish)
 	})
-	return out
 }
 
 // leaseStore keeps a lease record in a Lease object.

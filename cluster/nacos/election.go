@@ -17,7 +17,6 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/latest"
 	"github.com/herd-go/herd/internal/leaserecord"
 )
 
@@ -51,16 +50,13 @@ func (c *Coordinator) timing() leaserecord.Timing {
 // that the server honours compare-and-swap, and fails with
 // ErrNoCompareAndSwap if not.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
+	var id string
 	c.mu.Lock()
-	self, closed := c.self, c.closed
+	if c.self != nil {
+		id = c.self.ID
+	}
 	c.mu.Unlock()
-	if closed {
-		return nil, cluster.ErrClosed
-	}
-	if self == nil {
-		return nil, cluster.ErrNotRegistered
-	}
-	entry, cctx, err := c.elections.Begin(ctx, name)
+	entry, cctx, err := c.elections.Begin(ctx, name, id)
 	if err != nil {
 		return nil, err
 	}
@@ -69,20 +65,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 		entry.Forget()
 		return nil, err
 	}
-	held, err := leaserecord.Campaign(cctx, store, self.ID, c.timing())
-	if err != nil {
-		err = fmt.Errorf("nacos: campaign for %q (config %s): %w", name, store.dataID, err)
-		if cctx.Err() != nil {
-			err = elect.CampaignErr(cctx, "nacos", name)
-		}
-		entry.Forget()
-		return nil, err
-	}
-	l, err := leaserecord.Lead(entry, store, self.ID, c.timing(), held, c.wg.Go)
-	if err != nil {
-		return nil, fmt.Errorf("nacos: campaign for %q: %w", name, err)
-	}
-	return l, nil
+	return leaserecord.Elect(cctx, entry, fmt.Sprintf("nacos: campaign for %q (config %s)", name, store.dataID), store, id, c.timing(), c.wg.Go)
 }
 
 // casChecked checks once per coordinator that the server refuses a publish
@@ -119,25 +102,10 @@ func (c *Coordinator) casChecked(ctx context.Context, s *configStore) error {
 
 // Observe reads the election's lease record every electionRenewPeriod.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
-	var v latest.Value[cluster.Leader]
-	out := v.Subscribe(ctx)
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed || cluster.CheckElection(name) != nil {
-		v.Close()
-		return out
-	}
-	octx, cancel := context.WithCancel(c.ctx)
-	stop := context.AfterFunc(ctx, cancel)
 	store := c.configStore(name)
-	c.wg.Go(func() {
-		defer stop()
-		defer cancel()
-		defer v.Close()
-		leaserecord.Observe(octx, store, c.timing(), &v)
+	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
+		leaserecord.Observe(ctx, store, c.timing(), publish)
 	})
-	return out
 }
 
 // configStore keeps a lease record as one config, over the HTTP open API

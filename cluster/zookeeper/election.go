@@ -15,7 +15,6 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/latest"
 )
 
 // sessionCheck is how often a campaign or leadership checks that the session
@@ -44,19 +43,9 @@ type candidate struct {
 // before it; the lowest leads, once its znode's ephemeralOwner is checked to
 // be our live session. The term is the znode's sequence number plus one.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
-	if c.ctx.Err() != nil {
-		return nil, cluster.ErrClosed
-	}
 	id := c.selfID()
-	if id == "" {
-		return nil, cluster.ErrNotRegistered
-	}
-	entry, cctx, err := c.elections.Begin(ctx, name)
+	entry, cctx, err := c.elections.Begin(ctx, name, id)
 	if err != nil {
-		return nil, err
-	}
-	if err := cctx.Err(); err != nil {
-		entry.Forget()
 		return nil, err
 	}
 	type result struct {
@@ -84,7 +73,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 	if r.err != nil {
 		err := fmt.Errorf("zookeeper: campaign for %q: %w", name, r.err)
 		if cctx.Err() != nil {
-			err = elect.CampaignErr(cctx, "zookeeper", name)
+			err = elect.CampaignErr(cctx, fmt.Sprintf("zookeeper: campaign for %q", name))
 		}
 		entry.Forget()
 		return nil, err
@@ -292,36 +281,23 @@ func (c *Coordinator) dropCandidate(cand candidate) error {
 
 // Observe lists the election's candidates with a watch; the lowest leads.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
-	var v latest.Value[cluster.Leader]
-	out := v.Subscribe(ctx)
-	if cluster.CheckElection(name) != nil || c.ctx.Err() != nil {
-		v.Close()
-		return out
-	}
 	dir := c.electionDir(name)
-	c.wg.Go(func() {
-		defer v.Close()
+	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
 		bo := c.backoff()
-		for ctx.Err() == nil && c.ctx.Err() == nil {
+		for ctx.Err() == nil {
 			leader, fired, err := c.leaderOf(dir)
 			if err != nil {
-				if !bo.Wait(c.ctx) {
-					return
-				}
+				bo.Wait(ctx)
 				continue
 			}
 			bo.Reset()
-			if last, ok := v.Load(); !ok || last != leader {
-				v.Publish(leader)
-			}
+			publish(leader)
 			select {
 			case <-fired:
 			case <-ctx.Done():
-			case <-c.ctx.Done():
 			}
 		}
 	})
-	return out
 }
 
 // leaderOf reads the lowest candidate of dir and arms a watch on the list.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/latest"
 )
 
 // Book records a coordinator's campaigns and leaderships by election name.
@@ -33,17 +34,24 @@ type Entry struct {
 	lose func(error)
 }
 
-// Begin checks name and reserves it for a campaign whose context derives from
-// ctx and also ends at Close. It refuses a name this coordinator is already
-// campaigning for or leading.
-func (b *Book) Begin(ctx context.Context, name string) (*Entry, context.Context, error) {
-	if err := cluster.CheckElection(name); err != nil {
-		return nil, nil, err
-	}
+// Begin checks a campaign of candidate (the registered node's ID, empty
+// before RegisterRemote) for name, and reserves the name for it; the
+// campaign's context derives from ctx and also ends at Close. It refuses a
+// name this coordinator is already campaigning for or leading.
+func (b *Book) Begin(ctx context.Context, name, candidate string) (*Entry, context.Context, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, nil, cluster.ErrClosed
+	}
+	if candidate == "" {
+		return nil, nil, cluster.ErrNotRegistered
+	}
+	if err := cluster.CheckElection(name); err != nil {
+		return nil, nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
 	}
 	// A leadership that has ended is forgotten by a callback that may not
 	// have run yet: it does not hold the name.
@@ -126,11 +134,12 @@ func (b *Book) Close(ctx context.Context) error {
 }
 
 // CampaignErr is the error a campaign returns when its context ended: the
-// caller's ctx error, ErrClosed, or the session loss that ended it.
-func CampaignErr(campaignCtx context.Context, backend string, name string) error {
+// caller's ctx error, or ErrClosed or the session loss that ended it,
+// prefixed by what (e.g. `etcd: campaign for "x"`).
+func CampaignErr(campaignCtx context.Context, what string) error {
 	cause := context.Cause(campaignCtx)
 	if errors.Is(cause, cluster.ErrSessionLost) || errors.Is(cause, cluster.ErrClosed) {
-		return fmt.Errorf("%s: campaign for %q: %w", backend, name, cause)
+		return fmt.Errorf("%s: %w", what, cause)
 	}
 	return campaignCtx.Err()
 }
@@ -186,4 +195,59 @@ func (w *Watchdog) Stop() {
 	w.stopped = true
 	w.mu.Unlock()
 	w.timer.Stop()
+}
+
+// KeepRenewing calls renew every period until ctx ends or renew returns an
+// error wrapping cluster.ErrSessionLost, which it passes to lose. After each
+// successful renewal, which returns how long the server keeps the session
+// from the moment the renewal was sent, it moves dog's deadline to that
+// moment plus that long. Other errors are retried at the next period; the
+// watchdog fires if they last.
+func KeepRenewing(ctx context.Context, period time.Duration, dog *Watchdog, renew func(context.Context) (time.Duration, error), lose func(error)) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		sent := time.Now()
+		rctx, cancel := context.WithTimeout(ctx, period)
+		life, err := renew(rctx)
+		cancel()
+		switch {
+		case errors.Is(err, cluster.ErrSessionLost):
+			lose(err)
+			return
+		case err == nil:
+			dog.Extend(sent.Add(life))
+		}
+	}
+}
+
+// Observe streams an election's leader: follow runs in a goroutine that run
+// starts, calling publish with what it reads, until its context ends (ctx,
+// or life: the coordinator's). Only changes are passed on. For a bad name,
+// or once life has ended, the channel is closed at once.
+func Observe(ctx, life context.Context, name string, run func(func()), follow func(ctx context.Context, publish func(cluster.Leader))) <-chan cluster.Leader {
+	var v latest.Value[cluster.Leader]
+	out := v.Subscribe(ctx)
+	if cluster.CheckElection(name) != nil || life.Err() != nil {
+		v.Close()
+		return out
+	}
+	octx, cancel := context.WithCancel(life)
+	stop := context.AfterFunc(ctx, cancel)
+	run(func() {
+		defer stop()
+		defer cancel()
+		defer v.Close()
+		follow(octx, func(l cluster.Leader) {
+			if last, ok := v.Load(); !ok || last != l {
+				v.Publish(l)
+			}
+		})
+	})
+	return out
 }

@@ -21,7 +21,6 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/latest"
 )
 
 // Record is the stored lease.
@@ -223,6 +222,27 @@ func Release(ctx context.Context, s Store, h Held) error {
 	return nil
 }
 
+// Elect is a lease-record backend's whole campaign: it campaigns in entry's
+// context (campaignCtx), then leads. Failing, it forgets entry and returns
+// the campaign's error, prefixed by what (e.g. `kubernetes: campaign for "x"`)
+// unless the context ended it.
+func Elect(campaignCtx context.Context, entry *elect.Entry, what string, s Store, id string, t Timing, run func(func())) (*cluster.Leadership, error) {
+	held, err := Campaign(campaignCtx, s, id, t)
+	if err != nil {
+		err = fmt.Errorf("%s: %w", what, err)
+		if campaignCtx.Err() != nil {
+			err = elect.CampaignErr(campaignCtx, what)
+		}
+		entry.Forget()
+		return nil, err
+	}
+	l, err := Lead(entry, s, id, t, held, run)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return l, nil
+}
+
 // Lead runs a won lease as a leadership: it renews it in the background
 // (run starts a goroutine the caller tracks) and releases it on Resign.
 func Lead(entry *elect.Entry, s Store, id string, t Timing, h Held, run func(func())) (*cluster.Leadership, error) {
@@ -256,7 +276,7 @@ func Lead(entry *elect.Entry, s Store, id string, t Timing, h Held, run func(fun
 
 // Observe reads the record every RetryPeriod and publishes its holder; a
 // holder whose record has not changed for its TTL is shown as no leader.
-func Observe(ctx context.Context, s Store, t Timing, v *latest.Value[cluster.Leader]) {
+func Observe(ctx context.Context, s Store, t Timing, publish func(cluster.Leader)) {
 	var seenVersion string
 	var seenAt time.Time
 	for ctx.Err() == nil {
@@ -270,9 +290,7 @@ func Observe(ctx context.Context, s Store, t Timing, v *latest.Value[cluster.Lea
 			if rec.Holder == "" || now.Sub(seenAt) >= time.Duration(rec.TTLMillis)*time.Millisecond {
 				leader = cluster.Leader{}
 			}
-			if last, ok := v.Load(); !ok || last != leader {
-				v.Publish(leader)
-			}
+			publish(leader)
 		}
 		_ = sleep(ctx, t.RetryPeriod)
 	}

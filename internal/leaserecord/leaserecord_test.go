@@ -63,7 +63,7 @@ var timing = leaserecord.Timing{TTL: 600 * time.Millisecond, RenewDeadline: 400 
 
 func lead(t *testing.T, book *elect.Book, s leaserecord.Store, id string) *cluster.Leadership {
 	t.Helper()
-	entry, ctx, err := book.Begin(context.Background(), "e")
+	entry, ctx, err := book.Begin(context.Background(), "e", id)
 	if err != nil {
 		t.Fatal(err)
 	}
