@@ -114,3 +114,45 @@ func ExampleConfig_SelfNode() {
 	fmt.Println(err)
 	// Output: config: cluster.standalone.internalComHost = "0.0.0.0" (from SW_CLUSTER_INTERNAL_COM_HOST) is not accepted: want an IP or DNS name that peers can reach (SW_CLUSTER_INTERNAL_COM_HOST): advertised host is empty or a wildcard address that peers cannot dial (0.0.0.0)
 }
+
+// Leader election: find the optional role by type assertion, campaign, and
+// work while leading. The standalone backend leads at once; every backend
+// in this module implements cluster.Elector.
+func ExampleElector() {
+	ctx := context.Background()
+	var coord cluster.Coordinator = cluster.NewStandalone() // or cluster.New(ctx, cfg)
+	defer coord.Close()
+	self := cluster.Node{ID: "node-1", Address: cluster.Address{Host: "127.0.0.1", Port: 11800}}
+	if err := coord.RegisterRemote(ctx, self); err != nil {
+		fmt.Println(err)
+		return
+	}
+	elector, ok := coord.(cluster.Elector)
+	if !ok {
+		fmt.Println("this backend cannot elect")
+		return
+	}
+	leaders := elector.Observe(ctx, "compactor")    // any node may observe
+	lead, err := elector.Campaign(ctx, "compactor") // blocks until this node leads
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer lead.Resign(context.Background())
+	work := lead.Context() // ends with the leadership: stop leader-only work then
+	fmt.Println("leading, term", lead.Term(), work.Err())
+	for l := range leaders {
+		if l.ID != "" {
+			fmt.Println("observed", l.ID, "term", l.Term)
+			break
+		}
+	}
+	if err := lead.Resign(ctx); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Println(lead.Err())
+	// Output:
+	// leading, term 1 <nil>
+	// observed node-1 term 1
+	// cluster: leadership resigned
+}
