@@ -150,6 +150,7 @@ func TestKeepRenewing(t *testing.T) {
 
 func TestObserve(t *testing.T) {
 	life, end := context.WithCancel(context.Background())
+	defer end()
 	if _, open := <-elect.Observe(context.Background(), life, "Bad Name", func(f func()) { go f() }, nil); open {
 		t.Error("Observe of a bad name delivered")
 	}
