@@ -174,3 +174,25 @@ func TestObserve(t *testing.T) {
 		t.Error("Observe after the coordinator closed delivered")
 	}
 }
+
+// An ended entry's late clean-up must not free the name of the campaign
+// that took it over.
+func TestLateForgetKeepsTheNewCampaign(t *testing.T) {
+	var b elect.Book
+	old, _, err := b.Begin(context.Background(), "e", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lose, err := old.Lead(1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lose(cluster.ErrSessionLost)
+	if _, _, err := b.Begin(context.Background(), "e", "a"); err != nil {
+		t.Fatal(err)
+	}
+	old.Forget() // the ended leadership's callback, late
+	if _, _, err := b.Begin(context.Background(), "e", "a"); err == nil {
+		t.Error("a late Forget of the ended entry freed the name of the campaign running now")
+	}
+}

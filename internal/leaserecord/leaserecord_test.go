@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,11 +73,16 @@ func lead(t *testing.T, book *elect.Book, s leaserecord.Store, id string) *clust
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
 	l, err := leaserecord.Lead(entry, s, id, timing, h, wg.Go)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = l.Resign(ctx)
+		wg.Wait()
+	})
 	return l
 }
 
@@ -170,5 +176,169 @@ func TestTakenRecordEndsTheLeadership(t *testing.T) {
 	}
 	if !errors.Is(l.Err(), cluster.ErrSessionLost) {
 		t.Errorf("Err: %v", l.Err())
+	}
+}
+
+// countingStore counts reads, and can wake candidates (a Notifier).
+type countingStore struct {
+	memStore
+	gets   atomic.Int32
+	notify bool
+	wake   chan struct{}
+}
+
+func (c *countingStore) Get(ctx context.Context) (leaserecord.Record, string, error) {
+	c.gets.Add(1)
+	return c.memStore.Get(ctx)
+}
+
+func (c *countingStore) Put(ctx context.Context, r leaserecord.Record, version string) (string, error) {
+	v, err := c.memStore.Put(ctx, r, version)
+	if err == nil && c.wake != nil {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+	return v, err
+}
+
+func (c *countingStore) Changed(ctx context.Context, _ string) <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		select {
+		case <-c.wake:
+		case <-ctx.Done():
+		}
+	}()
+	return ch
+}
+
+// A holder that keeps renewing keeps the record: a candidate's TTL starts
+// again at every renewal it sees, and it reads once per period, not in a
+// loop.
+func TestRenewingHolderKeepsTheRecord(t *testing.T) {
+	s := &countingStore{}
+	var book elect.Book
+	l := lead(t, &book, s, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*timing.TTL)
+	defer cancel()
+	s.gets.Store(0)
+	if h, err := leaserecord.Campaign(ctx, s, "b", timing); err == nil {
+		t.Fatalf("b took a record its holder kept renewing (term %d)", h.Term)
+	}
+	if l.Err() != nil {
+		t.Fatalf("the renewing holder lost: %v", l.Err())
+	}
+	if n, most := s.gets.Load(), int32(3*timing.TTL/timing.RetryPeriod)+5; n > most {
+		t.Errorf("the waiting candidate read the record %d times in %s, want about one read a period (at most %d)", n, 3*timing.TTL, most)
+	}
+}
+
+// A candidate on a store that says when the record changes wins as soon
+// as the holder resigns, not at its next read.
+func TestNotifierWakesTheCandidate(t *testing.T) {
+	slow := leaserecord.Timing{TTL: 8 * time.Second, RenewDeadline: 5 * time.Second, RetryPeriod: 2 * time.Second}
+	s := &countingStore{notify: true, wake: make(chan struct{}, 1)}
+	var book elect.Book
+	entry, cctx, _ := book.Begin(context.Background(), "e", "a")
+	h, err := leaserecord.Campaign(cctx, s, "a", slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	l, err := leaserecord.Lead(entry, s, "a", slow, h, wg.Go)
+	defer wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	won := make(chan time.Time, 1)
+	go func() {
+		if _, err := leaserecord.Campaign(context.Background(), s, "b", slow); err == nil {
+			won <- time.Now()
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // b reads the held record and waits
+	select {
+	case <-s.wake: // b's wait arms after the holder's own writes
+	default:
+	}
+	resigned := time.Now()
+	if err := l.Resign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case at := <-won:
+		if at.Sub(resigned) > slow.RetryPeriod/2 {
+			t.Errorf("b won %s after the resignation, want well within the read period %s", at.Sub(resigned), slow.RetryPeriod)
+		}
+	case <-time.After(2 * slow.RetryPeriod):
+		t.Fatal("b did not win after the resignation")
+	}
+}
+
+// A campaign keeps trying for RenewDeadline before it gives up.
+func TestCampaignTriesForTheRenewDeadline(t *testing.T) {
+	start := time.Now()
+	if _, err := leaserecord.Campaign(context.Background(), &memStore{down: true}, "a", timing); !errors.Is(err, cluster.ErrSessionLost) {
+		t.Fatalf("err = %v", err)
+	}
+	if took := time.Since(start); took < timing.RenewDeadline {
+		t.Errorf("gave up after %s, before the renew deadline %s", took, timing.RenewDeadline)
+	}
+}
+
+// lossyStore applies the next Put but answers it with an error, as a
+// request whose reply was lost.
+type lossyStore struct {
+	memStore
+	lose atomic.Bool
+}
+
+func (l *lossyStore) Put(ctx context.Context, r leaserecord.Record, version string) (string, error) {
+	v, err := l.memStore.Put(ctx, r, version)
+	if err == nil && l.lose.CompareAndSwap(true, false) {
+		return "", errors.New("reply lost")
+	}
+	return v, err
+}
+
+// A renewal that landed with its reply lost is recognised as ours at the
+// next renewal's conflict: the leadership holds.
+func TestRenewalWithALostReplyIsKept(t *testing.T) {
+	s := &lossyStore{}
+	var book elect.Book
+	l := lead(t, &book, s, "a")
+	s.lose.Store(true)
+	time.Sleep(timing.TTL)
+	if l.Err() != nil {
+		t.Fatalf("the holder lost after one renewal's reply was lost: %v", l.Err())
+	}
+	s.mu.Lock()
+	holder := s.rec.Holder
+	s.mu.Unlock()
+	if holder != "a" {
+		t.Errorf("holder %q", holder)
+	}
+}
+
+// Release reports a store that cannot be reached, and not a record that
+// someone else already took.
+func TestRelease(t *testing.T) {
+	s := &memStore{}
+	var book elect.Book
+	l := lead(t, &book, s, "a")
+	s.setDown(true)
+	if err := l.Resign(context.Background()); err == nil {
+		t.Error("Resign with the store out of reach returned nil")
+	}
+	s.setDown(false)
+	l2 := lead(t, &elect.Book{}, s, "b")
+	s.mu.Lock()
+	s.rec.Holder, s.version = "c", s.version+1
+	s.mu.Unlock()
+	if err := l2.Resign(context.Background()); err != nil {
+		t.Errorf("Resign of a record already taken: %v", err)
 	}
 }
