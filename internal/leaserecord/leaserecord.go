@@ -195,11 +195,11 @@ func Keep(ctx context.Context, s Store, id string, t Timing, h Held, lose func(e
 				h.rec, h.version = cur, cv
 				continue
 			}
-			if gerr == nil || ctx.Err() == nil {
-				lose(fmt.Errorf("the lease record was taken (holder %q, term %d): %w", cur.Holder, cur.Term, cluster.ErrSessionLost))
-				h.version = ""
-				return h
-			}
+			// Taken, or changed and unreadable: no longer provably ours.
+			// (After Resign this changes nothing: the first cause stays.)
+			lose(fmt.Errorf("the lease record changed (now holder %q, term %d; read error %v): %w", cur.Holder, cur.Term, gerr, cluster.ErrSessionLost))
+			h.version = ""
+			return h
 		}
 		if err == nil {
 			h.rec, h.version = next, v
@@ -215,7 +215,7 @@ func Release(ctx context.Context, s Store, h Held) error {
 		return nil
 	}
 	free := h.rec
-	free.Holder, free.Renewals = "", free.Renewals+1
+	free.Holder = "" // a change of content, as Nacos's compare-and-swap needs
 	if _, err := s.Put(ctx, free, h.version); err != nil && !errors.Is(err, ErrConflict) {
 		return err
 	}

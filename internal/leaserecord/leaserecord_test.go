@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -341,4 +342,80 @@ func TestRelease(t *testing.T) {
 	if err := l2.Resign(context.Background()); err != nil {
 		t.Errorf("Resign of a record already taken: %v", err)
 	}
+}
+
+func TestCheckTiming(t *testing.T) {
+	for _, c := range []struct {
+		ttl, renew time.Duration
+		bad        string
+	}{
+		{10 * time.Second, time.Second, ""},
+		{3 * time.Second, 750 * time.Millisecond, ""},
+		{2 * time.Second, 100 * time.Millisecond, "electionTTL"},
+		{3500 * time.Millisecond, 100 * time.Millisecond, "electionTTL"},
+		{4 * time.Second, 1001 * time.Millisecond, "electionRenewPeriod"},
+		{4 * time.Second, 0, "electionRenewPeriod"},
+	} {
+		if bad, accepted := leaserecord.CheckTiming(c.ttl, c.renew); bad != c.bad || (bad != "") != (accepted != "") {
+			t.Errorf("CheckTiming(%s, %s) = %q, %q; want key %q", c.ttl, c.renew, bad, accepted, c.bad)
+		}
+	}
+}
+
+// Observe shows the holder, then nobody once the holder has stopped
+// renewing for a TTL, or released the record.
+func TestObserve(t *testing.T) {
+	s := &memStore{}
+	var book elect.Book
+	l := lead(t, &book, s, "a")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := make(chan cluster.Leader, 100)
+	go leaserecord.Observe(ctx, s, timing, func(ld cluster.Leader) { seen <- ld })
+	want := func(what string, ok func(cluster.Leader) bool) {
+		t.Helper()
+		deadline := time.After(3 * timing.TTL)
+		for {
+			select {
+			case ld := <-seen:
+				if ok(ld) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("never observed %s", what)
+			}
+		}
+	}
+	want("a leading", func(ld cluster.Leader) bool { return ld == cluster.Leader{ID: "a", Term: l.Term()} })
+	s.setDown(true) // a stops renewing; the record still names a
+	<-l.Done()
+	s.setDown(false)
+	want("nobody, a TTL later", func(ld cluster.Leader) bool { return ld == cluster.Leader{} })
+}
+
+// Elect gives back the campaign's error with what it was for, and frees
+// the name; a campaign whose context ended says so.
+func TestElect(t *testing.T) {
+	var book elect.Book
+	entry, cctx, _ := book.Begin(context.Background(), "e", "a")
+	_, err := leaserecord.Elect(cctx, entry, "test: campaign", refusing{&leaserecord.RefusedError{Err: errors.New("forbidden")}}, "a", timing, func(f func()) { go f() })
+	if err == nil || !strings.HasPrefix(err.Error(), "test: campaign: ") {
+		t.Fatalf("err = %v", err)
+	}
+	entry, cctx, err = book.Begin(context.Background(), "e", "a")
+	if err != nil {
+		t.Fatalf("the name was not freed: %v", err)
+	}
+	entry.Cancel(context.Canceled)
+	if _, err := leaserecord.Elect(cctx, entry, "test: campaign", &memStore{down: true}, "a", timing, func(f func()) { go f() }); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	var wg sync.WaitGroup
+	entry, cctx, _ = book.Begin(context.Background(), "e", "a")
+	l, err := leaserecord.Elect(cctx, entry, "test: campaign", &memStore{}, "a", timing, wg.Go)
+	if err != nil || l.Term() != 1 {
+		t.Fatalf("Elect on a free record: %v", err)
+	}
+	_ = l.Resign(context.Background())
+	wg.Wait()
 }
