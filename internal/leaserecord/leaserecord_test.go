@@ -356,8 +356,12 @@ func TestCheckTiming(t *testing.T) {
 		{4 * time.Second, 1001 * time.Millisecond, "electionRenewPeriod"},
 		{4 * time.Second, 0, "electionRenewPeriod"},
 	} {
-		if bad, accepted := leaserecord.CheckTiming(c.ttl, c.renew); bad != c.bad || (bad != "") != (accepted != "") {
+		bad, accepted := leaserecord.CheckTiming(c.ttl, c.renew)
+		if bad != c.bad || (bad != "") != (accepted != "") {
 			t.Errorf("CheckTiming(%s, %s) = %q, %q; want key %q", c.ttl, c.renew, bad, accepted, c.bad)
+		}
+		if bad == "electionRenewPeriod" && !strings.Contains(accepted, (c.ttl / 4).String()) {
+			t.Errorf("CheckTiming(%s, %s): %q does not name the largest period accepted, %s", c.ttl, c.renew, accepted, c.ttl/4)
 		}
 	}
 }
