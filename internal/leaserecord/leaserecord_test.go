@@ -360,7 +360,7 @@ func TestCheckTiming(t *testing.T) {
 		if bad != c.bad || (bad != "") != (accepted != "") {
 			t.Errorf("CheckTiming(%s, %s) = %q, %q; want key %q", c.ttl, c.renew, bad, accepted, c.bad)
 		}
-		if bad == "electionRenewPeriod" && !strings.Contains(accepted, (c.ttl / 4).String()) {
+		if bad == "electionRenewPeriod" && !strings.Contains(accepted, (c.ttl/4).String()) {
 			t.Errorf("CheckTiming(%s, %s): %q does not name the largest period accepted, %s", c.ttl, c.renew, accepted, c.ttl/4)
 		}
 	}
