@@ -88,10 +88,10 @@ func (Consistent) Select(key int32, peers Peers) (int, error) {
 	if n <= 0 {
 		return 0, ErrNoPeers
 	}
-	k := mix64(uint64(uint32(key)) ^ 0x9e3779b97f4a7c15)
+	k := Mix64(uint64(uint32(key)) ^ 0x9e3779b97f4a7c15)
 	best, bestScore := 0, uint64(0)
 	for i := 0; i < n; i++ {
-		score := mix64(fnv1a(peers.ID(i)) ^ k)
+		score := Mix64(fnv1a(peers.ID(i)) ^ k)
 		if i == 0 || score > bestScore {
 			best, bestScore = i, score
 		}
@@ -109,9 +109,10 @@ func fnv1a(s string) uint64 {
 	return h
 }
 
-// mix64 is the SplitMix64 finaliser; it spreads FNV's weak low bits so that
-// rendezvous scores are uniform.
-func mix64(x uint64) uint64 {
+// Mix64 is the SplitMix64 finaliser: it spreads FNV's weak low bits, so that
+// rendezvous scores here and slots in package shard are uniform. It is part
+// of both mappings, so it never changes.
+func Mix64(x uint64) uint64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27
