@@ -398,10 +398,12 @@ func testElectionRestart(t *testing.T, h Harness) {
 	var held []interval
 	stop, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	var cands []Candidate
 	for i := range 2 {
 		c := target.NewCoordinator(t)
 		closeOnCleanup(t, c)
 		cand := candidate(t, h, c)
+		cands = append(cands, cand)
 		wg.Go(func() {
 			for stop.Err() == nil {
 				l, err := cand.Campaign(stop, name)
@@ -450,6 +452,12 @@ func testElectionRestart(t *testing.T, h Harness) {
 		t.Log("the leader's session outlived the outage: it kept leading")
 	}
 	t.Logf("a leader again %s after the server answered", time.Since(restarted).Round(time.Millisecond))
+	// The candidates' clients are connected and registered again before
+	// the test ends, so that their Close can deregister (a Nacos client
+	// still reconnecting cannot).
+	for _, c := range cands {
+		WaitUntil(t, h.RecoverWithin, "the candidates registered again after the restart", queryHas(c.Coordinator, c.Node))
+	}
 	cancel()
 	wg.Wait()
 	for i, a := range held {
