@@ -516,9 +516,7 @@ func (c *Coordinator) Close() error {
 	stop, done, self := c.superStop, c.superDone, c.self
 	c.mu.Unlock()
 	// Leaderships end first, releasing their keys.
-	rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-	err := c.elections.Close(rctx)
-	rcancel()
+	err := c.elections.Close(c.cfg.Timeout)
 	if stop != nil {
 		stop()
 		<-done

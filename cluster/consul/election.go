@@ -80,7 +80,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 func (s *electionSession) abandon(key string) {
 	deadline := time.Now().Add(2 * s.c.cfg.ElectionTTL)
 	for time.Now().Before(deadline) {
-		if s.end(s.c.ctx, key) == nil || !sleep(s.c.ctx, time.Second) {
+		if s.end(s.c.ctx, key) == nil || elect.Sleep(s.c.ctx, time.Second, nil) != nil {
 			return
 		}
 	}
@@ -126,22 +126,11 @@ func (c *Coordinator) acquire(ctx context.Context, key, id, session string) (uin
 		if pair == nil || pair.Session == "" {
 			// Free: the refusal was the lock-delay, which no write ends.
 			// Try again shortly, and read without blocking next time.
-			if !sleep(ctx, lockRetry) {
-				return 0, ctx.Err()
+			if err := elect.Sleep(ctx, lockRetry, nil); err != nil {
+				return 0, err
 			}
 			index = 0
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

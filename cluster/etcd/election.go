@@ -141,7 +141,7 @@ func (c *Coordinator) newElectionSession(ctx context.Context) (*electionSession,
 	s.session, err = concurrency.NewSession(c.client, concurrency.WithLease(g.ID), concurrency.WithContext(runCtx))
 	if err != nil {
 		stop()
-		c.revoke(g.ID)
+		c.revokeWithin(context.Background(), g.ID)
 		return nil, fmt.Errorf("etcd: starting an election session: %w", err)
 	}
 	dog := elect.NewWatchdog(sent.Add(ttl-electionMargin), func() {
@@ -179,10 +179,6 @@ func (s *electionSession) end(ctx context.Context) {
 	s.loseWith(cluster.ErrResigned)
 	s.stop()
 	s.coord.revokeWithin(ctx, s.lease)
-}
-
-func (c *Coordinator) revoke(lease clientv3.LeaseID) {
-	c.revokeWithin(context.Background(), lease)
 }
 
 // revokeWithin revokes lease, bounded by ctx and the dial timeout.

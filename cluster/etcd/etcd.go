@@ -476,9 +476,7 @@ func (c *Coordinator) Close() error {
 	c.mu.Unlock()
 
 	// Leaderships end first, while the client can still resign them.
-	rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
-	err := c.elections.Close(rctx)
-	rcancel()
+	err := c.elections.Close(c.cfg.DialTimeout)
 	if stop != nil {
 		stop()
 		<-done

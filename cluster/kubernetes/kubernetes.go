@@ -440,9 +440,7 @@ func (c *Coordinator) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	// Leaderships end first, releasing their Leases.
-	rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-	err := c.elections.Close(rctx)
-	rcancel()
+	err := c.elections.Close(c.cfg.Timeout)
 	c.stopElect()
 	c.wg.Wait()
 	if c.cancel != nil {

@@ -533,9 +533,7 @@ func (c *Coordinator) Close() error {
 	self := c.self
 	c.mu.Unlock()
 	// Leaderships end first, releasing their records.
-	rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-	err := c.elections.Close(rctx)
-	rcancel()
+	err := c.elections.Close(c.cfg.Timeout)
 	if self != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
 		derr := c.call(ctx, func() error {

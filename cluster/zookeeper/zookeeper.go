@@ -610,9 +610,7 @@ func (c *Coordinator) Close() error {
 	stop, done, self := c.superStop, c.superDone, c.self
 	c.mu.Unlock()
 	// Leaderships end first, while the session can still delete their znodes.
-	rctx, rcancel := context.WithTimeout(context.Background(), c.cfg.ConnectTimeout)
-	err := c.elections.Close(rctx)
-	rcancel()
+	err := c.elections.Close(c.cfg.ConnectTimeout)
 	if stop != nil {
 		stop()
 		<-done

@@ -107,8 +107,10 @@ func (e *Entry) Forget() {
 }
 
 // Close ends every campaign with ErrClosed and resigns every leadership,
-// each resignation bounded by ctx.
-func (b *Book) Close(ctx context.Context) error {
+// the resignations bounded by within in all.
+func (b *Book) Close(within time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
 	b.mu.Lock()
 	b.closed = true
 	entries := make([]*Entry, 0, len(b.active))
@@ -142,6 +144,24 @@ func CampaignErr(campaignCtx context.Context, what string) error {
 		return fmt.Errorf("%s: %w", what, cause)
 	}
 	return campaignCtx.Err()
+}
+
+// Sleep waits for d, or until wake is closed (nil never is); it returns
+// ctx.Err() if ctx ends first or has ended.
+func Sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Watchdog calls fire once, when the deadline passes without being moved

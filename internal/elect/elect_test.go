@@ -68,7 +68,7 @@ func TestCloseEndsCampaignsAndResignsLeaderships(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Close(context.Background()); err == nil {
+	if err := b.Close(time.Second); err == nil {
 		t.Error("Close hid the resignation's error")
 	}
 	if !errors.Is(context.Cause(campaignCtx), cluster.ErrClosed) {
@@ -88,7 +88,7 @@ func TestLeadAfterCloseGivesTheWinBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = b.Close(context.Background())
+	_ = b.Close(time.Second)
 	var resigned atomic.Int32
 	if _, _, err := e.Lead(1, func(context.Context) error { resigned.Add(1); return nil }); !errors.Is(err, cluster.ErrClosed) {
 		t.Fatalf("Lead after Close: %v", err)

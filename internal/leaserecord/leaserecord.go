@@ -120,7 +120,7 @@ func Campaign(ctx context.Context, s Store, id string, t Timing) (Held, error) {
 		} else if now.Sub(failingSince) >= t.RenewDeadline {
 			return Held{}, fmt.Errorf("the lease record was out of reach for %s: %w: %w", t.RenewDeadline, cluster.ErrSessionLost, err)
 		}
-		if err := sleep(ctx, t.RetryPeriod); err != nil {
+		if err := elect.Sleep(ctx, t.RetryPeriod, nil); err != nil {
 			return Held{}, err
 		}
 	}
@@ -139,30 +139,11 @@ type Notifier interface {
 func waitChange(ctx context.Context, s Store, version string, d time.Duration) error {
 	n, ok := s.(Notifier)
 	if !ok || version == "" {
-		return sleepOr(ctx, d, nil)
+		return elect.Sleep(ctx, d, nil)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	return sleepOr(ctx, d, n.Changed(wctx, version))
-}
-
-func sleep(ctx context.Context, d time.Duration) error { return sleepOr(ctx, d, nil) }
-
-// sleepOr sleeps for d, or until wake is closed.
-func sleepOr(ctx context.Context, d time.Duration, wake <-chan struct{}) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return nil
-	case <-wake:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return elect.Sleep(ctx, d, n.Changed(wctx, version))
 }
 
 // Keep renews h every RetryPeriod until ctx ends or the lease is seen
@@ -292,7 +273,7 @@ func Observe(ctx context.Context, s Store, t Timing, publish func(cluster.Leader
 			}
 			publish(leader)
 		}
-		_ = sleep(ctx, t.RetryPeriod)
+		_ = elect.Sleep(ctx, t.RetryPeriod, nil)
 	}
 }
 
