@@ -50,6 +50,7 @@ func runElection(t *testing.T, h Harness) {
 		return
 	}
 	t.Run("OneLeaderAmongThree", func(t *testing.T) { testOneLeader(t, h) })
+	t.Run("SimultaneousFirstCampaigns", func(t *testing.T) { testSimultaneousFirstCampaigns(t, h) })
 	t.Run("TermsIncreaseAcrossLeaders", func(t *testing.T) { testSuccessiveLeaders(t, h, e, 3) })
 	if e.Partitioned != nil {
 		t.Run("CrashHandsOverAfterDone", func(t *testing.T) { testCrashTakeover(t, h, e) })
@@ -212,6 +213,51 @@ func testOneLeader(t *testing.T, h Harness) {
 	}
 	if err := first.lead.Resign(ctx(t)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// FirstCampaignRounds is how many fresh elections the simultaneous-first-
+// campaigns test runs: the first campaigns of an election race to create
+// whatever the backend keeps it in, which is where a store that answers
+// "created" to the loser of a concurrent create elects two.
+const FirstCampaignRounds = 8
+
+// testSimultaneousFirstCampaigns starts four candidates' campaigns at the
+// same moment on elections nobody has campaigned for yet.
+func testSimultaneousFirstCampaigns(t *testing.T, h Harness) {
+	cs := candidates(t, h, 4)
+	for round := range FirstCampaignRounds {
+		name := electionName()
+		results := make(chan won, len(cs))
+		start := make(chan struct{})
+		cctx, cancel := context.WithCancel(context.Background())
+		for i, c := range cs {
+			go func() {
+				<-start
+				campaign(cctx, i, c, name, results)
+			}()
+		}
+		close(start)
+		first := <-results
+		if first.err != nil {
+			cancel()
+			t.Fatalf("round %d, candidate %d: %v", round, first.who, first.err)
+		}
+		select {
+		case second := <-results:
+			cancel()
+			t.Fatalf("round %d: two leaders at once: candidates %d (term %d) and %d (err %v)", round, first.who, first.lead.Term(), second.who, second.err)
+		case <-time.After(500 * time.Millisecond):
+		}
+		cancel()
+		for range len(cs) - 1 {
+			if r := <-results; r.err == nil {
+				t.Fatalf("round %d: candidate %d won after its context ended", round, r.who)
+			}
+		}
+		if err := first.lead.Resign(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -152,29 +152,39 @@ func (s *configStore) Get(ctx context.Context) (leaserecord.Record, string, erro
 		// Someone else's content: take it over as a free record.
 		r = leaserecord.Record{}
 	}
-	sum := md5.Sum([]byte(body))
-	return r, hex.EncodeToString(sum[:]), nil
+	return r, md5Hex([]byte(body)), nil
 }
 
 // Put publishes the record if the config's content still has MD5 version.
-// An absent config is created with the MD5 of nothing as casMd5: Nacos
-// inserts it, and a concurrent insert fails on the table's unique key.
+// An absent config is first created holding a free record and then taken
+// from that by compare-and-swap: a create alone proves nothing, because
+// the Nacos 2.x embedded store answers "true" to the loser of two
+// concurrent creates too (it swallows the unique-key violation and reports
+// the config that is there).
 func (s *configStore) Put(ctx context.Context, r leaserecord.Record, version string) (string, error) {
-	content, _ := json.Marshal(r)
 	if version == "" {
-		sum := md5.Sum(nil)
-		version = hex.EncodeToString(sum[:])
+		free, _ := json.Marshal(leaserecord.Record{})
+		if _, err := s.publish(ctx, free, md5Hex(nil)); err != nil && !errors.Is(err, leaserecord.ErrConflict) {
+			return "", err
+		}
+		version = md5Hex(free)
 	}
+	content, _ := json.Marshal(r)
+	return s.publish(ctx, content, version)
+}
+
+// publish writes content if the config's content has MD5 casMd5 (or, for
+// an absent config, creates it), and returns the new content's MD5.
+func (s *configStore) publish(ctx context.Context, content []byte, casMd5 string) (string, error) {
 	form := s.params()
 	form.Set("content", string(content))
 	form.Set("type", "json")
-	status, body, err := s.c.api(ctx, http.MethodPost, s.base+"/cs/configs", form, http.Header{"casMd5": {version}})
+	status, body, err := s.c.api(ctx, http.MethodPost, s.base+"/cs/configs", form, http.Header{"casMd5": {casMd5}})
 	if err != nil {
 		return "", err
 	}
 	if status == http.StatusOK && strings.TrimSpace(body) == "true" {
-		sum := md5.Sum(content)
-		return hex.EncodeToString(sum[:]), nil
+		return md5Hex(content), nil
 	}
 	if status == http.StatusConflict || strings.Contains(strings.ToLower(body), "cas") || strings.Contains(body, "Duplicate") || strings.Contains(body, "duplicate") {
 		return "", leaserecord.ErrConflict
@@ -183,6 +193,11 @@ func (s *configStore) Put(ctx context.Context, r leaserecord.Record, version str
 		return "", &leaserecord.RefusedError{Err: fmt.Errorf("publishing config %s: %d %s (the user, cluster.nacos.username / SW_CLUSTER_NACOS_USERNAME, needs write permission on namespace %q)", s.dataID, status, body, s.c.cfg.namespaceID())}
 	}
 	return "", fmt.Errorf("publishing config %s: %d %s", s.dataID, status, body)
+}
+
+func md5Hex(b []byte) string {
+	sum := md5.Sum(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // api makes one open-API call, logged in when cluster.nacos.username is
