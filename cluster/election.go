@@ -121,7 +121,10 @@ func (l *Leadership) Resign(ctx context.Context) error {
 // keys, ZooKeeper znodes, Kubernetes object names and Nacos data IDs, so
 // they are limited to what all of them accept: 1 to 63 lowercase letters,
 // digits, '-' and '.', starting and ending with a letter or digit.
-func CheckElection(name string) error {
+func CheckElection(name string) error { return checkName("election", name) }
+
+// checkName applies CheckElection's rule to a name of kind what.
+func checkName(what, name string) error {
 	if name != "" && len(name) <= 63 && alnum(name[0]) && alnum(name[len(name)-1]) {
 		ok := true
 		for i := 0; i < len(name); i++ {
@@ -134,7 +137,7 @@ func CheckElection(name string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("cluster: election name %q: want 1 to 63 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", name)
+	return fmt.Errorf("cluster: %s name %q: want 1 to 63 lowercase letters, digits, '-' and '.', starting and ending with a letter or digit", what, name)
 }
 
 func alnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }

@@ -3,6 +3,8 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
 	"sync"
 
 	"github.com/herd-go/herd/internal/latest"
@@ -18,6 +20,14 @@ type Standalone struct {
 	view   latest.Value[[]Node]
 	// elections by name: with one node there is nobody to wait for.
 	elections map[string]*soloElection
+	records   map[string]*soloRecord
+}
+
+// soloRecord is a record kept in memory; its version counts its writes.
+type soloRecord struct {
+	data    []byte
+	writes  uint64
+	version latest.Value[string]
 }
 
 type soloElection struct {
@@ -127,12 +137,77 @@ func (c *Standalone) election(name string) *soloElection {
 	return e
 }
 
+// GetRecord reads a record kept in memory.
+func (c *Standalone) GetRecord(_ context.Context, name string) ([]byte, string, error) {
+	if err := CheckRecord(name); err != nil {
+		return nil, "", err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, "", ErrClosed
+	}
+	r := c.record(name)
+	v, _ := r.version.Load()
+	return slices.Clone(r.data), v, nil
+}
+
+// PutRecord writes a record kept in memory if it is still at version.
+func (c *Standalone) PutRecord(_ context.Context, name string, data []byte, version string) (string, error) {
+	if err := CheckRecord(name); err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return "", ErrClosed
+	}
+	r := c.record(name)
+	if v, _ := r.version.Load(); v != version {
+		return "", fmt.Errorf("record %q is at version %q, not %q: %w", name, v, version, ErrVersionConflict)
+	}
+	r.writes++
+	r.data = slices.Clone(data)
+	v := strconv.FormatUint(r.writes, 10)
+	r.version.Publish(v)
+	return v, nil
+}
+
+// WatchRecord streams a record's version.
+func (c *Standalone) WatchRecord(ctx context.Context, name string) <-chan string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || CheckRecord(name) != nil {
+		ch := make(chan string)
+		close(ch)
+		return ch
+	}
+	return c.record(name).version.Subscribe(ctx)
+}
+
+func (c *Standalone) record(name string) *soloRecord {
+	if c.records == nil {
+		c.records = make(map[string]*soloRecord)
+	}
+	r, ok := c.records[name]
+	if !ok {
+		r = &soloRecord{}
+		r.version.Publish("")
+		c.records[name] = r
+	}
+	return r
+}
+
 // Close ends every watch, leadership and observation.
 func (c *Standalone) Close() error {
 	c.mu.Lock()
 	c.closed = true
 	elections := c.elections
+	records := c.records
 	c.mu.Unlock()
+	for _, r := range records {
+		r.version.Close()
+	}
 	for _, e := range elections {
 		if e.lead != nil {
 			e.lose(ErrClosed)

@@ -128,6 +128,7 @@ func Run(t *testing.T, h Harness) {
 	}
 	if h.Election != nil {
 		t.Run("Election", func(t *testing.T) { runElection(t, h) })
+		t.Run("Slots", func(t *testing.T) { runSlots(t, h) })
 	}
 }
 

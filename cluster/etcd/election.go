@@ -197,21 +197,34 @@ func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.L
 }
 
 func (c *Coordinator) observe(ctx context.Context, prefix string, publish func(cluster.Leader)) {
-	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
-	for ctx.Err() == nil {
-		resp, err := c.client.Get(ctx, prefix, append(clientv3.WithFirstCreate(), clientv3.WithPrefix())...)
-		if err != nil {
-			bo.Wait(ctx)
-			continue
-		}
-		bo.Reset()
+	c.follow(ctx, prefix, true, func(resp *clientv3.GetResponse) {
 		leader := cluster.Leader{}
 		if len(resp.Kvs) > 0 {
 			leader = cluster.Leader{ID: string(resp.Kvs[0].Value), Term: uint64(resp.Kvs[0].CreateRevision)}
 		}
 		publish(leader)
+	}, clientv3.WithFirstCreate()...)
+}
+
+// follow reads key (every key under it, with prefix) and hands the answer
+// to read, then again after every change, until ctx ends.
+func (c *Coordinator) follow(ctx context.Context, key string, prefix bool, read func(*clientv3.GetResponse), get ...clientv3.OpOption) {
+	var watch []clientv3.OpOption
+	if prefix {
+		get = append(get, clientv3.WithPrefix())
+		watch = append(watch, clientv3.WithPrefix())
+	}
+	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
+	for ctx.Err() == nil {
+		resp, err := c.client.Get(ctx, key, get...)
+		if err != nil {
+			bo.Wait(ctx)
+			continue
+		}
+		bo.Reset()
+		read(resp)
 		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
-		w := c.client.Watch(wctx, prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+		w := c.client.Watch(wctx, key, append(watch, clientv3.WithRev(resp.Header.Revision+1))...)
 		<-w // any change, or the watch's end: read again
 		cancel()
 	}

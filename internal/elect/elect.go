@@ -251,9 +251,20 @@ func KeepRenewing(ctx context.Context, period time.Duration, dog *Watchdog, rene
 // or life: the coordinator's). Only changes are passed on. For a bad name,
 // or once life has ended, the channel is closed at once.
 func Observe(ctx, life context.Context, name string, run func(func()), follow func(ctx context.Context, publish func(cluster.Leader))) <-chan cluster.Leader {
-	var v latest.Value[cluster.Leader]
+	return Stream(ctx, life, cluster.CheckElection(name), run, follow)
+}
+
+// WatchRecord streams a record's version as Observe streams a leader.
+func WatchRecord(ctx, life context.Context, name string, run func(func()), follow func(ctx context.Context, publish func(version string))) <-chan string {
+	return Stream(ctx, life, cluster.CheckRecord(name), run, follow)
+}
+
+// Stream is Observe and WatchRecord: it passes on the changes of what
+// follow publishes, unless bad is not nil or life has ended.
+func Stream[T comparable](ctx, life context.Context, bad error, run func(func()), follow func(ctx context.Context, publish func(T))) <-chan T {
+	var v latest.Value[T]
 	out := v.Subscribe(ctx)
-	if cluster.CheckElection(name) != nil || life.Err() != nil {
+	if bad != nil || life.Err() != nil {
 		v.Close()
 		return out
 	}
@@ -263,9 +274,9 @@ func Observe(ctx, life context.Context, name string, run func(func()), follow fu
 		defer stop()
 		defer cancel()
 		defer v.Close()
-		follow(octx, func(l cluster.Leader) {
-			if last, ok := v.Load(); !ok || last != l {
-				v.Publish(l)
+		follow(octx, func(x T) {
+			if last, ok := v.Load(); !ok || last != x {
+				v.Publish(x)
 			}
 		})
 	})

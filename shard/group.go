@@ -1,0 +1,604 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/backoff"
+	"github.com/herd-go/herd/internal/latest"
+)
+
+// Coordinator is what a Group needs of a backend: membership, leader
+// election and records. Every coordinator in this module has all three.
+type Coordinator interface {
+	cluster.Watcher
+	cluster.Elector
+	cluster.Records
+}
+
+// Options configure a Group. The zero value takes every default.
+type Options struct {
+	// Name names the group's election and the record its table is kept in
+	// (cluster.CheckRecord's rule); default "slots". Groups of one name
+	// must agree on Slots.
+	Name string
+	// Slots is the number of slots, 1 to MaxSlots; default DefaultSlots.
+	Slots int
+	// RebalanceDelay is how long the view must stay unchanged before the
+	// leader moves slots, so that a rolling restart moves each slot once
+	// rather than twice; default 2s. The first table is computed at once.
+	RebalanceDelay time.Duration
+	// OwnershipTTL bounds how long a node keeps its slots without reading
+	// the table: a node that could not read it for that long gives up every
+	// slot, and the leader gives the slots of a node gone from the view to
+	// others OwnershipTTL (plus a margin) after it revoked them, so a
+	// crashed or cut-off node never shares a slot. Default 5s.
+	OwnershipTTL time.Duration
+	// Logger receives the group's warnings; default none.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() (Options, error) {
+	if o.Name == "" {
+		o.Name = "slots"
+	}
+	if err := cluster.CheckRecord(o.Name); err != nil {
+		return o, fmt.Errorf("shard: Options.Name: %w", err)
+	}
+	if o.Slots == 0 {
+		o.Slots = DefaultSlots
+	}
+	if o.Slots < 1 || o.Slots > MaxSlots {
+		return o, fmt.Errorf("shard: Options.Slots is %d; want 1 to %d", o.Slots, MaxSlots)
+	}
+	if o.RebalanceDelay == 0 {
+		o.RebalanceDelay = 2 * time.Second
+	}
+	if o.OwnershipTTL == 0 {
+		o.OwnershipTTL = 5 * time.Second
+	}
+	if o.RebalanceDelay < 0 || o.OwnershipTTL < 10*time.Millisecond {
+		return o, fmt.Errorf("shard: RebalanceDelay %s must not be negative and OwnershipTTL %s must be at least 10ms", o.RebalanceDelay, o.OwnershipTTL)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o, nil
+}
+
+// releaseMargin is added to OwnershipTTL before the leader treats the
+// slots of a node gone from the view as released: the node's own timer and
+// the leader's run on different machines' clocks.
+func releaseMargin(ttl time.Duration) time.Duration { return ttl / 5 }
+
+// left is the acknowledgement a node writes when it closes: it holds
+// nothing, whatever the leader revokes from it later.
+const left = math.MaxUint64
+
+// Group is this node's membership in a sharded group: it follows the slot
+// table, owns the slots the table gives it, and campaigns to lead; while it
+// leads, it keeps the table balanced over the alive members.
+//
+// Every member of the coordinator's view is expected to run a Group of
+// the same name: slots given to a member that does not are not worked on.
+type Group struct {
+	c       Coordinator
+	self    string
+	opts    Options
+	mapping Mapping
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	wake   chan struct{} // asks the follower to read the table again
+
+	mu       sync.Mutex
+	cur      state // the table as last read; owners nil before the first
+	owned    Set
+	holds    map[int]*hold // per owned slot, once held
+	draining int           // lost slots still held
+	readAt   time.Time     // start of the last successful read
+	drop     *time.Timer   // gives up every slot OwnershipTTL after readAt
+	leading  uint64        // the term while this node leads, else 0
+	closed   bool
+	sets     latest.Value[Set]
+}
+
+// hold tracks the work in progress on one slot.
+type hold struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	active int
+}
+
+// Join starts this node's part in the group: self is the ID of the node c
+// registered (RegisterRemote comes first). It returns at once; the node
+// owns slots once it has read a table that gives it some (see Changes).
+func Join(c cluster.Coordinator, self string, opts Options) (*Group, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if self == "" {
+		return nil, errors.New("shard: Join needs the ID of the node the coordinator registered")
+	}
+	sc, ok := c.(Coordinator)
+	if !ok {
+		return nil, fmt.Errorf("shard: the coordinator (%T) does not implement cluster.Elector and cluster.Records", c)
+	}
+	m, _ := NewMapping(o.Slots)
+	g := &Group{c: sc, self: self, opts: o, mapping: m, wake: make(chan struct{}, 1), holds: map[int]*hold{}}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.sets.Publish(Set{})
+	g.wg.Go(g.follow)
+	g.wg.Go(g.campaign)
+	return g, nil
+}
+
+// Mapping is the group's key → slot mapping.
+func (g *Group) Mapping() Mapping { return g.mapping }
+
+// SlotOf returns the slot of a key: g.Mapping().Of(key).
+func (g *Group) SlotOf(key string) int { return g.mapping.Of(key) }
+
+// Owned returns the slots this node owns now.
+func (g *Group) Owned() Set {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.owned
+}
+
+// Owner returns the owner of slot as this node last read the table: a
+// node ID, or "" while the slot moves or before the first table.
+func (g *Group) Owner(slot int) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if slot < 0 || slot >= len(g.cur.owners) {
+		return ""
+	}
+	return g.cur.owners[slot]
+}
+
+// Table returns the table as this node last read it.
+func (g *Group) Table() Table {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return Table{Epoch: g.cur.epoch, Owners: slices.Clone(g.cur.owners)}
+}
+
+// Leading returns the election term while this node leads the group.
+func (g *Group) Leading() (term uint64, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.leading, g.leading != 0
+}
+
+// Changes streams this node's gains and losses of slots until ctx ends or
+// the group closes: first the slots owned now (as gains, if any), then
+// every change. Work on a lost slot must stop; Hold makes that precise.
+func (g *Group) Changes(ctx context.Context) <-chan Change {
+	sctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(g.ctx, cancel)
+	sets := g.sets.Subscribe(sctx)
+	out := make(chan Change)
+	g.wg.Go(func() {
+		defer close(out)
+		defer stop()
+		defer cancel()
+		var last Set
+		for set := range sets {
+			gained, lost := diff(last, set)
+			if len(gained) == 0 && len(lost) == 0 {
+				continue
+			}
+			select {
+			case out <- Change{Epoch: set.epoch, Gained: gained, Lost: lost, Owned: set}:
+				last = set
+			case <-sctx.Done():
+				return
+			}
+		}
+	})
+	return out
+}
+
+// Hold reports whether this node owns slot and, if so, keeps it from being
+// handed to another node until release is called: the node acknowledges a
+// revocation only once every hold on the revoked slots is released. The
+// context ends when the slot is revoked (or the group closes), so work
+// that follows it stops in time. Call release exactly once.
+func (g *Group) Hold(slot int) (ctx context.Context, release func(), ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.owned.Contains(slot) {
+		return nil, func() {}, false
+	}
+	h := g.holds[slot]
+	if h == nil {
+		h = &hold{}
+		h.ctx, h.cancel = context.WithCancel(g.ctx)
+		g.holds[slot] = h
+	}
+	h.active++
+	var once sync.Once
+	return h.ctx, func() { once.Do(func() { g.release(slot, h) }) }, true
+}
+
+func (g *Group) release(slot int, h *hold) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	h.active--
+	if h.active == 0 && g.holds[slot] != h { // the slot was lost meanwhile
+		g.draining--
+		if g.draining == 0 {
+			g.nudge()
+		}
+	}
+}
+
+func (g *Group) nudge() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close gives up every slot (ending the holds' contexts and waiting up to
+// OwnershipTTL for them to be released), tells the leader it left, resigns
+// if it leads, and stops. Close the coordinator after the group.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	g.closed = true
+	g.mu.Unlock()
+	g.cancel()
+	g.wg.Wait()
+	g.mu.Lock()
+	g.setOwned(Set{})
+	if g.drop != nil {
+		g.drop.Stop()
+	}
+	draining := g.draining
+	g.mu.Unlock()
+	deadline := time.Now().Add(g.opts.OwnershipTTL)
+	for draining > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		g.mu.Lock()
+		draining = g.draining
+		g.mu.Unlock()
+	}
+	g.sets.Close()
+	if draining > 0 {
+		return fmt.Errorf("shard: %d lost slots were still held %s after Close began; the leader gives them away once this node leaves the view", draining, g.opts.OwnershipTTL)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.opts.OwnershipTTL)
+	defer cancel()
+	if err := g.acknowledge(ctx, left); err != nil && !errors.Is(err, cluster.ErrClosed) {
+		return fmt.Errorf("shard: telling the leader this node left: %w (it gives the slots away %s after this node leaves the view)", err, g.opts.OwnershipTTL+releaseMargin(g.opts.OwnershipTTL))
+	}
+	return nil
+}
+
+// setOwned makes set the owned slots, ending the holds on the lost ones.
+// The caller holds g.mu.
+func (g *Group) setOwned(set Set) {
+	for slot, h := range g.holds {
+		if set.Contains(slot) {
+			continue
+		}
+		delete(g.holds, slot)
+		h.cancel()
+		if h.active > 0 {
+			g.draining++
+		}
+	}
+	g.owned = set
+	g.sets.Publish(set)
+}
+
+// follow reads the table when it changes, when asked, and at least every
+// quarter of OwnershipTTL, and applies it.
+func (g *Group) follow() {
+	versions := g.c.WatchRecord(g.ctx, g.opts.Name)
+	tick := time.NewTicker(g.opts.OwnershipTTL / 4)
+	defer tick.Stop()
+	for {
+		g.refresh()
+		select {
+		case <-g.ctx.Done():
+			return
+		case _, open := <-versions:
+			if !open {
+				if g.ctx.Err() != nil {
+					return
+				}
+				versions = nil // the coordinator closed: the ticker still reads, and fails
+			}
+		case <-g.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+// refresh reads the table once and applies it: ownership, then the
+// acknowledgement the leader may be waiting for.
+func (g *Group) refresh() {
+	ctx, cancel := context.WithTimeout(g.ctx, g.opts.OwnershipTTL/2)
+	defer cancel()
+	start := time.Now()
+	data, version, err := g.c.GetRecord(ctx, g.opts.Name)
+	var st state
+	if err == nil && version != "" {
+		st, err = decode(data)
+	}
+	if err != nil {
+		if g.ctx.Err() == nil {
+			g.opts.Logger.Warn("shard: reading the slot table", "group", g.opts.Name, "err", err)
+		}
+		return // the drop timer gives everything up if this lasts
+	}
+	if version == "" {
+		st = newState(g.opts.Slots)
+	}
+	if len(st.owners) != g.opts.Slots {
+		g.opts.Logger.Error("shard: the published table has another slot count than this node's Options.Slots; this node owns nothing", "group", g.opts.Name, "table", len(st.owners), "options", g.opts.Slots)
+		st = newState(g.opts.Slots)
+	}
+	if st.acks[g.self] == left {
+		// Our ID's acknowledgement from an earlier life: take it back before
+		// owning anything, or the leader would think we hold nothing.
+		if err := g.acknowledge(ctx, st.epoch); err != nil {
+			return
+		}
+		g.nudge()
+		return
+	}
+
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.cur = st
+	g.readAt = start
+	if g.drop == nil {
+		g.drop = time.AfterFunc(g.opts.OwnershipTTL, g.giveUp)
+	} else {
+		g.drop.Reset(g.opts.OwnershipTTL - time.Since(start))
+	}
+	g.setOwned(newSet(st.epoch, len(st.owners), func(s int) bool { return st.owners[s] == g.self }))
+	mustAck := g.draining == 0 && owes(st, g.self)
+	g.mu.Unlock()
+	if mustAck {
+		if err := g.acknowledge(ctx, st.epoch); err != nil && !errors.Is(err, cluster.ErrVersionConflict) {
+			g.opts.Logger.Warn("shard: acknowledging a revocation", "group", g.opts.Name, "err", err)
+		}
+	}
+}
+
+// owes reports whether st revokes from id a slot id has not acknowledged.
+func owes(st state, id string) bool {
+	for s, from := range st.from {
+		if from == id && st.revokedAt[s] > st.acks[id] {
+			return true
+		}
+	}
+	return false
+}
+
+// giveUp drops every slot: the table has not been read for OwnershipTTL.
+func (g *Group) giveUp() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if time.Since(g.readAt) < g.opts.OwnershipTTL || g.owned.Len() == 0 {
+		return
+	}
+	g.opts.Logger.Warn("shard: the slot table could not be read for OwnershipTTL; giving up every slot until it can", "group", g.opts.Name, "ttl", g.opts.OwnershipTTL)
+	g.setOwned(Set{epoch: g.owned.epoch})
+}
+
+// acknowledge records in the table that this node has applied epoch (or
+// left), by compare-and-swap, read again on conflict.
+func (g *Group) acknowledge(ctx context.Context, epoch uint64) error {
+	for {
+		data, version, err := g.c.GetRecord(ctx, g.opts.Name)
+		if err != nil || version == "" {
+			return err
+		}
+		st, err := decode(data)
+		if err != nil {
+			return err
+		}
+		if st.acks[g.self] == epoch {
+			return nil
+		}
+		st.acks[g.self] = epoch
+		_, err = g.c.PutRecord(ctx, g.opts.Name, encode(st), version)
+		if !errors.Is(err, cluster.ErrVersionConflict) {
+			return err
+		}
+	}
+}
+
+// campaign runs for leader until the group closes, and leads when it wins.
+func (g *Group) campaign() {
+	retry := backoff.New(100*time.Millisecond, 2*time.Second)
+	for g.ctx.Err() == nil {
+		l, err := g.c.Campaign(g.ctx, g.opts.Name)
+		if err != nil {
+			if g.ctx.Err() == nil {
+				g.opts.Logger.Warn("shard: campaigning to lead the group", "group", g.opts.Name, "err", err)
+				select {
+				case <-g.ctx.Done():
+				case <-time.After(retry.Next()):
+				}
+			}
+			continue
+		}
+		retry = backoff.New(100*time.Millisecond, 2*time.Second)
+		g.mu.Lock()
+		g.leading = l.Term()
+		g.mu.Unlock()
+		err = g.lead(l)
+		g.mu.Lock()
+		g.leading = 0
+		g.mu.Unlock()
+		if err != nil && g.ctx.Err() == nil {
+			g.opts.Logger.Warn("shard: leading the group", "group", g.opts.Name, "term", l.Term(), "err", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), g.opts.OwnershipTTL)
+		_ = l.Resign(ctx) // a lost leadership's Resign is a no-op
+		cancel()
+	}
+}
+
+// errDeposed: a leader of a later term has written the table.
+var errDeposed = errors.New("a later leader has written the table")
+
+// revocation names one revocation the leader waits on.
+type revocation struct {
+	from string
+	at   uint64
+}
+
+// lead keeps the table balanced while l holds: at once from the first
+// view, then RebalanceDelay after the view last changed, and whenever the
+// table changes (acknowledgements) or a quarter of OwnershipTTL passes
+// (revocations released by time).
+func (g *Group) lead(l *cluster.Leadership) error {
+	ctx, cancel := context.WithCancel(l.Context())
+	defer cancel()
+	defer context.AfterFunc(g.ctx, cancel)()
+	views := g.c.Watch(ctx)
+	versions := g.c.WatchRecord(ctx, g.opts.Name)
+	tick := time.NewTicker(g.opts.OwnershipTTL / 4)
+	defer tick.Stop()
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	var alive, current []string
+	haveView := false
+	seen := map[revocation]time.Time{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case nodes, open := <-views:
+			if !open {
+				return nil
+			}
+			current = current[:0:0]
+			for _, n := range nodes {
+				current = append(current, n.ID)
+			}
+			if !haveView {
+				alive, haveView = current, true
+			} else {
+				debounce.Reset(g.opts.RebalanceDelay)
+			}
+		case <-debounce.C:
+			alive = current
+		case _, open := <-versions:
+			if !open {
+				return nil
+			}
+		case <-tick.C:
+		}
+		if !haveView {
+			continue
+		}
+		err := g.step(ctx, l.Term(), alive, current, seen)
+		switch {
+		case errors.Is(err, errDeposed):
+			return err
+		case err != nil && ctx.Err() == nil:
+			g.opts.Logger.Warn("shard: updating the slot table", "group", g.opts.Name, "err", err)
+		}
+	}
+}
+
+// step reads the table and writes the next one, if any, as leader of term.
+func (g *Group) step(ctx context.Context, term uint64, alive, current []string, seen map[revocation]time.Time) error {
+	rctx, cancel := context.WithTimeout(ctx, g.opts.OwnershipTTL/2)
+	defer cancel()
+	data, version, err := g.c.GetRecord(rctx, g.opts.Name)
+	if err != nil {
+		return err
+	}
+	cur := newState(g.opts.Slots)
+	if version != "" {
+		if cur, err = decode(data); err != nil {
+			return fmt.Errorf("record %q: %w; herd leaves it alone: delete it to start a new table", g.opts.Name, err)
+		}
+	}
+	if cur.term > term {
+		return fmt.Errorf("%w (term %d, ours %d)", errDeposed, cur.term, term)
+	}
+	if len(cur.owners) != g.opts.Slots {
+		return fmt.Errorf("record %q holds a table of %d slots and this group has Options.Slots %d: every member must use the same count", g.opts.Name, len(cur.owners), g.opts.Slots)
+	}
+	now := time.Now()
+	pending := map[revocation]bool{}
+	for s, from := range cur.from {
+		if from != "" {
+			pending[revocation{from, cur.revokedAt[s]}] = true
+		}
+	}
+	for r := range seen {
+		if !pending[r] {
+			delete(seen, r)
+		}
+	}
+	released := func(from string, at uint64) bool {
+		if cur.acks[from] >= at {
+			return true
+		}
+		if slices.Contains(current, from) {
+			return false
+		}
+		r := revocation{from, at}
+		first, ok := seen[r]
+		if !ok {
+			seen[r] = now
+			return false
+		}
+		return now.Sub(first) >= g.opts.OwnershipTTL+releaseMargin(g.opts.OwnershipTTL)
+	}
+	next, changed := plan(cur, alive, released)
+	for id := range next.acks {
+		// Forget the acknowledgements of nodes gone for good: not in either
+		// view, nothing left to release.
+		if !slices.Contains(current, id) && !slices.Contains(alive, id) && !slices.Contains(next.from, id) {
+			if !changed {
+				next = next.clone()
+				changed = true
+			}
+			delete(next.acks, id)
+		}
+	}
+	if cur.term < term {
+		if !changed {
+			next = next.clone()
+		}
+		next.term, changed = term, true
+	}
+	if !changed {
+		return nil
+	}
+	if _, err := g.c.PutRecord(rctx, g.opts.Name, encode(next), version); err != nil {
+		if errors.Is(err, cluster.ErrVersionConflict) {
+			return nil // someone wrote first; its write wakes the loop through WatchRecord
+		}
+		return err
+	}
+	return nil
+}
