@@ -55,7 +55,7 @@ type wire struct {
 	// Owners: [first slot, count, node index] for every owned run.
 	Owners [][3]int `json:"owners"`
 	// Moving: [first slot, count, index of the revoked owner, epoch].
-	Moving [][4]uint64        `json:"moving,omitempty"`
+	Moving [][4]uint64       `json:"moving,omitempty"`
 	Acks   map[string]uint64 `json:"acks,omitempty"`
 }
 
