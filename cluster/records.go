@@ -14,7 +14,9 @@ import (
 // membership data, never where members or candidates are listed.
 type Records interface {
 	// GetRecord reads the named record. An absent record is no error: its
-	// version is "" and data nil.
+	// version is "" and data nil. A read may lag a write for a moment on
+	// some backends (Nacos serves configs from a cache it refreshes after
+	// each write); versions still guard every write.
 	GetRecord(ctx context.Context, name string) (data []byte, version string, err error)
 	// PutRecord writes data if the record is still at version (version ""
 	// writes only if the record is absent) and returns the new version, or

@@ -369,6 +369,14 @@ func (g *Group) refresh() {
 		g.mu.Unlock()
 		return
 	}
+	if st.epoch < g.cur.epoch {
+		// An older table than one already applied: a read served from a
+		// lagging cache (Nacos), or a table lost with the server's data.
+		// Either way it is no ground to own anything; if it lasts, the drop
+		// timer gives every slot up and the next table is taken as it is.
+		g.mu.Unlock()
+		return
+	}
 	g.cur = st
 	g.readAt = start
 	if g.drop == nil {
@@ -400,11 +408,12 @@ func owes(st state, id string) bool {
 func (g *Group) giveUp() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if time.Since(g.readAt) < g.opts.OwnershipTTL || g.owned.Len() == 0 {
+	if time.Since(g.readAt) < g.opts.OwnershipTTL {
 		return
 	}
-	g.opts.Logger.Warn("shard: the slot table could not be read for OwnershipTTL; giving up every slot until it can", "group", g.opts.Name, "ttl", g.opts.OwnershipTTL)
+	g.opts.Logger.Warn("shard: no current slot table could be read for OwnershipTTL; giving up every slot until one can", "group", g.opts.Name, "ttl", g.opts.OwnershipTTL)
 	g.setOwned(Set{epoch: g.owned.epoch})
+	g.cur = state{} // whatever is read next is taken as it is
 }
 
 // acknowledge records in the table that this node has applied epoch (or

@@ -210,26 +210,34 @@ func (s *electionSession) end(ctx context.Context, key string) error {
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
 	key := c.electionKey(name)
 	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
-		bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
-		var index uint64
-		for ctx.Err() == nil {
-			pair, meta, err := c.agent().KV().Get(key, (&api.QueryOptions{WaitIndex: index, WaitTime: c.cfg.WaitTime}).WithContext(ctx))
-			if err != nil {
-				index = 0
-				bo.Wait(ctx)
-				continue
-			}
-			bo.Reset()
+		c.follow(ctx, key, func(pair *api.KVPair) {
 			leader := cluster.Leader{}
 			if pair != nil && pair.Session != "" {
 				leader = cluster.Leader{ID: string(pair.Value), Term: pair.ModifyIndex}
 			}
 			publish(leader)
-			if meta.LastIndex < index { // the index went back (a restored server): start over
-				index = 0
-				continue
-			}
-			index = meta.LastIndex
-		}
+		})
 	})
+}
+
+// follow hands read the key's pair (nil when absent), then again after
+// every change, by blocking queries, until ctx ends.
+func (c *Coordinator) follow(ctx context.Context, key string, read func(*api.KVPair)) {
+	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
+	var index uint64
+	for ctx.Err() == nil {
+		pair, meta, err := c.agent().KV().Get(key, (&api.QueryOptions{WaitIndex: index, WaitTime: c.cfg.WaitTime}).WithContext(ctx))
+		if err != nil {
+			index = 0
+			bo.Wait(ctx)
+			continue
+		}
+		bo.Reset()
+		read(pair)
+		if meta.LastIndex < index { // the index went back (a restored server): start over
+			index = 0
+			continue
+		}
+		index = meta.LastIndex
+	}
 }

@@ -39,6 +39,11 @@ func (c *Coordinator) electionDataID(name string) string {
 	return "herd.election." + safe + "." + name
 }
 
+// recordDataID is the config data ID of a record.
+func (c *Coordinator) recordDataID(name string) string {
+	return strings.Replace(c.electionDataID(name), "herd.election.", "herd.record.", 1)
+}
+
 func (c *Coordinator) timing() leaserecord.Timing {
 	return leaserecord.Timing{TTL: c.cfg.ElectionTTL, RenewDeadline: leaserecord.DefaultRenewDeadline(c.cfg.ElectionTTL), RetryPeriod: c.cfg.ElectionRenewPeriod}
 }
@@ -136,16 +141,9 @@ func (s *configStore) params() url.Values {
 
 // Get reads the record; its version is its content's MD5.
 func (s *configStore) Get(ctx context.Context) (leaserecord.Record, string, error) {
-	status, body, err := s.c.api(ctx, http.MethodGet, s.base+"/cs/configs", s.params(), nil)
-	if err != nil {
+	body, found, err := s.read(ctx)
+	if err != nil || !found {
 		return leaserecord.Record{}, "", err
-	}
-	switch status {
-	case http.StatusOK:
-	case http.StatusNotFound:
-		return leaserecord.Record{}, "", nil
-	default:
-		return leaserecord.Record{}, "", fmt.Errorf("reading config %s: %d %s", s.dataID, status, body)
 	}
 	var r leaserecord.Record
 	if err := json.Unmarshal([]byte(body), &r); err != nil {
@@ -153,6 +151,22 @@ func (s *configStore) Get(ctx context.Context) (leaserecord.Record, string, erro
 		r = leaserecord.Record{}
 	}
 	return r, md5Hex([]byte(body)), nil
+}
+
+// read returns the config's content, if it exists.
+func (s *configStore) read(ctx context.Context) (string, bool, error) {
+	status, body, err := s.c.api(ctx, http.MethodGet, s.base+"/cs/configs", s.params(), nil)
+	if err != nil {
+		return "", false, err
+	}
+	switch status {
+	case http.StatusOK:
+		return body, true, nil
+	case http.StatusNotFound:
+		return "", false, nil
+	default:
+		return "", false, fmt.Errorf("reading config %s: %d %s", s.dataID, status, body)
+	}
 }
 
 // Put publishes the record if the config's content still has MD5 version.
