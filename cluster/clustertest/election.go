@@ -24,6 +24,10 @@ type Election struct {
 	// TakeoverWithin bounds how long after a crash another candidate wins:
 	// the backend's TTL (as the harness configures it) plus its margin.
 	TakeoverWithin time.Duration
+	// Gone, if set, does what the platform does once a cut-off node's
+	// process is gone, where no backend session does it (Kubernetes: the
+	// pod goes). The slot tests call it after a cut.
+	Gone func(t *testing.T, n cluster.Node)
 	// HandoverWithin bounds how long after a resignation another candidate
 	// wins; default 2s.
 	HandoverWithin time.Duration

@@ -109,6 +109,7 @@ type fleet struct {
 
 type member struct {
 	id     string
+	node   cluster.Node
 	c      cluster.Coordinator
 	g      *shard.Group
 	cancel context.CancelFunc
@@ -144,7 +145,7 @@ func (f *fleet) join(t *testing.T, c cluster.Coordinator) *member {
 		t.Fatal(err)
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	m := &member{id: cand.Node.ID, c: c, g: g, cancel: cancel, done: make(chan struct{})}
+	m := &member{id: cand.Node.ID, node: cand.Node, c: c, g: g, cancel: cancel, done: make(chan struct{})}
 	f.nodes = append(f.nodes, m)
 	var wg sync.WaitGroup
 	changes := g.Changes(wctx)
@@ -187,7 +188,7 @@ func (f *fleet) stop(t *testing.T, m *member) {
 	}
 	m.cancel()
 	<-m.done
-	_ = m.c.Close()
+	_ = f.h.Leave(t, m.c, m.node)
 }
 
 func (f *fleet) alive() []*member {
@@ -308,6 +309,9 @@ func testSlotsLeaderCrash(t *testing.T, h Harness) {
 	waitFor(t, 10*time.Second, "a move in progress", func() bool { return slices.Contains(leader.g.Table().Owners, "") })
 	cut()
 	cutAt := time.Now()
+	if h.Election.Gone != nil {
+		h.Election.Gone(t, leader.node)
+	}
 	leader.gone = true // cut off, it cannot leave gracefully; the cleanup closes its coordinator
 	t.Cleanup(func() { _ = leader.g.Close(); leader.cancel(); <-leader.done; _ = pc.Close() })
 	f.mu.Lock()

@@ -201,6 +201,9 @@ func (f *fixture) harness(cfg kubernetes.Config) clustertest.Harness {
 			// A candidate takes the Lease a TTL after it first saw its last
 			// renewal, which it reads every renew period.
 			TakeoverWithin: electionTTL + electionRenew + time.Second,
+			// A pod is a member while it is Ready: a crashed one's kubelet
+			// would say otherwise; here the pod is deleted.
+			Gone: func(t *testing.T, n cluster.Node) { _ = f.deletePod(n.ID) },
 		},
 	}
 }

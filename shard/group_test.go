@@ -1,0 +1,351 @@
+package shard
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/etcd"
+	"github.com/herd-go/herd/internal/embedetcd"
+	"github.com/herd-go/herd/internal/leakcheck"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	s := newState(10)
+	s.term, s.epoch = 3, 7
+	copy(s.owners, []string{"a", "a", "", "b", "b", "b", "", "c", "a", "a"})
+	s.from[2], s.revokedAt[2] = "c", 7
+	s.from[6], s.revokedAt[6] = "d", 5
+	s.acks["a"], s.acks["d"] = 7, left
+	got, err := decode(encode(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.term != 3 || got.epoch != 7 || !slices.Equal(got.owners, s.owners) || !slices.Equal(got.from, s.from) ||
+		!slices.Equal(got.revokedAt, s.revokedAt) || got.acks["a"] != 7 || got.acks["d"] != left {
+		t.Fatalf("round trip changed the state:\n%+v\n%+v", s, got)
+	}
+}
+
+func TestDecodeRefusesMalformed(t *testing.T) {
+	for _, bad := range []string{
+		``, `{`, `[]`, `{"slots":0}`, `{"slots":2000000}`,
+		`{"slots":4,"nodes":[""]}`,
+		`{"slots":4,"nodes":["a"],"owners":[[0,5,0]]}`,
+		`{"slots":4,"nodes":["a"],"owners":[[3,0,0]]}`,
+		`{"slots":4,"nodes":["a"],"owners":[[0,1,1]]}`,
+		`{"slots":4,"nodes":["a"],"owners":[[-1,1,0]]}`,
+		`{"slots":4,"nodes":["a"],"owners":[[0,1,-1]]}`,
+		`{"slots":4,"nodes":["a"],"moving":[[4,1,0,1]]}`,
+		`{"slots":4,"nodes":["a"],"owners":[[0,1,0]],"moving":[[0,1,0,1]]}`,
+	} {
+		if _, err := decode([]byte(bad)); !errors.Is(err, errMalformed) {
+			t.Errorf("decode(%s) = %v, want errMalformed", bad, err)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	s := newState(8)
+	copy(s.owners, []string{"a", "a", "b", "", "b", "a", "a", "c"})
+	s.from[3], s.revokedAt[3] = "c", 2
+	f.Add(encode(s))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := decode(data)
+		if err != nil {
+			return
+		}
+		again, err := decode(encode(st))
+		if err != nil || !slices.Equal(again.owners, st.owners) || !slices.Equal(again.from, st.from) {
+			t.Fatalf("a decoded state does not survive a round trip: %v", err)
+		}
+	})
+}
+
+func TestPlanRevokesThenAssignsOnceReleased(t *testing.T) {
+	cur := newState(8)
+	for s := range cur.owners {
+		cur.owners[s] = "a"
+	}
+	cur.epoch = 4
+	never := func(string, uint64) bool { return false }
+	next, changed := plan(cur, []string{"a", "b"}, never)
+	if !changed || next.epoch != 5 {
+		t.Fatalf("a join changed nothing (epoch %d)", next.epoch)
+	}
+	revoked := 0
+	for s := range next.owners {
+		if next.owners[s] == "" {
+			revoked++
+			if next.from[s] != "a" || next.revokedAt[s] != 5 {
+				t.Errorf("slot %d: revoked from %q at %d, want from a at 5", s, next.from[s], next.revokedAt[s])
+			}
+		}
+		if next.owners[s] == "b" {
+			t.Errorf("slot %d went to b before a released it", s)
+		}
+	}
+	if revoked != 4 {
+		t.Errorf("%d slots revoked, want 4", revoked)
+	}
+	if again, changed := plan(next, []string{"a", "b"}, never); changed {
+		t.Errorf("with nothing released, the plan still changed the table: %v", again.owners)
+	}
+	var asked []string
+	done, changed := plan(next, []string{"a", "b"}, func(from string, at uint64) bool {
+		asked = append(asked, from)
+		return from == "a" && at == 5
+	})
+	if !changed || len(done.table().Counts()) != 2 || done.table().Counts()["b"] != 4 || slices.Contains(done.owners, "") {
+		t.Fatalf("released slots did not go to b: %v", done.owners)
+	}
+	if slices.ContainsFunc(done.from, func(f string) bool { return f != "" }) {
+		t.Errorf("assigned slots still name a revoked owner: %v", done.from)
+	}
+	if len(asked) != 4 {
+		t.Errorf("released asked %d times, want once per moving slot (4)", len(asked))
+	}
+	// A slot revoked from a node that is given it back needs no release.
+	back, _ := plan(next, []string{"a"}, never)
+	if slices.Contains(back.owners, "") {
+		t.Errorf("slots revoked from a and given back to a waited for a release: %v", back.owners)
+	}
+}
+
+func TestOptions(t *testing.T) {
+	c := cluster.NewStandalone()
+	defer c.Close()
+	for _, o := range []Options{{Name: "Bad/Name"}, {Slots: -1}, {Slots: MaxSlots + 1}, {RebalanceDelay: -time.Second}, {OwnershipTTL: time.Millisecond}} {
+		if _, err := Join(c, "a", o); err == nil {
+			t.Errorf("Join accepted %+v", o)
+		}
+	}
+	if _, err := Join(c, "", Options{}); err == nil {
+		t.Error("Join accepted an empty self ID")
+	}
+	if _, err := Join(membersOnly{c}, "a", Options{}); err == nil || !strings.Contains(err.Error(), "cluster.Records") {
+		t.Errorf("Join of a coordinator without the roles: %v", err)
+	}
+}
+
+// membersOnly hides every optional role of a coordinator.
+type membersOnly struct{ cluster.Coordinator }
+
+func register(t *testing.T, c cluster.Coordinator) string {
+	t.Helper()
+	n := cluster.Node{ID: cluster.NewID(), Address: cluster.Address{Host: "127.0.0.1", Port: 20300}}
+	if err := c.RegisterRemote(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	return n.ID
+}
+
+func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s", what, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestAloneOwnsEverySlot(t *testing.T) {
+	leakcheck.Register(t)
+	c := cluster.NewStandalone()
+	defer c.Close()
+	self := register(t, c)
+	g, err := Join(c, self, Options{Slots: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := g.Changes(t.Context())
+	first := <-changes
+	if len(first.Gained) != 100 || len(first.Lost) != 0 || first.Owned.Len() != 100 || first.Epoch == 0 {
+		t.Fatalf("first change: %d gained, %d lost, %d owned at epoch %d; want 100, 0, 100, > 0", len(first.Gained), len(first.Lost), first.Owned.Len(), first.Epoch)
+	}
+	if term, ok := g.Leading(); !ok || term == 0 {
+		t.Error("a group of one does not lead")
+	}
+	if g.Owner(42) != self || g.Owner(-1) != "" || g.Owner(100) != "" {
+		t.Errorf("Owner(42) %q, Owner(-1) %q, Owner(100) %q", g.Owner(42), g.Owner(-1), g.Owner(100))
+	}
+	if i, err := g.Selector().Select(42, peers{"x", self}); err != nil || i != 1 {
+		t.Errorf("Select(42) = %d, %v; want 1 (self)", i, err)
+	}
+	if _, err := g.Selector().Select(100, peers{self}); err == nil {
+		t.Error("Select of a slot out of range did not fail")
+	}
+	if _, err := g.Selector().Select(1, peers{"x"}); err == nil {
+		t.Error("Select with the owner missing from the peers did not fail")
+	}
+	hctx, release, ok := g.Hold(7)
+	if !ok {
+		t.Fatal("Hold of an owned slot failed")
+	}
+	if _, _, ok := g.Hold(100); ok {
+		t.Error("Hold of a slot out of range succeeded")
+	}
+	closed := make(chan error)
+	go func() { closed <- g.Close() }()
+	<-hctx.Done() // Close ends the holds' contexts first
+	release()
+	release() // a second call is harmless
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if _, open := <-changes; open {
+		t.Error("Changes still open after Close")
+	}
+	if _, _, ok := g.Hold(7); ok {
+		t.Error("Hold succeeded after Close")
+	}
+	data, _, err := c.GetRecord(context.Background(), "slots")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := decode(data)
+	if err != nil || st.acks[self] != left {
+		t.Errorf("after Close the table's acknowledgement of self is %d (%v), want left", st.acks[self], err)
+	}
+}
+
+type peers []string
+
+func (p peers) Len() int         { return len(p) }
+func (p peers) ID(i int) string { return p[i] }
+
+func TestDeposedLeaderCannotWrite(t *testing.T) {
+	c := cluster.NewStandalone()
+	defer c.Close()
+	self := register(t, c)
+	s := newState(DefaultSlots)
+	s.term = 1 << 40 // a leader far ahead has written
+	if _, err := c.PutRecord(context.Background(), "slots", encode(s), ""); err != nil {
+		t.Fatal(err)
+	}
+	g := &Group{c: c, self: self, opts: Options{Name: "slots", Slots: DefaultSlots, OwnershipTTL: time.Second}}
+	err := g.step(context.Background(), 5, []string{self}, []string{self}, map[revocation]time.Time{})
+	if !errors.Is(err, errDeposed) {
+		t.Fatalf("a leader of term 5 over a table of a later term: %v, want errDeposed", err)
+	}
+	_, v, _ := c.GetRecord(context.Background(), "slots")
+	if v != "1" {
+		t.Errorf("the table was written (version %s)", v)
+	}
+}
+
+// etcdGroup is a member of a group on the embedded etcd.
+func etcdGroup(t *testing.T, endpoint string, opts Options) (*Group, string) {
+	t.Helper()
+	c, err := etcd.New(context.Background(), etcd.Config{Endpoints: endpoint, Namespace: "/shardtest", ServiceName: "s", TTL: 2 * time.Second, ElectionTTL: 2 * time.Second, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := register(t, c)
+	g, err := Join(c, self, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := g.Close(); err != nil {
+			t.Errorf("closing the group of %s: %v", self, err)
+		}
+		_ = c.Close()
+	})
+	return g, self
+}
+
+// TestMoveWaitsForTheHold: a slot held by its owner is revoked at once
+// (the hold's context ends) but goes to the newcomer only when released.
+func TestMoveWaitsForTheHold(t *testing.T) {
+	leakcheck.Register(t)
+	srv, err := embedetcd.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close) // after the groups' clean-ups, registered later
+	opts := Options{Slots: 16, RebalanceDelay: 50 * time.Millisecond, OwnershipTTL: 2 * time.Second}
+	a, _ := etcdGroup(t, srv.Endpoint(), opts)
+	waitUntil(t, 10*time.Second, "table for a", func() bool { return a.Owned().Len() == 16 })
+	holds := map[int]context.Context{}
+	releases := map[int]func(){}
+	for slot := range 16 {
+		hctx, release, ok := a.Hold(slot)
+		if !ok {
+			t.Fatalf("a cannot hold slot %d", slot)
+		}
+		holds[slot], releases[slot] = hctx, release
+	}
+	b, bID := etcdGroup(t, srv.Endpoint(), opts)
+	var moving []int
+	waitUntil(t, 10*time.Second, "revocation of b's share", func() bool {
+		moving = moving[:0]
+		for slot, hctx := range holds {
+			if hctx.Err() != nil {
+				moving = append(moving, slot)
+			}
+		}
+		return len(moving) == 8
+	})
+	time.Sleep(300 * time.Millisecond)
+	if n := b.Owned().Len(); n != 0 {
+		t.Fatalf("b owns %d slots while a still holds them", n)
+	}
+	for _, slot := range moving[:7] {
+		releases[slot]()
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := b.Owned().Len(); n != 0 {
+		t.Fatalf("b owns %d slots while a still holds one of them", n)
+	}
+	releases[moving[7]]()
+	waitUntil(t, 10*time.Second, "b owning its share", func() bool { return b.Owned().Len() == 8 })
+	for _, slot := range moving {
+		if a.Owner(slot) != bID && b.Owner(slot) != bID {
+			t.Errorf("slot %d did not go to b", slot)
+		}
+	}
+	for slot, release := range releases {
+		if !slices.Contains(moving, slot) {
+			release()
+		}
+	}
+}
+
+// TestClosedMemberIsReplacedAtOnce: a member that closes tells the leader,
+// which gives its slots away without waiting out OwnershipTTL.
+func TestClosedMemberIsReplacedAtOnce(t *testing.T) {
+	leakcheck.Register(t)
+	srv, err := embedetcd.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close) // after the groups' clean-ups, registered later
+	opts := Options{Slots: 64, RebalanceDelay: 50 * time.Millisecond, OwnershipTTL: 30 * time.Second}
+	a, _ := etcdGroup(t, srv.Endpoint(), opts)
+	waitUntil(t, 10*time.Second, "a leading", func() bool { _, ok := a.Leading(); return ok })
+	c, err := etcd.New(context.Background(), etcd.Config{Endpoints: srv.Endpoint(), Namespace: "/shardtest", ServiceName: "s", TTL: 2 * time.Second, ElectionTTL: 2 * time.Second, DialTimeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Join(c, register(t, c), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "b owning half", func() bool { return b.Owned().Len() == 32 })
+	start := time.Now()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	waitUntil(t, 10*time.Second, "a owning everything again", func() bool { return a.Owned().Len() == 64 })
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("a closed member's slots moved after %s, as if it had crashed", took)
+	}
+}
