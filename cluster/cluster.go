@@ -14,9 +14,10 @@
 //	import _ "github.com/herd-go/herd/cluster/all"
 //
 // Optional roles: a coordinator may do more than membership. Elector (leader
-// election with fencing terms) is implemented by every backend in this
-// module; find it by type assertion, as database/sql finds a driver's
-// optional interfaces.
+// election with fencing terms) and Records (small records written by
+// compare-and-swap, where package shard keeps its slot table) are
+// implemented by every backend in this module; find them by type assertion,
+// as database/sql finds a driver's optional interfaces.
 //
 // Logging: herd logs nothing unless given a *slog.Logger (WithLogger here,
 // remote.WithLogger and remote.ClientOptions.Logger for the transport).

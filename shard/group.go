@@ -15,9 +15,9 @@ import (
 	"github.com/herd-go/herd/internal/latest"
 )
 
-// Coordinator is what a Group needs of a backend: membership, leader
+// coordinator is what a Group needs of a backend: membership, leader
 // election and records. Every coordinator in this module has all three.
-type Coordinator interface {
+type coordinator interface {
 	cluster.Watcher
 	cluster.Elector
 	cluster.Records
@@ -89,7 +89,7 @@ const left = math.MaxUint64
 // Every member of the coordinator's view is expected to run a Group of
 // the same name: slots given to a member that does not are not worked on.
 type Group struct {
-	c       Coordinator
+	c       coordinator
 	self    string
 	opts    Options
 	mapping Mapping
@@ -129,7 +129,7 @@ func Join(c cluster.Coordinator, self string, opts Options) (*Group, error) {
 	if self == "" {
 		return nil, errors.New("shard: Join needs the ID of the node the coordinator registered")
 	}
-	sc, ok := c.(Coordinator)
+	sc, ok := c.(coordinator)
 	if !ok {
 		return nil, fmt.Errorf("shard: the coordinator (%T) does not implement cluster.Elector and cluster.Records", c)
 	}

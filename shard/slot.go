@@ -3,9 +3,20 @@
 // balanced across the alive nodes and changed as little as possible when
 // they come and go.
 //
-// This file and assign.go are the pure parts: the key → slot mapping and
-// the assignment function. Publishing the table through the elected leader
-// and handing slots over between nodes are not built yet (issue 12).
+// A Group (Join) is one node's part: every member follows the table, kept
+// in a cluster.Records record named after the group, and campaigns in the
+// election of the same name; the leader recomputes the table with Assign
+// when the view has been still for RebalanceDelay, and writes it by
+// compare-and-swap with its election term inside, so that once a later
+// leader has written, a deposed one's writes fail.
+//
+// A move takes two writes: the leader first revokes the slot (it has no
+// owner), and gives it to its new owner only once the old owner has
+// acknowledged — which it does when every Hold on the slot is released — or
+// has left the view and OwnershipTTL (plus a fifth) has passed, by which
+// time a node that cannot read the table has given up all its slots. So two
+// members never own a slot at once; a slot is ownerless for the time the
+// old owner takes to let go, plus two reads and a write of the table.
 package shard
 
 import (

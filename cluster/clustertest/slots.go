@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -257,37 +259,43 @@ func (f *fleet) checkHolds(t *testing.T) {
 	}
 }
 
+// testSlotsJoinLeave grows a group from one member to seven and shrinks it
+// back, HERD_SLOTS_ROUNDS times (default once), checking every table and
+// timing each change.
 func testSlotsJoinLeave(t *testing.T, h Harness) {
 	f := newFleet(t, h)
 	within := 10*time.Second + 2*h.Within
+	rounds, _ := strconv.Atoi(os.Getenv("HERD_SLOTS_ROUNDS"))
 	var joins, leaves []time.Duration
-	prev := shard.Table{}
-	for n := 1; n <= 7; n++ {
-		m := f.join(t, nil)
-		next, took := f.settle(t, within)
-		if n > 1 {
-			joins = append(joins, took)
-			moved, newcomer := shard.Moved(prev, next), next.Counts()[m.id]
-			if moved != newcomer {
-				t.Errorf("join of node %d moved %d slots; the newcomer got %d, the minimum", n, moved, newcomer)
+	var prev shard.Table
+	for range max(rounds, 1) {
+		for n := len(f.alive()) + 1; n <= 7; n++ {
+			m := f.join(t, nil)
+			next, took := f.settle(t, within)
+			if n > 1 {
+				joins = append(joins, took)
+				moved, newcomer := shard.Moved(prev, next), next.Counts()[m.id]
+				if moved != newcomer {
+					t.Errorf("join of member %d moved %d slots; the newcomer got %d, the minimum", n, moved, newcomer)
+				}
 			}
+			prev = next
 		}
-		prev = next
-	}
-	for n := 7; n > 1; n-- {
-		m := f.nodes[n-1]
-		had := prev.Counts()[m.id]
-		f.stop(t, m)
-		next, took := f.settle(t, within)
-		leaves = append(leaves, took)
-		if moved := shard.Moved(prev, next); moved != had {
-			t.Errorf("leave of node %d moved %d slots; it had %d, the minimum", n, moved, had)
+		for alive := f.alive(); len(alive) > 1; alive = f.alive() {
+			m := alive[len(alive)-1]
+			had := prev.Counts()[m.id]
+			f.stop(t, m)
+			next, took := f.settle(t, within)
+			leaves = append(leaves, took)
+			if moved := shard.Moved(prev, next); moved != had {
+				t.Errorf("leave of member %d moved %d slots; it had %d, the minimum", len(alive), moved, had)
+			}
+			prev = next
 		}
-		prev = next
 	}
 	jp50, jp99 := percentiles(joins)
 	lp50, lp99 := percentiles(leaves)
-	t.Logf("table in force on every node after a join: p50 %s, p99 %s; after a leave: p50 %s, p99 %s (%d each, RebalanceDelay %s)", jp50, jp99, lp50, lp99, len(joins), f.opts.RebalanceDelay)
+	t.Logf("table in force on every member after a join: p50 %s, p99 %s; after a leave: p50 %s, p99 %s (%d each, RebalanceDelay %s)", jp50, jp99, lp50, lp99, len(joins), f.opts.RebalanceDelay)
 }
 
 // testSlotsLeaderCrash cuts the leader off while a move waits for a

@@ -419,6 +419,20 @@ func TestKubernetes(t *testing.T) {
 		if err := l.Resign(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		// Records (the shard package's slot table) need get, create, update
+		// and watch on ConfigMaps; without them a write names the grant.
+		if _, err := c.PutRecord(context.Background(), "minimal", []byte("x"), ""); err == nil || !strings.Contains(err.Error(), "grant get, create, update and watch on configmaps") {
+			t.Fatalf("a record without a ConfigMap grant: err = %v", err)
+		}
+		bind(t, g, "herd-record-keeper", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "create", "update", "watch"}})
+		clustertest.WaitUntil(t, 5*time.Second, "a record written with get, create, update and watch on configmaps", func() bool {
+			_, err = c.PutRecord(context.Background(), "minimal", []byte("x"), "")
+			return err == nil
+		})
+		versions := c.WatchRecord(t.Context(), "minimal")
+		if v := <-versions; v == "" {
+			t.Error("WatchRecord with the minimal grant did not see the record")
+		}
 	})
 
 	// A token that may list pods but not watch them is refused at start-up
