@@ -217,7 +217,7 @@ func TestAloneOwnsEverySlot(t *testing.T) {
 
 type peers []string
 
-func (p peers) Len() int         { return len(p) }
+func (p peers) Len() int        { return len(p) }
 func (p peers) ID(i int) string { return p[i] }
 
 func TestDeposedLeaderCannotWrite(t *testing.T) {
@@ -240,13 +240,31 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 	}
 }
 
-// etcdGroup is a member of a group on the embedded etcd.
-func etcdGroup(t *testing.T, endpoint string, opts Options) (*Group, string) {
+// embeddedEtcd starts an embedded etcd for one test, checked for leaked
+// goroutines and stopped after every clean-up registered later.
+func embeddedEtcd(t *testing.T) string {
+	leakcheck.Register(t)
+	srv, err := embedetcd.Start("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv.Endpoint()
+}
+
+func etcdCoordinator(t *testing.T, endpoint string) *etcd.Coordinator {
 	t.Helper()
 	c, err := etcd.New(context.Background(), etcd.Config{Endpoints: endpoint, Namespace: "/shardtest", ServiceName: "s", TTL: 2 * time.Second, ElectionTTL: 2 * time.Second, DialTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// etcdGroup is a member of a group on the embedded etcd.
+func etcdGroup(t *testing.T, endpoint string, opts Options) (*Group, string) {
+	t.Helper()
+	c := etcdCoordinator(t, endpoint)
 	self := register(t, c)
 	g, err := Join(c, self, opts)
 	if err != nil {
@@ -264,14 +282,9 @@ func etcdGroup(t *testing.T, endpoint string, opts Options) (*Group, string) {
 // TestMoveWaitsForTheHold: a slot held by its owner is revoked at once
 // (the hold's context ends) but goes to the newcomer only when released.
 func TestMoveWaitsForTheHold(t *testing.T) {
-	leakcheck.Register(t)
-	srv, err := embedetcd.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close) // after the groups' clean-ups, registered later
+	endpoint := embeddedEtcd(t)
 	opts := Options{Slots: 16, RebalanceDelay: 50 * time.Millisecond, OwnershipTTL: 2 * time.Second}
-	a, _ := etcdGroup(t, srv.Endpoint(), opts)
+	a, _ := etcdGroup(t, endpoint, opts)
 	waitUntil(t, 10*time.Second, "table for a", func() bool { return a.Owned().Len() == 16 })
 	holds := map[int]context.Context{}
 	releases := map[int]func(){}
@@ -282,7 +295,7 @@ func TestMoveWaitsForTheHold(t *testing.T) {
 		}
 		holds[slot], releases[slot] = hctx, release
 	}
-	b, bID := etcdGroup(t, srv.Endpoint(), opts)
+	b, bID := etcdGroup(t, endpoint, opts)
 	var moving []int
 	waitUntil(t, 10*time.Second, "revocation of b's share", func() bool {
 		moving = moving[:0]
@@ -321,19 +334,11 @@ func TestMoveWaitsForTheHold(t *testing.T) {
 // TestClosedMemberIsReplacedAtOnce: a member that closes tells the leader,
 // which gives its slots away without waiting out OwnershipTTL.
 func TestClosedMemberIsReplacedAtOnce(t *testing.T) {
-	leakcheck.Register(t)
-	srv, err := embedetcd.Start("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close) // after the groups' clean-ups, registered later
+	endpoint := embeddedEtcd(t)
 	opts := Options{Slots: 64, RebalanceDelay: 50 * time.Millisecond, OwnershipTTL: 30 * time.Second}
-	a, _ := etcdGroup(t, srv.Endpoint(), opts)
+	a, _ := etcdGroup(t, endpoint, opts)
 	waitUntil(t, 10*time.Second, "a leading", func() bool { _, ok := a.Leading(); return ok })
-	c, err := etcd.New(context.Background(), etcd.Config{Endpoints: srv.Endpoint(), Namespace: "/shardtest", ServiceName: "s", TTL: 2 * time.Second, ElectionTTL: 2 * time.Second, DialTimeout: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := etcdCoordinator(t, endpoint)
 	b, err := Join(c, register(t, c), opts)
 	if err != nil {
 		t.Fatal(err)

@@ -73,7 +73,7 @@ func testRecords(t *testing.T, h Harness) {
 	// refreshes after each write), but not for long.
 	var data2 []byte
 	var v string
-	waitFor(t, 5*time.Second, "read back of the last write", func() bool {
+	WaitUntil(t, 5*time.Second, "read back of the last write", func() bool {
 		data2, v, err = r.GetRecord(ctx(t), name)
 		return err == nil && string(data2) == "two" && v == v2
 	})
@@ -305,7 +305,7 @@ func testSlotsLeaderCrash(t *testing.T, h Harness) {
 	f := newFleet(t, h)
 	pc, cut := h.Election.Partitioned(t)
 	leader := f.join(t, pc)
-	waitFor(t, 10*time.Second, "the first member leads", func() bool { _, ok := leader.g.Leading(); return ok })
+	WaitUntil(t, 10*time.Second, "the first member leads", func() bool { _, ok := leader.g.Leading(); return ok })
 	f.join(t, nil)
 	f.join(t, nil)
 	f.settle(t, 15*time.Second)
@@ -314,7 +314,7 @@ func testSlotsLeaderCrash(t *testing.T, h Harness) {
 	f.releaseDelay = 1500 * time.Millisecond // a move now waits that long for its losers
 	f.mu.Unlock()
 	f.join(t, nil)
-	waitFor(t, 10*time.Second, "a move in progress", func() bool { return slices.Contains(leader.g.Table().Owners, "") })
+	WaitUntil(t, 10*time.Second, "a move in progress", func() bool { return slices.Contains(leader.g.Table().Owners, "") })
 	cut()
 	cutAt := time.Now()
 	if h.Election.Gone != nil {
@@ -350,15 +350,4 @@ func testSlotsRestart(t *testing.T, h Harness) {
 		t.Errorf("after the restart the table is at epoch %d, before it was at %d: the table was lost", after.Epoch, before.Epoch)
 	}
 	t.Logf("server restart: the table settled %s after the server was back (moved %d slots)", took, shard.Moved(before, after))
-}
-
-func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s", what, within)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

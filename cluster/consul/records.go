@@ -19,11 +19,8 @@ func (c *Coordinator) recordKey(name string) string {
 
 // GetRecord reads a record.
 func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, string, error) {
-	if err := cluster.CheckRecord(name); err != nil {
+	if err := elect.CheckRecord(c.ctx, name); err != nil {
 		return nil, "", err
-	}
-	if c.ctx.Err() != nil {
-		return nil, "", cluster.ErrClosed
 	}
 	pair, _, err := c.agent().KV().Get(c.recordKey(name), (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
 	if err != nil {
@@ -38,11 +35,8 @@ func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, strin
 // PutRecord writes a record with a check-and-set transaction (index 0:
 // only if absent), whose answer carries the new ModifyIndex.
 func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, version string) (string, error) {
-	if err := cluster.CheckRecord(name); err != nil {
+	if err := elect.CheckRecord(c.ctx, name); err != nil {
 		return "", err
-	}
-	if c.ctx.Err() != nil {
-		return "", cluster.ErrClosed
 	}
 	key := c.recordKey(name)
 	var index uint64

@@ -20,11 +20,8 @@ func (c *Coordinator) recordKey(name string) string {
 
 // GetRecord reads a record.
 func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, string, error) {
-	if err := cluster.CheckRecord(name); err != nil {
+	if err := elect.CheckRecord(c.ctx, name); err != nil {
 		return nil, "", err
-	}
-	if c.ctx.Err() != nil {
-		return nil, "", cluster.ErrClosed
 	}
 	resp, err := c.client.Get(ctx, c.recordKey(name))
 	if err != nil {
@@ -39,11 +36,8 @@ func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, strin
 // PutRecord writes a record in a transaction that compares its mod
 // revision (or, for version "", that it does not exist).
 func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, version string) (string, error) {
-	if err := cluster.CheckRecord(name); err != nil {
+	if err := elect.CheckRecord(c.ctx, name); err != nil {
 		return "", err
-	}
-	if c.ctx.Err() != nil {
-		return "", cluster.ErrClosed
 	}
 	key := c.recordKey(name)
 	cmp := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)

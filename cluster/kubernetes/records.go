@@ -31,11 +31,8 @@ func (c *Coordinator) refusedRecord(err error, name string) error {
 
 // GetRecord reads a record.
 func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, string, error) {
-	if err := cluster.CheckRecord(name); err != nil {
+	if err := elect.CheckRecord(c.electCtx, name); err != nil {
 		return nil, "", err
-	}
-	if c.electCtx.Err() != nil {
-		return nil, "", cluster.ErrClosed
 	}
 	cm, err := c.client.CoreV1().ConfigMaps(c.cfg.Namespace).Get(ctx, recordName(name), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -50,11 +47,8 @@ func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, strin
 // PutRecord creates the ConfigMap (version "") or updates it at the
 // resourceVersion GetRecord returned.
 func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, version string) (string, error) {
-	if err := cluster.CheckRecord(name); err != nil {
+	if err := elect.CheckRecord(c.electCtx, name); err != nil {
 		return "", err
-	}
-	if c.electCtx.Err() != nil {
-		return "", cluster.ErrClosed
 	}
 	cms := c.client.CoreV1().ConfigMaps(c.cfg.Namespace)
 	cm := &corev1.ConfigMap{

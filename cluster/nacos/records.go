@@ -30,11 +30,8 @@ const (
 )
 
 func (c *Coordinator) recordStore(name string) (*configStore, error) {
-	if err := cluster.CheckRecord(name); err != nil {
+	if err := elect.CheckRecord(c.ctx, name); err != nil {
 		return nil, err
-	}
-	if c.ctx.Err() != nil {
-		return nil, cluster.ErrClosed
 	}
 	s := c.configStore(name)
 	s.dataID = c.recordDataID(name)

@@ -23,11 +23,8 @@ func recordVersion(s *zk.Stat) string { return strconv.FormatInt(int64(s.Version
 // GetRecord reads a record. The ZooKeeper client takes no context: a call
 // is bounded by the session timeout.
 func (c *Coordinator) GetRecord(_ context.Context, name string) ([]byte, string, error) {
-	if err := cluster.CheckRecord(name); err != nil {
+	if err := elect.CheckRecord(c.ctx, name); err != nil {
 		return nil, "", err
-	}
-	if c.ctx.Err() != nil {
-		return nil, "", cluster.ErrClosed
 	}
 	data, stat, err := c.zk().Get(c.recordPath(name))
 	if errors.Is(err, zk.ErrNoNode) {
@@ -42,11 +39,8 @@ func (c *Coordinator) GetRecord(_ context.Context, name string) ([]byte, string,
 // PutRecord creates the record's znode (version "") or sets its data at
 // the data version GetRecord returned.
 func (c *Coordinator) PutRecord(_ context.Context, name string, data []byte, version string) (string, error) {
-	if err := cluster.CheckRecord(name); err != nil {
+	if err := elect.CheckRecord(c.ctx, name); err != nil {
 		return "", err
-	}
-	if c.ctx.Err() != nil {
-		return "", cluster.ErrClosed
 	}
 	p := c.recordPath(name)
 	conflict := fmt.Errorf("zookeeper: record %s is no longer at version %q: %w", p, version, cluster.ErrVersionConflict)

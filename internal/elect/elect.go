@@ -282,3 +282,15 @@ func Stream[T comparable](ctx, life context.Context, bad error, run func(func())
 	})
 	return out
 }
+
+// CheckRecord is the start of a backend's GetRecord and PutRecord: the
+// name's check, then ErrClosed once life (the coordinator's) has ended.
+func CheckRecord(life context.Context, name string) error {
+	if err := cluster.CheckRecord(name); err != nil {
+		return err
+	}
+	if life.Err() != nil {
+		return cluster.ErrClosed
+	}
+	return nil
+}
