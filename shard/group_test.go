@@ -116,6 +116,26 @@ func TestPlanRevokesThenAssignsOnceReleased(t *testing.T) {
 	}
 }
 
+func TestOptionDefaultsAndBounds(t *testing.T) {
+	o, err := Options{}.withDefaults()
+	if err != nil || o.Name != "slots" || o.Slots != DefaultSlots || o.RebalanceDelay != 2*time.Second || o.OwnershipTTL != 5*time.Second || o.Logger == nil {
+		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	edge := Options{Slots: MaxSlots, OwnershipTTL: 10 * time.Millisecond}
+	if o, err := edge.withDefaults(); err != nil || o.Slots != MaxSlots || o.OwnershipTTL != 10*time.Millisecond {
+		t.Errorf("the bounds themselves: %+v, %v", o, err)
+	}
+	if o, err := (Options{Slots: 1}).withDefaults(); err != nil || o.Slots != 1 {
+		t.Errorf("one slot: %+v, %v", o, err)
+	}
+	if _, err := (Options{OwnershipTTL: 10*time.Millisecond - 1}).withDefaults(); err == nil {
+		t.Error("OwnershipTTL under 10ms accepted")
+	}
+	if _, err := (Options{RebalanceDelay: -1}).withDefaults(); err == nil {
+		t.Error("a negative RebalanceDelay accepted")
+	}
+}
+
 func TestOptions(t *testing.T) {
 	c := cluster.NewStandalone()
 	defer c.Close()
@@ -172,8 +192,8 @@ func TestAloneOwnsEverySlot(t *testing.T) {
 	if term, ok := g.Leading(); !ok || term == 0 {
 		t.Error("a group of one does not lead")
 	}
-	if g.Owner(42) != self || g.Owner(-1) != "" || g.Owner(100) != "" {
-		t.Errorf("Owner(42) %q, Owner(-1) %q, Owner(100) %q", g.Owner(42), g.Owner(-1), g.Owner(100))
+	if g.Owner(42) != self || g.Owner(0) != self || g.Owner(99) != self || g.Owner(-1) != "" || g.Owner(100) != "" {
+		t.Errorf("Owner(42) %q, Owner(0) %q, Owner(99) %q, Owner(-1) %q, Owner(100) %q", g.Owner(42), g.Owner(0), g.Owner(99), g.Owner(-1), g.Owner(100))
 	}
 	if i, err := g.Selector().Select(42, peers{"x", self}); err != nil || i != 1 {
 		t.Errorf("Select(42) = %d, %v; want 1 (self)", i, err)
@@ -283,7 +303,9 @@ func etcdGroup(t *testing.T, endpoint string, opts Options) (*Group, string) {
 // (the hold's context ends) but goes to the newcomer only when released.
 func TestMoveWaitsForTheHold(t *testing.T) {
 	endpoint := embeddedEtcd(t)
-	opts := Options{Slots: 16, RebalanceDelay: 50 * time.Millisecond, OwnershipTTL: 2 * time.Second}
+	// A long OwnershipTTL: the periodic read comes every 15s, so the last
+	// release must itself make the owner acknowledge.
+	opts := Options{Slots: 16, RebalanceDelay: 50 * time.Millisecond, OwnershipTTL: time.Minute}
 	a, _ := etcdGroup(t, endpoint, opts)
 	waitUntil(t, 10*time.Second, "table for a", func() bool { return a.Owned().Len() == 16 })
 	holds := map[int]context.Context{}
@@ -318,7 +340,7 @@ func TestMoveWaitsForTheHold(t *testing.T) {
 		t.Fatalf("b owns %d slots while a still holds one of them", n)
 	}
 	releases[moving[7]]()
-	waitUntil(t, 10*time.Second, "b owning its share", func() bool { return b.Owned().Len() == 8 })
+	waitUntil(t, 5*time.Second, "b owning its share", func() bool { return b.Owned().Len() == 8 })
 	for _, slot := range moving {
 		if a.Owner(slot) != bID && b.Owner(slot) != bID {
 			t.Errorf("slot %d did not go to b", slot)

@@ -200,7 +200,13 @@ func TestAssignEdges(t *testing.T) {
 			t.Errorf("resize moved slot %d from %s to %s", s, tb.Owner(s), bigger.Owner(s))
 		}
 	}
-	if tb.Owner(-1) != "" || tb.Owner(5) != "" {
-		t.Error("Owner out of range is not empty")
+	if tb.Owner(-1) != "" || tb.Owner(5) != "" || tb.Owner(0) == "" || tb.Owner(4) == "" {
+		t.Error("Owner out of range is not empty, or in range empty")
+	}
+	// A smaller table counts only the slots that remain: b holds two of
+	// the first three, so b keeps them and a gets the third's share.
+	smaller := shard.Assign(shard.Table{Owners: []string{"b", "a", "b", "a", "a"}}, []string{"a", "b"}, 3)
+	if want := []string{"b", "a", "b"}; !slices.Equal(smaller.Owners, want) {
+		t.Errorf("shrinking [b a b a a] to 3 slots gave %v, want %v", smaller.Owners, want)
 	}
 }
