@@ -86,8 +86,9 @@ const left = math.MaxUint64
 // table, owns the slots the table gives it, and campaigns to lead; while it
 // leads, it keeps the table balanced over the alive members.
 //
-// Every member of the coordinator's view is expected to run a Group of
-// the same name: slots given to a member that does not are not worked on.
+// The members are the nodes of the coordinator's view that have joined the
+// group: a Group announces itself in the table's record when it first reads
+// it, so nodes of the view that run no Group of this name get no slots.
 type Group struct {
 	c       coordinator
 	self    string
@@ -385,7 +386,8 @@ func (g *Group) refresh() {
 		g.drop.Reset(g.opts.OwnershipTTL - time.Since(start))
 	}
 	g.setOwned(newSet(st.epoch, len(st.owners), func(s int) bool { return st.owners[s] == g.self }))
-	mustAck := g.draining == 0 && owes(st, g.self)
+	_, present := st.acks[g.self]
+	mustAck := g.draining == 0 && (owes(st, g.self) || !present && version != "")
 	g.mu.Unlock()
 	if mustAck {
 		if err := g.acknowledge(ctx, st.epoch); err != nil && !errors.Is(err, cluster.ErrVersionConflict) {
@@ -428,7 +430,7 @@ func (g *Group) acknowledge(ctx context.Context, epoch uint64) error {
 		if err != nil {
 			return err
 		}
-		if st.acks[g.self] == epoch {
+		if ack, ok := st.acks[g.self]; ok && ack == epoch {
 			return nil
 		}
 		st.acks[g.self] = epoch
@@ -582,7 +584,15 @@ func (g *Group) step(ctx context.Context, term uint64, alive, current []string, 
 		}
 		return now.Sub(first) >= g.opts.OwnershipTTL+releaseMargin(g.opts.OwnershipTTL)
 	}
-	next, changed := plan(cur, alive, released)
+	// Slots go to the members of the view that have joined the group: a
+	// member's first acknowledgement announces it, and Close's says it left.
+	var joined []string
+	for _, id := range alive {
+		if ack, ok := cur.acks[id]; ok && ack != left {
+			joined = append(joined, id)
+		}
+	}
+	next, changed := plan(cur, joined, released)
 	for id := range next.acks {
 		// Forget the acknowledgements of nodes gone for good: not in either
 		// view, nothing left to release.

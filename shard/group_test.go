@@ -376,3 +376,18 @@ func TestClosedMemberIsReplacedAtOnce(t *testing.T) {
 		t.Errorf("a closed member's slots moved after %s, as if it had crashed", took)
 	}
 }
+
+// TestNodesWithoutTheGroupGetNoSlots: a node in the view that never joined
+// the group is not given slots nobody would work on.
+func TestNodesWithoutTheGroupGetNoSlots(t *testing.T) {
+	endpoint := embeddedEtcd(t)
+	bystander := etcdCoordinator(t, endpoint)
+	register(t, bystander)
+	t.Cleanup(func() { _ = bystander.Close() })
+	opts := Options{Slots: 32, RebalanceDelay: 50 * time.Millisecond, OwnershipTTL: 2 * time.Second}
+	a, _ := etcdGroup(t, endpoint, opts)
+	b, _ := etcdGroup(t, endpoint, opts)
+	waitUntil(t, 10*time.Second, "a and b owning every slot between them", func() bool {
+		return a.Owned().Len()+b.Owned().Len() == 32 && len(a.Table().Counts()) == 2
+	})
+}
