@@ -36,9 +36,29 @@ func newProc(t testing.TB, name, bin string, args []string, dir string, ready fu
 	return p
 }
 
-// Start starts the process and waits until it is ready.
+// Start starts the process and waits until it is ready. A process that
+// exits before it is ready is started again, twice at most: a JVM server
+// restarted on its old ports has been seen to exit at once, silently, now
+// and then (the Nacos server in CI).
 func (p *Proc) Start() {
 	p.t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := p.start()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, errExited) || attempt == 3 {
+			p.t.Fatal(err)
+		}
+		p.t.Logf("%v; starting it again (attempt %d)", err, attempt+1)
+		time.Sleep(time.Second)
+	}
+}
+
+// errExited marks a process that exited before it was ready.
+var errExited = errors.New("exited before it was ready")
+
+func (p *Proc) start() error {
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		p.t.Fatal(err)
@@ -49,7 +69,7 @@ func (p *Proc) Start() {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		p.t.Fatalf("starting %s: %v", p.name, err)
+		return fmt.Errorf("starting %s: %v", p.name, err)
 	}
 	p.cmd, p.exit = cmd, make(chan struct{})
 	go func(exit chan struct{}) { _ = cmd.Wait(); close(exit) }(p.exit)
@@ -59,15 +79,16 @@ func (p *Proc) Start() {
 	for {
 		err := p.ready(ctx)
 		if err == nil {
-			return
+			return nil
 		}
 		select {
 		case <-p.exit:
 			out, _ := os.ReadFile(p.log)
-			p.t.Fatalf("%s exited before it was ready: %v\n%s", p.name, err, tail(out))
+			p.cmd = nil
+			return fmt.Errorf("%s %w (%s): %v\n%s", p.name, errExited, cmd.ProcessState, err, tail(out))
 		case <-ctx.Done():
 			out, _ := os.ReadFile(p.log)
-			p.t.Fatalf("%s not ready within 90s: %v\n%s", p.name, err, tail(out))
+			return fmt.Errorf("%s not ready within 90s: %v\n%s", p.name, err, tail(out))
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
