@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -317,6 +318,8 @@ func TestMoveWaitsForTheHold(t *testing.T) {
 		}
 		holds[slot], releases[slot] = hctx, release
 	}
+	waitUntil(t, 10*time.Second, "a leading", func() bool { _, ok := a.Leading(); return ok })
+	term, _ := a.Leading()
 	b, bID := etcdGroup(t, endpoint, opts)
 	var moving []int
 	waitUntil(t, 10*time.Second, "revocation of b's share", func() bool {
@@ -351,6 +354,52 @@ func TestMoveWaitsForTheHold(t *testing.T) {
 			release()
 		}
 	}
+	if now, ok := a.Leading(); !ok || now != term {
+		t.Errorf("a's leadership went from term %d to %d (%t) over one move: it took its own writes for a later leader's", term, now, ok)
+	}
+}
+
+// unreadable is a coordinator whose records can be made to fail.
+type unreadable struct {
+	*cluster.Standalone
+	fail atomic.Bool
+}
+
+func (u *unreadable) GetRecord(ctx context.Context, name string) ([]byte, string, error) {
+	if u.fail.Load() {
+		return nil, "", errors.New("cut off")
+	}
+	return u.Standalone.GetRecord(ctx, name)
+}
+
+// TestUnreadableTableGivesUpEverySlot: a member that cannot read the table
+// for OwnershipTTL gives up its slots, not before, and owns them again
+// once it can read.
+func TestUnreadableTableGivesUpEverySlot(t *testing.T) {
+	leakcheck.Register(t)
+	c := &unreadable{Standalone: cluster.NewStandalone()}
+	defer c.Close()
+	self := register(t, c)
+	ttl := 400 * time.Millisecond
+	g, err := Join(c, self, Options{Slots: 8, OwnershipTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	waitUntil(t, 5*time.Second, "every slot owned", func() bool { return g.Owned().Len() == 8 })
+	hctx, release, _ := g.Hold(3)
+	defer release()
+	cut := time.Now()
+	c.fail.Store(true)
+	waitUntil(t, 5*time.Second, "every slot given up", func() bool { return g.Owned().Len() == 0 })
+	if took := time.Since(cut); took < ttl/2 {
+		t.Errorf("gave up %s after the reads began to fail, before OwnershipTTL %s could run out", took, ttl)
+	}
+	if hctx.Err() == nil {
+		t.Error("a hold's context did not end when its slot was given up")
+	}
+	c.fail.Store(false)
+	waitUntil(t, 5*time.Second, "every slot owned again", func() bool { return g.Owned().Len() == 8 })
 }
 
 // TestClosedMemberIsReplacedAtOnce: a member that closes tells the leader,
