@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -411,11 +412,10 @@ func TestKubernetes(t *testing.T) {
 			t.Fatalf("campaign without a Lease grant: err = %v", err)
 		}
 		bind(t, g, "herd-lease-holder", rbacv1.PolicyRule{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}})
-		var l *cluster.Leadership
-		clustertest.WaitUntil(t, 5*time.Second, "a campaign with get, create and update on leases (RBAC takes effect within moments)", func() bool {
-			l, err = c.Campaign(context.Background(), "minimal")
-			return err == nil
-		})
+		l, err := c.Campaign(context.Background(), "minimal")
+		if err != nil {
+			t.Fatalf("campaign with get, create and update on leases: %v", err)
+		}
 		if err := l.Resign(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -425,10 +425,9 @@ func TestKubernetes(t *testing.T) {
 			t.Fatalf("a record without a ConfigMap grant: err = %v", err)
 		}
 		bind(t, g, "herd-record-keeper", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "create", "update", "watch"}})
-		clustertest.WaitUntil(t, 5*time.Second, "a record written with get, create, update and watch on configmaps", func() bool {
-			_, err = c.PutRecord(context.Background(), "minimal", []byte("x"), "")
-			return err == nil
-		})
+		if _, err := c.PutRecord(context.Background(), "minimal", []byte("x"), ""); err != nil {
+			t.Fatalf("a record written with get, create, update and watch on configmaps: %v", err)
+		}
 		versions := c.WatchRecord(t.Context(), "minimal")
 		if v := <-versions; v == "" {
 			t.Error("WatchRecord with the minimal grant did not see the record")
@@ -522,7 +521,10 @@ func bindPodReader(t *testing.T, g *fixture, verbs ...string) {
 	bind(t, g, "herd-pod-reader", rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: verbs})
 }
 
-// bind grants the reader user rule in the fixture's namespace.
+// bind grants the reader user rule in the fixture's namespace and waits
+// until the API server's authorizer grants it: RBAC reads Roles and
+// RoleBindings through a cache, so a request sent right after the binding
+// was created may still be refused (CI saw a list refused 30 ms after).
 func bind(t *testing.T, g *fixture, name string, rule rbacv1.PolicyRule) {
 	ctx := context.Background()
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: []rbacv1.PolicyRule{rule}}
@@ -536,6 +538,18 @@ func bind(t *testing.T, g *fixture, name string, rule rbacv1.PolicyRule) {
 	}
 	if _, err := g.admin.RbacV1().RoleBindings(g.ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	for _, verb := range rule.Verbs {
+		review := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: testserver.ReaderUser,
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: g.ns, Verb: verb, Group: rule.APIGroups[0], Resource: rule.Resources[0],
+			},
+		}}
+		clustertest.WaitUntil(t, 10*time.Second, "RBAC to grant "+verb+" on "+rule.Resources[0], func() bool {
+			got, err := g.admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+			return err == nil && got.Status.Allowed
+		})
 	}
 }
 
