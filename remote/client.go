@@ -91,12 +91,13 @@ func (o ClientOptions) withDefaults() ClientOptions {
 
 // ClientStats are a PeerClient's counters.
 type ClientStats struct {
-	Sent       uint64 // messages written to the stream
-	Dropped    uint64 // refused by Send because the queue was full (Drop policy)
-	Failed     uint64 // lost: written to a stream that then broke, or unsent at Close
-	TooLarge   uint64 // refused by Send for exceeding MaxMessageBytes
-	Reconnects uint64 // streams opened after the first
-	Batches    uint64 // stream writes that succeeded; Sent/Batches is the mean batch size
+	Sent       uint64 `json:"sent"`       // messages written to the stream
+	Dropped    uint64 `json:"dropped"`    // refused by Send because the queue was full (Drop policy)
+	Failed     uint64 `json:"failed"`     // lost: written to a stream that then broke, or unsent at Close
+	TooLarge   uint64 `json:"tooLarge"`   // refused by Send for exceeding MaxMessageBytes
+	Reconnects uint64 `json:"reconnects"` // streams opened after the first
+	Batches    uint64 `json:"batches"`    // stream writes that succeeded; Sent/Batches is the mean batch size
+	Queued     int    `json:"queued"`     // messages waiting in the queue now
 }
 
 type envelope struct {
@@ -153,7 +154,7 @@ func (c *PeerClient) Node() cluster.Node { return c.node }
 
 // Stats returns the client's counters.
 func (c *PeerClient) Stats() ClientStats {
-	return ClientStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Failed: c.failed.Load(), TooLarge: c.tooLarge.Load(), Reconnects: c.reconnects.Load(), Batches: c.batches.Load()}
+	return ClientStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Failed: c.failed.Load(), TooLarge: c.tooLarge.Load(), Reconnects: c.reconnects.Load(), Batches: c.batches.Load(), Queued: len(c.queue)}
 }
 
 // Err returns why the last attempt to open the stream to the peer failed

@@ -134,6 +134,12 @@ type Manager struct {
 	views     latest.Value[*Snapshot]
 	lastErr   atomic.Pointer[error]
 
+	// Counters for Stats, under mu.
+	joined, left  uint64
+	lastAnswer    time.Time // when an answer from the backend was last applied
+	registered    bool      // whether that answer listed self
+	queryFailures atomic.Uint64
+
 	cancel  context.CancelFunc
 	loop    sync.WaitGroup
 	closers sync.WaitGroup // clients of removed nodes, flushing
@@ -216,6 +222,7 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	defer cancel()
 	nodes, err := m.src.QueryRemoteNodes(ctx)
 	if err != nil {
+		m.queryFailures.Add(1)
 		err = fmt.Errorf("remote: querying members (keeping the last view): %w", err)
 		m.report(err)
 		return err
@@ -345,6 +352,9 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		return nil
 	}
 	m.applied++
+	m.lastAnswer = time.Now()
+	m.registered = slices.ContainsFunc(nodes, func(n cluster.Node) bool { return n.ID == m.self.ID })
+	m.server.setServing(m.registered)
 	cur := m.current.Load()
 	if len(nodes) == 0 && m.opts.empty == KeepLastView {
 		if len(cur.nodes) == 1 {
@@ -405,6 +415,8 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		return errors.Join(holdErr, dialErr)
 	}
 	next.Version = cur.Version + 1
+	m.joined += uint64(len(next.Added))
+	m.left += uint64(len(next.Removed))
 	m.current.Store(next)
 	m.views.Publish(next)
 	return errors.Join(holdErr, dialErr)
@@ -420,19 +432,34 @@ func (m *Manager) holding() bool {
 type ManagerStats struct {
 	// Refused counts node entries the membership listed that peers could not
 	// dial (see cluster.Node.Validate), each once while it stays listed.
-	Refused uint64
+	Refused uint64 `json:"refused"`
 	// Holds counts the times protection mode began holding removals.
-	Holds uint64
+	Holds uint64 `json:"holds"`
 	// Held are the nodes kept in the view, while protection mode holds,
 	// although the backend no longer lists them; nil when it does not hold.
-	Held []cluster.Node
+	Held []cluster.Node `json:"held"`
+	// Joined and Left count the nodes added to and removed from the view
+	// since the Manager started (the peers its first query found are joins).
+	Joined uint64 `json:"joined"`
+	Left   uint64 `json:"left"`
+	// QueryFailures counts queries of the backend that failed (the view was
+	// kept each time).
+	QueryFailures uint64 `json:"queryFailures"`
+	// LastAnswer is when an answer from the backend (a query's or a watch
+	// push) was last applied, changed or not; zero until the first.
+	LastAnswer time.Time `json:"lastAnswer"`
+	// Registered says whether that answer listed self: false until the
+	// backend shows self's registration, and again if it loses it.
+	Registered bool `json:"registered"`
 }
 
 // Stats returns the Manager's counters.
 func (m *Manager) Stats() ManagerStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return ManagerStats{Refused: m.refused, Holds: m.guard.holds, Held: slices.Clone(m.guard.held)}
+	return ManagerStats{Refused: m.refused, Holds: m.guard.holds, Held: slices.Clone(m.guard.held),
+		Joined: m.joined, Left: m.left, QueryFailures: m.queryFailures.Load(),
+		LastAnswer: m.lastAnswer, Registered: m.registered}
 }
 
 func sameMeta(a, b cluster.Node) bool {
@@ -478,6 +505,7 @@ func (m *Manager) Close() error {
 	m.mu.Lock()
 	cur := m.current.Load()
 	m.mu.Unlock()
+	m.server.stopServing()
 	var err error
 	var wg sync.WaitGroup
 	var errMu sync.Mutex

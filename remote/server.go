@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/herd-go/herd/remote/internal/remotepb"
 )
@@ -31,9 +33,9 @@ var ErrUnknownWorker = errors.New("remote: no handler for worker")
 
 // ServerStats are the server's counters.
 type ServerStats struct {
-	Delivered     uint64 // messages handed to a handler, from peers or self
-	UnknownWorker uint64 // messages dropped because no handler had their worker name
-	Streams       uint64 // peer streams accepted
+	Delivered     uint64 `json:"delivered"`     // messages handed to a handler, from peers or self
+	UnknownWorker uint64 `json:"unknownWorker"` // messages dropped because no handler had their worker name
+	Streams       uint64 `json:"streams"`       // peer streams accepted
 }
 
 // Server dispatches incoming messages to handlers by worker name.
@@ -42,6 +44,8 @@ type Server struct {
 	handlers map[string]Handler
 
 	delivered, unknown, streams atomic.Uint64
+
+	health atomic.Pointer[health.Server] // set by RegisterHealth
 }
 
 // NewServer returns a server with no handlers.
@@ -65,6 +69,46 @@ func (s *Server) Handle(worker string, h Handler) error {
 // and stops. Mount it before g.Serve.
 func (s *Server) Register(g grpc.ServiceRegistrar) {
 	remotepb.RegisterRemoteServer(g, &service{s: s})
+}
+
+// HealthService is the name under which RegisterHealth reports the
+// transport's status, besides the empty name that stands for the whole node.
+const HealthService = "herd.remote.v1.Remote"
+
+// RegisterHealth mounts the standard grpc.health.v1 service on g, so that
+// Kubernetes gRPC probes, Consul gRPC checks and grpc-go's client-side
+// health checking see the node. The status (for "" and HealthService)
+// follows the node's registration as the Manager built over this server
+// sees it: NOT_SERVING until the backend lists self, SERVING while it does,
+// NOT_SERVING again if the backend loses self, and for good once the
+// Manager is closed. Call it at most once, before g.Serve.
+func (s *Server) RegisterHealth(g grpc.ServiceRegistrar) {
+	h := health.NewServer()
+	h.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	h.SetServingStatus(HealthService, healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(g, h)
+	s.health.Store(h)
+}
+
+// setServing is the Manager's report of self's registration.
+func (s *Server) setServing(serving bool) {
+	h := s.health.Load()
+	if h == nil {
+		return
+	}
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	h.SetServingStatus("", st)
+	h.SetServingStatus(HealthService, st)
+}
+
+// stopServing reports NOT_SERVING for good: the Manager closed.
+func (s *Server) stopServing() {
+	if h := s.health.Load(); h != nil {
+		h.Shutdown()
+	}
 }
 
 // Stats returns the server's counters.

@@ -90,6 +90,18 @@ ensure_zookeeper() {
   fi
 }
 
+# ensure_chromium: Debian's Chromium, for the status page's browser test.
+ensure_chromium() {
+  CHROMIUM_BIN=$(command -v chromium || true)
+  if [ -z "$CHROMIUM_BIN" ]; then
+    log "installing Debian's chromium package (the status page's browser test)"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    CHROMIUM_BIN=$(command -v chromium)
+  fi
+}
+
 # ensure_etcd_bin: an etcd server binary (kube-apiserver needs one out of process).
 ensure_etcd_bin() {
   ETCD_BIN="$HERD_CACHE/bin/etcd-$ETCD_VERSION"
@@ -254,6 +266,8 @@ start_test_backends() {
   ensure_kube_apiserver
   ensure_rnacos
   ensure_nacos_server
+  ensure_chromium
+  export HERD_CHROMIUM="${HERD_CHROMIUM:-$CHROMIUM_BIN}"
   export HERD_NACOS_SERVER="${HERD_NACOS_SERVER:-$NACOS_DIST}"
   export HERD_CONSUL_BIN="${HERD_CONSUL_BIN:-$CONSUL_BIN}" HERD_ZK_CLASSPATH="${HERD_ZK_CLASSPATH:-/usr/share/java/*}"
   export HERD_ETCD_BIN="$ETCD_BIN" HERD_KUBE_APISERVER_BIN="$KUBE_APISERVER_BIN" HERD_RNACOS_BIN="$RNACOS_BIN"

@@ -48,8 +48,11 @@ fi
 step "backend servers"
 start_test_backends
 
-step "go test -race ./..."
-go test -race -count=1 -timeout 20m ./...
+# Tests keep files for review there (the status page's screenshot).
+ARTIFACTS="${HERD_TEST_ARTIFACTS:-${TMPDIR:-/tmp}/herd-test-artifacts}"
+mkdir -p "$ARTIFACTS"
+step "go test -race ./... (artifacts in $ARTIFACTS)"
+go test -race -count=1 -timeout 20m -artifacts -outputdir "$ARTIFACTS" ./...
 
 # nacos-sdk-go v2.3.5 races with itself whenever its connection comes up
 # (upstream issues #741, #833, #905, #908; fixed after v2.3.5, not released),

@@ -38,12 +38,8 @@ func init() { cluster.RegisterConfigured("consul", DefaultConfig, New) }
 // second: one request a second per node is no load for an agent.
 var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 
-// Stats are counters for monitoring.
-type Stats struct {
-	Malformed       uint64 // instances of the service that are not valid nodes, once per change
-	Reregistrations uint64 // registrations after the agent forgot self, or after moving agents
-	AgentSwitches   uint64 // moves to the next agent in hostPort
-}
+// Stats are the coordinator's counters (see cluster.Stats for which it counts).
+type Stats = cluster.Stats
 
 // Coordinator registers self with a Consul agent and watches the service.
 type Coordinator struct {

@@ -46,17 +46,8 @@ func reconnectBackoff(bo cluster.Backoff) grpcbackoff.Config {
 // second.
 var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 
-// Stats are counters for monitoring.
-type Stats struct {
-	// Malformed counts entries under the prefix that did not decode as a
-	// node and were skipped; each bad write is counted once.
-	Malformed uint64
-	// Reregistrations counts how often self was registered again after the
-	// backend lost it.
-	Reregistrations uint64
-	// Relists counts how often the watch was rebuilt from a fresh list.
-	Relists uint64
-}
+// Stats are the coordinator's counters (see cluster.Stats for which it counts).
+type Stats = cluster.Stats
 
 // Coordinator registers self in etcd and watches the other nodes.
 type Coordinator struct {

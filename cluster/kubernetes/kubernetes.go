@@ -48,11 +48,8 @@ import (
 
 func init() { cluster.RegisterConfigured("kubernetes", DefaultConfig, New) }
 
-// Stats are counters for monitoring.
-type Stats struct {
-	// Malformed counts member pods with no usable port, once per pod version.
-	Malformed uint64
-}
+// Stats are the coordinator's counters (see cluster.Stats for which it counts).
+type Stats = cluster.Stats
 
 // Coordinator follows the pods of the cluster through a shared informer.
 type Coordinator struct {

@@ -53,11 +53,8 @@ func init() { cluster.RegisterConfigured("nacos", DefaultConfig, New) }
 // IDKey is the instance metadata key that carries the node ID.
 const IDKey = "herd.id"
 
-// Stats are counters for monitoring.
-type Stats struct {
-	Malformed       uint64 // instances without a valid herd.id, host or port, once each
-	Reregistrations uint64 // registrations herd repeated after self went missing
-}
+// Stats are the coordinator's counters (see cluster.Stats for which it counts).
+type Stats = cluster.Stats
 
 // Coordinator registers self with Nacos and follows the service by subscription.
 type Coordinator struct {

@@ -42,12 +42,8 @@ import (
 
 func init() { cluster.RegisterConfigured("zookeeper", DefaultConfig, New) }
 
-// Stats are counters for monitoring.
-type Stats struct {
-	Malformed       uint64 // children of the remote path that are not valid nodes, once per write
-	Reregistrations uint64 // znodes created again after a session expired or the znode vanished
-	Reconnections   uint64 // connections replaced after going without a session past the session timeout, or after every session was refused
-}
+// Stats are the coordinator's counters (see cluster.Stats for which it counts).
+type Stats = cluster.Stats
 
 // Coordinator registers self as an ephemeral znode and watches its siblings.
 type Coordinator struct {

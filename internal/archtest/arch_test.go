@@ -68,3 +68,21 @@ func TestImportRules(t *testing.T) {
 		}
 	}
 }
+
+// TestOperabilityStaysOutOfTheCore: a program that does not import metrics,
+// status or cmd/herd compiles neither Prometheus nor herd's HTTP handlers.
+// (nacos-sdk-go brings Prometheus by itself, so cluster/nacos is checked
+// for herd's packages only.)
+func TestOperabilityStaysOutOfTheCore(t *testing.T) {
+	for _, pkg := range []string{"cluster", "remote", "selector", "shard", "inspect", "grpcresolver",
+		"cluster/etcd", "cluster/consul", "cluster/zookeeper", "cluster/kubernetes", "cluster/nacos"} {
+		for _, d := range deps(t, module+"/"+pkg) {
+			if d == module+"/metrics" || d == module+"/status" {
+				t.Errorf("%s imports %s", pkg, d)
+			}
+			if pkg != "cluster/nacos" && strings.HasPrefix(d, "github.com/prometheus/") {
+				t.Errorf("%s depends on %s", pkg, d)
+			}
+		}
+	}
+}

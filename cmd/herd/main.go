@@ -1,0 +1,200 @@
+// Command herd looks at a herd cluster from outside, through the same
+// backend the nodes use, configured exactly like a node: the same YAML file
+// (-config) and the same environment variables (SW_CLUSTER, …).
+//
+//	herd [-config FILE] [-timeout D] nodes [-o table|json]
+//	herd [-config FILE] [-timeout D] watch [-o text|json]
+//	herd [-config FILE] [-timeout D] check [-bind HOST:PORT]
+//	herd [-config FILE] [-timeout D] leader [-f] NAME
+//
+// herd never registers itself: it only reads, so it does not show up in
+// the nodes' views. Exit codes: 0 success; 1 check found that a node with
+// this configuration would be refused; 2 bad usage or configuration; 3 the
+// backend could not be reached or answered with an error.
+//
+// Install with: go install github.com/herd-go/herd/cmd/herd@latest
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+	_ "github.com/herd-go/herd/cluster/all" // every backend: the selector picks one
+)
+
+// Exit codes, as documented above and in the README.
+const (
+	exitOK          = 0
+	exitRefused     = 1
+	exitUsage       = 2
+	exitUnreachable = 3
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// failure is an error with the exit code it means.
+type failure struct {
+	code int
+	err  error
+}
+
+func (f *failure) Error() string { return f.err.Error() }
+
+func fail(code int, format string, args ...any) error {
+	return &failure{code, fmt.Errorf(format, args...)}
+}
+
+const usage = `usage: herd [-config FILE] [-timeout D] COMMAND [flags]
+
+Commands:
+  nodes    list the cluster's members (one query)
+  watch    stream joins and leaves as they happen, until interrupted
+  check    validate the configuration, reach the backend, and say whether a
+           node with this configuration would be accepted
+  leader   show who leads an election (-f follows it)
+
+The backend is configured as for a node: -config names a YAML file, and the
+environment variables (SW_CLUSTER, SW_CLUSTER_ETCD_ENDPOINTS, …) apply either
+way. Exit codes: 0 ok, 1 check found a problem, 2 bad usage or configuration,
+3 backend unreachable.
+
+Global flags:
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	global := flag.NewFlagSet("herd", flag.ContinueOnError)
+	global.SetOutput(stderr)
+	global.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		global.PrintDefaults()
+	}
+	configFile := global.String("config", "", "YAML configuration file (default: herd's built-in configuration)")
+	timeout := global.Duration("timeout", 10*time.Second, "how long to wait for the backend")
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if global.NArg() == 0 {
+		global.Usage()
+		return exitUsage
+	}
+	cmds := map[string]func(context.Context, *env, []string) error{
+		"nodes": nodes, "watch": watch, "check": check, "leader": leader,
+	}
+	name := global.Arg(0)
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(stderr, "herd: unknown command %q\n", name)
+		global.Usage()
+		return exitUsage
+	}
+	if *timeout <= 0 {
+		fmt.Fprintf(stderr, "herd: -timeout %s must be positive\n", *timeout)
+		return exitUsage
+	}
+	e := &env{configFile: *configFile, timeout: *timeout, stdout: stdout, stderr: stderr}
+	err := cmd(ctx, e, global.Args()[1:])
+	var f *failure
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &f):
+		fmt.Fprintf(stderr, "herd %s: %v\n", name, f.err)
+		return f.code
+	default:
+		fmt.Fprintf(stderr, "herd %s: %v\n", name, err)
+		return exitUsage
+	}
+}
+
+// env is what every command shares.
+type env struct {
+	configFile string
+	timeout    time.Duration
+	stdout     io.Writer
+	stderr     io.Writer
+}
+
+// flags returns a subcommand's flag set, printing its usage to stderr.
+func (e *env) flags(name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet("herd "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: herd %s %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses a subcommand's flags, turning a mistake into a usage failure.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &failure{exitUsage, err}
+	}
+	return nil
+}
+
+// config loads the configuration as a node would.
+func (e *env) config() (*cluster.Config, error) {
+	var cfg *cluster.Config
+	var err error
+	if e.configFile != "" {
+		cfg, err = cluster.LoadConfigFile(e.configFile)
+	} else {
+		cfg, err = cluster.DefaultConfig()
+	}
+	if err != nil {
+		return nil, &failure{exitUsage, err}
+	}
+	return cfg, nil
+}
+
+// connect loads the configuration and connects to its backend.
+func (e *env) connect(ctx context.Context) (*cluster.Config, cluster.Coordinator, error) {
+	cfg, err := e.config()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	c, err := cluster.New(ctx, cfg)
+	if err != nil {
+		var ce *cluster.ConfigError
+		if errors.As(err, &ce) {
+			return nil, nil, &failure{exitUsage, err}
+		}
+		return nil, nil, fail(exitUnreachable, "connecting to the %s backend: %w", cfg.Selector, err)
+	}
+	return cfg, c, nil
+}
+
+// query asks the backend for its members once, within the timeout.
+func (e *env) query(ctx context.Context, c cluster.Coordinator, backend string) ([]cluster.Node, error) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	ns, err := c.QueryRemoteNodes(ctx)
+	if err != nil {
+		return nil, fail(exitUnreachable, "querying the %s backend for members: %w", backend, err)
+	}
+	return ns, nil
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/testnode"
+)
+
+// herdBin is the command built once for every test: the tests run the real
+// binary, as a user would.
+var herdBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "herd-cmd-")
+	if err != nil {
+		panic(err)
+	}
+	herdBin = filepath.Join(dir, "herd")
+	if out, err := exec.Command("go", "build", "-o", herdBin, ".").CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		panic("building cmd/herd: " + err.Error() + "\n" + string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// herd runs the binary with the environment a node on endpoint would have.
+func herd(t *testing.T, endpoint string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, herdBin, args...)
+	cmd.Env = nodeEnv(endpoint, env)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+func nodeEnv(endpoint string, extra []string) []string {
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SW_CLUSTER=etcd", "SW_CLUSTER_ETCD_ENDPOINTS=" + endpoint}
+	return append(env, extra...)
+}
+
+func TestNodes(t *testing.T) {
+	nodes := testnode.Cluster(t, 2, testnode.Options{Meta: map[string]string{"zone": "a"}})
+	endpoint := nodes[0].Endpoint
+
+	out, errOut, code := herd(t, endpoint, nil, "nodes")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "ID") {
+		t.Fatalf("want a header and two rows:\n%s", out)
+	}
+	for _, n := range nodes {
+		if !strings.Contains(out, n.Self.ID) || !strings.Contains(out, n.Self.Address.String()) || !strings.Contains(out, "zone=a") {
+			t.Errorf("node %s at %s missing from:\n%s", n.Self.ID, n.Self.Address, out)
+		}
+	}
+
+	out, errOut, code = herd(t, endpoint, nil, "nodes", "-o", "json")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got []cluster.Node
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 2 {
+		t.Fatalf("-o json: %v, %d nodes:\n%s", err, len(got), out)
+	}
+
+	if _, errOut, code = herd(t, endpoint, nil, "nodes", "-o", "yaml"); code != exitUsage || !strings.Contains(errOut, "table or json") {
+		t.Errorf("-o yaml: exit %d, %s", code, errOut)
+	}
+}
+
+func TestWatchStreamsJoinsAndLeaves(t *testing.T) {
+	endpoint := testnode.Etcd(t)
+	first := testnode.Start(t, endpoint, testnode.Options{})
+
+	cmd := exec.Command(herdBin, "watch")
+	cmd.Env = nodeEnv(endpoint, nil)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	expect := func(event, id string) {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("watch ended; stderr: %s", stderr.String())
+			}
+			f := strings.Fields(l)
+			if len(f) < 3 || f[1] != event || f[2] != id {
+				t.Fatalf("line %q, want %s of %s", l, event, id)
+			}
+			if _, err := time.Parse("2006-01-02T15:04:05.000Z07:00", f[0]); err != nil {
+				t.Fatalf("line %q does not start with a timestamp: %v", l, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no %s of %s within 10s; stderr: %s", event, id, stderr.String())
+		}
+	}
+	expect("join", first.Self.ID)
+	second := testnode.Start(t, endpoint, testnode.Options{})
+	expect("join", second.Self.ID)
+	second.Stop()
+	expect("leave", second.Self.ID)
+
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for range lines { // drain until stdout closes
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("after SIGINT: %v (want exit 0); stderr: %s", err, stderr.String())
+	}
+}
+
+func TestCheck(t *testing.T) {
+	nodes := testnode.Cluster(t, 1, testnode.Options{})
+	endpoint := nodes[0].Endpoint
+	taken := nodes[0].Self
+
+	out, errOut, code := herd(t, endpoint, nil, "check")
+	if code != exitOK || !strings.Contains(out, "query      ok: 1 members") || !strings.Contains(out, "register   ok") {
+		t.Fatalf("exit %d:\n%s%s", code, out, errOut)
+	}
+	// Another process under a live node's ID is refused, naming the setting.
+	out, errOut, code = herd(t, endpoint, []string{"SW_CLUSTER_NODE_ID=" + taken.ID}, "check", "-bind", "127.0.0.1:1")
+	if code != exitRefused || !strings.Contains(out, "REFUSED") || !strings.Contains(out, "SW_CLUSTER_NODE_ID") {
+		t.Fatalf("a taken ID: exit %d:\n%s%s", code, out, errOut)
+	}
+	// Another ID at a live node's address is refused too.
+	out, _, code = herd(t, endpoint, nil, "check", "-bind", taken.Address.String())
+	if code != exitRefused || !strings.Contains(out, "already registered at "+taken.Address.String()) {
+		t.Fatalf("a taken address: exit %d:\n%s", code, out)
+	}
+	// A bad value names its key.
+	_, errOut, code = herd(t, endpoint, []string{"SW_CLUSTER_ETCD_TTL=soon"}, "check")
+	if code != exitUsage || !strings.Contains(errOut, "cluster.etcd.ttl") {
+		t.Fatalf("a bad TTL: exit %d: %s", code, errOut)
+	}
+	_, errOut, code = herd(t, endpoint, []string{"SW_CLUSTER=etc"}, "check")
+	if code != exitUsage || !strings.Contains(errOut, "etc") {
+		t.Fatalf("an unknown backend: exit %d: %s", code, errOut)
+	}
+	// A wildcard host is no address for peers to dial.
+	_, errOut, code = herd(t, endpoint, nil, "check", "-bind", "0.0.0.0:11800")
+	if code != exitUsage || !strings.Contains(errOut, "internalComHost") {
+		t.Fatalf("a wildcard bind: exit %d: %s", code, errOut)
+	}
+	// Nothing listens at the endpoint: unreachable.
+	_, errOut, code = herd(t, "127.0.0.1:1", []string{"SW_CLUSTER_ETCD_DIAL_TIMEOUT=500ms"}, "-timeout", "2s", "check")
+	if code != exitUnreachable || !strings.Contains(errOut, "etcd") {
+		t.Fatalf("no server: exit %d: %s", code, errOut)
+	}
+}
+
+func TestLeader(t *testing.T) {
+	nodes := testnode.Cluster(t, 1, testnode.Options{})
+	endpoint := nodes[0].Endpoint
+	l, err := nodes[0].Coord.Campaign(context.Background(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Resign(context.Background())
+
+	out, errOut, code := herd(t, endpoint, nil, "leader", "jobs")
+	want := "jobs: " + nodes[0].Self.ID + " leads, term "
+	if code != exitOK || !strings.HasPrefix(out, want) {
+		t.Fatalf("exit %d: %q%s, want %q…", code, out, errOut, want)
+	}
+	if out, _, code = herd(t, endpoint, nil, "leader", "nobody-here"); code != exitOK || out != "nobody-here: nobody leads\n" {
+		t.Fatalf("an election without a leader: exit %d: %q", code, out)
+	}
+	if _, errOut, code = herd(t, endpoint, nil, "leader"); code != exitUsage || !strings.Contains(errOut, "election name") {
+		t.Fatalf("no name: exit %d: %s", code, errOut)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, exitUsage, "Commands:"},
+		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
+		{[]string{"-h"}, exitOK, "Exit codes"},
+		{[]string{"-timeout", "0s", "nodes"}, exitUsage, "must be positive"},
+		{[]string{"nodes", "-bogus"}, exitUsage, "flag provided but not defined"},
+		{[]string{"-config", "/nonexistent/herd.yaml", "nodes"}, exitUsage, "/nonexistent/herd.yaml"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), tc.args, &out, &errb)
+		if code != tc.code || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("herd %v: exit %d, stderr %q; want exit %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
+		}
+	}
+}

@@ -1,0 +1,140 @@
+// Package grpcresolver lets ordinary gRPC clients dial the members of a herd
+// cluster: a grpc-go resolver.Builder fed by a remote.Manager's view, so
+// grpc-go's own balancers (round_robin, pick_first, …) spread RPCs over the
+// live nodes and follow every membership change.
+//
+// Pass the builder to one connection; nothing is registered globally:
+//
+//	conn, err := grpc.NewClient("herd:///?service=orders",
+//		grpc.WithResolvers(grpcresolver.New(manager)),
+//		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+//		grpc.WithTransportCredentials(insecure.NewCredentials()))
+//
+// The target's query filters members by metadata: herd:///?service=orders
+// keeps the nodes whose Meta["service"] is "orders" (several pairs must all
+// match; a key given twice matches either value); herd:/// keeps every
+// node, self included.
+package grpcresolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"sync"
+
+	"google.golang.org/grpc/attributes"
+	"google.golang.org/grpc/resolver"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/remote"
+)
+
+// Scheme is the target scheme the builder resolves: herd:///.
+const Scheme = "herd"
+
+// NodeIDKey is the attribute key under which each resolved address carries
+// its node's ID (resolver.Address.Attributes).
+type NodeIDKey struct{}
+
+// Builder resolves herd:/// targets from one Manager's view.
+type Builder struct {
+	m           *remote.Manager
+	addressMeta string
+}
+
+// Option changes what a Builder resolves.
+type Option func(*Builder)
+
+// WithAddressFromMeta dials each node at the host:port in Meta[key] instead
+// of its herd address, for a gRPC service served on another port than
+// herd's transport. Nodes without a valid address under key are left out.
+func WithAddressFromMeta(key string) Option { return func(b *Builder) { b.addressMeta = key } }
+
+// New returns a Builder over m's view. Use it with grpc.WithResolvers.
+func New(m *remote.Manager, opts ...Option) *Builder {
+	b := &Builder{m: m}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
+}
+
+// Scheme returns "herd".
+func (b *Builder) Scheme() string { return Scheme }
+
+// Build starts resolving target for cc: the current view at once, then every
+// new one, until the connection closes it or the Manager closes (the last
+// addresses then stay).
+func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+	if b.m == nil {
+		return nil, errors.New("grpcresolver: the Builder has no Manager (use grpcresolver.New)")
+	}
+	if host := target.URL.Host; host != "" {
+		return nil, fmt.Errorf("grpcresolver: target %q names host %q; herd targets have none: herd:/// or herd:///?key=value", target.URL.String(), host)
+	}
+	filter, err := url.ParseQuery(target.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("grpcresolver: target %q: the query must be metadata key=value pairs: %w", target.URL.String(), err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &herdResolver{cancel: cancel}
+	views := b.m.Subscribe(ctx)
+	r.wg.Go(func() {
+		for snap := range views {
+			b.update(cc, snap, filter, target.URL.String())
+		}
+	})
+	return r, nil
+}
+
+func (b *Builder) update(cc resolver.ClientConn, snap *remote.Snapshot, filter url.Values, target string) {
+	var state resolver.State
+	for i := range snap.Len() {
+		n := snap.Node(i)
+		if !matches(n, filter) {
+			continue
+		}
+		addr := n.Address.String()
+		if b.addressMeta != "" {
+			a, err := cluster.ParseAddress(n.Meta[b.addressMeta])
+			if err != nil {
+				continue
+			}
+			addr = a.String()
+		}
+		ra := resolver.Address{Addr: addr, Attributes: attributes.New(NodeIDKey{}, n.ID)}
+		state.Addresses = append(state.Addresses, ra)
+		state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{ra}})
+	}
+	if len(state.Addresses) == 0 {
+		cc.ReportError(fmt.Errorf("grpcresolver: no member of the view (version %d, %d nodes) matches %s", snap.Version, snap.Len(), target))
+		return
+	}
+	_ = cc.UpdateState(state) // an error is the balancer's to report; the next view retries
+}
+
+func matches(n cluster.Node, filter url.Values) bool {
+	for key, values := range filter {
+		v, ok := n.Meta[key]
+		if !ok || !slices.Contains(values, v) {
+			return false
+		}
+	}
+	return true
+}
+
+type herdResolver struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// ResolveNow does nothing: the Manager pushes every change.
+func (r *herdResolver) ResolveNow(resolver.ResolveNowOptions) {}
+
+// Close stops following the view.
+func (r *herdResolver) Close() {
+	r.cancel()
+	r.wg.Wait()
+}

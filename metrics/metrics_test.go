@@ -1,0 +1,146 @@
+package metrics_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/inspect"
+	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testnode"
+	"github.com/herd-go/herd/metrics"
+	"github.com/herd-go/herd/remote"
+)
+
+// TestMetricsAfterRealTraffic runs three nodes on a real etcd, sends real
+// messages over gRPC and checks what the collector reports: the view, the
+// per-peer counters, the receiving server's counters, and that a peer that
+// leaves takes its series with it.
+func TestMetricsAfterRealTraffic(t *testing.T) {
+	leakcheck.Register(t)
+	var received atomic.Int64
+	nodes := testnode.Cluster(t, 3, testnode.Options{Handle: func(s *remote.Server) {
+		_ = s.Handle("count", remote.HandlerFunc(func(context.Context, []byte) { received.Add(1) }))
+	}})
+	a := nodes[0]
+	in, err := inspect.New(inspect.Sources{Manager: a.Manager, Coordinator: a.Coord, Server: a.Server, Backend: "etcd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	reg := prometheus.NewPedanticRegistry()
+	c, err := metrics.Register(reg, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Fatalf("promlint: %v %+v", err, problems)
+	}
+
+	// 5 messages to each peer, 2 to self (in-process, not a peer series).
+	snap := a.Manager.Snapshot()
+	var peers []string
+	for i := range snap.Len() {
+		count := 5
+		if snap.Node(i).Self {
+			count = 2
+		} else {
+			peers = append(peers, snap.ID(i))
+		}
+		for range count {
+			if err := snap.Client(i).Send(context.Background(), "count", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clustertest.WaitUntil(t, 10*time.Second, "every message delivered", func() bool { return received.Load() == 12 })
+	clustertest.WaitUntil(t, 5*time.Second, "the clients to count what they sent", func() bool {
+		return value(t, reg, "herd_peer_messages_sent_total", peers[0]) == 5 &&
+			value(t, reg, "herd_peer_messages_sent_total", peers[1]) == 5
+	})
+
+	var want strings.Builder
+	want.WriteString("# HELP herd_members Nodes in this node's view of the cluster, self included.\n# TYPE herd_members gauge\nherd_members 3\n")
+	want.WriteString("# HELP herd_member_joins_total Nodes added to the view since the node started.\n# TYPE herd_member_joins_total counter\n")
+	fmt.Fprintf(&want, "herd_member_joins_total %d\n", a.Manager.Stats().Joined)
+	want.WriteString("# HELP herd_registered 1 while the backend's last answer listed this node, else 0.\n# TYPE herd_registered gauge\nherd_registered 1\n")
+	want.WriteString("# HELP herd_server_messages_delivered_total Messages handed to a handler on this node, from peers or self.\n# TYPE herd_server_messages_delivered_total counter\nherd_server_messages_delivered_total 2\n")
+	want.WriteString("# HELP herd_peer_messages_sent_total Messages written to a peer's stream.\n# TYPE herd_peer_messages_sent_total counter\n")
+	for _, p := range slices.Sorted(slices.Values(peers)) {
+		fmt.Fprintf(&want, "herd_peer_messages_sent_total{peer=%q} 5\n", p)
+	}
+	want.WriteString("# HELP herd_peer_up 1 while the client for a peer has no connection error, else 0.\n# TYPE herd_peer_up gauge\n")
+	for _, p := range slices.Sorted(slices.Values(peers)) {
+		fmt.Fprintf(&want, "herd_peer_up{peer=%q} 1\n", p)
+	}
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want.String()), "herd_members", "herd_member_joins_total", "herd_registered",
+		"herd_server_messages_delivered_total", "herd_peer_messages_sent_total", "herd_peer_up"); err != nil {
+		t.Fatal(err)
+	}
+	if a.Manager.Stats().Joined < 2 {
+		t.Fatalf("joins %d, want at least the two peers", a.Manager.Stats().Joined)
+	}
+	if v := value(t, reg, "herd_membership_last_answer_timestamp_seconds", ""); v < float64(time.Now().Add(-time.Minute).Unix()) {
+		t.Fatalf("last answer timestamp %v, want within the last minute", v)
+	}
+
+	// A peer that leaves: the view shrinks, a leave is counted, its series go.
+	gone := nodes[2]
+	gone.Stop()
+	clustertest.WaitUntil(t, 10*time.Second, "the view to drop the stopped node", func() bool { return a.Manager.Snapshot().Len() == 2 })
+	if n := testutil.CollectAndCount(c, "herd_peer_messages_sent_total"); n != 1 {
+		t.Fatalf("%d herd_peer_messages_sent_total series after a peer left, want 1", n)
+	}
+	if v := value(t, reg, "herd_member_leaves_total", ""); v != 1 {
+		t.Fatalf("herd_member_leaves_total = %v, want 1", v)
+	}
+	if v := value(t, reg, "herd_members", ""); v != 2 {
+		t.Fatalf("herd_members = %v, want 2", v)
+	}
+}
+
+func TestRegisterRefusesNil(t *testing.T) {
+	if _, err := metrics.Register(nil, nil); err == nil {
+		t.Fatal("Register(nil, nil) returned no error")
+	}
+}
+
+// value returns a series' value: the one whose peer label is peer, or the
+// unlabelled one for "". It fails the test if there is none.
+func value(t *testing.T, reg *prometheus.Registry, name, peer string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			label := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "peer" {
+					label = l.GetValue()
+				}
+			}
+			if label != peer {
+				continue
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no series %s{peer=%q}", name, peer)
+	return 0
+}
