@@ -18,6 +18,7 @@ import (
 	"github.com/herd-go/herd/internal/testnode"
 	"github.com/herd-go/herd/metrics"
 	"github.com/herd-go/herd/remote"
+	"github.com/herd-go/herd/shard"
 )
 
 // TestMetricsAfterRealTraffic runs three nodes on a real etcd, sends real
@@ -143,4 +144,61 @@ func value(t *testing.T, reg *prometheus.Registry, name, peer string) float64 {
 	}
 	t.Fatalf("no series %s{peer=%q}", name, peer)
 	return 0
+}
+
+// TestLeaderAndSlotMetrics: a node that leads an election and a slot group
+// says so, with its slots, on a real etcd.
+func TestLeaderAndSlotMetrics(t *testing.T) {
+	leakcheck.Register(t)
+	n := testnode.Cluster(t, 1, testnode.Options{})[0]
+	g, err := shard.Join(n.Coord, n.Self.ID, shard.Options{Name: "work", Slots: 8, RebalanceDelay: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	l, err := n.Coord.Campaign(context.Background(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Resign(context.Background())
+	in, err := inspect.New(inspect.Sources{Manager: n.Manager, Coordinator: n.Coord, Elections: []string{"jobs"}, Groups: map[string]*shard.Group{"work": g}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	reg := prometheus.NewPedanticRegistry()
+	c, err := metrics.Register(reg, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitUntil(t, 10*time.Second, "the node to own all 8 slots and lead jobs", func() bool {
+		return g.Owned().Len() == 8 && len(in.Report().Elections) == 1 && in.Report().Elections[0].Self
+	})
+	epoch := g.Table().Epoch
+	want := fmt.Sprintf(`# HELP herd_election_leader 1 while this node leads the election, else 0.
+# TYPE herd_election_leader gauge
+herd_election_leader{election="jobs"} 1
+# HELP herd_election_term Fencing term of the election's current leader; 0 while nobody leads.
+# TYPE herd_election_term gauge
+herd_election_term{election="jobs"} %d
+# HELP herd_shard_leader 1 while this node leads the slot group, else 0.
+# TYPE herd_shard_leader gauge
+herd_shard_leader{group="work"} 1
+# HELP herd_shard_slots Slots of the group.
+# TYPE herd_shard_slots gauge
+herd_shard_slots{group="work"} 8
+# HELP herd_shard_slots_owned Slots of the group this node owns.
+# TYPE herd_shard_slots_owned gauge
+herd_shard_slots_owned{group="work"} 8
+# HELP herd_shard_slots_unowned Slots of the group that nobody owns in the table as this node read it (moving).
+# TYPE herd_shard_slots_unowned gauge
+herd_shard_slots_unowned{group="work"} 0
+# HELP herd_shard_table_epoch Epoch of the group's slot table as this node last read it.
+# TYPE herd_shard_table_epoch gauge
+herd_shard_table_epoch{group="work"} %d
+`, l.Term(), epoch)
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "herd_election_leader", "herd_election_term", "herd_shard_leader",
+		"herd_shard_slots", "herd_shard_slots_owned", "herd_shard_slots_unowned", "herd_shard_table_epoch"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -3,12 +3,13 @@
 //
 //	GET /status/cluster/nodes  the view in Apache SkyWalking's shape: {"nodes":[{"host","port","self"}]}
 //	GET /status/herd           the whole inspect.Report as JSON
-//	GET /status                a page for people: members, self, each peer's health, last change
+//	GET /status/               a page for people: members, self, each peer's health, last change
 //
-// The page is rendered on the server and needs no external asset (no
-// script, font or stylesheet from elsewhere), so it works on a closed
-// network. Mount the handler at the root of a mux, or under a prefix with
-// http.StripPrefix. It never writes to the backend.
+// (GET /status redirects to the page.) The page is rendered on the server
+// and needs no external asset (no script, font or stylesheet from
+// elsewhere), so it works on a closed network. Mount the handler with
+// mux.Handle("/status/", status.Handler(in)), or at the root; under another
+// prefix, use http.StripPrefix. It never writes to the backend.
 package status
 
 import (
@@ -48,7 +49,10 @@ func Handler(in *inspect.Inspector) http.Handler {
 	mux.HandleFunc("GET /status/herd", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, in.Report())
 	})
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "status/", http.StatusMovedPermanently)
+	})
+	mux.HandleFunc("GET /status/{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		// Nothing on the page loads from anywhere: say so to the browser.

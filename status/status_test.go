@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,6 +100,20 @@ func TestJSONEndpoints(t *testing.T) {
 		}
 	}
 
+	// The page's links lead to the JSON endpoints.
+	page, _ := get(t, srv.URL+"/status")
+	base, _ := url.Parse(srv.URL + "/status/")
+	links := regexp.MustCompile(`href="([^"]+)"`).FindAllStringSubmatch(page, -1)
+	if len(links) != 2 {
+		t.Fatalf("the page has %d links, want 2", len(links))
+	}
+	for _, l := range links {
+		ref, _ := url.Parse(l[1])
+		if body, hdr := get(t, base.ResolveReference(ref).String()); hdr.Get("Content-Type") != "application/json" || !json.Valid([]byte(body)) {
+			t.Errorf("link %s: not JSON", l[1])
+		}
+	}
+
 	resp, err := http.Post(srv.URL+"/status/herd", "text/plain", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -117,9 +132,9 @@ func TestPageInBrowser(t *testing.T) {
 	chromium := testenv.Require(t, "HERD_CHROMIUM", "Chromium (Debian's chromium package)")
 	leakcheck.Register(t)
 	srv, nodes := serve(t)
-	url := srv.URL + "/status"
+	page := srv.URL + "/status" // redirects to /status/
 
-	dom := browse(t, chromium, "--dump-dom", url)
+	dom := browse(t, chromium, "--dump-dom", page)
 	rows := regexp.MustCompile(`<tr class="member( self)?" data-id="([^"]+)"`).FindAllStringSubmatch(dom, -1)
 	if len(rows) != 3 {
 		t.Fatalf("the rendered page has %d member rows, want 3:\n%s", len(rows), dom)
@@ -141,7 +156,7 @@ func TestPageInBrowser(t *testing.T) {
 	}
 
 	shot := filepath.Join(t.ArtifactDir(), "status-page.png")
-	browse(t, chromium, "--screenshot="+shot, "--window-size=1280,800", url)
+	browse(t, chromium, "--screenshot="+shot, "--window-size=1280,800", page)
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 1000 {
 		t.Fatalf("no screenshot at %s: %v", shot, err)
 	}
@@ -149,7 +164,7 @@ func TestPageInBrowser(t *testing.T) {
 }
 
 // browse runs headless Chromium once on a new profile. The flags keep it off
-// the network except for url (this machine's network is closed).
+// the network except for the page (this machine's network is closed).
 func browse(t *testing.T, chromium string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

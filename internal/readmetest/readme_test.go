@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -163,22 +164,22 @@ func runProgram(t *testing.T, root string, b block) {
 	}
 }
 
-// TestQuickstartIsTheReadmeProgram keeps one copy of the quickstart: the
-// README shows examples/quickstart/main.go exactly.
-func TestQuickstartIsTheReadmeProgram(t *testing.T) {
+// TestProgramsAreInTheReadme keeps one copy of each program the README
+// shows in full: examples/quickstart and examples/operate, word for word.
+func TestProgramsAreInTheReadme(t *testing.T) {
 	root := repoRoot(t)
 	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	qs, err := os.ReadFile(filepath.Join(root, "examples/quickstart/main.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, b := range goBlocks(t, string(readme)) {
-		if b.code == string(qs) {
-			return
+	blocks := goBlocks(t, string(readme))
+	for _, path := range []string{"examples/quickstart/main.go", "examples/operate/main.go"} {
+		prog, err := os.ReadFile(filepath.Join(root, path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(blocks, func(b block) bool { return b.code == string(prog) }) {
+			t.Errorf("README.md does not show %s as one of its Go blocks, word for word", path)
 		}
 	}
-	t.Fatal("README.md does not show examples/quickstart/main.go as one of its Go blocks, word for word")
 }

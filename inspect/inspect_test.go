@@ -1,0 +1,82 @@
+package inspect_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/inspect"
+	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testnode"
+	"github.com/herd-go/herd/shard"
+)
+
+// TestReportFollowsElectionsAndGroups: on a real etcd, a report names the
+// leader of an election (and whether it is self) and, for a slot group,
+// the table's shares, the slots owned here and whether this node leads.
+func TestReportFollowsElectionsAndGroups(t *testing.T) {
+	leakcheck.Register(t)
+	nodes := testnode.Cluster(t, 2, testnode.Options{})
+	a, b := nodes[0], nodes[1]
+	groups := map[string]*shard.Group{}
+	for _, n := range nodes {
+		g, err := shard.Join(n.Coord, n.Self.ID, shard.Options{Name: "work", Slots: 16, RebalanceDelay: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { g.Close() })
+		groups[n.Self.ID] = g
+	}
+	in, err := inspect.New(inspect.Sources{Manager: a.Manager, Coordinator: a.Coord, Elections: []string{"jobs", "jobs"},
+		Groups: map[string]*shard.Group{"work": groups[a.Self.ID]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+
+	l, err := b.Coord.Campaign(context.Background(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitUntil(t, 10*time.Second, "the report to name b as leader of jobs", func() bool {
+		r := in.Report()
+		return len(r.Elections) == 1 && r.Elections[0].Leader == b.Self.ID && !r.Elections[0].Self && r.Elections[0].Term == l.Term()
+	})
+	if err := l.Resign(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l, err = a.Coord.Campaign(context.Background(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Resign(context.Background())
+	clustertest.WaitUntil(t, 10*time.Second, "the report to say self leads jobs", func() bool {
+		r := in.Report()
+		return r.Elections[0].Leader == a.Self.ID && r.Elections[0].Self
+	})
+
+	clustertest.WaitUntil(t, 10*time.Second, "a balanced table of 16 slots", func() bool {
+		g := in.Report().Groups
+		return len(g) == 1 && g[0].Shares[a.Self.ID] == 8 && g[0].Shares[b.Self.ID] == 8 && g[0].Owned == 8
+	})
+	_, aLeads := groups[a.Self.ID].Leading()
+	if g := in.Report().Groups[0]; g.Name != "work" || g.Slots != 16 || g.Epoch == 0 || g.Leading != aLeads {
+		t.Fatalf("group report %+v (a leads: %v)", g, aLeads)
+	}
+}
+
+func TestNewRefusesBadSources(t *testing.T) {
+	leakcheck.Register(t)
+	if _, err := inspect.New(inspect.Sources{}); err == nil || !strings.Contains(err.Error(), "Manager") {
+		t.Errorf("no Manager: err = %v", err)
+	}
+	nodes := testnode.Cluster(t, 1, testnode.Options{})
+	if _, err := inspect.New(inspect.Sources{Manager: nodes[0].Manager, Elections: []string{"jobs"}}); err == nil || !strings.Contains(err.Error(), "Elector") {
+		t.Errorf("elections without a coordinator: err = %v", err)
+	}
+	if _, err := inspect.New(inspect.Sources{Manager: nodes[0].Manager, Coordinator: nodes[0].Coord, Elections: []string{"no/slashes"}}); err == nil {
+		t.Error("a bad election name was accepted")
+	}
+}
