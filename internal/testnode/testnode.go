@@ -5,6 +5,7 @@
 package testnode
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net"
@@ -61,6 +62,8 @@ type Options struct {
 	Handle func(*remote.Server)
 	// Health mounts grpc.health.v1 (remote.Server.RegisterHealth).
 	Health bool
+	// Refresh is the Manager's safety-net query interval; default 1s.
+	Refresh time.Duration
 }
 
 // Start starts a node on the etcd at endpoint. The test's cleanup stops it
@@ -102,7 +105,7 @@ func Start(t testing.TB, endpoint string, o Options) *Node {
 		n.GRPC.Stop()
 		t.Fatal(err)
 	}
-	n.Manager, err = remote.NewManager(n.Coord, n.Self, n.Server, remote.WithRefreshInterval(time.Second),
+	n.Manager, err = remote.NewManager(n.Coord, n.Self, n.Server, remote.WithRefreshInterval(cmp.Or(o.Refresh, time.Second)),
 		remote.WithErrorHandler(func(error) {}), remote.WithClientOptions(remote.ClientOptions{Logger: quiet}))
 	if err != nil {
 		n.Coord.Close()
