@@ -73,6 +73,17 @@ func TestNewRefusesBadSources(t *testing.T) {
 		t.Errorf("no Manager: err = %v", err)
 	}
 	nodes := testnode.Cluster(t, 1, testnode.Options{})
+	bare, err := inspect.New(inspect.Sources{Manager: nodes[0].Manager}) // no coordinator, no elections: fine
+	if err != nil {
+		t.Fatalf("a Manager alone: %v", err)
+	}
+	if r := bare.Report(); r.BackendStats != nil || r.Server != nil || len(r.View.Members) != 1 || !r.View.Members[0].Healthy() {
+		t.Errorf("a report from a Manager alone: %+v", r)
+	}
+	bare.Close()
+	if (inspect.Member{Error: "connection refused"}).Healthy() {
+		t.Error("a member with a connection error is healthy")
+	}
 	if _, err := inspect.New(inspect.Sources{Manager: nodes[0].Manager, Elections: []string{"jobs"}}); err == nil || !strings.Contains(err.Error(), "Elector") {
 		t.Errorf("elections without a coordinator: err = %v", err)
 	}

@@ -73,6 +73,8 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	want.WriteString("# HELP herd_member_joins_total Nodes added to the view since the node started.\n# TYPE herd_member_joins_total counter\n")
 	fmt.Fprintf(&want, "herd_member_joins_total %d\n", a.Manager.Stats().Joined)
 	want.WriteString("# HELP herd_registered 1 while the backend's last answer listed this node, else 0.\n# TYPE herd_registered gauge\nherd_registered 1\n")
+	want.WriteString("# HELP herd_membership_error 1 while the last refresh of the membership failed, else 0.\n# TYPE herd_membership_error gauge\nherd_membership_error 0\n")
+	want.WriteString("# HELP herd_backend_reregistrations_total Times this node was registered again after the backend lost it.\n# TYPE herd_backend_reregistrations_total counter\nherd_backend_reregistrations_total 0\n")
 	want.WriteString("# HELP herd_server_messages_delivered_total Messages handed to a handler on this node, from peers or self.\n# TYPE herd_server_messages_delivered_total counter\nherd_server_messages_delivered_total 2\n")
 	want.WriteString("# HELP herd_peer_messages_sent_total Messages written to a peer's stream.\n# TYPE herd_peer_messages_sent_total counter\n")
 	for _, p := range slices.Sorted(slices.Values(peers)) {
@@ -82,15 +84,15 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	for _, p := range slices.Sorted(slices.Values(peers)) {
 		fmt.Fprintf(&want, "herd_peer_up{peer=%q} 1\n", p)
 	}
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want.String()), "herd_members", "herd_member_joins_total", "herd_registered",
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want.String()), "herd_members", "herd_member_joins_total", "herd_registered", "herd_membership_error", "herd_backend_reregistrations_total",
 		"herd_server_messages_delivered_total", "herd_peer_messages_sent_total", "herd_peer_up"); err != nil {
 		t.Fatal(err)
 	}
 	if a.Manager.Stats().Joined < 2 {
 		t.Fatalf("joins %d, want at least the two peers", a.Manager.Stats().Joined)
 	}
-	if v := value(t, reg, "herd_membership_last_answer_timestamp_seconds", ""); v < float64(time.Now().Add(-time.Minute).Unix()) {
-		t.Fatalf("last answer timestamp %v, want within the last minute", v)
+	if v := value(t, reg, "herd_membership_last_answer_timestamp_seconds", ""); v < float64(time.Now().Add(-time.Minute).Unix()) || v > float64(time.Now().Unix()+1) {
+		t.Fatalf("last answer timestamp %v, want a Unix time within the last minute", v)
 	}
 
 	// A peer that leaves: the view shrinks, a leave is counted, its series go.
