@@ -134,6 +134,20 @@ type Manager struct {
 	views     latest.Value[*Snapshot]
 	lastErr   atomic.Pointer[error]
 
+	// The current snapshot's lookup, under mu, rebuilt at each publish so
+	// that an answer is compared with the view without allocating: pos maps a
+	// node ID to its index, keys holds each node's formatted address (the
+	// sort key), and marks (with gen) tick off the nodes an answer lists.
+	pos      map[string]int
+	keys     []string
+	marks    []uint64
+	slot     []int // scratch for normalize, with slotGen and emitted
+	slotGen  []uint64
+	emitted  []uint64
+	freshIDs map[string]struct{} // IDs of new nodes normalize kept
+	normGen  uint64              // gen of normalize's last answer
+	gen      uint64
+
 	// Counters for Stats, under mu.
 	joined, left  uint64
 	lastAnswer    time.Time // when an answer from the backend was last applied
@@ -180,7 +194,9 @@ func NewManager(src Membership, self cluster.Node, server *Server, opts ...Manag
 	m := &Manager{self: self, server: server, src: src, opts: o,
 		guard: guard{protection: o.protection}, holdBegan: make(chan struct{}, 1)}
 	first := &Snapshot{nodes: []cluster.Node{self}, clients: []Client{NewSelfClient(self, server)}, Version: 1, Added: []cluster.Node{self}}
+	m.pos, m.freshIDs = map[string]int{}, map[string]struct{}{}
 	m.current.Store(first)
+	m.index(first, []string{self.Address.String()})
 	m.views.Publish(first)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -282,62 +298,176 @@ type clientKey struct {
 
 func keyOf(n cluster.Node) clientKey { return clientKey{n.ID, n.Address} }
 
-// normalize puts self first so it wins its address, drops later duplicates
-// of an address, and sorts by address as SkyWalking does.
-func (m *Manager) normalize(in []cluster.Node) []cluster.Node {
-	out := make([]cluster.Node, 0, len(in)+1)
-	out = append(out, m.self)
-	seen := map[cluster.Address]bool{m.self.Address: true}
-	for _, n := range in {
-		if n.ID == m.self.ID || seen[n.Address] {
-			continue
-		}
-		seen[n.Address] = true
-		n.Self = false
-		out = append(out, n)
-	}
-	// Sort keys are formatted once, not in every comparison.
-	type keyed struct {
-		addr string
-		node cluster.Node
-	}
-	ks := make([]keyed, len(out))
-	for i, n := range out {
-		ks[i] = keyed{n.Address.String(), n}
-	}
-	slices.SortFunc(ks, func(a, b keyed) int {
-		return cmp.Or(cmp.Compare(a.addr, b.addr), cmp.Compare(a.node.ID, b.node.ID))
-	})
-	for i := range ks {
-		out[i] = ks[i].node
-	}
-	return out
+// answer is an answer from the backend made into a view: the nodes sorted
+// and deduplicated, each one's sort key (its formatted address), and where
+// each was in the current view (-1 for a node new to it).
+type answer struct {
+	nodes []cluster.Node
+	keys  []string
+	from  []int
 }
 
-// refuseInvalid drops the nodes peers could not dial, which would otherwise
-// take a share of the keys and be dialled forever. Each is counted and
-// logged once while the membership keeps listing it.
-func (m *Manager) refuseInvalid(in []cluster.Node) []cluster.Node {
-	out := make([]cluster.Node, 0, len(in))
-	rejected := map[clientKey]bool{}
-	for _, n := range in {
+// normalize puts self first so it wins its address, drops later duplicates
+// of an address and of an ID, and sorts by address as SkyWalking does. With
+// validate, it refuses the nodes peers could not dial (refuse).
+//
+// The nodes of the current view keep its order (it is sorted by the same
+// keys), so only the new ones are formatted, checked and sorted, and then
+// merged in: a change of k nodes in a view of N costs O(N + k log k) and a
+// handful of allocations plus O(k).
+func (m *Manager) normalize(in []cluster.Node, validate bool) answer {
+	type keyed struct {
+		key  string
+		pos  int // in the answer; self is -1, so it wins its address
+		cur  int // in the current view, or -1
+		node cluster.Node
+	}
+	cur := m.current.Load()
+	if len(m.slot) < len(cur.nodes) {
+		m.slot, m.slotGen, m.emitted = make([]int, len(cur.nodes)), make([]uint64, len(cur.nodes)), make([]uint64, len(cur.nodes))
+	}
+	m.gen++
+	m.normGen = m.gen
+	// slot[c] is where the answer lists the current view's c-th node, when
+	// slotGen[c] is this round's gen.
+	self := m.pos[m.self.ID]
+	m.slot[self], m.slotGen[self] = -1, m.gen
+	var fresh []keyed
+	var rejected map[clientKey]bool
+	for i, n := range in {
 		if n.ID == m.self.ID {
-			out = append(out, n)
 			continue
 		}
-		if err := n.Validate(); err != nil {
-			k := keyOf(n)
-			rejected[k] = true
-			if !m.rejected[k] {
-				m.refused++
-				m.opts.logger.Warn("herd/remote: refusing a node the membership listed", "id", n.ID, "address", n.Address.String(), "err", err)
+		if c, ok := m.pos[n.ID]; ok && cur.nodes[c].Address == n.Address {
+			if m.slotGen[c] != m.gen { // listed twice: the first counts
+				m.slot[c], m.slotGen[c] = i, m.gen
 			}
 			continue
 		}
-		out = append(out, n)
+		if validate {
+			if err := n.Validate(); err != nil {
+				rejected = m.refuse(n, err, rejected)
+				continue
+			}
+		}
+		fresh = append(fresh, keyed{n.Address.String(), i, -1, n})
 	}
-	m.rejected = rejected
-	return out
+	if validate {
+		m.rejected = rejected
+	}
+	byKey := func(a, b keyed) int { return cmp.Or(cmp.Compare(a.key, b.key), cmp.Compare(a.pos, b.pos)) }
+	slices.SortFunc(fresh, byKey)
+
+	// Merged in order of address and then of place in the answer, the
+	// duplicates of an address are adjacent, the first listed first. An ID
+	// listed at two addresses keeps the lower one, so that every node's view
+	// agrees whatever order its answers came in; only a new node can share
+	// an ID (the current view's IDs are distinct), so only new ones are
+	// remembered by ID, in freshIDs.
+	clear(m.freshIDs)
+	a := answer{nodes: make([]cluster.Node, 0, len(in)+1), keys: make([]string, 0, len(in)+1), from: make([]int, 0, len(in)+1)}
+	var last string
+	emit := func(k keyed) {
+		if len(a.nodes) > 0 && k.key == last {
+			return
+		}
+		if len(m.freshIDs) > 0 || k.cur < 0 {
+			if _, dup := m.freshIDs[k.node.ID]; dup {
+				return
+			}
+			if k.cur < 0 {
+				if c, ok := m.pos[k.node.ID]; ok && m.emitted[c] == m.gen {
+					return
+				}
+				m.freshIDs[k.node.ID] = struct{}{}
+			}
+		}
+		if k.cur >= 0 {
+			m.emitted[k.cur] = m.gen
+		}
+		n := k.node
+		n.Self = n.ID == m.self.ID
+		a.nodes, a.keys, a.from, last = append(a.nodes, n), append(a.keys, k.key), append(a.from, k.cur), k.key
+	}
+	f := 0
+	for c := range cur.nodes {
+		if m.slotGen[c] != m.gen {
+			continue
+		}
+		k := keyed{key: m.keys[c], pos: m.slot[c], cur: c, node: m.self}
+		if k.pos >= 0 {
+			k.node = in[k.pos]
+		}
+		for ; f < len(fresh) && byKey(fresh[f], k) < 0; f++ {
+			emit(fresh[f])
+		}
+		emit(k)
+	}
+	for ; f < len(fresh); f++ {
+		emit(fresh[f])
+	}
+	return a
+}
+
+// inAnswer reports whether the last answer normalize made kept a node of
+// this ID.
+func (m *Manager) inAnswer(id string) bool {
+	if c, ok := m.pos[id]; ok && m.emitted[c] == m.normGen {
+		return true
+	}
+	_, ok := m.freshIDs[id]
+	return ok
+}
+
+// refuse counts and logs an entry peers could not dial, once while the
+// membership keeps listing it, and returns rejected with it added.
+func (m *Manager) refuse(n cluster.Node, err error, rejected map[clientKey]bool) map[clientKey]bool {
+	k := keyOf(n)
+	if rejected == nil {
+		rejected = map[clientKey]bool{}
+	}
+	rejected[k] = true
+	if !m.rejected[k] {
+		m.refused++
+		m.opts.logger.Warn("herd/remote: refusing a node the membership listed", "id", n.ID, "address", n.Address.String(), "err", err)
+	}
+	return rejected
+}
+
+// unchanged reports whether an answer lists exactly the current view: the
+// same peers at the same addresses with the same metadata, each once (self
+// may be listed or not). It allocates nothing, so the periodic query of a
+// large, quiet cluster costs a pass over the answer.
+func (m *Manager) unchanged(nodes []cluster.Node, cur *Snapshot) bool {
+	if m.guard.held != nil || len(m.rejected) > 0 {
+		return false // a hold or a refused entry may end with this answer
+	}
+	if len(m.marks) < len(cur.nodes) {
+		m.marks = make([]uint64, len(cur.nodes))
+	}
+	m.gen++
+	peers := 0
+	for _, n := range nodes {
+		if n.ID == m.self.ID {
+			continue
+		}
+		i, ok := m.pos[n.ID]
+		if !ok || m.marks[i] == m.gen || cur.nodes[i].Address != n.Address || !sameMeta(cur.nodes[i], n) {
+			return false
+		}
+		m.marks[i] = m.gen
+		peers++
+	}
+	return peers == len(cur.nodes)-1
+}
+
+// index rebuilds the lookup of snapshot s, whose sort keys are keys.
+func (m *Manager) index(s *Snapshot, keys []string) {
+	clear(m.pos)
+	for i, n := range s.nodes {
+		m.pos[n.ID] = i
+	}
+	m.keys = keys
 }
 
 // applyIf diffs nodes against the current pool, reusing unchanged clients,
@@ -367,11 +497,15 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		m.report(ErrEmptyAnswer)
 		return ErrEmptyAnswer
 	}
-	want := m.normalize(m.refuseInvalid(nodes))
+	if m.unchanged(nodes, cur) {
+		m.report(nil)
+		return nil
+	}
+	want := m.normalize(nodes, true)
 	holds := m.guard.holds
-	holdBack, holdErr := m.guard.decide(cur.nodes, want, time.Now(), started)
+	holdBack, holdErr := m.guard.decide(cur.nodes, m.inAnswer, time.Now(), started)
 	if holdBack != nil {
-		want = m.normalize(append(want, holdBack...))
+		want = m.normalize(append(want.nodes, holdBack...), false)
 		if m.guard.holds != holds {
 			select {
 			case m.holdBegan <- struct{}{}:
@@ -380,19 +514,21 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		}
 	}
 
-	old := make(map[clientKey]int, len(cur.nodes))
-	for i, n := range cur.nodes {
-		old[keyOf(n)] = i
+	// A client is kept for the same node at the same address (want.from);
+	// marks tick off the kept ones in the current view.
+	if len(m.marks) < len(cur.nodes) {
+		m.marks = make([]uint64, len(cur.nodes))
 	}
-	next := &Snapshot{nodes: make([]cluster.Node, 0, len(want)), clients: make([]Client, 0, len(want))}
-	kept := make(map[clientKey]bool, len(want))
+	m.gen++
+	next := &Snapshot{nodes: make([]cluster.Node, 0, len(want.nodes)), clients: make([]Client, 0, len(want.nodes))}
+	keys := want.keys[:0] // filtered in step with next.nodes
 	var dialErr error
-	for _, n := range want {
-		k := keyOf(n)
-		if i, ok := old[k]; ok {
-			kept[k] = true
+	for j, n := range want.nodes {
+		if i := want.from[j]; i >= 0 {
+			m.marks[i] = m.gen
 			next.nodes = append(next.nodes, n)
 			next.clients = append(next.clients, cur.clients[i])
+			keys = append(keys, want.keys[j])
 			continue
 		}
 		c, err := m.dial(n)
@@ -402,10 +538,11 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		}
 		next.nodes = append(next.nodes, n)
 		next.clients = append(next.clients, c)
+		keys = append(keys, want.keys[j])
 		next.Added = append(next.Added, n)
 	}
 	for i, n := range cur.nodes {
-		if !kept[keyOf(n)] {
+		if m.marks[i] != m.gen {
 			next.Removed = append(next.Removed, n)
 			m.closeLater(cur.clients[i])
 		}
@@ -418,6 +555,7 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 	m.joined += uint64(len(next.Added))
 	m.left += uint64(len(next.Removed))
 	m.current.Store(next)
+	m.index(next, keys)
 	m.views.Publish(next)
 	return errors.Join(holdErr, dialErr)
 }

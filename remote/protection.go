@@ -63,13 +63,14 @@ type guard struct {
 }
 
 // decide returns the nodes of cur to keep in the view although the answer
-// drops them (nil to apply the answer as is), and the error to report.
+// (inAnswer says which IDs it keeps) drops them (nil to apply the answer as is), and the
+// error to report.
 // started is when the query behind the answer began; zero for a watch push.
-func (g *guard) decide(cur, want []cluster.Node, now, started time.Time) ([]cluster.Node, error) {
-	inWant := make(map[string]bool, len(want))
-	for _, n := range want {
-		inWant[n.ID] = true
-		delete(g.left, n.ID) // back again: it no longer counts as lost
+func (g *guard) decide(cur []cluster.Node, inAnswer func(id string) bool, now, started time.Time) ([]cluster.Node, error) {
+	for id := range g.left {
+		if inAnswer(id) {
+			delete(g.left, id) // back again: it no longer counts as lost
+		}
 	}
 	var dropped []cluster.Node
 	peers := 0
@@ -78,7 +79,7 @@ func (g *guard) decide(cur, want []cluster.Node, now, started time.Time) ([]clus
 			continue
 		}
 		peers++
-		if !inWant[n.ID] {
+		if !inAnswer(n.ID) {
 			dropped = append(dropped, n)
 		}
 	}
