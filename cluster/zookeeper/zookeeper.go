@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -72,6 +73,7 @@ type Coordinator struct {
 	view            members.View
 	malformed       members.Malformed
 	reregistrations atomic.Uint64
+	reads           atomic.Uint64 // member znodes read, for tests of the cache
 }
 
 type zkLogger struct{ l *slog.Logger }
@@ -496,28 +498,37 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p strin
 }
 
 // watchLoop lists the children with a watch, publishes them, and waits for
-// the watch to fire; every event re-arms it.
+// the watch to fire; every event re-arms it. Each child's data is read once,
+// with a data watch, and kept in a cache by name until that watch fires
+// (the znode was rewritten or deleted, or the session ended): a join costs
+// the listing and one read, not a read of every member.
 func (c *Coordinator) watchLoop() {
 	defer c.wg.Done()
 	bo := c.backoff()
+	cache := map[string]*child{}
 	for c.ctx.Err() == nil {
 		children, _, fired, err := c.zk().ChildrenW(c.path)
-		if err == nil {
+		for err == nil {
 			var nodes []cluster.Node
-			if nodes, err = c.load(children, true); err == nil {
-				bo.Reset()
-				id := c.selfID()
-				c.view.Publish(nodes, id)
-				if id != "" && !slices.Contains(children, id) {
-					nudge(c.selfGone)
-				}
-				select {
-				case <-fired:
-				case <-c.ctx.Done():
-					return
-				}
-				continue
+			if nodes, err = c.loadCached(children, cache); err != nil {
+				break
 			}
+			bo.Reset()
+			id := c.selfID()
+			c.view.Publish(nodes, id)
+			if id != "" && !slices.Contains(children, id) {
+				nudge(c.selfGone)
+			}
+			switch c.waitChange(fired, cache) {
+			case closed:
+				return
+			case dataChanged:
+				continue // read what changed; the children watch still stands
+			}
+			break // the children changed: list again, re-arming the watch
+		}
+		if err == nil {
+			continue
 		}
 		if c.ctx.Err() != nil {
 			return
@@ -532,36 +543,158 @@ func (c *Coordinator) watchLoop() {
 	}
 }
 
-// load reads each child's data. A child that does not decode (or whose ID
-// does not match its name) is skipped, and counted once per write when count
-// is set.
-func (c *Coordinator) load(children []string, count bool) ([]cluster.Node, error) {
-	nodes := make([]cluster.Node, 0, len(children))
+// child is a member znode as last read, until its data watch fires.
+type child struct {
+	node    cluster.Node
+	valid   bool // it decoded as a node named like its znode
+	changed <-chan zk.Event
+}
+
+// stale reports whether the child's watch fired since it was read.
+func (ch *child) stale() bool {
+	select {
+	case <-ch.changed:
+		return true
+	default:
+		return false
+	}
+}
+
+// change is what waitChange saw.
+type change int
+
+const (
+	closed          change = iota // the coordinator closed
+	childrenChanged               // the children watch fired
+	dataChanged                   // a cached child's data watch fired
+)
+
+// waitChange waits until the children watch fires or a cached child's data
+// watch does.
+func (c *Coordinator) waitChange(fired <-chan zk.Event, cache map[string]*child) change {
+	cases := make([]reflect.SelectCase, 0, len(cache)+2)
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(fired)})
+	for _, ch := range cache {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch.changed)})
+	}
+	switch chosen, _, _ := reflect.Select(cases); chosen {
+	case 0:
+		return closed
+	case 1:
+		return childrenChanged
+	}
+	return dataChanged
+}
+
+// maxParallelReads bounds the reads of member znodes in flight at once; the
+// client pipelines them over its one connection.
+const maxParallelReads = 16
+
+// read is one child's data read: GetW when watch is set.
+type read struct {
+	data    []byte
+	stat    *zk.Stat
+	changed <-chan zk.Event
+	err     error
+}
+
+// readAll reads the children named, in parallel.
+func (c *Coordinator) readAll(names []string, watch bool) []read {
+	out := make([]read, len(names))
+	conn := c.zk()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxParallelReads)
+	for i, name := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			r := &out[i]
+			c.reads.Add(1)
+			if watch {
+				r.data, r.stat, r.changed, r.err = conn.GetW(c.path + "/" + name)
+			} else {
+				r.data, r.stat, r.err = conn.Get(c.path + "/" + name)
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// decodeChild decodes a member znode's data, requiring the entry's ID to be
+// its znode's name.
+func decodeChild(name string, data []byte) (cluster.Node, error) {
+	n, err := cluster.DecodeNode(data)
+	if err == nil && n.ID != name {
+		err = fmt.Errorf("entry's id %q does not match its znode name", n.ID)
+	}
+	return n, err
+}
+
+// loadCached returns the members among children, reading (with a data
+// watch) only those not in cache or whose watch fired. A child that does
+// not decode (or whose ID does not match its name) is skipped, and counted
+// once per write.
+func (c *Coordinator) loadCached(children []string, cache map[string]*child) ([]cluster.Node, error) {
+	listed := make(map[string]bool, len(children))
+	var missing []string
 	for _, name := range children {
-		data, stat, err := c.zk().Get(c.path + "/" + name)
-		if errors.Is(err, zk.ErrNoNode) {
+		listed[name] = true
+		if ch, ok := cache[name]; !ok || ch.stale() {
+			delete(cache, name)
+			missing = append(missing, name)
+		}
+	}
+	for name := range cache {
+		if !listed[name] {
+			delete(cache, name)
+		}
+	}
+	for i, r := range c.readAll(missing, true) {
+		name := missing[i]
+		if errors.Is(r.err, zk.ErrNoNode) {
 			continue // left between the listing and the read
 		}
-		if err != nil {
-			return nil, err
+		if r.err != nil {
+			return nil, r.err
 		}
-		n, err := cluster.DecodeNode(data)
-		if err == nil && n.ID != name {
-			err = fmt.Errorf("entry's id %q does not match its znode name", n.ID)
-		}
+		n, err := decodeChild(name, r.data)
 		if err != nil {
-			if count && c.malformed.Report(name, uint64(stat.Mzxid)) {
+			if c.malformed.Report(name, uint64(r.stat.Mzxid)) {
 				c.opts.Logger.Warn("herd/zookeeper: skipping a malformed node entry", "path", c.path+"/"+name, "err", err)
 			}
-			continue
-		}
-		if count {
+		} else {
 			c.malformed.Forget(name)
 		}
-		nodes = append(nodes, n)
+		cache[name] = &child{node: n, valid: err == nil, changed: r.changed}
 	}
-	if count {
-		c.malformed.Retain(func(k string) bool { return slices.Contains(children, k) })
+	c.malformed.Retain(func(k string) bool { return listed[k] })
+	nodes := make([]cluster.Node, 0, len(children))
+	for _, name := range children {
+		if ch, ok := cache[name]; ok && ch.valid {
+			nodes = append(nodes, ch.node)
+		}
+	}
+	return nodes, nil
+}
+
+// load reads each child's data, in parallel and without a cache: the
+// query's answer comes from the server as it is now. Children that do not
+// decode are skipped (the watch loop counts them).
+func (c *Coordinator) load(children []string) ([]cluster.Node, error) {
+	nodes := make([]cluster.Node, 0, len(children))
+	for i, r := range c.readAll(children, false) {
+		if errors.Is(r.err, zk.ErrNoNode) {
+			continue // left between the listing and the read
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		if n, err := decodeChild(children[i], r.data); err == nil {
+			nodes = append(nodes, n)
+		}
 	}
 	return nodes, nil
 }
@@ -582,7 +715,7 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: listing %s: %w", c.path, err)
 	}
-	nodes, err := c.load(children, false)
+	nodes, err := c.load(children)
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: reading %s: %w", c.path, err)
 	}

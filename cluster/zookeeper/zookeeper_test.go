@@ -467,3 +467,90 @@ func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
 	want.InternalComPort = -1
 	clustertest.DefaultsMatch(t, "zookeeper", want)
 }
+
+// memberData is a member entry as a peer in another process writes it.
+func memberData(t *testing.T, id, host string, meta map[string]string) []byte {
+	t.Helper()
+	data, err := cluster.EncodeNode(cluster.Node{ID: id, Address: cluster.Address{Host: host, Port: 11800}, Meta: meta})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestAJoinReadsOnlyTheNewcomer: the watch keeps what it read, so a join
+// among many members costs one read (the newcomer's), not one per member.
+func TestAJoinReadsOnlyTheNewcomer(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	cfg := testConfig(addr)
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	register(t, c)
+	raw := rawConn(t, addr)
+	for i := range 20 {
+		id := fmt.Sprintf("peer-%02d", i)
+		if _, err := raw.Create(znode(cfg, id), memberData(t, id, fmt.Sprintf("10.0.0.%d", i+1), nil), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := c.Watch(context.Background())
+	clustertest.WaitFor(t, w, 5*time.Second, "21 members", func(ns []cluster.Node) bool { return len(ns) == 21 })
+	before := c.Reads()
+	if _, err := raw.Create(znode(cfg, "newcomer"), memberData(t, "newcomer", "10.0.1.1", nil), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, w, 5*time.Second, "the newcomer", func(ns []cluster.Node) bool { return clustertest.Has(ns, "newcomer") })
+	if n := c.Reads() - before; n != 1 {
+		t.Fatalf("a join among 21 members read %d znodes, want 1", n)
+	}
+}
+
+// TestRewrittenEntriesAreReadAgain: a member znode rewritten in place, or
+// deleted and made again under the same name, is read again, though the
+// list of names may not change.
+func TestRewrittenEntriesAreReadAgain(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	cfg := testConfig(addr)
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	register(t, c)
+	raw := rawConn(t, addr)
+	path := znode(cfg, "peer")
+	if _, err := raw.Create(path, memberData(t, "peer", "10.0.0.1", map[string]string{"v": "1"}), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+	w := c.Watch(context.Background())
+	meta := func(v string) func([]cluster.Node) bool {
+		return func(ns []cluster.Node) bool {
+			for _, n := range ns {
+				if n.ID == "peer" {
+					return n.Meta["v"] == v
+				}
+			}
+			return false
+		}
+	}
+	clustertest.WaitFor(t, w, 5*time.Second, "the peer, v=1", meta("1"))
+	if _, err := raw.Set(path, memberData(t, "peer", "10.0.0.1", map[string]string{"v": "2"}), -1); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, w, 5*time.Second, "the rewritten peer, v=2", meta("2"))
+
+	// Deleted and made again in one transaction: the list of names is the
+	// same before and after.
+	if _, err := raw.Multi(&zk.DeleteRequest{Path: path, Version: -1},
+		&zk.CreateRequest{Path: path, Data: memberData(t, "peer", "10.0.0.2", map[string]string{"v": "3"}), Acl: zk.WorldACL(zk.PermAll), Flags: zk.FlagEphemeral}); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, w, 5*time.Second, "the peer made again, v=3", meta("3"))
+
+	if _, err := raw.Set(path, []byte("not a node"), -1); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, w, 5*time.Second, "the peer gone once its entry is garbage", func(ns []cluster.Node) bool { return !clustertest.Has(ns, "peer") })
+	if c.Stats().Malformed != 1 {
+		t.Errorf("malformed = %d, want 1", c.Stats().Malformed)
+	}
+}
