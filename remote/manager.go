@@ -13,6 +13,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/latest"
+	"github.com/herd-go/herd/selector"
 )
 
 // Membership is what the Manager needs from a coordinator.
@@ -56,10 +57,34 @@ var ErrEmptyAnswer = errors.New("remote: the backend answered with no nodes; kee
 type Snapshot struct {
 	nodes   []cluster.Node
 	clients []Client
+	hashes  []uint64 // selector.IDHash of each node's ID
 	// Version counts the views a Manager has published, from 1.
 	Version uint64
 	// Added and Removed are the nodes that joined and left since the previous view.
 	Added, Removed []cluster.Node
+
+	maglevOnce sync.Once
+	maglev     *selector.MaglevTable
+	// maglevUsed is the Manager's note that a view's Maglev table was asked
+	// for, so that it builds the next views' tables as it publishes them.
+	maglevUsed *atomic.Bool
+}
+
+// IDHash is selector.IDHash of the i-th node's ID, kept so that
+// selector.Consistent does not hash every ID on every Select.
+func (s *Snapshot) IDHash(i int) uint64 { return s.hashes[i] }
+
+// MaglevTable is the view's selector.Maglev table, built once per view: by
+// the Manager as it publishes the view, once any view's table was used, or
+// else by the first call.
+func (s *Snapshot) MaglevTable() *selector.MaglevTable {
+	s.maglevOnce.Do(func() {
+		s.maglev = selector.NewMaglevTable(s)
+		if s.maglevUsed != nil {
+			s.maglevUsed.Store(true)
+		}
+	})
+	return s.maglev
 }
 
 // Len is the number of nodes.
@@ -148,6 +173,8 @@ type Manager struct {
 	normGen  uint64              // gen of normalize's last answer
 	gen      uint64
 
+	maglevUsed atomic.Bool // a view's Maglev table was asked for
+
 	// Counters for Stats, under mu.
 	joined, left  uint64
 	lastAnswer    time.Time // when an answer from the backend was last applied
@@ -193,7 +220,8 @@ func NewManager(src Membership, self cluster.Node, server *Server, opts ...Manag
 	self.Self = true
 	m := &Manager{self: self, server: server, src: src, opts: o,
 		guard: guard{protection: o.protection}, holdBegan: make(chan struct{}, 1)}
-	first := &Snapshot{nodes: []cluster.Node{self}, clients: []Client{NewSelfClient(self, server)}, Version: 1, Added: []cluster.Node{self}}
+	first := &Snapshot{nodes: []cluster.Node{self}, clients: []Client{NewSelfClient(self, server)}, hashes: []uint64{selector.IDHash(self.ID)},
+		Version: 1, Added: []cluster.Node{self}, maglevUsed: &m.maglevUsed}
 	m.pos, m.freshIDs = map[string]int{}, map[string]struct{}{}
 	m.current.Store(first)
 	m.index(first, []string{self.Address.String()})
@@ -520,7 +548,8 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		m.marks = make([]uint64, len(cur.nodes))
 	}
 	m.gen++
-	next := &Snapshot{nodes: make([]cluster.Node, 0, len(want.nodes)), clients: make([]Client, 0, len(want.nodes))}
+	next := &Snapshot{nodes: make([]cluster.Node, 0, len(want.nodes)), clients: make([]Client, 0, len(want.nodes)),
+		hashes: make([]uint64, 0, len(want.nodes)), maglevUsed: &m.maglevUsed}
 	keys := want.keys[:0] // filtered in step with next.nodes
 	var dialErr error
 	for j, n := range want.nodes {
@@ -528,6 +557,7 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 			m.marks[i] = m.gen
 			next.nodes = append(next.nodes, n)
 			next.clients = append(next.clients, cur.clients[i])
+			next.hashes = append(next.hashes, cur.hashes[i])
 			keys = append(keys, want.keys[j])
 			continue
 		}
@@ -538,6 +568,7 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		}
 		next.nodes = append(next.nodes, n)
 		next.clients = append(next.clients, c)
+		next.hashes = append(next.hashes, selector.IDHash(n.ID))
 		keys = append(keys, want.keys[j])
 		next.Added = append(next.Added, n)
 	}
@@ -556,6 +587,10 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 	m.left += uint64(len(next.Removed))
 	m.current.Store(next)
 	m.index(next, keys)
+	if m.maglevUsed.Load() {
+		// Selects on this view find its table ready, off the send path.
+		m.closers.Go(func() { next.MaglevTable() })
+	}
 	m.views.Publish(next)
 	return errors.Join(holdErr, dialErr)
 }

@@ -545,3 +545,43 @@ func TestRefreshCostDoesNotGrowWithAQuietView(t *testing.T) {
 	}
 	t.Logf("allocations per refresh: unchanged %.0f; one change %.0f (10 nodes) and %.0f (1,000 nodes)", allocs(1000, false), small, large)
 }
+
+// plainPeers is a view with nothing prepared, for comparison.
+type plainPeers []string
+
+func (p plainPeers) Len() int        { return len(p) }
+func (p plainPeers) ID(i int) string { return p[i] }
+
+// TestSnapshotPreparesConsistentAndMaglev: a snapshot's kept ID hashes and
+// Maglev table route every key as the selectors do from the IDs alone, and
+// Maglev on a snapshot allocates nothing, before and after a change.
+func TestSnapshotPreparesConsistentAndMaglev(t *testing.T) {
+	src := newFake(node("a", "10.0.0.1", 11800), node("b", "10.0.0.2", 11800), node("c", "10.0.0.3", 11800))
+	m, _ := newManager(t, src)
+	check := func() {
+		t.Helper()
+		snap := m.Snapshot()
+		plain := make(plainPeers, snap.Len())
+		for i := range plain {
+			plain[i] = snap.ID(i)
+		}
+		for _, sel := range []remote.Selector{selector.Consistent{}, selector.Maglev{}} {
+			for k := int32(-500); k < 500; k++ {
+				i, _ := sel.Select(k, snap)
+				j, _ := sel.Select(k, plain)
+				if i != j {
+					t.Fatalf("%T: key %d goes to %d on the snapshot, %d from the IDs", sel, k, i, j)
+				}
+			}
+		}
+		if a := testing.AllocsPerRun(50, func() { _, _ = selector.Maglev{}.Select(7, snap) }); a != 0 {
+			t.Errorf("Maglev on a snapshot allocates %.0f times", a)
+		}
+	}
+	check()
+	src.set([]cluster.Node{node("a", "10.0.0.1", 11800), node("b", "10.0.0.2", 11800), node("d", "10.0.0.4", 11800)}, nil) // c leaves, d joins
+	if err := m.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	check()
+}

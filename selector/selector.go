@@ -77,8 +77,9 @@ func (ForeverFirst) Select(_ int32, peers Peers) (int, error) {
 // Consistent is a rendezvous (highest random weight) selector over peer IDs:
 // each key goes to the peer whose ID scores highest for it. When a peer joins,
 // only the keys it now wins move (about 1/N of them); when one leaves, only its
-// own keys move. The cost is O(N) hashing per Select, which is cheap for the
-// cluster sizes this library serves (tens to low hundreds of peers).
+// own keys move. The cost is O(N) per Select: one mix per peer when the view
+// keeps its peers' IDHash (HashedPeers, as remote.Snapshot does), else a
+// hash of every ID too. For O(1), see Maglev.
 type Consistent struct{}
 
 // Select returns the index of the peer whose ID scores highest for key.
@@ -90,6 +91,14 @@ func (Consistent) Select(key int32, peers Peers) (int, error) {
 	}
 	k := Mix64(uint64(uint32(key)) ^ 0x9e3779b97f4a7c15)
 	best, bestScore := 0, uint64(0)
+	if hp, ok := peers.(HashedPeers); ok {
+		for i := 0; i < n; i++ {
+			if score := Mix64(hp.IDHash(i) ^ k); i == 0 || score > bestScore {
+				best, bestScore = i, score
+			}
+		}
+		return best, nil
+	}
 	for i := 0; i < n; i++ {
 		score := Mix64(fnv1a(peers.ID(i)) ^ k)
 		if i == 0 || score > bestScore {
@@ -97,6 +106,18 @@ func (Consistent) Select(key int32, peers Peers) (int, error) {
 		}
 	}
 	return best, nil
+}
+
+// IDHash is the hash of a peer ID that Consistent and Maglev start from
+// (FNV-1a, 64 bits). It is part of both mappings, so it never changes. A view
+// that keeps each peer's IDHash (HashedPeers) spares Consistent hashing the
+// IDs on every Select.
+func IDHash(id string) uint64 { return fnv1a(id) }
+
+// HashedPeers is a view that keeps IDHash of each peer's ID.
+type HashedPeers interface {
+	Peers
+	IDHash(i int) uint64
 }
 
 // fnv1a hashes s without allocating.

@@ -35,6 +35,7 @@ func allSelectors() map[string]picker {
 		"Rolling":      &selector.Rolling{},
 		"ForeverFirst": selector.ForeverFirst{},
 		"Consistent":   selector.Consistent{},
+		"Maglev":       selector.Maglev{},
 	}
 }
 
