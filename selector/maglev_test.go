@@ -2,7 +2,6 @@ package selector_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"testing"
 
 	"github.com/herd-go/herd/selector"
@@ -26,17 +25,6 @@ func prepare(p ids) *prepared {
 
 func (p *prepared) MaglevTable() *selector.MaglevTable { return p.table }
 func (p *prepared) IDHash(i int) uint64                { return p.hashes[i] }
-
-// owners counts the keys each peer owns among a sample.
-func owners(peers selector.Peers, keys int) map[int]int {
-	got := map[int]int{}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range keys {
-		i, _ := selector.Maglev{}.Select(int32(rng.Uint32()), peers)
-		got[i]++
-	}
-	return got
-}
 
 // TestMaglevBalance: every peer owns the table's entries evenly, so the
 // load of uniform keys is within a few percent of the mean.
