@@ -51,6 +51,11 @@ type ClientOptions struct {
 	Full            FullPolicy
 	// CloseTimeout bounds how long Close flushes the queue; 5s.
 	CloseTimeout time.Duration
+	// IdleTimeout is how long a client goes without a message before it
+	// closes its stream and connection and frees its queue; 5m. The next
+	// Send dials again. A client that was never sent to holds no connection
+	// and no goroutine at all.
+	IdleTimeout time.Duration
 	// Backoff bounds reconnect delays; 50ms growing to 5s. A zero field
 	// takes its default.
 	Backoff cluster.Backoff
@@ -79,6 +84,9 @@ func (o ClientOptions) withDefaults() ClientOptions {
 	if o.CloseTimeout <= 0 {
 		o.CloseTimeout = 5 * time.Second
 	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
 	o.Backoff = o.Backoff.Or(cluster.Backoff{Initial: 50 * time.Millisecond, Max: 5 * time.Second})
 	if o.DialOptions == nil {
 		o.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
@@ -95,7 +103,7 @@ type ClientStats struct {
 	Dropped    uint64 `json:"dropped"`    // refused by Send because the queue was full (Drop policy)
 	Failed     uint64 `json:"failed"`     // lost: written to a stream that then broke, or unsent at Close
 	TooLarge   uint64 `json:"tooLarge"`   // refused by Send for exceeding MaxMessageBytes
-	Reconnects uint64 `json:"reconnects"` // streams opened after the first
+	Reconnects uint64 `json:"reconnects"` // streams reopened after one broke (not a new stream after IdleTimeout)
 	Batches    uint64 `json:"batches"`    // stream writes that succeeded; Sent/Batches is the mean batch size
 	Queued     int    `json:"queued"`     // messages waiting in the queue now
 }
@@ -113,17 +121,15 @@ type envelope struct {
 type PeerClient struct {
 	node cluster.Node
 	opts ClientOptions
-	conn *grpc.ClientConn
-	rpc  remotepb.RemoteClient
 
-	queue   chan envelope
 	closing chan struct{} // closed by Close: stop accepting, flush
-	done    chan struct{} // closed when the run loop has exited
-	ctx     context.Context
-	cancel  context.CancelFunc
 
-	sendMu    sync.RWMutex // Send holds R while enqueueing; Close takes W to fence them
+	// mu fences sessions: Send holds R while it enqueues; starting a
+	// session, ending an idle one and Close take W.
+	mu        sync.RWMutex
 	closed    bool
+	active    *session      // nil while idle (never sent to, or idle past IdleTimeout)
+	ended     chan struct{} // the done of the last session that went idle
 	closeOnce sync.Once
 	closeErr  error
 
@@ -131,22 +137,29 @@ type PeerClient struct {
 	connectErr                                           atomic.Pointer[error]
 }
 
-// DialPeer returns a client for node. It does not wait for the connection:
-// messages queue until the stream is up.
+// session is a client's connection, queue and send loop, from the first
+// Send after idleness until IdleTimeout passes without a message or the
+// client closes.
+type session struct {
+	conn   *grpc.ClientConn
+	rpc    remotepb.RemoteClient
+	queue  chan envelope
+	done   chan struct{} // closed when the send loop has exited
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// DialPeer returns a client for node. It connects nothing yet: the first
+// Send dials, and messages queue until the stream is up. The dial options
+// are checked here, so a mistake in them is this call's error.
 func DialPeer(node cluster.Node, opts ClientOptions) (*PeerClient, error) {
 	opts = opts.withDefaults()
 	conn, err := grpc.NewClient(node.Address.String(), opts.DialOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("remote: dialing %s at %s: %w", node.ID, node.Address, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &PeerClient{
-		node: node, opts: opts, conn: conn, rpc: remotepb.NewRemoteClient(conn),
-		queue: make(chan envelope, opts.QueueSize), closing: make(chan struct{}), done: make(chan struct{}),
-		ctx: ctx, cancel: cancel,
-	}
-	go c.run()
-	return c, nil
+	_ = conn.Close() // it never connected
+	return &PeerClient{node: node, opts: opts, closing: make(chan struct{})}, nil
 }
 
 // Node is the peer this client sends to.
@@ -154,7 +167,14 @@ func (c *PeerClient) Node() cluster.Node { return c.node }
 
 // Stats returns the client's counters.
 func (c *PeerClient) Stats() ClientStats {
-	return ClientStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Failed: c.failed.Load(), TooLarge: c.tooLarge.Load(), Reconnects: c.reconnects.Load(), Batches: c.batches.Load(), Queued: len(c.queue)}
+	queued := 0
+	c.mu.RLock()
+	if c.active != nil {
+		queued = len(c.active.queue)
+	}
+	c.mu.RUnlock()
+	return ClientStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Failed: c.failed.Load(), TooLarge: c.tooLarge.Load(),
+		Reconnects: c.reconnects.Load(), Batches: c.batches.Load(), Queued: queued}
 }
 
 // Err returns why the last attempt to open the stream to the peer failed
@@ -174,14 +194,22 @@ func (c *PeerClient) Send(ctx context.Context, worker string, data []byte) error
 		c.tooLarge.Add(1)
 		return fmt.Errorf("%w: %d bytes for worker %q exceeds MaxMessageBytes %d", ErrMessageTooLarge, size, worker, c.opts.MaxMessageBytes)
 	}
-	c.sendMu.RLock()
-	defer c.sendMu.RUnlock()
+	c.mu.RLock()
+	for c.active == nil && !c.closed {
+		c.mu.RUnlock()
+		if err := c.start(); err != nil {
+			return err
+		}
+		c.mu.RLock()
+	}
+	defer c.mu.RUnlock()
 	if c.closed {
 		return ErrClientClosed
 	}
+	q := c.active.queue
 	e := envelope{worker, data}
 	select {
-	case c.queue <- e:
+	case q <- e:
 		return nil
 	default:
 	}
@@ -190,7 +218,7 @@ func (c *PeerClient) Send(ctx context.Context, worker string, data []byte) error
 		return fmt.Errorf("%w (peer %s, %d queued)", ErrQueueFull, c.node.Address, c.opts.QueueSize)
 	}
 	select {
-	case c.queue <- e:
+	case q <- e:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("%w (peer %s): %w", ErrQueueFull, c.node.Address, ctx.Err())
@@ -199,65 +227,126 @@ func (c *PeerClient) Send(ctx context.Context, worker string, data []byte) error
 	}
 }
 
+// start begins a session unless one runs or the client is closed.
+func (c *PeerClient) start() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active != nil || c.closed {
+		return nil
+	}
+	conn, err := grpc.NewClient(c.node.Address.String(), c.opts.DialOptions...)
+	if err != nil {
+		return fmt.Errorf("remote: dialing %s at %s: %w", c.node.ID, c.node.Address, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &session{conn: conn, rpc: remotepb.NewRemoteClient(conn), queue: make(chan envelope, c.opts.QueueSize),
+		done: make(chan struct{}), ctx: ctx, cancel: cancel}
+	c.active = s
+	go c.run(s)
+	return nil
+}
+
 // Close stops accepting messages, flushes the queue (for at most
 // CloseTimeout), ends the stream and closes the connection.
 func (c *PeerClient) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closing) // wakes senders blocked on a full queue
-		c.sendMu.Lock()  // waits for senders already enqueueing
+		c.mu.Lock()      // waits for senders already enqueueing
 		c.closed = true
-		c.sendMu.Unlock()
+		s, ended := c.active, c.ended
+		c.mu.Unlock()
+		if s == nil { // idle: nothing to flush
+			if ended != nil {
+				<-ended // its loop is returning
+			}
+			return
+		}
 		timer := time.NewTimer(c.opts.CloseTimeout)
 		select {
-		case <-c.done:
+		case <-s.done:
 		case <-timer.C:
-			c.cancel() // abort a stuck write or reconnect
-			<-c.done
+			s.cancel() // abort a stuck write or reconnect
+			<-s.done
 			c.closeErr = fmt.Errorf("remote: peer %s: flush did not finish within %s", c.node.Address, c.opts.CloseTimeout)
 		}
 		timer.Stop()
-		c.cancel()
-		if err := c.conn.Close(); err != nil && c.closeErr == nil {
+		if err := s.end(); err != nil && c.closeErr == nil {
 			c.closeErr = err
 		}
 	})
 	return c.closeErr
 }
 
-// run owns the stream: it collects batches from the queue and writes them,
-// reopening the stream with backoff after a failure.
-func (c *PeerClient) run() {
-	defer close(c.done)
+// end releases a session whose send loop has exited.
+func (s *session) end() error {
+	s.cancel()
+	return s.conn.Close()
+}
+
+// idle ends s if its queue is still empty and the client is open: the
+// send loop then exits. Senders enqueue under the read lock, so none is
+// halfway through, and none can start the next session before this one's
+// stream has ended: the peer handles a client's messages in order, one
+// stream after the other.
+func (c *PeerClient) idle(s *session, stream grpc.ClientStreamingClient[remotepb.Batch, remotepb.Summary]) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || len(s.queue) > 0 {
+		return false
+	}
+	if stream != nil {
+		abort := time.AfterFunc(c.opts.CloseTimeout, s.cancel) // a peer that does not answer
+		_, _ = stream.CloseAndRecv()
+		abort.Stop()
+	}
+	_ = s.end()
+	c.active, c.ended = nil, s.done
+	return true
+}
+
+// run owns the session's stream: it collects batches from the queue and
+// writes them, reopening the stream with backoff after a failure, until the
+// client closes or the session goes idle.
+func (c *PeerClient) run(s *session) {
+	defer close(s.done)
 	var stream grpc.ClientStreamingClient[remotepb.Batch, remotepb.Summary]
 	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	batch := &remotepb.Batch{}
 	flush := time.NewTimer(time.Hour)
 	flush.Stop()
-	opened := 0
+	idle := time.NewTimer(time.Hour)
+	idle.Stop()
+	opened := 0 // streams this session opened: after the first, reconnects
 	for {
-		n := c.collect(batch, flush)
+		n := c.collect(s.queue, batch, flush, idle)
 		if n == 0 {
-			break // closing and the queue is empty
+			if isClosed(c.closing) {
+				break // closing and the queue is empty
+			}
+			if c.idle(s, stream) {
+				return
+			}
+			continue // a message came as the idle period ended
 		}
 		for stream == nil {
-			s, err := c.rpc.Call(c.ctx)
+			st, err := s.rpc.Call(s.ctx)
 			if err == nil {
 				c.connectErr.Store(nil)
-				stream = s
+				stream = st
 				if opened++; opened > 1 {
 					c.reconnects.Add(1)
 				}
 				break
 			}
-			if c.ctx.Err() != nil {
-				c.failed.Add(uint64(n) + uint64(len(c.queue)))
+			if s.ctx.Err() != nil {
+				c.failed.Add(uint64(n) + uint64(len(s.queue)))
 				return
 			}
 			if c.connectErr.Swap(&err) == nil { // once an outage, not at every retry
 				c.opts.Logger.Warn("herd/remote: cannot open a stream to peer; retrying", "peer", c.node.Address.String(), "err", err)
 			}
-			if !bo.Wait(c.ctx) {
-				c.failed.Add(uint64(n) + uint64(len(c.queue)))
+			if !bo.Wait(s.ctx) {
+				c.failed.Add(uint64(n) + uint64(len(s.queue)))
 				return
 			}
 		}
@@ -268,8 +357,8 @@ func (c *PeerClient) run() {
 			c.failed.Add(uint64(n))
 			c.opts.Logger.Warn("herd/remote: stream to peer broke; reconnecting", "peer", c.node.Address.String(), "err", err)
 			stream = nil
-			if !bo.Wait(c.ctx) {
-				c.failed.Add(uint64(len(c.queue)))
+			if !bo.Wait(s.ctx) {
+				c.failed.Add(uint64(len(s.queue)))
 				return
 			}
 			continue
@@ -285,11 +374,12 @@ func (c *PeerClient) run() {
 	}
 }
 
-// collect fills batch with queued messages until it reaches the count or
-// byte limit, or FlushDelay passes with the queue empty. It reuses batch's
+// collect fills batch with messages from queue until it reaches the count
+// or byte limit, or FlushDelay passes with the queue empty. It reuses batch's
 // message structs, so it allocates only while the batch grows. It returns 0
-// when the client is closing and nothing is left.
-func (c *PeerClient) collect(batch *remotepb.Batch, flush *time.Timer) int {
+// when the client is closing and nothing is left, or when IdleTimeout
+// passed with nothing to send.
+func (c *PeerClient) collect(queue chan envelope, batch *remotepb.Batch, flush, idle *time.Timer) int {
 	n, bytes := 0, 0
 	msgs := batch.Messages[:cap(batch.Messages)]
 	add := func(e envelope) {
@@ -304,22 +394,37 @@ func (c *PeerClient) collect(batch *remotepb.Batch, flush *time.Timer) int {
 		n++
 		bytes += len(e.worker) + len(e.data)
 	}
-	// Wait for the first message, or for Close.
+	// Wait for the first message, for Close, or for the idle period to end.
 	select {
-	case e := <-c.queue:
+	case e := <-queue:
 		add(e)
-	case <-c.closing:
+	default:
+		idle.Reset(c.opts.IdleTimeout)
 		select {
-		case e := <-c.queue:
+		case e := <-queue:
 			add(e)
-		default:
+		case <-c.closing:
+			select {
+			case e := <-queue:
+				add(e)
+			default:
+			}
+		case <-idle.C:
+		}
+		if !idle.Stop() {
+			select {
+			case <-idle.C:
+			default:
+			}
+		}
+		if n == 0 {
 			return 0
 		}
 	}
 	waiting := false
 	for n < c.opts.MaxBatchMessages && bytes < c.opts.MaxBatchBytes {
 		select {
-		case e := <-c.queue:
+		case e := <-queue:
 			add(e)
 			continue
 		default:
@@ -332,7 +437,7 @@ func (c *PeerClient) collect(batch *remotepb.Batch, flush *time.Timer) int {
 			waiting = true
 		}
 		select {
-		case e := <-c.queue:
+		case e := <-queue:
 			add(e)
 			continue
 		case <-flush.C:

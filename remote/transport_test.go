@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -299,4 +300,59 @@ func benchHerd(b *testing.B, o remote.ClientOptions) {
 		}
 	}
 	waitGot(b, got, int64(b.N))
+}
+
+// TestIdlePeerHoldsNothingAndIdleSessionsEnd: a client never sent to has
+// no connection and no goroutine; one that goes IdleTimeout without a
+// message ends its stream, connection and goroutines, and the next Send
+// starts again, in order after what came before.
+func TestIdlePeerHoldsNothingAndIdleSessionsEnd(t *testing.T) {
+	p, rec := recordingPeer(t)
+	base := runtime.NumGoroutine()
+	var clients []*remote.PeerClient
+	for range 20 {
+		clients = append(clients, dial(t, p.node(), remote.ClientOptions{IdleTimeout: 200 * time.Millisecond}))
+	}
+	time.Sleep(50 * time.Millisecond)
+	if extra := runtime.NumGoroutine() - base; extra > 0 {
+		t.Fatalf("20 clients never sent to hold %d goroutines, want 0", extra)
+	}
+	if st := p.remote.Stats(); st.Streams != 0 {
+		t.Fatalf("clients never sent to opened %d streams", st.Streams)
+	}
+
+	c := clients[0]
+	for i := range 100 {
+		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCount(t, rec, 100, 5*time.Second)
+	if runtime.NumGoroutine() <= base {
+		t.Fatal("a client in use runs no goroutine: the test measures nothing")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines left after the idle timeout, want %d", runtime.NumGoroutine(), base)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := 100; i < 200; i++ {
+		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCount(t, rec, 200, 5*time.Second)
+	for i, d := range rec.got {
+		if !bytes.Equal(d, seq(i)) {
+			t.Fatalf("message %d out of order across the idle boundary", i)
+		}
+	}
+	if st := statsWhen(t, c, 5*time.Second, func(s remote.ClientStats) bool { return s.Sent == 200 }); st.Sent != 200 || st.Reconnects != 0 || st.Failed != 0 {
+		t.Fatalf("stats %+v: want 200 sent, no reconnect and no loss", st)
+	}
+	if st := p.remote.Stats(); st.Streams != 2 {
+		t.Fatalf("%d streams, want 2 (one per session)", st.Streams)
+	}
 }
