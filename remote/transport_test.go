@@ -402,3 +402,58 @@ func BenchmarkIdlePeerCost(b *testing.B) {
 		})
 	})
 }
+
+// slowRecorder records what it receives, taking a while over each message,
+// and notes whether two calls ever overlapped.
+type slowRecorder struct {
+	recorder
+	busy    atomic.Bool
+	overlap atomic.Bool
+}
+
+func (r *slowRecorder) Handle(ctx context.Context, data []byte) {
+	if r.busy.Swap(true) {
+		r.overlap.Store(true)
+	}
+	time.Sleep(time.Millisecond)
+	r.recorder.Handle(ctx, data)
+	r.busy.Store(false)
+}
+
+// TestOrderHoldsAcrossAnIdleEnd: a session that goes idle while the peer is
+// still working through its messages ends its stream before the next
+// session opens one, so the peer never handles the two at once.
+func TestOrderHoldsAcrossAnIdleEnd(t *testing.T) {
+	srv := remote.NewServer()
+	rec := &slowRecorder{}
+	_ = srv.Handle("w", rec)
+	p := startPeer(t, "127.0.0.1:0", srv)
+	c := dial(t, p.node(), remote.ClientOptions{IdleTimeout: 10 * time.Millisecond, FlushDelay: -1})
+	if st := c.Stats(); st != (remote.ClientStats{}) {
+		t.Fatalf("a client never sent to has stats %+v", st)
+	}
+	for i := range 100 {
+		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	statsWhen(t, c, 5*time.Second, func(s remote.ClientStats) bool { return s.Sent == 100 })
+	time.Sleep(30 * time.Millisecond) // the session goes idle while the peer works
+	for i := 100; i < 200; i++ {
+		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCount(t, &rec.recorder, 200, 10*time.Second)
+	if rec.overlap.Load() {
+		t.Fatal("the peer handled two sessions' messages at once")
+	}
+	for i, d := range rec.got {
+		if !bytes.Equal(d, seq(i)) {
+			t.Fatalf("message %d out of order", i)
+		}
+	}
+	if st := p.remote.Stats(); st.Streams != 2 {
+		t.Fatalf("%d streams, want 2: the test did not cross an idle end", st.Streams)
+	}
+}
