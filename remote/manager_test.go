@@ -587,3 +587,21 @@ func TestSnapshotPreparesConsistentAndMaglev(t *testing.T) {
 	}
 	check()
 }
+
+// TestAnIDMovingToALowerAddressIsKeptOnce: a node of the view listed again
+// at its old address and at a new, lower one keeps the lower one, whichever
+// the answer lists first.
+func TestAnIDMovingToALowerAddressIsKeptOnce(t *testing.T) {
+	old, moved := node("a", "10.0.0.3", 11800), node("a", "10.0.0.1", 11800)
+	for _, answer := range [][]cluster.Node{{old, moved}, {moved, old}} {
+		src := newFake(old)
+		m, _ := newManager(t, src)
+		src.set(answer, nil)
+		if err := m.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := addrs(m.Snapshot()); !slices.Equal(got, []string{"a=10.0.0.1:11800", "self=10.0.0.5:11800"}) {
+			t.Fatalf("answer %v: view %v, want a at 10.0.0.1 once", answer, got)
+		}
+	}
+}
