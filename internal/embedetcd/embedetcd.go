@@ -6,7 +6,6 @@ package embedetcd
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"sync"
@@ -14,6 +13,8 @@ import (
 
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/herd-go/herd/internal/ports"
 )
 
 // Server is one single-member etcd cluster.
@@ -37,10 +38,10 @@ func Start(dir string) (*Server, error) {
 		s.dir, s.ownDir = d, true
 	}
 	var err error
-	if s.clientPort, err = freePort(); err != nil {
+	if s.clientPort, err = ports.Free(); err != nil {
 		return nil, err
 	}
-	if s.peerPort, err = freePort(); err != nil {
+	if s.peerPort, err = ports.Free(); err != nil {
 		return nil, err
 	}
 	if err := s.start(); err != nil {
@@ -112,13 +113,4 @@ func (s *Server) cleanup() {
 	if s.ownDir {
 		os.RemoveAll(s.dir)
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

@@ -56,6 +56,7 @@ func startNacosServer(t testing.TB, dist string, auth bool) *Nacos {
 	}
 	n.Proc = newProc(t, "nacos-server", "java", args, home, n.answers(ready, http))
 	n.data = filepath.Join(home, "data")
+	n.logs = filepath.Join(home, "logs", "*.log")
 	n.Start()
 	return n
 }

@@ -11,9 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herd-go/herd/internal/ports"
 )
 
 // Proc is one server process that can be killed and started again.
@@ -28,6 +31,9 @@ type Proc struct {
 	cmd   *exec.Cmd
 	exit  chan struct{}
 	log   string
+	// logs is a glob of the server's own log files (a JVM server logs
+	// there, not on stdout), shown when it fails to start.
+	logs string
 }
 
 func newProc(t testing.TB, name, bin string, args []string, dir string, ready func(context.Context) error) *Proc {
@@ -85,7 +91,7 @@ func (p *Proc) start() error {
 		case <-p.exit:
 			out, _ := os.ReadFile(p.log)
 			p.cmd = nil
-			return fmt.Errorf("%s %w (%s): %v\n%s", p.name, errExited, cmd.ProcessState, err, tail(out))
+			return fmt.Errorf("%s %w (%s): %v\n%s%s", p.name, errExited, cmd.ProcessState, err, tail(out), p.ownLogs())
 		case <-ctx.Done():
 			out, _ := os.ReadFile(p.log)
 			return fmt.Errorf("%s not ready within 90s: %v\n%s", p.name, err, tail(out))
@@ -117,6 +123,21 @@ func (p *Proc) Kill() {
 	p.cmd = nil
 }
 
+// ownLogs returns the tails of the server's own log files, if it has any.
+func (p *Proc) ownLogs() string {
+	if p.logs == "" {
+		return ""
+	}
+	files, _ := filepath.Glob(p.logs)
+	var b strings.Builder
+	for _, f := range files {
+		if data, err := os.ReadFile(f); err == nil && len(data) > 0 {
+			fmt.Fprintf(&b, "\n--- %s:\n%s", filepath.Base(f), tail(data))
+		}
+	}
+	return b.String()
+}
+
 func tail(b []byte) string {
 	if len(b) > 3000 {
 		b = b[len(b)-3000:]
@@ -124,15 +145,16 @@ func tail(b []byte) string {
 	return string(b)
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort returns a loopback TCP port that was free a moment ago, below
+// the ephemeral range (see package ports: a restarted server must find its
+// port free).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ports.Free()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func dialOK(addr string) error {
