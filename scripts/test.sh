@@ -59,7 +59,7 @@ go test -race -count=1 -timeout 20m -artifacts -outputdir "$ARTIFACTS" ./...
 # so under -race the tests that run it against a server skip (see
 # requireServer in cluster/nacos); they run here without -race.
 step "the Nacos suite on the Nacos server, without -race"
-go test -count=1 -timeout 10m -v ./cluster/nacos | grep -E '^(=== RUN|--- |ok|FAIL|PASS)|recovered|\.go:[0-9]+:'
+go test -count=1 -timeout 10m -v ./cluster/nacos | grep -E '^ *(=== RUN|--- |ok|FAIL|PASS)|recovered|\.go:[0-9]+:'
 
 # Authentication is proven on the Alibaba server (TestAuthentication starts
 # one with it on), not on r-nacos. r-nacos 0.8.8 takes config publishes whose
