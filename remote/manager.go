@@ -162,11 +162,13 @@ type Manager struct {
 	// The current snapshot's lookup, under mu, rebuilt at each publish so
 	// that an answer is compared with the view without allocating: pos maps a
 	// node ID to its index, keys holds each node's formatted address (the
-	// sort key), and marks (with gen) tick off the nodes an answer lists.
+	// sort key). The scratch slices below, indexed like the view, are sized
+	// there too: marks (with gen) tick off the nodes an answer lists in
+	// unchanged; slot, slotGen and emitted are normalize's.
 	pos      map[string]int
 	keys     []string
 	marks    []uint64
-	slot     []int // scratch for normalize, with slotGen and emitted
+	slot     []int
 	slotGen  []uint64
 	emitted  []uint64
 	freshIDs map[string]struct{} // IDs of new nodes normalize kept
@@ -351,9 +353,6 @@ func (m *Manager) normalize(in []cluster.Node, validate bool) answer {
 		node cluster.Node
 	}
 	cur := m.current.Load()
-	if len(m.slot) < len(cur.nodes) {
-		m.slot, m.slotGen, m.emitted = make([]int, len(cur.nodes)), make([]uint64, len(cur.nodes)), make([]uint64, len(cur.nodes))
-	}
 	m.gen++
 	m.normGen = m.gen
 	// slot[c] is where the answer lists the current view's c-th node, when
@@ -470,9 +469,6 @@ func (m *Manager) unchanged(nodes []cluster.Node, cur *Snapshot) bool {
 	if m.guard.held != nil || len(m.rejected) > 0 {
 		return false // a hold or a refused entry may end with this answer
 	}
-	if len(m.marks) < len(cur.nodes) {
-		m.marks = make([]uint64, len(cur.nodes))
-	}
 	m.gen++
 	peers := 0
 	for _, n := range nodes {
@@ -489,13 +485,17 @@ func (m *Manager) unchanged(nodes []cluster.Node, cur *Snapshot) bool {
 	return peers == len(cur.nodes)-1
 }
 
-// index rebuilds the lookup of snapshot s, whose sort keys are keys.
+// index rebuilds the lookup of snapshot s, whose sort keys are keys, and
+// sizes the scratch slices indexed by its nodes.
 func (m *Manager) index(s *Snapshot, keys []string) {
 	clear(m.pos)
 	for i, n := range s.nodes {
 		m.pos[n.ID] = i
 	}
 	m.keys = keys
+	if n := len(s.nodes); len(m.marks) < n {
+		m.marks, m.slot, m.slotGen, m.emitted = make([]uint64, n), make([]int, n), make([]uint64, n), make([]uint64, n)
+	}
 }
 
 // applyIf diffs nodes against the current pool, reusing unchanged clients,
@@ -543,18 +543,13 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 	}
 
 	// A client is kept for the same node at the same address (want.from);
-	// marks tick off the kept ones in the current view.
-	if len(m.marks) < len(cur.nodes) {
-		m.marks = make([]uint64, len(cur.nodes))
-	}
-	m.gen++
+	// the rest of the current view, which normalize did not emit, is removed.
 	next := &Snapshot{nodes: make([]cluster.Node, 0, len(want.nodes)), clients: make([]Client, 0, len(want.nodes)),
 		hashes: make([]uint64, 0, len(want.nodes)), maglevUsed: &m.maglevUsed}
 	keys := want.keys[:0] // filtered in step with next.nodes
 	var dialErr error
 	for j, n := range want.nodes {
 		if i := want.from[j]; i >= 0 {
-			m.marks[i] = m.gen
 			next.nodes = append(next.nodes, n)
 			next.clients = append(next.clients, cur.clients[i])
 			next.hashes = append(next.hashes, cur.hashes[i])
@@ -573,7 +568,7 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		next.Added = append(next.Added, n)
 	}
 	for i, n := range cur.nodes {
-		if m.marks[i] != m.gen {
+		if m.emitted[i] != m.normGen {
 			next.Removed = append(next.Removed, n)
 			m.closeLater(cur.clients[i])
 		}
