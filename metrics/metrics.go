@@ -35,8 +35,14 @@ func Register(reg prometheus.Registerer, in *inspect.Inspector) (*Collector, err
 	return c, nil
 }
 
+// all is every metric's description, in the order desc made them; written
+// only while the package initialises.
+var all []*prometheus.Desc
+
 func desc(name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc("herd_"+name, help, labels, nil)
+	d := prometheus.NewDesc("herd_"+name, help, labels, nil)
+	all = append(all, d)
+	return d
 }
 
 var (
@@ -75,11 +81,6 @@ var (
 	slotsMoving     = desc("shard_slots_unowned", "Slots of the group that nobody owns in the table as this node read it (moving).", "group")
 	tableEpoch      = desc("shard_table_epoch", "Epoch of the group's slot table as this node last read it.", "group")
 )
-
-var all = []*prometheus.Desc{members, viewVersion, joins, leaves, lastAnswer, queryFailures, membershipErr, registered,
-	refused, holds, held, peerUp, peerSent, peerDropped, peerFailed, peerTooLarge, peerReconnects, peerBatches, peerQueued,
-	delivered, unknownWorker, streams, malformed, reregistrations, relists, reconnections, agentSwitches,
-	electionLeader, electionTerm, groupLeader, slotsOwned, slotsTotal, slotsMoving, tableEpoch}
 
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
