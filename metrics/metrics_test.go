@@ -32,16 +32,7 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 		_ = s.Handle("count", remote.HandlerFunc(func(context.Context, []byte) { received.Add(1) }))
 	}})
 	a := nodes[0]
-	in, err := inspect.New(inspect.Sources{Manager: a.Manager, Coordinator: a.Coord, Server: a.Server, Backend: "etcd"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	reg := prometheus.NewPedanticRegistry()
-	c, err := metrics.Register(reg, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, reg, c := register(t, inspect.Sources{Manager: a.Manager, Coordinator: a.Coord, Server: a.Server, Backend: "etcd"})
 	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
 		t.Fatalf("promlint: %v %+v", err, problems)
 	}
@@ -110,6 +101,23 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	}
 }
 
+// register registers a collector over an inspector of src on a new
+// pedantic registry; the test's cleanup closes the inspector.
+func register(t *testing.T, src inspect.Sources) (*inspect.Inspector, *prometheus.Registry, *metrics.Collector) {
+	t.Helper()
+	in, err := inspect.New(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	reg := prometheus.NewPedanticRegistry()
+	c, err := metrics.Register(reg, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in, reg, c
+}
+
 func TestRegisterRefusesNil(t *testing.T) {
 	if _, err := metrics.Register(nil, nil); err == nil {
 		t.Fatal("Register(nil, nil) returned no error")
@@ -163,16 +171,7 @@ func TestLeaderAndSlotMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Resign(context.Background())
-	in, err := inspect.New(inspect.Sources{Manager: n.Manager, Coordinator: n.Coord, Elections: []string{"jobs"}, Groups: map[string]*shard.Group{"work": g}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	reg := prometheus.NewPedanticRegistry()
-	c, err := metrics.Register(reg, in)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in, _, c := register(t, inspect.Sources{Manager: n.Manager, Coordinator: n.Coord, Elections: []string{"jobs"}, Groups: map[string]*shard.Group{"work": g}})
 	clustertest.WaitUntil(t, 10*time.Second, "the node to own all 8 slots and lead jobs", func() bool {
 		return g.Owned().Len() == 8 && len(in.Report().Elections) == 1 && in.Report().Elections[0].Self
 	})

@@ -153,13 +153,22 @@ type session struct {
 // Send dials, and messages queue until the stream is up. The dial options
 // are checked here, so a mistake in them is this call's error.
 func DialPeer(node cluster.Node, opts ClientOptions) (*PeerClient, error) {
-	opts = opts.withDefaults()
-	conn, err := grpc.NewClient(node.Address.String(), opts.DialOptions...)
+	c := &PeerClient{node: node, opts: opts.withDefaults(), closing: make(chan struct{})}
+	conn, err := c.newConn()
 	if err != nil {
-		return nil, fmt.Errorf("remote: dialing %s at %s: %w", node.ID, node.Address, err)
+		return nil, err
 	}
 	_ = conn.Close() // it never connected
-	return &PeerClient{node: node, opts: opts, closing: make(chan struct{})}, nil
+	return c, nil
+}
+
+// newConn makes the client's gRPC connection, which connects on first use.
+func (c *PeerClient) newConn() (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(c.node.Address.String(), c.opts.DialOptions...)
+	if err != nil {
+		return nil, fmt.Errorf("remote: dialing %s at %s: %w", c.node.ID, c.node.Address, err)
+	}
+	return conn, nil
 }
 
 // Node is the peer this client sends to.
@@ -234,9 +243,9 @@ func (c *PeerClient) start() error {
 	if c.active != nil || c.closed {
 		return nil
 	}
-	conn, err := grpc.NewClient(c.node.Address.String(), c.opts.DialOptions...)
+	conn, err := c.newConn()
 	if err != nil {
-		return fmt.Errorf("remote: dialing %s at %s: %w", c.node.ID, c.node.Address, err)
+		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &session{conn: conn, rpc: remotepb.NewRemoteClient(conn), queue: make(chan envelope, c.opts.QueueSize),

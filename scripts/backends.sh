@@ -80,13 +80,18 @@ ensure_consul() {
   go_build_cached "$CONSUL_BIN" "github.com/hashicorp/consul@v$CONSUL_VERSION" github.com/hashicorp/consul
 }
 
+# apt_install: Debian packages, as root or through sudo.
+apt_install() {
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 # ensure_zookeeper: Apache ZooKeeper from Debian's package (Java is on the machine).
 ensure_zookeeper() {
   if ! ls /usr/share/java/zookeeper*.jar >/dev/null 2>&1; then
     log "installing Debian's zookeeper package"
-    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq zookeeper >/dev/null
+    apt_install zookeeper
   fi
 }
 
@@ -95,9 +100,7 @@ ensure_chromium() {
   CHROMIUM_BIN=$(command -v chromium || true)
   if [ -z "$CHROMIUM_BIN" ]; then
     log "installing Debian's chromium package (the status page's browser test)"
-    local sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
-    $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    apt_install chromium
     CHROMIUM_BIN=$(command -v chromium)
   fi
 }

@@ -119,7 +119,10 @@ func TestConsistentWithHashedPeersIsTheSame(t *testing.T) {
 	}
 }
 
-func BenchmarkMaglevSelect(b *testing.B) {
+func BenchmarkMaglevSelect(b *testing.B) { benchPrepared(b, selector.Maglev{}) }
+
+// benchPrepared times s on prepared views of 16 and 128 peers.
+func benchPrepared(b *testing.B, s picker) {
 	for _, n := range []int{16, 128} {
 		view := prepare(makePeers(n))
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
@@ -127,7 +130,7 @@ func BenchmarkMaglevSelect(b *testing.B) {
 			k := int32(0)
 			for b.Loop() {
 				k++
-				if _, err := (selector.Maglev{}).Select(k, view); err != nil {
+				if _, err := s.Select(k, view); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -149,18 +152,4 @@ func BenchmarkMaglevTableBuild(b *testing.B) {
 
 // BenchmarkConsistentPrepared: Consistent on a view that keeps its IDs'
 // hashes (remote.Snapshot does).
-func BenchmarkConsistentPrepared(b *testing.B) {
-	for _, n := range []int{16, 128} {
-		view := prepare(makePeers(n))
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			b.ReportAllocs()
-			k := int32(0)
-			for b.Loop() {
-				k++
-				if _, err := (selector.Consistent{}).Select(k, view); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
+func BenchmarkConsistentPrepared(b *testing.B) { benchPrepared(b, selector.Consistent{}) }
