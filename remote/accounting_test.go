@@ -52,7 +52,7 @@ type breakingService struct {
 	remotepb.UnimplementedRemoteServer
 }
 
-func (breakingService) Call(grpc.ClientStreamingServer[remotepb.Batch, remotepb.Summary]) error {
+func (breakingService) Call(grpc.ClientStreamingServer[remotepb.Frame, remotepb.Summary]) error {
 	return errors.New("broken on purpose")
 }
 

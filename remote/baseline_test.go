@@ -1,4 +1,4 @@
-package remote
+package remote_test
 
 // Baselines for BenchmarkTransportHerd64B, written against the generated
 // stubs directly so they measure grpc-go alone.
@@ -13,13 +13,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/herd-go/herd/remote"
 	"github.com/herd-go/herd/remote/internal/remotepb"
 )
 
-func baselinePeer(b *testing.B) (remotepb.RemoteClient, *atomic.Int64) {
-	srv := NewServer()
+func baselinePeer(b *testing.B) (*grpc.ClientConn, *atomic.Int64) {
+	srv := remote.NewServer()
 	var got atomic.Int64
-	_ = srv.Handle("w", HandlerFunc(func(context.Context, []byte) { got.Add(1) }))
+	_ = srv.Handle("w", remote.HandlerFunc(func(context.Context, []byte) { got.Add(1) }))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -33,7 +34,7 @@ func baselinePeer(b *testing.B) (remotepb.RemoteClient, *atomic.Int64) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { conn.Close(); g.Stop(); <-done })
-	return remotepb.NewRemoteClient(conn), &got
+	return conn, &got
 }
 
 func waitDelivered(b *testing.B, got *atomic.Int64, n int64) {
@@ -47,8 +48,8 @@ func waitDelivered(b *testing.B, got *atomic.Int64, n int64) {
 }
 
 func BenchmarkTransportRawStreamOnePerWrite64B(b *testing.B) {
-	rpc, got := baselinePeer(b)
-	stream, err := rpc.Call(context.Background())
+	conn, got := baselinePeer(b)
+	stream, err := batchStream(context.Background(), conn)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,18 +58,18 @@ func BenchmarkTransportRawStreamOnePerWrite64B(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := stream.Send(msg); err != nil {
+		if err := stream.SendMsg(msg); err != nil {
 			b.Fatal(err)
 		}
 	}
-	if _, err := stream.CloseAndRecv(); err != nil {
+	if _, err := closeBatchStream(stream); err != nil {
 		b.Fatal(err)
 	}
 	waitDelivered(b, got, int64(b.N))
 }
 
 func BenchmarkTransportNewStreamPerBatch64B(b *testing.B) {
-	rpc, got := baselinePeer(b)
+	conn, got := baselinePeer(b)
 	const batch = 256
 	msgs := make([]*remotepb.Message, batch)
 	for i := range msgs {
@@ -79,16 +80,32 @@ func BenchmarkTransportNewStreamPerBatch64B(b *testing.B) {
 	b.ResetTimer()
 	for sent := 0; sent < b.N; sent += batch {
 		n := min(batch, b.N-sent)
-		stream, err := rpc.Call(context.Background())
+		stream, err := batchStream(context.Background(), conn)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := stream.Send(&remotepb.Batch{Messages: msgs[:n]}); err != nil {
+		if err := stream.SendMsg(&remotepb.Batch{Messages: msgs[:n]}); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := stream.CloseAndRecv(); err != nil {
+		if _, err := closeBatchStream(stream); err != nil {
 			b.Fatal(err)
 		}
 	}
 	waitDelivered(b, got, int64(b.N))
+}
+
+// batchStream opens the Remote service's Call stream for a sender that
+// writes generated remotepb.Batch messages, as a peer built from the
+// .proto file would (herd's own client writes frames).
+func batchStream(ctx context.Context, conn *grpc.ClientConn) (grpc.ClientStream, error) {
+	return conn.NewStream(ctx, &remotepb.Remote_ServiceDesc.Streams[0], remotepb.Remote_Call_FullMethodName)
+}
+
+// closeBatchStream ends a batchStream and returns the server's summary.
+func closeBatchStream(stream grpc.ClientStream) (*remotepb.Summary, error) {
+	if err := stream.CloseSend(); err != nil {
+		return nil, err
+	}
+	var sum remotepb.Summary
+	return &sum, stream.RecvMsg(&sum)
 }

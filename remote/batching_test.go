@@ -91,15 +91,15 @@ func TestServerSummary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	stream, err := remotepb.NewRemoteClient(conn).Call(t.Context())
+	stream, err := batchStream(t.Context(), conn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	batch := &remotepb.Batch{Messages: []*remotepb.Message{{Worker: "known"}, {Worker: "nobody"}, {Worker: "known"}}}
-	if err := stream.Send(batch); err != nil {
+	if err := stream.SendMsg(batch); err != nil {
 		t.Fatal(err)
 	}
-	sum, err := stream.CloseAndRecv()
+	sum, err := closeBatchStream(stream)
 	if err != nil || sum.GetDelivered() != 2 || sum.GetUnknownWorker() != 1 {
 		t.Fatalf("summary %v, %v; want 2 delivered and 1 unknown", sum, err)
 	}

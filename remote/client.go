@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -108,42 +109,61 @@ type ClientStats struct {
 	Queued     int    `json:"queued"`     // messages waiting in the queue now
 }
 
-type envelope struct {
-	worker string
-	data   []byte
-}
-
 // PeerClient sends messages to one peer over one long-lived client stream.
 // Delivery is best effort, as in SkyWalking. Losses the client can see are
 // counted in Stats().Failed: a write to a stream that broke, a reconnect
 // abandoned at Close, a queue Close could not flush in time. Messages already
 // in gRPC's buffers when a peer dies are lost without the client knowing.
+//
+// Send encodes each message into the batch being filled, under one mutex,
+// so the send loop finds batches ready to write and the caller's buffer is
+// free again when Send returns; the loop writes one batch while Sends fill
+// the next.
 type PeerClient struct {
 	node cluster.Node
 	opts ClientOptions
 
 	closing chan struct{} // closed by Close: stop accepting, flush
 
-	// mu fences sessions: Send holds R while it enqueues; starting a
-	// session, ending an idle one and Close take W.
-	mu        sync.RWMutex
-	closed    bool
-	active    *session      // nil while idle (never sent to, or idle past IdleTimeout)
-	ended     chan struct{} // the done of the last session that went idle
+	// mu guards the queue and the session: Send enqueues under it; the
+	// send loop takes batches, and starting a session, ending an idle one
+	// and Close change the session, under it.
+	mu      sync.Mutex
+	closed  bool
+	active  *session      // nil while idle (never sent to, or idle past IdleTimeout)
+	ended   chan struct{} // the done of the last session that went idle
+	batches []*batch      // queued, oldest first; only the last is still filling
+	spare   []*batch      // written batches kept for reuse while the session lives
+	queued  int           // messages in batches
+	room    chan struct{} // closed when a full queue gets room; nil while no Send waits
+	wake    chan struct{} // capacity 1: tells the send loop to look at the queue
+
 	closeOnce sync.Once
 	closeErr  error
 
-	sent, dropped, failed, tooLarge, reconnects, batches atomic.Uint64
+	sent, dropped, failed, tooLarge, reconnects, written atomic.Uint64
 	connectErr                                           atomic.Pointer[error]
 }
 
-// session is a client's connection, queue and send loop, from the first
-// Send after idleness until IdleTimeout passes without a message or the
-// client closes.
+// batch is one stream write being filled or waiting: a remotepb.Batch's
+// encoding (see frame.go).
+type batch struct {
+	buf      []byte
+	messages int
+	bytes    int // worker and data bytes, as MaxBatchBytes counts them
+}
+
+func (b *batch) full(o *ClientOptions) bool {
+	return b.messages >= o.MaxBatchMessages || b.bytes >= o.MaxBatchBytes
+}
+
+// session is a client's connection and send loop, from the first Send
+// after idleness until IdleTimeout passes without a message or the client
+// closes.
 type session struct {
 	conn   *grpc.ClientConn
 	rpc    remotepb.RemoteClient
-	queue  chan envelope
+	after  chan struct{} // the previous session's done: its stream ends before this one's opens
 	done   chan struct{} // closed when the send loop has exited
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -153,7 +173,7 @@ type session struct {
 // Send dials, and messages queue until the stream is up. The dial options
 // are checked here, so a mistake in them is this call's error.
 func DialPeer(node cluster.Node, opts ClientOptions) (*PeerClient, error) {
-	c := &PeerClient{node: node, opts: opts.withDefaults(), closing: make(chan struct{})}
+	c := &PeerClient{node: node, opts: opts.withDefaults(), closing: make(chan struct{}), wake: make(chan struct{}, 1)}
 	conn, err := c.newConn()
 	if err != nil {
 		return nil, err
@@ -176,14 +196,11 @@ func (c *PeerClient) Node() cluster.Node { return c.node }
 
 // Stats returns the client's counters.
 func (c *PeerClient) Stats() ClientStats {
-	queued := 0
-	c.mu.RLock()
-	if c.active != nil {
-		queued = len(c.active.queue)
-	}
-	c.mu.RUnlock()
+	c.mu.Lock()
+	queued := c.queued
+	c.mu.Unlock()
 	return ClientStats{Sent: c.sent.Load(), Dropped: c.dropped.Load(), Failed: c.failed.Load(), TooLarge: c.tooLarge.Load(),
-		Reconnects: c.reconnects.Load(), Batches: c.batches.Load(), Queued: queued}
+		Reconnects: c.reconnects.Load(), Batches: c.written.Load(), Queued: queued}
 }
 
 // Err returns why the last attempt to open the stream to the peer failed
@@ -195,60 +212,97 @@ func (c *PeerClient) Err() error {
 	return nil
 }
 
-// Send queues data for worker on the peer. The client owns data from here on:
-// do not modify it after Send. When the queue is full it blocks until ctx
-// ends or drops, as ClientOptions.Full says.
+// Send queues data for worker on the peer. The message is encoded into
+// the client's queue before Send returns, so the caller may reuse data at
+// once. When the queue is full it blocks until ctx ends or drops, as
+// ClientOptions.Full says.
 func (c *PeerClient) Send(ctx context.Context, worker string, data []byte) error {
 	if size := len(worker) + len(data); size > c.opts.MaxMessageBytes {
 		c.tooLarge.Add(1)
 		return fmt.Errorf("%w: %d bytes for worker %q exceeds MaxMessageBytes %d", ErrMessageTooLarge, size, worker, c.opts.MaxMessageBytes)
 	}
-	c.mu.RLock()
-	for c.active == nil && !c.closed {
-		c.mu.RUnlock()
-		if err := c.start(); err != nil {
+	if !utf8.ValidString(worker) {
+		return fmt.Errorf("remote: worker name %q is not valid UTF-8, which the wire (a protobuf string) requires", worker)
+	}
+	c.mu.Lock()
+	for !c.closed && c.queued >= c.opts.QueueSize {
+		if c.opts.Full == Drop {
+			c.mu.Unlock()
+			c.dropped.Add(1)
+			return fmt.Errorf("%w (peer %s, %d queued)", ErrQueueFull, c.node.Address, c.opts.QueueSize)
+		}
+		if c.room == nil {
+			c.room = make(chan struct{})
+		}
+		room := c.room
+		c.mu.Unlock()
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return fmt.Errorf("%w (peer %s): %w", ErrQueueFull, c.node.Address, ctx.Err())
+		case <-c.closing:
+			return ErrClientClosed
+		}
+		c.mu.Lock()
+	}
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClientClosed
+	}
+	if c.active == nil {
+		if err := c.startLocked(); err != nil {
+			c.mu.Unlock()
 			return err
 		}
-		c.mu.RLock()
 	}
-	defer c.mu.RUnlock()
-	if c.closed {
-		return ErrClientClosed
+	// The send loop is told of the first message, which starts its wait
+	// for more, and of each batch that fills, which ends the wait.
+	b := c.fillingLocked()
+	b.buf = appendMessage(b.buf, worker, data)
+	b.messages++
+	b.bytes += len(worker) + len(data)
+	c.queued++
+	tell := c.queued == 1 || b.full(&c.opts)
+	c.mu.Unlock()
+	if tell {
+		c.notify()
 	}
-	q := c.active.queue
-	e := envelope{worker, data}
+	return nil
+}
+
+// fillingLocked returns the batch Sends append to, starting a new one when
+// the last is full.
+func (c *PeerClient) fillingLocked() *batch {
+	if n := len(c.batches); n > 0 && !c.batches[n-1].full(&c.opts) {
+		return c.batches[n-1]
+	}
+	var b *batch
+	if n := len(c.spare); n > 0 {
+		b, c.spare = c.spare[n-1], c.spare[:n-1]
+	} else {
+		b = &batch{}
+	}
+	c.batches = append(c.batches, b)
+	return b
+}
+
+func (c *PeerClient) notify() {
 	select {
-	case q <- e:
-		return nil
+	case c.wake <- struct{}{}:
 	default:
-	}
-	if c.opts.Full == Drop {
-		c.dropped.Add(1)
-		return fmt.Errorf("%w (peer %s, %d queued)", ErrQueueFull, c.node.Address, c.opts.QueueSize)
-	}
-	select {
-	case q <- e:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w (peer %s): %w", ErrQueueFull, c.node.Address, ctx.Err())
-	case <-c.closing:
-		return ErrClientClosed
 	}
 }
 
-// start begins a session unless one runs or the client is closed.
-func (c *PeerClient) start() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.active != nil || c.closed {
-		return nil
-	}
+// startLocked begins a session. Its send loop opens a stream only once the
+// previous session's stream has ended, so the peer handles a client's
+// messages in order, one stream after the other.
+func (c *PeerClient) startLocked() error {
 	conn, err := c.newConn()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &session{conn: conn, rpc: remotepb.NewRemoteClient(conn), queue: make(chan envelope, c.opts.QueueSize),
+	s := &session{conn: conn, rpc: remotepb.NewRemoteClient(conn), after: c.ended,
 		done: make(chan struct{}), ctx: ctx, cancel: cancel}
 	c.active = s
 	go c.run(s)
@@ -259,11 +313,14 @@ func (c *PeerClient) start() error {
 // CloseTimeout), ends the stream and closes the connection.
 func (c *PeerClient) Close() error {
 	c.closeOnce.Do(func() {
-		close(c.closing) // wakes senders blocked on a full queue
-		c.mu.Lock()      // waits for senders already enqueueing
+		// Marked closed under the lock, so no Send enqueues after the send
+		// loop has seen the queue empty and closed; then the channel wakes
+		// Sends blocked on a full queue, and the send loop.
+		c.mu.Lock()
 		c.closed = true
 		s, ended := c.active, c.ended
 		c.mu.Unlock()
+		close(c.closing)
 		if s == nil { // idle: nothing to flush
 			if ended != nil {
 				<-ended // its loop is returning
@@ -292,45 +349,69 @@ func (s *session) end() error {
 	return s.conn.Close()
 }
 
-// idle ends s if its queue is still empty and the client is open: the
-// send loop then exits. Senders enqueue under the read lock, so none is
-// halfway through, and none can start the next session before this one's
-// stream has ended: the peer handles a client's messages in order, one
-// stream after the other.
-func (c *PeerClient) idle(s *session, stream grpc.ClientStreamingClient[remotepb.Batch, remotepb.Summary]) bool {
+// idle ends s if the queue is still empty and the client is open: the send
+// loop then exits, after ending its stream. The next Send starts a session
+// that waits for this one's done before it opens a stream.
+func (c *PeerClient) idle(s *session, stream grpc.ClientStreamingClient[remotepb.Frame, remotepb.Summary]) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed || len(s.queue) > 0 {
+	if c.closed || c.queued > 0 {
+		c.mu.Unlock()
 		return false
 	}
+	c.active, c.ended = nil, s.done
+	c.batches, c.spare = nil, nil // an idle client keeps no buffers
+	c.mu.Unlock()
 	if stream != nil {
 		abort := time.AfterFunc(c.opts.CloseTimeout, s.cancel) // a peer that does not answer
 		_, _ = stream.CloseAndRecv()
 		abort.Stop()
 	}
 	_ = s.end()
-	c.active, c.ended = nil, s.done
 	return true
 }
 
-// run owns the session's stream: it collects batches from the queue and
+// dropQueueLocked counts every queued message as failed and empties the
+// queue: the session that would have written them is gone.
+func (c *PeerClient) dropQueueLocked() {
+	c.failed.Add(uint64(c.queued))
+	c.batches, c.queued = nil, 0
+	c.freeRoomLocked()
+}
+
+func (c *PeerClient) freeRoomLocked() {
+	if c.room != nil {
+		close(c.room)
+		c.room = nil
+	}
+}
+
+// run owns the session's stream: it takes batches from the queue and
 // writes them, reopening the stream with backoff after a failure, until the
 // client closes or the session goes idle.
 func (c *PeerClient) run(s *session) {
 	defer close(s.done)
-	var stream grpc.ClientStreamingClient[remotepb.Batch, remotepb.Summary]
+	if s.after != nil {
+		<-s.after
+	}
+	var stream grpc.ClientStreamingClient[remotepb.Frame, remotepb.Summary]
 	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
-	batch := &remotepb.Batch{}
-	flush := time.NewTimer(time.Hour)
-	flush.Stop()
+	frame := &remotepb.Frame{}
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
 	opened := 0 // streams this session opened: after the first, reconnects
+	fail := func(b *batch) {
+		c.mu.Lock()
+		c.failed.Add(uint64(b.messages))
+		c.dropQueueLocked()
+		c.mu.Unlock()
+	}
 	for {
-		n := c.collect(s.queue, batch, flush, idle)
-		if n == 0 {
-			if isClosed(c.closing) {
-				break // closing and the queue is empty
+		b, closing := c.take(linger, idle)
+		if b == nil {
+			if closing {
+				break // the queue is flushed
 			}
 			if c.idle(s, stream) {
 				return
@@ -348,33 +429,40 @@ func (c *PeerClient) run(s *session) {
 				break
 			}
 			if s.ctx.Err() != nil {
-				c.failed.Add(uint64(n) + uint64(len(s.queue)))
+				fail(b)
 				return
 			}
 			if c.connectErr.Swap(&err) == nil { // once an outage, not at every retry
 				c.opts.Logger.Warn("herd/remote: cannot open a stream to peer; retrying", "peer", c.node.Address.String(), "err", err)
 			}
 			if !bo.Wait(s.ctx) {
-				c.failed.Add(uint64(n) + uint64(len(s.queue)))
+				fail(b)
 				return
 			}
 		}
-		if err := stream.Send(batch); err != nil {
+		frame.ProtoReflect().SetUnknown(b.buf)
+		err := stream.Send(frame)
+		frame.ProtoReflect().SetUnknown(nil)
+		if err != nil {
 			if errors.Is(err, io.EOF) { // the real status comes from the receive side
 				_, err = stream.CloseAndRecv()
 			}
-			c.failed.Add(uint64(n))
+			c.failed.Add(uint64(b.messages))
+			c.recycle(b)
 			c.opts.Logger.Warn("herd/remote: stream to peer broke; reconnecting", "peer", c.node.Address.String(), "err", err)
 			stream = nil
 			if !bo.Wait(s.ctx) {
-				c.failed.Add(uint64(len(s.queue)))
+				c.mu.Lock()
+				c.dropQueueLocked()
+				c.mu.Unlock()
 				return
 			}
 			continue
 		}
 		bo.Reset()
-		c.sent.Add(uint64(n))
-		c.batches.Add(1)
+		c.sent.Add(uint64(b.messages))
+		c.written.Add(1)
+		c.recycle(b)
 	}
 	if stream != nil {
 		if _, err := stream.CloseAndRecv(); err != nil {
@@ -383,99 +471,72 @@ func (c *PeerClient) run(s *session) {
 	}
 }
 
-// collect fills batch with messages from queue until it reaches the count
-// or byte limit, or FlushDelay passes with the queue empty. It reuses batch's
-// message structs, so it allocates only while the batch grows. It returns 0
-// when the client is closing and nothing is left, or when IdleTimeout
-// passed with nothing to send.
-func (c *PeerClient) collect(queue chan envelope, batch *remotepb.Batch, flush, idle *time.Timer) int {
-	n, bytes := 0, 0
-	msgs := batch.Messages[:cap(batch.Messages)]
-	add := func(e envelope) {
-		if n < len(msgs) {
-			if msgs[n] == nil { // capacity append grew but never filled
-				msgs[n] = &remotepb.Message{}
-			}
-			msgs[n].Worker, msgs[n].Data = e.worker, e.data
-		} else {
-			msgs = append(msgs, &remotepb.Message{Worker: e.worker, Data: e.data})
-		}
-		n++
-		bytes += len(e.worker) + len(e.data)
+// recycle keeps a written batch's buffer for a batch to fill, unless it
+// grew past twice the batch limit for one large message. A full queue is
+// QueueSize/MaxBatchMessages batches and one filling: that many are kept,
+// so a busy client stops allocating buffers.
+func (c *PeerClient) recycle(b *batch) {
+	if cap(b.buf) > 2*c.opts.MaxBatchBytes {
+		return
 	}
-	// Wait for the first message, for Close, or for the idle period to end.
-	select {
-	case e := <-queue:
-		add(e)
-	default:
-		idle.Reset(c.opts.IdleTimeout)
-		select {
-		case e := <-queue:
-			add(e)
-		case <-c.closing:
-			select {
-			case e := <-queue:
-				add(e)
-			default:
-			}
-		case <-idle.C:
-		}
-		if !idle.Stop() {
-			select {
-			case <-idle.C:
-			default:
-			}
-		}
-		if n == 0 {
-			return 0
-		}
+	b.buf, b.messages, b.bytes = b.buf[:0], 0, 0
+	c.mu.Lock()
+	if c.active != nil && len(c.spare) <= c.opts.QueueSize/c.opts.MaxBatchMessages {
+		c.spare = append(c.spare, b)
 	}
-	waiting := false
-	for n < c.opts.MaxBatchMessages && bytes < c.opts.MaxBatchBytes {
-		select {
-		case e := <-queue:
-			add(e)
-			continue
-		default:
-		}
-		if c.opts.FlushDelay == 0 || isClosed(c.closing) {
-			break
-		}
-		if !waiting {
-			flush.Reset(c.opts.FlushDelay)
-			waiting = true
-		}
-		select {
-		case e := <-queue:
-			add(e)
-			continue
-		case <-flush.C:
-			waiting = false
-		case <-c.closing:
-		}
-		break
-	}
-	if waiting && !flush.Stop() {
-		select {
-		case <-flush.C:
-		default:
-		}
-	}
-	// Drop references to payloads sent in earlier, larger batches.
-	for _, m := range msgs[n:] {
-		if m != nil {
-			m.Worker, m.Data = "", nil
-		}
-	}
-	batch.Messages = msgs[:n]
-	return n
+	c.mu.Unlock()
 }
 
-func isClosed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
+// take returns the oldest batch once it is ready: full, or FlushDelay after
+// the loop first found it filling, or at once when FlushDelay is zero or the
+// client is closing. It returns nil when the client is closing and the
+// queue is empty (closing true), or when IdleTimeout passed with nothing
+// queued (closing false).
+func (c *PeerClient) take(linger, idle *time.Timer) (b *batch, closing bool) {
+	lingering, expired := false, false
+	defer func() {
+		if lingering {
+			linger.Stop()
+		}
+	}()
+	for {
+		c.mu.Lock()
+		closing = c.closed
+		if len(c.batches) > 0 {
+			b = c.batches[0]
+			if len(c.batches) > 1 || b.full(&c.opts) || c.opts.FlushDelay == 0 || closing || expired {
+				c.batches[0] = nil
+				c.batches = c.batches[1:]
+				c.queued -= b.messages
+				c.freeRoomLocked()
+				c.mu.Unlock()
+				return b, closing
+			}
+			c.mu.Unlock()
+			if !lingering {
+				linger.Reset(c.opts.FlushDelay)
+				lingering = true
+			}
+			select {
+			case <-c.wake:
+			case <-linger.C:
+				lingering, expired = false, true
+			case <-c.closing:
+			}
+			continue
+		}
+		c.mu.Unlock()
+		if closing {
+			return nil, true
+		}
+		idle.Reset(c.opts.IdleTimeout)
+		select {
+		case <-c.wake:
+			idle.Stop()
+		case <-c.closing:
+			idle.Stop()
+		case <-idle.C:
+			return nil, false
+		}
 	}
 }

@@ -7,10 +7,13 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/herd-go/herd/remote/internal/remotepb"
 )
@@ -55,6 +58,9 @@ func NewServer() *Server { return &Server{handlers: map[string]Handler{}} }
 func (s *Server) Handle(worker string, h Handler) error {
 	if worker == "" || h == nil {
 		return errors.New("remote: Handle needs a worker name and a handler")
+	}
+	if !utf8.ValidString(worker) {
+		return fmt.Errorf("remote: worker name %q is not valid UTF-8, which the wire (a protobuf string) requires", worker)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -135,24 +141,63 @@ type service struct {
 	s *Server
 }
 
-func (v *service) Call(stream grpc.ClientStreamingServer[remotepb.Batch, remotepb.Summary]) error {
+func (v *service) Call(stream grpc.ClientStreamingServer[remotepb.Frame, remotepb.Summary]) error {
 	v.s.streams.Add(1)
 	var sum remotepb.Summary
 	ctx := stream.Context()
+	var last workerCache
 	for {
-		batch, err := stream.Recv()
+		frame, err := stream.Recv()
 		if err == io.EOF {
 			return stream.SendAndClose(&sum)
 		}
 		if err != nil {
 			return err
 		}
-		for _, m := range batch.GetMessages() {
-			if v.s.deliver(ctx, m.GetWorker(), m.GetData()) != nil {
-				sum.UnknownWorker++
-			} else {
-				sum.Delivered++
+		var delivered, unknown uint64
+		for _, m := range frame.GetMessages() {
+			worker, data, err := parseMessage(m)
+			if err != nil {
+				v.s.delivered.Add(delivered)
+				v.s.unknown.Add(unknown)
+				return status.Errorf(codes.InvalidArgument, "%v (after %d messages of this stream were delivered)", err, sum.Delivered+delivered)
 			}
+			h := last.lookup(v.s, worker)
+			if h == nil {
+				unknown++
+				continue
+			}
+			// data is a slice of the message's own copy, which the
+			// runtime made for this frame: the handler owns it.
+			h.Handle(ctx, data)
+			delivered++
 		}
+		sum.Delivered += delivered
+		sum.UnknownWorker += unknown
+		v.s.delivered.Add(delivered)
+		v.s.unknown.Add(unknown)
 	}
+}
+
+// workerCache remembers the handler of the last worker a stream named, since
+// a batch is mostly messages for one worker: the lookup is then a compare,
+// not a lock and a map. Handlers are never removed, so a found handler stays
+// right; a worker without one is looked up again each time, since its
+// handler may be registered meanwhile.
+type workerCache struct {
+	worker  string
+	handler Handler
+}
+
+func (w *workerCache) lookup(s *Server, worker []byte) Handler {
+	if w.handler != nil && string(worker) == w.worker {
+		return w.handler
+	}
+	s.mu.RLock()
+	h := s.handlers[string(worker)]
+	s.mu.RUnlock()
+	if h != nil {
+		w.worker, w.handler = string(worker), h
+	}
+	return h
 }

@@ -17,6 +17,11 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/remote"
+	"github.com/herd-go/herd/remote/internal/remotepb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"strings"
 )
 
 // peer is a real gRPC server on loopback with a herd remote.Server mounted.
@@ -187,6 +192,19 @@ func TestOversizedMessageRefused(t *testing.T) {
 	waitCount(t, rec, 1, 5*time.Second)
 	if st := c.Stats(); st.TooLarge != 1 || st.Failed != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A worker name protobuf could not carry as a string is refused by Send
+// and by Handle, with the reason, before it can fail a whole batch.
+func TestWorkerNamesMustBeUTF8(t *testing.T) {
+	p, _ := recordingPeer(t)
+	c := dial(t, p.node(), remote.ClientOptions{})
+	if err := c.Send(context.Background(), "w\xff", nil); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("Send to a worker named with invalid UTF-8: %v", err)
+	}
+	if err := remote.NewServer().Handle("w\xff", remote.HandlerFunc(func(context.Context, []byte) {})); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("Handle of a worker named with invalid UTF-8: %v", err)
 	}
 }
 
@@ -455,5 +473,94 @@ func TestOrderHoldsAcrossAnIdleEnd(t *testing.T) {
 	}
 	if st := p.remote.Stats(); st.Streams != 2 {
 		t.Fatalf("%d streams, want 2: the test did not cross an idle end", st.Streams)
+	}
+}
+
+// Send encodes the message before it returns: a caller that reuses its
+// buffer at once does not change what the peer receives.
+func TestSendCopiesTheMessage(t *testing.T) {
+	p, rec := recordingPeer(t)
+	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: 50 * time.Millisecond})
+	buf := make([]byte, 4)
+	for i := range 100 {
+		copy(buf, seq(i))
+		if err := c.Send(context.Background(), "w", buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCount(t, rec, 100, 5*time.Second)
+	for i, d := range rec.got {
+		if !bytes.Equal(d, seq(i)) {
+			t.Fatalf("message %d arrived as %v, want %v: the client kept the caller's buffer", i, d, seq(i))
+		}
+	}
+}
+
+// Sends racing with Close either succeed, and the message is then sent
+// (the peer is up, so it is delivered), or fail with ErrClientClosed: a
+// message Send accepted is never dropped without being counted.
+func TestCloseRacingSendsLosesNothing(t *testing.T) {
+	for round := range 20 {
+		p, rec := recordingPeer(t)
+		c := dial(t, p.node(), remote.ClientOptions{MaxBatchMessages: 3})
+		var accepted atomic.Int64
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for i := 0; ; i++ {
+					err := c.Send(context.Background(), "w", seq(i))
+					if errors.Is(err, remote.ErrClientClosed) {
+						return
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					accepted.Add(1)
+				}
+			})
+		}
+		time.Sleep(time.Duration(round%5) * time.Millisecond)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		n := int(accepted.Load())
+		waitCount(t, rec, n, 5*time.Second)
+		if st := c.Stats(); st.Sent != uint64(n) || st.Failed != 0 || st.Queued != 0 {
+			t.Fatalf("round %d: %d Sends accepted; stats %+v, delivered %d", round, n, st, rec.count())
+		}
+		p.stop()
+	}
+}
+
+// A message that is not a Message ends the stream with InvalidArgument and
+// a reason; the messages before it were delivered.
+func TestMalformedMessageEndsTheStream(t *testing.T) {
+	p, rec := recordingPeer(t)
+	conn, err := grpc.NewClient(p.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	good, err := proto.Marshal(&remotepb.Message{Worker: "w", Data: []byte("ok")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := batchStream(t.Context(), conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second message claims a 5-byte worker name and ends after 1.
+	if err := stream.SendMsg(&remotepb.Frame{Messages: [][]byte{good, {0x0a, 0x05, 'x'}}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = closeBatchStream(stream)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "malformed message") {
+		t.Fatalf("stream ended with %v, want InvalidArgument naming the malformed message", err)
+	}
+	waitCount(t, rec, 1, 2*time.Second)
+	if st := p.remote.Stats(); st.Delivered != 1 {
+		t.Fatalf("server stats %+v, want the good message delivered", st)
 	}
 }

@@ -122,6 +122,57 @@ func (x *Batch) GetMessages() []*Message {
 	return nil
 }
 
+// Frame is how herd's code holds a Batch. The client encodes each message
+// into a buffer when it is sent and hands the runtime that buffer as the
+// frame's unknown fields; the server reads each message's encoding as one
+// bytes value (the same field number and wire type as Batch.messages) and
+// decodes it in place. Neither side builds a Message struct per message.
+// The bytes on the wire are exactly a Batch's: a peer that sends or reads
+// Batch talks to herd unchanged.
+type Frame struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Messages      [][]byte               `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Frame) Reset() {
+	*x = Frame{}
+	mi := &file_remote_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Frame) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Frame) ProtoMessage() {}
+
+func (x *Frame) ProtoReflect() protoreflect.Message {
+	mi := &file_remote_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Frame.ProtoReflect.Descriptor instead.
+func (*Frame) Descriptor() ([]byte, []int) {
+	return file_remote_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Frame) GetMessages() [][]byte {
+	if x != nil {
+		return x.Messages
+	}
+	return nil
+}
+
 // Summary counts what the server did with the stream's messages.
 type Summary struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -133,7 +184,7 @@ type Summary struct {
 
 func (x *Summary) Reset() {
 	*x = Summary{}
-	mi := &file_remote_proto_msgTypes[2]
+	mi := &file_remote_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +196,7 @@ func (x *Summary) String() string {
 func (*Summary) ProtoMessage() {}
 
 func (x *Summary) ProtoReflect() protoreflect.Message {
-	mi := &file_remote_proto_msgTypes[2]
+	mi := &file_remote_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +209,7 @@ func (x *Summary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Summary.ProtoReflect.Descriptor instead.
 func (*Summary) Descriptor() ([]byte, []int) {
-	return file_remote_proto_rawDescGZIP(), []int{2}
+	return file_remote_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Summary) GetDelivered() uint64 {
@@ -184,12 +235,14 @@ const file_remote_proto_rawDesc = "" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"<\n" +
 	"\x05Batch\x123\n" +
-	"\bmessages\x18\x01 \x03(\v2\x17.herd.remote.v1.MessageR\bmessages\"N\n" +
+	"\bmessages\x18\x01 \x03(\v2\x17.herd.remote.v1.MessageR\bmessages\"#\n" +
+	"\x05Frame\x12\x1a\n" +
+	"\bmessages\x18\x01 \x03(\fR\bmessages\"N\n" +
 	"\aSummary\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\x04R\tdelivered\x12%\n" +
 	"\x0eunknown_worker\x18\x02 \x01(\x04R\runknownWorker2B\n" +
 	"\x06Remote\x128\n" +
-	"\x04Call\x12\x15.herd.remote.v1.Batch\x1a\x17.herd.remote.v1.Summary(\x01B2Z0github.com/herd-go/herd/remote/internal/remotepbb\x06proto3"
+	"\x04Call\x12\x15.herd.remote.v1.Frame\x1a\x17.herd.remote.v1.Summary(\x01B2Z0github.com/herd-go/herd/remote/internal/remotepbb\x06proto3"
 
 var (
 	file_remote_proto_rawDescOnce sync.Once
@@ -203,16 +256,17 @@ func file_remote_proto_rawDescGZIP() []byte {
 	return file_remote_proto_rawDescData
 }
 
-var file_remote_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_remote_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_remote_proto_goTypes = []any{
 	(*Message)(nil), // 0: herd.remote.v1.Message
 	(*Batch)(nil),   // 1: herd.remote.v1.Batch
-	(*Summary)(nil), // 2: herd.remote.v1.Summary
+	(*Frame)(nil),   // 2: herd.remote.v1.Frame
+	(*Summary)(nil), // 3: herd.remote.v1.Summary
 }
 var file_remote_proto_depIdxs = []int32{
 	0, // 0: herd.remote.v1.Batch.messages:type_name -> herd.remote.v1.Message
-	1, // 1: herd.remote.v1.Remote.Call:input_type -> herd.remote.v1.Batch
-	2, // 2: herd.remote.v1.Remote.Call:output_type -> herd.remote.v1.Summary
+	2, // 1: herd.remote.v1.Remote.Call:input_type -> herd.remote.v1.Frame
+	3, // 2: herd.remote.v1.Remote.Call:output_type -> herd.remote.v1.Summary
 	2, // [2:3] is the sub-list for method output_type
 	1, // [1:2] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
@@ -231,7 +285,7 @@ func file_remote_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_remote_proto_rawDesc), len(file_remote_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

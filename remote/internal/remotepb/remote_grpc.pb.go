@@ -33,7 +33,8 @@ const (
 type RemoteClient interface {
 	// Call is one long-lived client stream per peer: the client sends batches
 	// for as long as it lives, and the server sums up when the client closes.
-	Call(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[Batch, Summary], error)
+	// Each Frame on the stream is a Batch on the wire.
+	Call(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[Frame, Summary], error)
 }
 
 type remoteClient struct {
@@ -44,18 +45,18 @@ func NewRemoteClient(cc grpc.ClientConnInterface) RemoteClient {
 	return &remoteClient{cc}
 }
 
-func (c *remoteClient) Call(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[Batch, Summary], error) {
+func (c *remoteClient) Call(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[Frame, Summary], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Remote_ServiceDesc.Streams[0], Remote_Call_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[Batch, Summary]{ClientStream: stream}
+	x := &grpc.GenericClientStream[Frame, Summary]{ClientStream: stream}
 	return x, nil
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Remote_CallClient = grpc.ClientStreamingClient[Batch, Summary]
+type Remote_CallClient = grpc.ClientStreamingClient[Frame, Summary]
 
 // RemoteServer is the server API for Remote service.
 // All implementations must embed UnimplementedRemoteServer
@@ -65,7 +66,8 @@ type Remote_CallClient = grpc.ClientStreamingClient[Batch, Summary]
 type RemoteServer interface {
 	// Call is one long-lived client stream per peer: the client sends batches
 	// for as long as it lives, and the server sums up when the client closes.
-	Call(grpc.ClientStreamingServer[Batch, Summary]) error
+	// Each Frame on the stream is a Batch on the wire.
+	Call(grpc.ClientStreamingServer[Frame, Summary]) error
 	mustEmbedUnimplementedRemoteServer()
 }
 
@@ -76,7 +78,7 @@ type RemoteServer interface {
 // pointer dereference when methods are called.
 type UnimplementedRemoteServer struct{}
 
-func (UnimplementedRemoteServer) Call(grpc.ClientStreamingServer[Batch, Summary]) error {
+func (UnimplementedRemoteServer) Call(grpc.ClientStreamingServer[Frame, Summary]) error {
 	return status.Error(codes.Unimplemented, "method Call not implemented")
 }
 func (UnimplementedRemoteServer) mustEmbedUnimplementedRemoteServer() {}
@@ -101,11 +103,11 @@ func RegisterRemoteServer(s grpc.ServiceRegistrar, srv RemoteServer) {
 }
 
 func _Remote_Call_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(RemoteServer).Call(&grpc.GenericServerStream[Batch, Summary]{ServerStream: stream})
+	return srv.(RemoteServer).Call(&grpc.GenericServerStream[Frame, Summary]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type Remote_CallServer = grpc.ClientStreamingServer[Batch, Summary]
+type Remote_CallServer = grpc.ClientStreamingServer[Frame, Summary]
 
 // Remote_ServiceDesc is the grpc.ServiceDesc for Remote service.
 // It's only intended for direct use with grpc.RegisterService,
