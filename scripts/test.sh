@@ -34,6 +34,10 @@ fi
 
 step "go vet ./..."
 go vet ./...
+# The comparison suite is its own module (scripts/bench.sh runs it, not CI);
+# vetting it here keeps it building as herd changes.
+step "go vet ./... in bench/"
+(cd bench && go vet ./...)
 
 # staticcheck, pinned in tools/go.mod, built once into the cache.
 STATICCHECK_VERSION=$(cd tools && go list -m -f '{{.Version}}' honnef.co/go/tools)
