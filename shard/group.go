@@ -284,7 +284,16 @@ func (g *Group) Close() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.opts.OwnershipTTL)
 	defer cancel()
-	if err := g.acknowledge(ctx, left); err != nil && !errors.Is(err, cluster.ErrClosed) {
+	// A server that fails one write (the Nacos server's store times out on
+	// a lock just after a restart) is tried again until OwnershipTTL: the
+	// other way the slots move takes longer than that.
+	retry := backoff.New(50*time.Millisecond, time.Second)
+	err := g.acknowledge(ctx, left)
+	for err != nil && !errors.Is(err, cluster.ErrClosed) && retry.Wait(ctx) {
+		g.opts.Logger.Warn("shard: telling the leader this node left; retrying", "group", g.opts.Name, "err", err)
+		err = g.acknowledge(ctx, left)
+	}
+	if err != nil && !errors.Is(err, cluster.ErrClosed) {
 		return fmt.Errorf("shard: telling the leader this node left: %w (it gives the slots away %s after this node leaves the view)", err, g.opts.OwnershipTTL+releaseMargin(g.opts.OwnershipTTL))
 	}
 	return nil

@@ -440,3 +440,46 @@ func TestNodesWithoutTheGroupGetNoSlots(t *testing.T) {
 		return a.Owned().Len()+b.Owned().Len() == 32 && len(a.Table().Counts()) == 2
 	})
 }
+
+// flakyWrites is a coordinator whose next record writes fail, as the Nacos
+// server's store does for a moment after a restart.
+type flakyWrites struct {
+	*cluster.Standalone
+	failures atomic.Int32
+}
+
+func (f *flakyWrites) PutRecord(ctx context.Context, name string, data []byte, version string) (string, error) {
+	if f.failures.Add(-1) >= 0 {
+		return "", errors.New("500: a lock could not be obtained within the time requested")
+	}
+	return f.Standalone.PutRecord(ctx, name, data, version)
+}
+
+// TestCloseRetriesTellingTheLeader: a write that fails when a closing
+// member tells the leader it left is tried again, so the leader still
+// hears of it, and Close reports no error.
+func TestCloseRetriesTellingTheLeader(t *testing.T) {
+	c := &flakyWrites{Standalone: cluster.NewStandalone()}
+	defer c.Close()
+	self := register(t, c)
+	g, err := Join(c, self, Options{Slots: 8, OwnershipTTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "every slot owned", func() bool { return g.Owned().Len() == 8 })
+	c.failures.Store(2)
+	if err := g.Close(); err != nil {
+		t.Fatalf("Close after two failed writes: %v", err)
+	}
+	data, _, err := c.GetRecord(context.Background(), "slots")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack := st.acks[self]; ack != left {
+		t.Fatalf("the record acknowledges %d for %s, want the left mark %d", ack, self, uint64(left))
+	}
+}
