@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -221,8 +220,8 @@ func (c *PeerClient) Send(ctx context.Context, worker string, data []byte) error
 		c.tooLarge.Add(1)
 		return fmt.Errorf("%w: %d bytes for worker %q exceeds MaxMessageBytes %d", ErrMessageTooLarge, size, worker, c.opts.MaxMessageBytes)
 	}
-	if !utf8.ValidString(worker) {
-		return fmt.Errorf("remote: worker name %q is not valid UTF-8, which the wire (a protobuf string) requires", worker)
+	if err := checkWorker(worker); err != nil {
+		return err
 	}
 	c.mu.Lock()
 	for !c.closed && c.queued >= c.opts.QueueSize {
@@ -370,10 +369,13 @@ func (c *PeerClient) idle(s *session, stream grpc.ClientStreamingClient[remotepb
 	return true
 }
 
-// dropQueueLocked counts every queued message as failed and empties the
-// queue: the session that would have written them is gone.
-func (c *PeerClient) dropQueueLocked() {
-	c.failed.Add(uint64(c.queued))
+// abandon counts inFlight (a batch the loop had taken) and every queued
+// message as failed and empties the queue: the session that would have
+// written them is gone.
+func (c *PeerClient) abandon(inFlight int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.failed.Add(uint64(inFlight + c.queued))
 	c.batches, c.queued = nil, 0
 	c.freeRoomLocked()
 }
@@ -401,12 +403,6 @@ func (c *PeerClient) run(s *session) {
 	idle := time.NewTimer(time.Hour)
 	idle.Stop()
 	opened := 0 // streams this session opened: after the first, reconnects
-	fail := func(b *batch) {
-		c.mu.Lock()
-		c.failed.Add(uint64(b.messages))
-		c.dropQueueLocked()
-		c.mu.Unlock()
-	}
 	for {
 		b, closing := c.take(linger, idle)
 		if b == nil {
@@ -429,14 +425,14 @@ func (c *PeerClient) run(s *session) {
 				break
 			}
 			if s.ctx.Err() != nil {
-				fail(b)
+				c.abandon(b.messages)
 				return
 			}
 			if c.connectErr.Swap(&err) == nil { // once an outage, not at every retry
 				c.opts.Logger.Warn("herd/remote: cannot open a stream to peer; retrying", "peer", c.node.Address.String(), "err", err)
 			}
 			if !bo.Wait(s.ctx) {
-				fail(b)
+				c.abandon(b.messages)
 				return
 			}
 		}
@@ -452,9 +448,7 @@ func (c *PeerClient) run(s *session) {
 			c.opts.Logger.Warn("herd/remote: stream to peer broke; reconnecting", "peer", c.node.Address.String(), "err", err)
 			stream = nil
 			if !bo.Wait(s.ctx) {
-				c.mu.Lock()
-				c.dropQueueLocked()
-				c.mu.Unlock()
+				c.abandon(0)
 				return
 			}
 			continue

@@ -3,6 +3,7 @@ package remote
 import (
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -44,6 +45,15 @@ func appendMessage(b []byte, worker string, data []byte) []byte {
 }
 
 var errMalformed = errors.New("remote: malformed message")
+
+// checkWorker refuses a worker name the wire cannot carry: Message.worker
+// is a protobuf string, which must be valid UTF-8.
+func checkWorker(worker string) error {
+	if !utf8.ValidString(worker) {
+		return fmt.Errorf("remote: worker name %q is not valid UTF-8, which the wire (a protobuf string) requires", worker)
+	}
+	return nil
+}
 
 // parseMessage reads one Message. Worker and data are slices of b. As in
 // protobuf, fields it does not know are skipped, so a newer peer's

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"testing"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/testing/protopack"
@@ -19,7 +18,7 @@ func FuzzFrameIsABatch(f *testing.F) {
 	f.Add("w", []byte("data"), "", []byte(nil))
 	f.Add("", []byte{}, "x", make([]byte, 300))
 	f.Fuzz(func(t *testing.T, w1 string, d1 []byte, w2 string, d2 []byte) {
-		if !utf8.ValidString(w1) || !utf8.ValidString(w2) {
+		if checkWorker(w1) != nil || checkWorker(w2) != nil {
 			t.Skip("Send and Handle refuse worker names that are not UTF-8")
 		}
 		frame := appendMessage(appendMessage(nil, w1, d1), w2, d2)

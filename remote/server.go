@@ -7,7 +7,6 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -59,8 +58,8 @@ func (s *Server) Handle(worker string, h Handler) error {
 	if worker == "" || h == nil {
 		return errors.New("remote: Handle needs a worker name and a handler")
 	}
-	if !utf8.ValidString(worker) {
-		return fmt.Errorf("remote: worker name %q is not valid UTF-8, which the wire (a protobuf string) requires", worker)
+	if err := checkWorker(worker); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -155,12 +154,12 @@ func (v *service) Call(stream grpc.ClientStreamingServer[remotepb.Frame, remotep
 			return err
 		}
 		var delivered, unknown uint64
+		var malformed error
 		for _, m := range frame.GetMessages() {
 			worker, data, err := parseMessage(m)
 			if err != nil {
-				v.s.delivered.Add(delivered)
-				v.s.unknown.Add(unknown)
-				return status.Errorf(codes.InvalidArgument, "%v (after %d messages of this stream were delivered)", err, sum.Delivered+delivered)
+				malformed = err
+				break
 			}
 			h := last.lookup(v.s, worker)
 			if h == nil {
@@ -176,6 +175,9 @@ func (v *service) Call(stream grpc.ClientStreamingServer[remotepb.Frame, remotep
 		sum.UnknownWorker += unknown
 		v.s.delivered.Add(delivered)
 		v.s.unknown.Add(unknown)
+		if malformed != nil {
+			return status.Errorf(codes.InvalidArgument, "%v (after %d messages of this stream were delivered)", malformed, sum.Delivered)
+		}
 	}
 }
 
