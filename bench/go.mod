@@ -159,3 +159,5 @@ require (
 )
 
 replace github.com/herd-go/herd => ../
+
+replace github.com/go-zookeeper/zk => ../third_party/go-zookeeper/zk
