@@ -73,7 +73,7 @@ func Providers() []string {
 
 // knownBackends are the backends herd ships, for the hint when one is
 // selected but not imported.
-var knownBackends = []string{"consul", "etcd", "kubernetes", "nacos", "zookeeper"}
+var knownBackends = []string{"consul", "etcd", "gossip", "kubernetes", "nacos", "zookeeper"}
 
 // New builds the coordinator that cfg.Selector names, passing it opts
 // (WithLogger, WithBackoff, WithLookupEnv). Unless opts say otherwise, the

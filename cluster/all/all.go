@@ -12,6 +12,7 @@ package all
 import (
 	_ "github.com/herd-go/herd/cluster/consul"     // selector: consul
 	_ "github.com/herd-go/herd/cluster/etcd"       // selector: etcd
+	_ "github.com/herd-go/herd/cluster/gossip"     // selector: gossip
 	_ "github.com/herd-go/herd/cluster/kubernetes" // selector: kubernetes
 	_ "github.com/herd-go/herd/cluster/nacos"      // selector: nacos
 	_ "github.com/herd-go/herd/cluster/zookeeper"  // selector: zookeeper

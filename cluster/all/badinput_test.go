@@ -96,6 +96,13 @@ func TestBadInput(t *testing.T) {
 	}
 	etcdDown, zkDown, consulDown, nacosDown := closedPort(t), closedPort(t), closedPort(t), closedPort(t)
 	silent := silentServer(t)
+	// A port held by a UDP socket, which the gossip protocol also needs.
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.LocalAddr().(*net.UDPAddr).Port
 	silentNacos := nacosAddrFor(t, silentServer(t))
 	silentKubeconfig := filepath.Join(dir, "silent-kubeconfig")
 	if err := os.WriteFile(silentKubeconfig, []byte("apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"http://"+silent+"\"}}]\nusers: [{name: u, user: {token: x}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"), 0o600); err != nil {
@@ -158,6 +165,24 @@ func TestBadInput(t *testing.T) {
 			want: []string{"connection refused", nacosDown, "SW_CLUSTER_NACOS_HOST_PORT"}, within: time.Second},
 		{name: "kubernetes closed port", env: map[string]string{"SW_CLUSTER": "kubernetes", "SW_CLUSTER_K8S_KUBECONFIG": kubeconfig}, step: start,
 			want: []string{"connection refused", kubeAddr, "kubeconfig"}, within: time.Second},
+
+		// gossip: every setting says what it accepts; a taken port says which.
+		{name: "gossip seed without port", env: map[string]string{"SW_CLUSTER": "gossip", "SW_CLUSTER_GOSSIP_SEEDS": "10.0.0.1"}, step: start,
+			want: []string{"cluster.gossip.seeds", "SW_CLUSTER_GOSSIP_SEEDS", "host:port"}},
+		{name: "gossip unknown profile", env: map[string]string{"SW_CLUSTER": "gossip", "SW_CLUSTER_GOSSIP_PROFILE": "fast"}, step: start,
+			want: []string{"cluster.gossip.profile", `"fast"`, "lan, wan or local"}},
+		{name: "gossip key not base64 hides the key", env: map[string]string{"SW_CLUSTER": "gossip", "SW_CLUSTER_GOSSIP_KEYS": "secret-not-base64"}, step: start,
+			want: []string{"cluster.gossip.keys", "base64", "AES key"}, not: []string{"secret-not-base64"}},
+		{name: "gossip key of a wrong length", env: map[string]string{"SW_CLUSTER": "gossip", "SW_CLUSTER_GOSSIP_KEYS": "c2hvcnQ="}, step: start,
+			want: []string{"cluster.gossip.keys", "16, 24 or 32"}},
+		{name: "gossip key file missing", env: map[string]string{"SW_CLUSTER": "gossip", "SW_CLUSTER_GOSSIP_KEY_FILE": "/nonexistent/keys"}, step: start,
+			want: []string{"cluster.gossip.keyFile", "/nonexistent/keys", "SW_CLUSTER_GOSSIP_KEY_FILE"}},
+		{name: "gossip empty cluster name", env: map[string]string{"SW_CLUSTER": "gossip", "SW_CLUSTER_GOSSIP_CLUSTER_NAME": ""}, step: start,
+			want: []string{"cluster.gossip.clusterName", "SW_CLUSTER_GOSSIP_CLUSTER_NAME"}},
+		{name: "gossip bind address not an IP", env: map[string]string{"SW_CLUSTER": "gossip", "SW_CLUSTER_GOSSIP_BIND_ADDR": "localhost"}, step: start,
+			want: []string{"cluster.gossip.bindAddr", `"localhost"`, "an IP address"}},
+		{name: "gossip port taken", env: map[string]string{"SW_CLUSTER": "gossip", "SW_CLUSTER_GOSSIP_BIND_ADDR": "127.0.0.1", "SW_CLUSTER_GOSSIP_BIND_PORT": strconv.Itoa(takenPort)}, step: start,
+			want: []string{"gossip: listening on 127.0.0.1:" + strconv.Itoa(takenPort), "SW_CLUSTER_GOSSIP_BIND_PORT"}, within: time.Second},
 
 		// A context that has already ended is said to have ended.
 		{name: "etcd ended context", env: map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_ETCD_ENDPOINTS": etcdDown}, step: start, ctx: ended,

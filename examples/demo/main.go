@@ -11,6 +11,9 @@
 //
 //	SW_CLUSTER=etcd SW_CLUSTER_ETCD_ENDPOINTS=10.0.0.1:2379 go run ./examples/demo
 //
+// -backend gossip (or SW_CLUSTER=gossip) needs no server at all: the nodes
+// gossip among themselves on loopback, seeded by the first one.
+//
 // SIGINT, SIGTERM, SIGHUP and a closed output pipe (demo | head) stop it
 // cleanly: every node leaves and the embedded etcd's data directory is
 // removed.
@@ -37,6 +40,7 @@ import (
 	"github.com/herd-go/herd/cluster"
 	_ "github.com/herd-go/herd/cluster/consul"
 	_ "github.com/herd-go/herd/cluster/etcd"
+	"github.com/herd-go/herd/cluster/gossip"
 	_ "github.com/herd-go/herd/cluster/nacos"
 	_ "github.com/herd-go/herd/cluster/zookeeper"
 	"github.com/herd-go/herd/internal/embedetcd"
@@ -54,8 +58,9 @@ Starts a herd cluster in this process: N nodes, each with its own coordinator,
 manager and gRPC server on 127.0.0.1, routes keyed messages by HashCode, closes
 one node and routes again.
 
-The backend is the embedded etcd unless SW_CLUSTER names another, configured by
-that backend's variables as in herd's README, e.g.
+The backend is the embedded etcd unless -backend gossip (no server at all: the
+nodes gossip among themselves, seeded by the first) or SW_CLUSTER names another,
+configured by that backend's variables as in herd's README, e.g.
   SW_CLUSTER=etcd      SW_CLUSTER_ETCD_ENDPOINTS=host:2379
   SW_CLUSTER=consul    SW_CLUSTER_CONSUL_HOST_PORT=host:8500
   SW_CLUSTER=zookeeper SW_CLUSTER_ZK_HOST_PORT=host:2181
@@ -78,6 +83,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	nodes := fs.Int("nodes", 3, "how many nodes to start (2-64)")
 	messages := fs.Int("messages", 3000, "how many keyed messages each round sends")
 	timeout := fs.Duration("timeout", 30*time.Second, "how long each step may take")
+	backend := fs.String("backend", os.Getenv("SW_CLUSTER"), "the cluster backend: empty for the embedded etcd, gossip for none at all, or any SW_CLUSTER value")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -92,7 +98,7 @@ func demo(args []string, stdout, stderr io.Writer) int {
 	// ends the run through ctx, so that the deferred clean-up runs.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
-	if err := run(ctx, stdout, *nodes, *messages, *timeout); err != nil {
+	if err := run(ctx, stdout, *backend, *nodes, *messages, *timeout); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(stderr, "demo: stopped by a signal; cleaned up")
 			return 1
@@ -141,7 +147,7 @@ func (n *node) close() error {
 	return err
 }
 
-func run(ctx context.Context, out io.Writer, nodeCount, messages int, timeout time.Duration) error {
+func run(ctx context.Context, out io.Writer, backend string, nodeCount, messages int, timeout time.Duration) error {
 	if nodeCount < 2 || nodeCount > 64 {
 		return fmt.Errorf("-nodes %d: want 2 to 64", nodeCount)
 	}
@@ -150,7 +156,6 @@ func run(ctx context.Context, out io.Writer, nodeCount, messages int, timeout ti
 	}
 
 	overrides := map[string]string{}
-	backend := os.Getenv("SW_CLUSTER")
 	switch backend {
 	case "":
 		srv, err := embedetcd.Start("")
@@ -165,6 +170,16 @@ func run(ctx context.Context, out io.Writer, nodeCount, messages int, timeout ti
 		return errors.New("SW_CLUSTER=standalone shows each node only itself; the demo needs a shared backend: unset SW_CLUSTER to use the embedded etcd")
 	case "kubernetes":
 		return errors.New("SW_CLUSTER=kubernetes needs the demo's nodes to be pods; run it with another backend, or see cluster/kubernetes")
+	case "gossip":
+		// Every node gossips on its own free loopback port; the first is
+		// the others' seed (set once it listens).
+		overrides["SW_CLUSTER"] = "gossip"
+		overrides["SW_CLUSTER_GOSSIP_BIND_ADDR"] = "127.0.0.1"
+		overrides["SW_CLUSTER_GOSSIP_BIND_PORT"] = "0"
+		if _, set := os.LookupEnv("SW_CLUSTER_GOSSIP_PROFILE"); !set {
+			overrides["SW_CLUSTER_GOSSIP_PROFILE"] = "local"
+		}
+		fmt.Fprintln(out, "backend: gossip (hashicorp/memberlist) on 127.0.0.1, no server: the first node is the others' seed")
 	default:
 		fmt.Fprintf(out, "backend: %s, from SW_CLUSTER and its environment variables\n", backend)
 	}
@@ -177,8 +192,9 @@ func run(ctx context.Context, out io.Writer, nodeCount, messages int, timeout ti
 	overrides["SW_CLUSTER_ETCD_SERVICE_NAME"] = name // etcd
 	overrides["SW_SERVICE_NAME"] = name              // consul, nacos
 	overrides["SW_NAMESPACE"] = name                 // zookeeper
+	overrides["SW_CLUSTER_GOSSIP_CLUSTER_NAME"] = name
 	if backend != "" {
-		fmt.Fprintf(out, "service name / namespace: %s, the demo's own, so it does not mix with a real cluster\n", name)
+		fmt.Fprintf(out, "service name / namespace / gossip cluster: %s, the demo's own, so it does not mix with a real cluster\n", name)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, 5*timeout)
@@ -197,6 +213,9 @@ func run(ctx context.Context, out io.Writer, nodeCount, messages int, timeout ti
 			return fmt.Errorf("%s: %w", id, err)
 		}
 		all = append(all, n)
+		if g, ok := n.coord.(*gossip.Coordinator); ok && i == 1 {
+			overrides["SW_CLUSTER_GOSSIP_SEEDS"] = g.Addr()
+		}
 	}
 	fmt.Fprintf(out, "started %d nodes; waiting until every node sees all of them\n", nodeCount)
 	if _, err := waitViews(ctx, all, timeout, func(s *remote.Snapshot) bool { return s.Len() == nodeCount }); err != nil {

@@ -21,14 +21,26 @@ import (
 func TestDemoRuns(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	t.Setenv("SW_CLUSTER", "")
-	if err := run(t.Context(), io.Discard, 3, 300, 30*time.Second); err != nil {
+	if err := run(t.Context(), io.Discard, "", 3, 300, 30*time.Second); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDemoRunsOnGossip runs the demo with no server at all.
+func TestDemoRunsOnGossip(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	var out bytes.Buffer
+	if err := run(t.Context(), &out, "gossip", 4, 300, 30*time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "backend: gossip") || !strings.Contains(out.String(), "every remaining node dropped node-4") {
+		t.Errorf("the output does not show a gossip cluster and its leave:\n%s", out.String())
 	}
 }
 
 func TestDemoRefusesBadFlags(t *testing.T) {
 	for _, c := range [][2]int{{1, 10}, {65, 10}, {3, 0}} {
-		if err := run(t.Context(), io.Discard, c[0], c[1], time.Second); err == nil {
+		if err := run(t.Context(), io.Discard, "", c[0], c[1], time.Second); err == nil {
 			t.Errorf("run(%d nodes, %d messages) accepted", c[0], c[1])
 		}
 	}
@@ -39,7 +51,7 @@ func TestDemoUsage(t *testing.T) {
 	if code := demo([]string{"-h"}, &out, &errOut); code != 0 {
 		t.Fatalf("-h exit code %d", code)
 	}
-	for _, want := range []string{"SW_CLUSTER", "SW_CLUSTER_CONSUL_HOST_PORT", "-nodes"} {
+	for _, want := range []string{"SW_CLUSTER", "SW_CLUSTER_CONSUL_HOST_PORT", "-nodes", "-backend", "gossip"} {
 		if !strings.Contains(errOut.String(), want) {
 			t.Errorf("-h does not mention %s:\n%s", want, errOut.String())
 		}

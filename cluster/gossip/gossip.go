@@ -1,0 +1,515 @@
+// Package gossip is herd's embedded peer-to-peer coordinator: no server to
+// run. Nodes find each other from a list of seed addresses and then keep
+// membership among themselves with github.com/hashicorp/memberlist (SWIM
+// failure detection, piggybacked gossip and periodic push/pull
+// anti-entropy, the engine inside Consul's and Serf's LAN pools).
+//
+// Each coordinator is one memberlist member, named at random. Its metadata
+// carries herd's node entry once RegisterRemote has run (a member without
+// one is an observer and is not listed), so the remote gRPC address travels
+// with the gossip and the gossip port is separate from it. A crashed node is
+// suspected after a failed probe and removed once its suspicion times out; a
+// node that closes leaves gracefully and is removed at once.
+//
+// Elections and records work too, but with no consensus underneath they are
+// unfenced; see Campaign and PutRecord.
+//
+// It registers itself under the name "gossip":
+//
+//	import _ "github.com/herd-go/herd/cluster/gossip"
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/backoff"
+	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/internal/members"
+)
+
+func init() { cluster.RegisterConfigured("gossip", DefaultConfig, New) }
+
+// defaultBackoff bounds the delays between attempts to join the seeds
+// before the first join succeeds.
+var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
+
+// Stats are the coordinator's counters (see cluster.Stats for which it counts).
+type Stats = cluster.Stats
+
+// Coordinator is one member of a gossip cluster.
+type Coordinator struct {
+	cfg    Config
+	opts   cluster.Options
+	ml     *memberlist.Memberlist
+	name   string        // this member's memberlist name
+	settle time.Duration // how long a candidate waits before it claims a leadership
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	stopJoin func()        // stops joinLoop and waits for it
+	changed  chan struct{} // memberlist saw a join, leave or update
+
+	tableMu sync.Mutex
+	table   map[string]memberlist.Node // live members by name, copied from memberlist's events
+
+	mu        sync.Mutex
+	self      *cluster.Node
+	closed    bool
+	campaigns map[string]uint64 // election → the term this node claims; 0 while campaigning
+	state     state             // records and terms, replicated by gossip
+	leading   map[string]leadership
+
+	elections elect.Book
+	view      members.View
+	malformed members.Malformed
+	// gossiped wakes whoever follows members' entries, records or terms:
+	// it is closed and replaced on every change.
+	gossiped chan struct{}
+}
+
+// entry is what a member's memberlist metadata holds: herd's node entry
+// and the elections the node campaigns in.
+type entry struct {
+	Node      json.RawMessage   `json:"node"`
+	Campaigns map[string]uint64 `json:"campaigns,omitempty"`
+}
+
+// New starts a gossip member at cfg's bind address and joins cfg.Seeds in the
+// background, retrying with backoff until it reaches one of them, then again
+// every cfg.RejoinInterval. It returns once the member listens; the list is
+// only self until a seed answers. Of opts, it uses WithLogger and
+// WithBackoff (the join retries: default 100ms doubling to 5s).
+func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("gossip: not starting: the context has already ended: %w", err)
+	}
+	o := cluster.NewOptions(opts...)
+	o.Backoff = o.Backoff.Or(defaultBackoff)
+	seeds, _ := cfg.seeds()
+	keys, _ := cfg.keys()
+
+	c := &Coordinator{
+		cfg:       cfg,
+		opts:      o,
+		name:      "herd-" + cluster.NewID(),
+		changed:   make(chan struct{}, 1),
+		table:     map[string]memberlist.Node{},
+		campaigns: map[string]uint64{},
+		leading:   map[string]leadership{},
+		gossiped:  make(chan struct{}),
+		state:     state{Records: map[string]record{}, Terms: map[string]uint64{}},
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+
+	mc := profile(cfg.Profile)
+	mc.Name = c.name
+	mc.BindAddr, mc.BindPort = cfg.BindAddr, cfg.BindPort
+	mc.AdvertiseAddr, mc.AdvertisePort = cfg.AdvertiseAddr, cfg.AdvertisePort
+	if mc.AdvertisePort == 0 {
+		mc.AdvertisePort = cfg.BindPort // memberlist replaces 0 with the port it bound
+	}
+	mc.Label = cfg.ClusterName
+	if len(keys) > 0 {
+		ring, err := memberlist.NewKeyring(keys, keys[0])
+		if err != nil {
+			return nil, &cluster.ConfigError{Key: key("keys"), Value: "(hidden)", Accepted: "valid AES keys", Err: err}
+		}
+		mc.Keyring = ring
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
+	mc.Delegate = delegate{c}
+	mc.Events = events{c}
+	mc.Logger = log.New(logWriter{o.Logger}, "", 0)
+	// A claim waits out a few gossip rounds, so that every campaign the
+	// others started at the same moment has reached this node.
+	c.settle = 5 * mc.GossipInterval
+
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("gossip: listening on %s: %w (check cluster.gossip.bindAddr and bindPort (SW_CLUSTER_GOSSIP_BIND_ADDR, SW_CLUSTER_GOSSIP_BIND_PORT), and set advertiseAddr when binding to a wildcard on a host with no private IP)",
+			net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
+	}
+	c.ml = ml
+	c.refresh()
+	c.wg.Add(1)
+	go c.viewLoop()
+	joinCtx, stopJoin := context.WithCancel(c.ctx)
+	joined := make(chan struct{})
+	c.stopJoin = func() { stopJoin(); <-joined }
+	go func() {
+		defer close(joined)
+		c.joinLoop(joinCtx, seeds)
+	}()
+	return c, nil
+}
+
+// Addr is the gossip address other nodes reach this member at, for their
+// seed lists.
+func (c *Coordinator) Addr() string {
+	n := c.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Stats returns the coordinator's counters.
+func (c *Coordinator) Stats() Stats { return Stats{Malformed: c.malformed.Count()} }
+
+// joinLoop joins the seeds: with backoff until one answers, then every
+// RejoinInterval, which heals partitions both sides gave up on.
+func (c *Coordinator) joinLoop(ctx context.Context, seeds []string) {
+	if len(seeds) == 0 {
+		return
+	}
+	b := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
+	for first := true; ; {
+		n, err := c.ml.Join(seeds)
+		if n > 0 {
+			b.Reset()
+			if first && c.selfID() != "" {
+				// Registered while the join was in flight: the entry the
+				// seeds got may predate it, and an update made while this
+				// member knew nobody is not reliably gossiped on. Announce
+				// it again now that there is someone to tell.
+				c.announce()
+			}
+			first = false
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(c.cfg.RejoinInterval):
+			}
+			continue
+		}
+		c.opts.Logger.Warn("gossip: no seed answered; trying again", "seeds", c.cfg.Seeds, "err", err)
+		if !b.Wait(ctx) {
+			return
+		}
+	}
+}
+
+// viewLoop publishes the member list after each change memberlist reports.
+// memberlist calls its event delegate with its node lock held, so the list
+// is read here rather than there.
+func (c *Coordinator) viewLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.changed:
+			c.refresh()
+		}
+	}
+}
+
+// poke asks viewLoop to read the members again.
+func (c *Coordinator) poke() {
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// member is a decoded memberlist member.
+type member struct {
+	name string
+	node cluster.Node
+	e    entry
+}
+
+// read decodes the live members that carry a node entry, one per node ID:
+// two members claiming one ID (a duplicate process that registered before
+// it saw the other) resolve to the lower memberlist name on every node.
+func (c *Coordinator) read() map[string]member {
+	c.tableMu.Lock()
+	table := slices.Collect(maps.Values(c.table))
+	c.tableMu.Unlock()
+	out := map[string]member{}
+	for _, m := range table {
+		if len(m.Meta) == 0 {
+			continue // an observer, or not registered yet
+		}
+		var e entry
+		err := json.Unmarshal(m.Meta, &e)
+		var n cluster.Node
+		if err == nil {
+			n, err = cluster.DecodeNode(e.Node)
+		}
+		if err != nil {
+			h := fnv.New64a()
+			h.Write(m.Meta)
+			if c.malformed.Report(m.Name, h.Sum64()) {
+				c.opts.Logger.Warn("gossip: skipping a member whose metadata is not a herd node entry", "member", m.Name, "addr", m.Address(), "err", err)
+			}
+			continue
+		}
+		c.malformed.Forget(m.Name)
+		if old, ok := out[n.ID]; ok && old.name < m.Name {
+			continue
+		}
+		out[n.ID] = member{name: m.Name, node: n, e: e}
+	}
+	return out
+}
+
+// peers returns the other live members, to push a write to.
+func (c *Coordinator) peers() []*memberlist.Node {
+	c.tableMu.Lock()
+	defer c.tableMu.Unlock()
+	out := make([]*memberlist.Node, 0, len(c.table))
+	for _, m := range c.table {
+		if m.Name != c.name {
+			out = append(out, &m)
+		}
+	}
+	return out
+}
+
+// refresh reads the members, publishes the node list, folds the terms
+// they claim into the Lamport clocks, and wakes elections and watchers.
+func (c *Coordinator) refresh() {
+	ms := c.read()
+	nodes := make([]cluster.Node, 0, len(ms))
+	c.mu.Lock()
+	for _, m := range ms {
+		nodes = append(nodes, m.node)
+		for name, term := range m.e.Campaigns {
+			c.state.Terms[name] = max(c.state.Terms[name], term)
+		}
+	}
+	selfID := ""
+	if c.self != nil {
+		selfID = c.self.ID
+	}
+	c.checkLeaderships(ms)
+	c.wakeLocked()
+	c.mu.Unlock()
+	c.view.Publish(nodes, selfID)
+}
+
+// wakeLocked wakes everyone waiting for gossip. c.mu is held.
+func (c *Coordinator) wakeLocked() {
+	close(c.gossiped)
+	c.gossiped = make(chan struct{})
+}
+
+// RegisterRemote puts self's entry in this member's metadata and gossips
+// it. It refuses an ID that a live member at another address holds.
+func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
+	if err := self.Validate(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if holder, ok := c.read()[self.ID]; ok && holder.name != c.name {
+		if err := cluster.CheckTakeover(self, holder.node); err != nil {
+			return err
+		}
+	}
+	data, err := cluster.EncodeNode(self)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return cluster.ErrClosed
+	}
+	if c.self != nil {
+		id := c.self.ID
+		c.mu.Unlock()
+		return fmt.Errorf("gossip: this coordinator already registered node %s; one coordinator registers one node (start another coordinator for another)", id)
+	}
+	prev := c.self
+	c.self = &self
+	if _, err := c.metaLocked(data); err != nil {
+		c.self = prev
+		c.mu.Unlock()
+		return err
+	}
+	c.mu.Unlock()
+	c.announce()
+	c.view.Remark(self.ID)
+	c.poke()
+	return nil
+}
+
+// metaLocked encodes this member's metadata with node as its entry (nil:
+// the registered node's), checking memberlist's size limit. c.mu is held.
+func (c *Coordinator) metaLocked(node []byte) ([]byte, error) {
+	if c.self == nil {
+		return nil, nil
+	}
+	if node == nil {
+		var err error
+		if node, err = cluster.EncodeNode(*c.self); err != nil {
+			return nil, err
+		}
+	}
+	meta, err := json.Marshal(entry{Node: node, Campaigns: c.campaigns})
+	if err != nil {
+		return nil, err
+	}
+	if len(meta) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("gossip: this node's entry with its %d campaigns is %d bytes; memberlist carries at most %d: use fewer or shorter metadata values and election names",
+			len(c.campaigns), len(meta), memberlist.MetaMaxSize)
+	}
+	return meta, nil
+}
+
+// announce gossips this member's metadata after a change, waiting up to
+// c.settle for the update to have been sent to the others. A slower
+// broadcast is not an error: it is queued, and push/pull carries it too.
+func (c *Coordinator) announce() {
+	defer c.poke() // this member's own entry changed
+	if err := c.ml.UpdateNode(c.settle); err != nil {
+		c.opts.Logger.Debug("gossip: an update is still being gossiped", "err", err)
+	}
+}
+
+// QueryRemoteNodes returns the members this node knows now. Gossip has no
+// authority to ask, so this is the local view.
+func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, error) {
+	if c.ctx.Err() != nil {
+		return nil, cluster.ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ms := c.read()
+	nodes := make([]cluster.Node, 0, len(ms))
+	for _, m := range ms {
+		nodes = append(nodes, m.node)
+	}
+	return members.Sorted(nodes, c.selfID()), nil
+}
+
+// Watch pushes the member list after every change.
+func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
+	return c.view.Subscribe(ctx)
+}
+
+func (c *Coordinator) selfID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.self == nil {
+		return ""
+	}
+	return c.self.ID
+}
+
+// Close resigns every leadership, leaves the cluster gracefully (the
+// others drop this node as soon as the leave reaches them, within
+// LeaveTimeout) and stops. It is safe to call more than once.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	err := c.elections.Close(c.cfg.LeaveTimeout)
+	// A join still in progress (bounded by the profile's TCP timeout) is
+	// let finish: a member that has not yet learnt of any other would
+	// leave without telling anyone, and be found dead only seconds later.
+	c.stopJoin()
+	if lerr := c.ml.Leave(c.cfg.LeaveTimeout); lerr != nil {
+		err = errors.Join(err, fmt.Errorf("gossip: leaving: %w (the others will find this node dead instead)", lerr))
+	}
+	c.cancel()
+	if serr := c.ml.Shutdown(); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	c.wg.Wait()
+	c.view.Close()
+	c.mu.Lock()
+	c.wakeLocked()
+	c.mu.Unlock()
+	return err
+}
+
+// delegate is this coordinator as memberlist's Delegate: metadata, and
+// the replicated state (records and terms).
+type delegate struct{ c *Coordinator }
+
+func (d delegate) NodeMeta(limit int) []byte {
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	meta, err := d.c.metaLocked(nil)
+	if err != nil || len(meta) > limit {
+		return nil // refused earlier, where the caller sees the error
+	}
+	return meta
+}
+
+func (d delegate) NotifyMsg(msg []byte) { d.c.merge(bytes.Clone(msg)) }
+
+func (d delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+
+func (d delegate) LocalState(join bool) []byte {
+	d.c.mu.Lock()
+	defer d.c.mu.Unlock()
+	data, _ := json.Marshal(d.c.state)
+	return data
+}
+
+func (d delegate) MergeRemoteState(buf []byte, join bool) { d.c.merge(buf) }
+
+// events keeps the coordinator's copy of the member table. memberlist
+// calls it with its node lock held, the only moment its *Node may be read
+// (it rewrites them in place), so each is copied here and the rest of the
+// work is left to viewLoop.
+type events struct{ c *Coordinator }
+
+func (e events) NotifyJoin(n *memberlist.Node)   { e.c.note(n, false) }
+func (e events) NotifyLeave(n *memberlist.Node)  { e.c.note(n, true) }
+func (e events) NotifyUpdate(n *memberlist.Node) { e.c.note(n, false) }
+
+func (c *Coordinator) note(n *memberlist.Node, gone bool) {
+	c.tableMu.Lock()
+	if gone {
+		delete(c.table, n.Name)
+	} else {
+		m := *n
+		m.Meta = bytes.Clone(n.Meta)
+		m.Addr = slices.Clone(n.Addr)
+		c.table[n.Name] = m
+	}
+	c.tableMu.Unlock()
+	c.poke()
+}
+
+// logWriter passes memberlist's log lines to the slog logger: its
+// "[ERR]" and "[WARN]" lines as warnings, the rest at debug level.
+type logWriter struct{ l *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	line := string(bytes.TrimSpace(p))
+	level := slog.LevelDebug
+	if bytes.Contains(p, []byte("[ERR]")) || bytes.Contains(p, []byte("[WARN]")) {
+		level = slog.LevelWarn
+	}
+	w.l.Log(context.Background(), level, "gossip: memberlist: "+line)
+	return len(p), nil
+}
