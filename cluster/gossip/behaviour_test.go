@@ -1,0 +1,209 @@
+package gossip_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/cluster/gossip"
+	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/members"
+)
+
+// registered starts a coordinator from cfg and registers a fresh node.
+func registered(t *testing.T, cfg gossip.Config) (*gossip.Coordinator, cluster.Node) {
+	t.Helper()
+	c := newCoordinator(t, cfg)
+	t.Cleanup(func() { c.Close() })
+	n := clustertest.NewNode()
+	if err := c.RegisterRemote(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	return c, n
+}
+
+// neverSees checks that c's view does not show id for a while.
+func neverSees(t *testing.T, c *gossip.Coordinator, id string, what string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		ns, err := c.QueryRemoteNodes(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if members.Has(ns, id) {
+			t.Fatalf("%s: the view %v shows %s", what, clustertest.IDs(ns), id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func sees(t *testing.T, c *gossip.Coordinator, id string, what string) {
+	t.Helper()
+	clustertest.WaitUntil(t, 5*time.Second, what, func() bool {
+		ns, err := c.QueryRemoteNodes(context.Background())
+		return err == nil && members.Has(ns, id)
+	})
+}
+
+func TestEncryptedClusterKeepsOthersOut(t *testing.T) {
+	leakcheck.Register(t)
+	name := "t" + cluster.NewID()[:10]
+	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	other := base64.StdEncoding.EncodeToString([]byte("fedcba9876543210"))
+	cfg := testConfig(name, "")
+	cfg.Keys = key
+	a, _ := registered(t, cfg)
+	cfg.Seeds = a.Addr()
+	_, nb := registered(t, cfg)
+	sees(t, a, nb.ID, "a member with the key")
+
+	wrong := testConfig(name, a.Addr())
+	wrong.Keys = other
+	_, nc := registered(t, wrong)
+	plain := testConfig(name, a.Addr())
+	_, nd := registered(t, plain)
+	neverSees(t, a, nc.ID, "a member with another key")
+	neverSees(t, a, nd.ID, "a member without encryption")
+}
+
+func TestKeyRotationKeepsTheClusterWhole(t *testing.T) {
+	leakcheck.Register(t)
+	name := "t" + cluster.NewID()[:10]
+	oldKey := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef"))
+	newKey := base64.StdEncoding.EncodeToString([]byte("abcdef0123456789"))
+	cfg := testConfig(name, "")
+	cfg.Keys = oldKey + "," + newKey // step 1: the new key accepted
+	a, _ := registered(t, cfg)
+	rotated := testConfig(name, a.Addr())
+	rotated.Keys = newKey + "," + oldKey // step 2: the new key used
+	_, nb := registered(t, rotated)
+	sees(t, a, nb.ID, "a member that already encrypts with the new key")
+}
+
+func TestClusterNamesKeepClustersApart(t *testing.T) {
+	leakcheck.Register(t)
+	a, _ := registered(t, testConfig("t"+cluster.NewID()[:10], ""))
+	_, nb := registered(t, testConfig("t"+cluster.NewID()[:10], a.Addr()))
+	neverSees(t, a, nb.ID, "a member of another cluster seeded with this one's address")
+}
+
+// TestJoinsASeedThatStartsLater: a node started before its seed keeps
+// trying and joins it once it listens.
+func TestJoinsASeedThatStartsLater(t *testing.T) {
+	leakcheck.Register(t)
+	name := "t" + cluster.NewID()[:10]
+	port := freePort(t)
+	seedAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	early, _ := registered(t, testConfig(name, seedAddr))
+	time.Sleep(500 * time.Millisecond) // a few failed attempts
+	cfg := testConfig(name, "")
+	cfg.BindPort = port
+	_, ns := registered(t, cfg)
+	sees(t, early, ns.ID, "the seed that started later")
+}
+
+// freePort is a port that was free for both UDP and TCP a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", l.Addr().String())
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP")
+	return 0
+}
+
+func TestOversizedEntryIsRefusedWithItsSize(t *testing.T) {
+	c := newCoordinator(t, testConfig("t"+cluster.NewID()[:10], ""))
+	defer c.Close()
+	n := clustertest.NewNode()
+	n.Meta = map[string]string{"blob": strings.Repeat("x", 600)}
+	err := c.RegisterRemote(context.Background(), n)
+	if err == nil || !strings.Contains(err.Error(), "at most 512") {
+		t.Fatalf("RegisterRemote with a 600-byte metadata value: %v; want a refusal naming the 512-byte limit", err)
+	}
+}
+
+func TestSecondRegistrationIsRefused(t *testing.T) {
+	c, n := registered(t, testConfig("t"+cluster.NewID()[:10], ""))
+	err := c.RegisterRemote(context.Background(), clustertest.NewNode())
+	if err == nil || !strings.Contains(err.Error(), n.ID) {
+		t.Fatalf("a second RegisterRemote: %v; want a refusal naming %s", err, n.ID)
+	}
+}
+
+// TestRecordWrittenOnOneMemberIsReadOnAnother: records are replicated.
+func TestRecordWrittenOnOneMemberIsReadOnAnother(t *testing.T) {
+	leakcheck.Register(t)
+	name := "t" + cluster.NewID()[:10]
+	a, _ := registered(t, testConfig(name, ""))
+	b, nb := registered(t, testConfig(name, a.Addr()))
+	sees(t, a, nb.ID, "b")
+	v, err := a.PutRecord(context.Background(), "table", []byte("one"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitUntil(t, 2*time.Second, "the write on the other member", func() bool {
+		data, got, err := b.GetRecord(context.Background(), "table")
+		return err == nil && got == v && string(data) == "one"
+	})
+	if _, err := b.PutRecord(context.Background(), "table", []byte("stale"), ""); !errors.Is(err, cluster.ErrVersionConflict) {
+		t.Fatalf("creating over a replicated record: %v, want ErrVersionConflict", err)
+	}
+	if _, err := b.PutRecord(context.Background(), "table", []byte("two"), v); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitUntil(t, 2*time.Second, "the second write back on the first member", func() bool {
+		data, _, err := a.GetRecord(context.Background(), "table")
+		return err == nil && string(data) == "two"
+	})
+}
+
+// TestRegisteredWhileJoiningIsSeen: a node that registers while its first
+// join is still in flight reaches the others within a second, not at the
+// next push/pull (memberlist does not reliably gossip an update made while
+// a member knew nobody).
+func TestRegisteredWhileJoiningIsSeen(t *testing.T) {
+	leakcheck.Register(t)
+	name, seedAddr := seed(t)
+	for round := range 20 {
+		a, b := newCoordinator(t, testConfig(name, seedAddr)), newCoordinator(t, testConfig(name, seedAddr))
+		if err := a.RegisterRemote(context.Background(), clustertest.NewNode()); err != nil {
+			t.Fatal(err)
+		}
+		nb := clustertest.NewNode()
+		if err := b.RegisterRemote(context.Background(), nb); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(time.Second)
+		for {
+			ns, _ := a.QueryRemoteNodes(context.Background())
+			if members.Has(ns, nb.ID) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: a node that registered while joining was not seen within 1s", round)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		a.Close()
+		b.Close()
+	}
+}
