@@ -293,8 +293,8 @@ func testSlotsJoinLeave(t *testing.T, h Harness) {
 			prev = next
 		}
 	}
-	jp50, jp99 := percentiles(joins)
-	lp50, lp99 := percentiles(leaves)
+	jp50, jp99 := Percentiles(joins)
+	lp50, lp99 := Percentiles(leaves)
 	t.Logf("table in force on every member after a join: p50 %s, p99 %s; after a leave: p50 %s, p99 %s (%d each, RebalanceDelay %s)", jp50, jp99, lp50, lp99, len(joins), f.opts.RebalanceDelay)
 }
 

@@ -63,8 +63,10 @@ type Coordinator struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
-	stopJoin func()        // stops joinLoop and waits for it
-	changed  chan struct{} // memberlist saw a join, leave or update
+	stopJoin func() // stops joinLoop and waits for it
+
+	announcing sync.Mutex    // held by announce: memberlist updates one at a time
+	changed    chan struct{} // memberlist saw a join, leave or update
 
 	tableMu sync.Mutex
 	table   map[string]memberlist.Node // live members by name, copied from memberlist's events
@@ -185,10 +187,9 @@ func (c *Coordinator) joinLoop(ctx context.Context, seeds []string) {
 		if n > 0 {
 			b.Reset()
 			if first && c.selfID() != "" {
-				// Registered while the join was in flight: the entry the
-				// seeds got may predate it, and an update made while this
-				// member knew nobody is not reliably gossiped on. Announce
-				// it again now that there is someone to tell.
+				// Registered while this first join was in flight: the
+				// entry the seeds got may predate it, and the update
+				// was made while this member knew nobody to send it to.
 				c.announce()
 			}
 			first = false
@@ -378,12 +379,30 @@ func (c *Coordinator) metaLocked(node []byte) ([]byte, error) {
 }
 
 // announce gossips this member's metadata after a change, waiting up to
-// c.settle for the update to have been sent to the others. A slower
-// broadcast is not an error: it is queued, and push/pull carries it too.
+// c.settle for the update to have been sent to the others, then exchanges
+// state with every live member over TCP (memberlist's push/pull), so that
+// each has the change at once. Gossip alone is only likely to reach every
+// member within a few rounds: its targets include members that left in
+// the last seconds, and an update made while this member knew nobody
+// waits for a later round. Errors are not returned: the next push/pull
+// carries the change.
 func (c *Coordinator) announce() {
+	// memberlist's UpdateNode reads its own node's state unlocked while it
+	// writes it: one update at a time.
+	c.announcing.Lock()
+	defer c.announcing.Unlock()
 	defer c.poke() // this member's own entry changed
 	if err := c.ml.UpdateNode(c.settle); err != nil {
 		c.opts.Logger.Debug("gossip: an update is still being gossiped", "err", err)
+	}
+	var addrs []string
+	for _, m := range c.peers() {
+		addrs = append(addrs, m.Address())
+	}
+	if len(addrs) > 0 {
+		if _, err := c.ml.Join(addrs); err != nil {
+			c.opts.Logger.Debug("gossip: exchanging state after an update", "err", err)
+		}
 	}
 }
 

@@ -315,8 +315,8 @@ func measureProcesses(b *testing.B, n int) {
 	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 	detected := waitViews(b, ps, ids(ps), 60*time.Second, "a SIGKILL seen by all").Sub(killed)
 
-	join50, join99 := percentile(joins, 50), percentile(joins, 99)
-	leave50, leave99 := percentile(leaves, 50), percentile(leaves, 99)
+	join50, join99 := clustertest.Percentiles(joins)
+	leave50, leave99 := clustertest.Percentiles(leaves)
 	b.ReportMetric(float64(join50.Microseconds())/1000, "join-p50-ms")
 	b.ReportMetric(float64(join99.Microseconds())/1000, "join-p99-ms")
 	b.ReportMetric(float64(leave50.Microseconds())/1000, "leave-p50-ms")
@@ -347,14 +347,4 @@ func sentBy(b *testing.B, ps []*proc) int64 {
 		sum += p.sentBytes(b)
 	}
 	return sum
-}
-
-// percentile is the nearest-rank percentile of ds.
-func percentile(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(ds))
-	i := (p*len(s)+99)/100 - 1
-	return s[max(0, min(i, len(s)-1))]
 }
