@@ -58,6 +58,10 @@ type Config struct {
 	LeaveTimeout    time.Duration `yaml:"leaveTimeout"`
 	InternalComHost string        `yaml:"internalComHost"`
 	InternalComPort int           `yaml:"internalComPort"`
+	// Transport, when set, carries the gossip instead of memberlist's UDP
+	// and TCP listeners on BindAddr:BindPort (for example a transport over
+	// another network, or one a test can cut). Set in code only.
+	Transport memberlist.Transport `yaml:"-"`
 }
 
 // DefaultConfig returns the values of herd's built-in configuration.

@@ -131,6 +131,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		mc.AdvertisePort = cfg.BindPort // memberlist replaces 0 with the port it bound
 	}
 	mc.Label = cfg.ClusterName
+	mc.Transport = cfg.Transport
 	if len(keys) > 0 {
 		ring, err := memberlist.NewKeyring(keys, keys[0])
 		if err != nil {
