@@ -256,3 +256,20 @@ func TestLeaderCrashHandsOver(t *testing.T) {
 		t.Fatal("nobody took over within 30s of the leader's crash")
 	}
 }
+
+// TestAdvertisedAddressIsWhatOthersUse: bound to every interface, a member
+// gives others the address it was told to advertise.
+func TestAdvertisedAddressIsWhatOthersUse(t *testing.T) {
+	leakcheck.Register(t)
+	name := "t" + cluster.NewID()[:10]
+	port := freePort(t)
+	cfg := testConfig(name, "")
+	cfg.BindAddr, cfg.BindPort = "0.0.0.0", port
+	cfg.AdvertiseAddr, cfg.AdvertisePort = "127.0.0.1", port
+	a, na := registered(t, cfg)
+	if want := net.JoinHostPort("127.0.0.1", strconv.Itoa(port)); a.Addr() != want {
+		t.Fatalf("advertised %s, want %s", a.Addr(), want)
+	}
+	b, _ := registered(t, testConfig(name, a.Addr()))
+	sees(t, b, na.ID, "the member at its advertised address")
+}
