@@ -121,8 +121,6 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		gossiped:  make(chan struct{}),
 		state:     state{Records: map[string]record{}, Terms: map[string]uint64{}},
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-
 	mc := profile(cfg.Profile)
 	mc.Name = c.name
 	mc.BindAddr, mc.BindPort = cfg.BindAddr, cfg.BindPort
@@ -153,6 +151,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 			net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
 	}
 	c.ml = ml
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.refresh()
 	c.wg.Add(1)
 	go c.viewLoop()
