@@ -218,13 +218,14 @@ func TestFullQueuePolicies(t *testing.T) {
 	t.Run("Drop", func(t *testing.T) {
 		c := dial(t, n, remote.ClientOptions{QueueSize: 4, MaxBatchMessages: 2, Full: remote.Drop, CloseTimeout: 100 * time.Millisecond})
 		var dropped int
-		for i := 0; i < 100; i++ { // at most 4 queued + 2 in the batch fit
+		for i := 0; i < 100; i++ { // QueueSize counts every message not yet written: 4 fit
 			if err := c.Send(context.Background(), "w", seq(i)); errors.Is(err, remote.ErrQueueFull) {
 				dropped++
 			}
 		}
-		if dropped == 0 || uint64(dropped) != c.Stats().Dropped {
-			t.Fatalf("dropped %d, stats %+v", dropped, c.Stats())
+		// The stream never opens, so no batch leaves the queue.
+		if dropped != 96 || uint64(dropped) != c.Stats().Dropped || c.Stats().Queued != 4 {
+			t.Fatalf("dropped %d of 100 with QueueSize 4, stats %+v; want 96 dropped and 4 queued", dropped, c.Stats())
 		}
 	})
 	t.Run("Block", func(t *testing.T) {
