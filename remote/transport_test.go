@@ -218,14 +218,17 @@ func TestFullQueuePolicies(t *testing.T) {
 	t.Run("Drop", func(t *testing.T) {
 		c := dial(t, n, remote.ClientOptions{QueueSize: 4, MaxBatchMessages: 2, Full: remote.Drop, CloseTimeout: 100 * time.Millisecond})
 		var dropped int
-		for i := 0; i < 100; i++ { // QueueSize counts every message not yet written: 4 fit
+		// QueueSize counts every message not yet written: 4 fit, plus the
+		// one full batch (MaxBatchMessages) a session may take out of the
+		// queue, while the Sends run or after, as it fails to connect.
+		for i := 0; i < 100; i++ {
 			if err := c.Send(context.Background(), "w", seq(i)); errors.Is(err, remote.ErrQueueFull) {
 				dropped++
 			}
 		}
-		// The stream never opens, so no batch leaves the queue.
-		if dropped != 96 || uint64(dropped) != c.Stats().Dropped || c.Stats().Queued != 4 {
-			t.Fatalf("dropped %d of 100 with QueueSize 4, stats %+v; want 96 dropped and 4 queued", dropped, c.Stats())
+		accepted, queued := 100-dropped, c.Stats().Queued
+		if accepted != 4 && accepted != 6 || queued != accepted && queued != accepted-2 || uint64(dropped) != c.Stats().Dropped {
+			t.Fatalf("dropped %d of 100 with QueueSize 4, stats %+v; want 4 accepted, or 6 with a batch of 2 taken", dropped, c.Stats())
 		}
 	})
 	t.Run("Block", func(t *testing.T) {
