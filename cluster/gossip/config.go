@@ -78,38 +78,40 @@ func DefaultConfig() Config {
 
 func key(k string) string { return "cluster.gossip." + k }
 
-func (c Config) validate() error {
-	if _, err := c.seeds(); err != nil {
-		return err
+// check validates the configuration and returns what it parsed: the seed
+// list and the keyring's keys (read from KeyFile once, here).
+func (c Config) check() (seeds []string, keys [][]byte, err error) {
+	if seeds, err = c.seeds(); err != nil {
+		return nil, nil, err
 	}
 	if c.BindAddr == "" || net.ParseIP(c.BindAddr) == nil {
-		return &cluster.ConfigError{Key: key("bindAddr"), Value: c.BindAddr, Accepted: "an IP address to listen on, e.g. 0.0.0.0 (SW_CLUSTER_GOSSIP_BIND_ADDR)"}
+		return nil, nil, &cluster.ConfigError{Key: key("bindAddr"), Value: c.BindAddr, Accepted: "an IP address to listen on, e.g. 0.0.0.0 (SW_CLUSTER_GOSSIP_BIND_ADDR)"}
 	}
 	if c.BindPort < 0 || c.BindPort > 65535 {
-		return &cluster.ConfigError{Key: key("bindPort"), Value: strconv.Itoa(c.BindPort), Accepted: "a port from 0 (any free port) to 65535 (SW_CLUSTER_GOSSIP_BIND_PORT)"}
+		return nil, nil, &cluster.ConfigError{Key: key("bindPort"), Value: strconv.Itoa(c.BindPort), Accepted: "a port from 0 (any free port) to 65535 (SW_CLUSTER_GOSSIP_BIND_PORT)"}
 	}
 	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
-		return &cluster.ConfigError{Key: key("advertiseAddr"), Value: c.AdvertiseAddr, Accepted: "empty, or the IP address other nodes reach this one's gossip at (SW_CLUSTER_GOSSIP_ADVERTISE_ADDR)"}
+		return nil, nil, &cluster.ConfigError{Key: key("advertiseAddr"), Value: c.AdvertiseAddr, Accepted: "empty, or the IP address other nodes reach this one's gossip at (SW_CLUSTER_GOSSIP_ADVERTISE_ADDR)"}
 	}
 	if c.AdvertisePort < 0 || c.AdvertisePort > 65535 {
-		return &cluster.ConfigError{Key: key("advertisePort"), Value: strconv.Itoa(c.AdvertisePort), Accepted: "0 (the bind port) or a port up to 65535 (SW_CLUSTER_GOSSIP_ADVERTISE_PORT)"}
+		return nil, nil, &cluster.ConfigError{Key: key("advertisePort"), Value: strconv.Itoa(c.AdvertisePort), Accepted: "0 (the bind port) or a port up to 65535 (SW_CLUSTER_GOSSIP_ADVERTISE_PORT)"}
 	}
 	if profile(c.Profile) == nil {
-		return &cluster.ConfigError{Key: key("profile"), Value: c.Profile, Accepted: "lan, wan or local (SW_CLUSTER_GOSSIP_PROFILE)"}
+		return nil, nil, &cluster.ConfigError{Key: key("profile"), Value: c.Profile, Accepted: "lan, wan or local (SW_CLUSTER_GOSSIP_PROFILE)"}
 	}
 	if c.ClusterName == "" || len(c.ClusterName) > 255 {
-		return &cluster.ConfigError{Key: key("clusterName"), Value: c.ClusterName, Accepted: "1 to 255 bytes naming this cluster, the same on every node (SW_CLUSTER_GOSSIP_CLUSTER_NAME)"}
+		return nil, nil, &cluster.ConfigError{Key: key("clusterName"), Value: c.ClusterName, Accepted: "1 to 255 bytes naming this cluster, the same on every node (SW_CLUSTER_GOSSIP_CLUSTER_NAME)"}
 	}
-	if _, err := c.keys(); err != nil {
-		return err
+	if keys, err = c.keys(); err != nil {
+		return nil, nil, err
 	}
 	if c.RejoinInterval < time.Second {
-		return &cluster.ConfigError{Key: key("rejoinInterval"), Value: c.RejoinInterval.String(), Accepted: "a duration of at least 1s, e.g. 30s (SW_CLUSTER_GOSSIP_REJOIN_INTERVAL)"}
+		return nil, nil, &cluster.ConfigError{Key: key("rejoinInterval"), Value: c.RejoinInterval.String(), Accepted: "a duration of at least 1s, e.g. 30s (SW_CLUSTER_GOSSIP_REJOIN_INTERVAL)"}
 	}
 	if c.LeaveTimeout <= 0 {
-		return &cluster.ConfigError{Key: key("leaveTimeout"), Value: c.LeaveTimeout.String(), Accepted: "a positive duration, e.g. 5s (SW_CLUSTER_GOSSIP_LEAVE_TIMEOUT)"}
+		return nil, nil, &cluster.ConfigError{Key: key("leaveTimeout"), Value: c.LeaveTimeout.String(), Accepted: "a positive duration, e.g. 5s (SW_CLUSTER_GOSSIP_LEAVE_TIMEOUT)"}
 	}
-	return nil
+	return seeds, keys, nil
 }
 
 // seeds returns the seed addresses as memberlist takes them, checked.

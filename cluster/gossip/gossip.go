@@ -99,7 +99,8 @@ type entry struct {
 // only self until a seed answers. Of opts, it uses WithLogger and
 // WithBackoff (the join retries: default 100ms doubling to 5s).
 func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator, error) {
-	if err := cfg.validate(); err != nil {
+	seeds, keys, err := cfg.check()
+	if err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -107,8 +108,6 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	}
 	o := cluster.NewOptions(opts...)
 	o.Backoff = o.Backoff.Or(defaultBackoff)
-	seeds, _ := cfg.seeds()
-	keys, _ := cfg.keys()
 
 	c := &Coordinator{
 		cfg:       cfg,
