@@ -54,7 +54,8 @@ func lowestCandidate(ms map[string]member, name string) string {
 // and the other leader's Done closes. A store that keeps the highest term
 // it has seen still refuses the deposed leader's writes.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
-	e, cctx, err := c.elections.Begin(ctx, name, c.selfID())
+	selfID := c.selfID()
+	e, cctx, err := c.elections.Begin(ctx, name, selfID)
 	if err != nil {
 		return nil, err
 	}
@@ -64,10 +65,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 	}
 	var lowestSince time.Time
 	for {
-		ms := c.read()
-		c.mu.Lock()
-		wake, selfID := c.gossiped, c.self.ID
-		c.mu.Unlock()
+		ms, wake := c.snapshot()
 		var settled <-chan time.Time
 		if id, _ := claimant(ms, name); id == "" && lowestCandidate(ms, name) == selfID {
 			if lowestSince.IsZero() {
@@ -118,10 +116,7 @@ func (c *Coordinator) claim(cctx context.Context, e *elect.Entry, name string) (
 	}
 	stood := time.After(c.settle)
 	for {
-		ms := c.read()
-		c.mu.Lock()
-		wake := c.gossiped
-		c.mu.Unlock()
+		ms, wake := c.snapshot()
 		if id, t := claimant(ms, name); id != selfID || t != term {
 			if err := c.setCampaign(name, 0); err != nil {
 				_ = c.withdraw(name)
@@ -208,10 +203,7 @@ func (c *Coordinator) checkLeaderships(ms map[string]member) {
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
 	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
 		for {
-			ms := c.read()
-			c.mu.Lock()
-			wake := c.gossiped
-			c.mu.Unlock()
+			ms, wake := c.snapshot()
 			id, term := claimant(ms, name)
 			publish(cluster.Leader{ID: id, Term: term})
 			select {

@@ -271,6 +271,17 @@ func (c *Coordinator) read() map[string]member {
 	return out
 }
 
+// snapshot returns the members as they are now and a channel closed at the
+// next change. The channel is taken before the members are read, so that a
+// change landing while they are read still closes it; taken after, the
+// change could be missed until the next one.
+func (c *Coordinator) snapshot() (map[string]member, <-chan struct{}) {
+	c.mu.Lock()
+	wake := c.gossiped
+	c.mu.Unlock()
+	return c.read(), wake
+}
+
 // peers returns the other live members, to push a write to.
 func (c *Coordinator) peers() []*memberlist.Node {
 	c.tableMu.Lock()
