@@ -6,15 +6,19 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/runtime/protoiface"
+
+	"github.com/herd-go/herd/remote/internal/remotepb"
 )
 
 // The wire: a frame is a remotepb.Batch's encoding, a run of field 1
 // (messages), each a remotepb.Message: field 1 the worker name, field 2
 // the data. The client appends each message's encoding to the frame being
-// filled; the server gets each message's encoding as one bytes value of
-// remotepb.Frame and reads it with parseMessage. A message costs an append
-// on the way out and one allocation on the way in (the copy its handler
-// owns), not a struct, a reflection walk and three allocations.
+// filled; the server receives the frame into an incomingFrame (one copy of
+// the whole frame) and eachMessage reads the messages in place. A message
+// costs an append on the way out and no allocation on the way in: its
+// handler's data is a slice of the frame's copy.
 
 const (
 	batchMessagesField = 1
@@ -87,3 +91,75 @@ func parseMessage(b []byte) (worker, data []byte, err error) {
 	}
 	return worker, data, nil
 }
+
+// eachMessage calls fn for each message of a Batch's encoding, in order,
+// with worker and data sliced from frame; data's capacity ends where the
+// message does, so appending to it never overwrites the next one. Fields
+// other than Batch.messages are skipped. At the first malformed field it
+// stops and returns the error, after the messages before it.
+func eachMessage(frame []byte, fn func(worker, data []byte)) error {
+	for len(frame) > 0 {
+		num, typ, n := protowire.ConsumeTag(frame)
+		if n < 0 {
+			return fmt.Errorf("%w: %w", errMalformed, protowire.ParseError(n))
+		}
+		frame = frame[n:]
+		if num != batchMessagesField || typ != protowire.BytesType {
+			n = protowire.ConsumeFieldValue(num, typ, frame)
+			if n < 0 {
+				return fmt.Errorf("%w: batch field %d: %w", errMalformed, num, protowire.ParseError(n))
+			}
+			frame = frame[n:]
+			continue
+		}
+		m, n := protowire.ConsumeBytes(frame)
+		if n < 0 {
+			return fmt.Errorf("%w: %w", errMalformed, protowire.ParseError(n))
+		}
+		frame = frame[n:]
+		worker, data, err := parseMessage(m)
+		if err != nil {
+			return err
+		}
+		fn(worker, data[:len(data):len(data)])
+	}
+	return nil
+}
+
+// incomingFrame is what the server receives a frame into: a proto.Message
+// whose unmarshalling keeps the frame's encoding as it is, in a buffer of
+// its own (buf), for eachMessage to read in place. Through the generated
+// remotepb.Frame (no fields: all of it unknown fields) protobuf would
+// re-append the frame field by field, which cost more than all the rest
+// of the server's work per message. One copy per frame is the least gRPC
+// allows: the buffer it unmarshals from goes back to its pool.
+type incomingFrame struct {
+	buf     []byte
+	reflect incomingFrameReflect
+	methods protoiface.Methods
+}
+
+func newIncomingFrame() *incomingFrame {
+	f := &incomingFrame{}
+	f.reflect = incomingFrameReflect{Message: (&remotepb.Frame{}).ProtoReflect(), methods: &f.methods}
+	f.methods = protoiface.Methods{Unmarshal: f.unmarshal}
+	return f
+}
+
+// ProtoReflect makes incomingFrame a proto.Message whose fast-path
+// methods are its own.
+func (f *incomingFrame) ProtoReflect() protoreflect.Message { return &f.reflect }
+
+func (f *incomingFrame) unmarshal(in protoiface.UnmarshalInput) (protoiface.UnmarshalOutput, error) {
+	f.buf = append([]byte(nil), in.Buf...) // a new buffer each frame: handlers own slices of it
+	return protoiface.UnmarshalOutput{Flags: protoiface.UnmarshalInitialized}, nil
+}
+
+// incomingFrameReflect is an empty remotepb.Frame's reflection (it answers
+// every question but how to unmarshal) with incomingFrame's methods.
+type incomingFrameReflect struct {
+	protoreflect.Message
+	methods *protoiface.Methods
+}
+
+func (r *incomingFrameReflect) ProtoMethods() *protoiface.Methods { return r.methods }

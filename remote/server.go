@@ -19,7 +19,13 @@ import (
 
 // Handler processes the data sent to one worker. Calls for messages from the
 // same peer are made one at a time, in the order the peer sent them; calls
-// for different peers run concurrently. The handler owns data.
+// for different peers run concurrently.
+//
+// The handler owns data: it may keep and modify it, and nothing else
+// writes to it. Messages that arrived in one batch share one allocation
+// (at most the sender's MaxBatchMessages messages or MaxBatchBytes), which
+// stays in memory while any of their data is kept; a handler that keeps a
+// few small messages for long and drops the rest should copy what it keeps.
 type Handler interface {
 	Handle(ctx context.Context, data []byte)
 }
@@ -145,32 +151,27 @@ func (v *service) Call(stream grpc.ClientStreamingServer[remotepb.Frame, remotep
 	var sum remotepb.Summary
 	ctx := stream.Context()
 	var last workerCache
+	frame := newIncomingFrame()
 	for {
-		frame, err := stream.Recv()
-		if err == io.EOF {
-			return stream.SendAndClose(&sum)
-		}
-		if err != nil {
+		// Emptied first: were protobuf ever to unmarshal without frame's
+		// method, the frame would read as empty, never as the one before.
+		frame.buf = nil
+		if err := stream.RecvMsg(frame); err != nil {
+			if err == io.EOF {
+				return stream.SendAndClose(&sum)
+			}
 			return err
 		}
 		var delivered, unknown uint64
-		var malformed error
-		for _, m := range frame.GetMessages() {
-			worker, data, err := parseMessage(m)
-			if err != nil {
-				malformed = err
-				break
-			}
+		malformed := eachMessage(frame.buf, func(worker, data []byte) {
 			h := last.lookup(v.s, worker)
 			if h == nil {
 				unknown++
-				continue
+				return
 			}
-			// data is a slice of the message's own copy, which the
-			// runtime made for this frame: the handler owns it.
 			h.Handle(ctx, data)
 			delivered++
-		}
+		})
 		sum.Delivered += delivered
 		sum.UnknownWorker += unknown
 		v.s.delivered.Add(delivered)

@@ -7,21 +7,22 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/testing/protopack"
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/remote"
 	"github.com/herd-go/herd/remote/internal/remotepb"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
-	"strings"
 )
 
 // peer is a real gRPC server on loopback with a herd remote.Server mounted.
@@ -500,6 +501,43 @@ func TestSendCopiesTheMessage(t *testing.T) {
 	}
 }
 
+// A handler owns its data: it may keep it, and grow it, while later
+// messages of the same batch and later batches arrive, and what it kept
+// still reads as sent. Messages of a batch share one buffer, so data that
+// could grow into the next message's bytes would garble that message.
+func TestHandlerOwnsItsData(t *testing.T) {
+	srv := remote.NewServer()
+	var mu sync.Mutex
+	var kept [][]byte
+	_ = srv.Handle("w", remote.HandlerFunc(func(_ context.Context, data []byte) {
+		mu.Lock()
+		kept = append(kept, data)
+		mu.Unlock()
+		_ = append(data, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
+	}))
+	p := startPeer(t, "127.0.0.1:0", srv)
+	c := dial(t, p.node(), remote.ClientOptions{MaxBatchMessages: 64})
+	const n = 2000
+	for i := range n {
+		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := srv.Stats(); st.Delivered != n {
+		t.Fatalf("server stats %+v, want %d delivered", st, n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, d := range kept {
+		if !bytes.Equal(d, seq(i)) {
+			t.Fatalf("kept message %d reads %v, want %v", i, d, seq(i))
+		}
+	}
+}
+
 // Sends racing with Close either succeed, and the message is then sent
 // (the peer is up, so it is delivered), or fail with ErrClientClosed: a
 // message Send accepted is never dropped without being counted.
@@ -556,7 +594,12 @@ func TestMalformedMessageEndsTheStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The second message claims a 5-byte worker name and ends after 1.
-	if err := stream.SendMsg(&remotepb.Frame{Messages: [][]byte{good, {0x0a, 0x05, 'x'}}}); err != nil {
+	frame := &remotepb.Frame{}
+	frame.ProtoReflect().SetUnknown(protopack.Message{
+		protopack.Tag{Number: 1, Type: protopack.BytesType}, protopack.Bytes(good),
+		protopack.Tag{Number: 1, Type: protopack.BytesType}, protopack.Bytes([]byte{0x0a, 0x05, 'x'}),
+	}.Marshal())
+	if err := stream.SendMsg(frame); err != nil {
 		t.Fatal(err)
 	}
 	_, err = closeBatchStream(stream)

@@ -122,16 +122,16 @@ func (x *Batch) GetMessages() []*Message {
 	return nil
 }
 
-// Frame is how herd's code holds a Batch. The client encodes each message
-// into a buffer when it is sent and hands the runtime that buffer as the
-// frame's unknown fields; the server reads each message's encoding as one
-// bytes value (the same field number and wire type as Batch.messages) and
-// decodes it in place. Neither side builds a Message struct per message.
-// The bytes on the wire are exactly a Batch's: a peer that sends or reads
-// Batch talks to herd unchanged.
+// Frame is how herd's code holds a Batch: it declares no fields, so the
+// whole Batch is its unknown fields. The client encodes each message into
+// a buffer when it is sent and hands the runtime that buffer as the frame's
+// unknown fields; the server takes the frame's unknown fields, one buffer
+// the runtime allocated for it, and decodes each message in place. Neither
+// side builds a Message struct, or allocates, per message. The bytes on the
+// wire are exactly a Batch's: a peer that sends or reads Batch talks to
+// herd unchanged.
 type Frame struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Messages      [][]byte               `protobuf:"bytes,1,rep,name=messages,proto3" json:"messages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -164,13 +164,6 @@ func (x *Frame) ProtoReflect() protoreflect.Message {
 // Deprecated: Use Frame.ProtoReflect.Descriptor instead.
 func (*Frame) Descriptor() ([]byte, []int) {
 	return file_remote_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *Frame) GetMessages() [][]byte {
-	if x != nil {
-		return x.Messages
-	}
-	return nil
 }
 
 // Summary counts what the server did with the stream's messages.
@@ -235,9 +228,8 @@ const file_remote_proto_rawDesc = "" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"<\n" +
 	"\x05Batch\x123\n" +
-	"\bmessages\x18\x01 \x03(\v2\x17.herd.remote.v1.MessageR\bmessages\"#\n" +
-	"\x05Frame\x12\x1a\n" +
-	"\bmessages\x18\x01 \x03(\fR\bmessages\"N\n" +
+	"\bmessages\x18\x01 \x03(\v2\x17.herd.remote.v1.MessageR\bmessages\"\a\n" +
+	"\x05Frame\"N\n" +
 	"\aSummary\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x01(\x04R\tdelivered\x12%\n" +
 	"\x0eunknown_worker\x18\x02 \x01(\x04R\runknownWorker2B\n" +
