@@ -66,6 +66,20 @@ func TestFlushDelayLingers(t *testing.T) {
 	}
 }
 
+// A batch that fills goes at once, however long the linger: the send loop
+// is told of a full batch, not only of the first message.
+func TestFullBatchDoesNotWaitForTheLinger(t *testing.T) {
+	p, rec := recordingPeer(t)
+	c := dial(t, p.node(), remote.ClientOptions{MaxBatchMessages: 4, FlushDelay: time.Hour})
+	for i := range 4 {
+		time.Sleep(20 * time.Millisecond) // the send loop waits in the linger before each
+		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitCount(t, rec, 4, 5*time.Second)
+}
+
 // The default size limit is 4 MiB - 64 KiB, worker name included.
 func TestDefaultMessageLimit(t *testing.T) {
 	srv := remote.NewServer()
