@@ -59,35 +59,45 @@ func checkWorker(worker string) error {
 	return nil
 }
 
+// nextField splits the first field off b: its number, its wire type, its
+// value when it is a bytes field, and what follows it.
+func nextField(b []byte) (num protowire.Number, typ protowire.Type, value, rest []byte, err error) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, nil, nil, fmt.Errorf("%w: %w", errMalformed, protowire.ParseError(n))
+	}
+	b = b[n:]
+	if typ == protowire.BytesType {
+		value, n = protowire.ConsumeBytes(b)
+	} else {
+		n = protowire.ConsumeFieldValue(num, typ, b)
+	}
+	if n < 0 {
+		return 0, 0, nil, nil, fmt.Errorf("%w: field %d: %w", errMalformed, num, protowire.ParseError(n))
+	}
+	return num, typ, value, b[n:], nil
+}
+
 // parseMessage reads one Message. Worker and data are slices of b. As in
 // protobuf, fields it does not know are skipped, so a newer peer's
 // additions do not break an older one, and the last value of a field
 // repeated by mistake wins.
 func parseMessage(b []byte) (worker, data []byte, err error) {
 	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return nil, nil, fmt.Errorf("%w: %w", errMalformed, protowire.ParseError(n))
+		num, typ, value, rest, err := nextField(b)
+		if err != nil {
+			return nil, nil, err
 		}
-		b = b[n:]
-		if (num == messageWorkerField || num == messageDataField) && typ == protowire.BytesType {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return nil, nil, fmt.Errorf("%w: field %d: %w", errMalformed, num, protowire.ParseError(n))
-			}
-			b = b[n:]
-			if num == messageWorkerField {
-				worker = v
-			} else {
-				data = v
-			}
+		b = rest
+		if typ != protowire.BytesType {
 			continue
 		}
-		n = protowire.ConsumeFieldValue(num, typ, b)
-		if n < 0 {
-			return nil, nil, fmt.Errorf("%w: field %d: %w", errMalformed, num, protowire.ParseError(n))
+		switch num {
+		case messageWorkerField:
+			worker = value
+		case messageDataField:
+			data = value
 		}
-		b = b[n:]
 	}
 	return worker, data, nil
 }
@@ -99,24 +109,14 @@ func parseMessage(b []byte) (worker, data []byte, err error) {
 // stops and returns the error, after the messages before it.
 func eachMessage(frame []byte, fn func(worker, data []byte)) error {
 	for len(frame) > 0 {
-		num, typ, n := protowire.ConsumeTag(frame)
-		if n < 0 {
-			return fmt.Errorf("%w: %w", errMalformed, protowire.ParseError(n))
+		num, typ, m, rest, err := nextField(frame)
+		if err != nil {
+			return err
 		}
-		frame = frame[n:]
+		frame = rest
 		if num != batchMessagesField || typ != protowire.BytesType {
-			n = protowire.ConsumeFieldValue(num, typ, frame)
-			if n < 0 {
-				return fmt.Errorf("%w: batch field %d: %w", errMalformed, num, protowire.ParseError(n))
-			}
-			frame = frame[n:]
 			continue
 		}
-		m, n := protowire.ConsumeBytes(frame)
-		if n < 0 {
-			return fmt.Errorf("%w: %w", errMalformed, protowire.ParseError(n))
-		}
-		frame = frame[n:]
 		worker, data, err := parseMessage(m)
 		if err != nil {
 			return err
