@@ -80,6 +80,19 @@ func TestFullBatchDoesNotWaitForTheLinger(t *testing.T) {
 	waitCount(t, rec, 4, 5*time.Second)
 }
 
+// A lone message goes once the linger has passed: the send loop, waiting
+// for work, is told of the first message queued.
+func TestALoneMessageGoesAfterTheLinger(t *testing.T) {
+	p, rec := recordingPeer(t)
+	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: 10 * time.Millisecond})
+	for i := range 3 {
+		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
+			t.Fatal(err)
+		}
+		waitCount(t, rec, i+1, 5*time.Second) // then the loop waits for the next
+	}
+}
+
 // The default size limit is 4 MiB - 64 KiB, worker name included.
 func TestDefaultMessageLimit(t *testing.T) {
 	srv := remote.NewServer()
