@@ -75,6 +75,59 @@ func TestProtectionHoldsMassRemovalUntilConfirmed(t *testing.T) {
 	}
 }
 
+// waitView waits until the manager's view lists want.
+func waitView(t *testing.T, m *remote.Manager, want, what string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for viewIDs(m) != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: view = %s, Err %v; want %s", what, viewIDs(m), m.Err(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestAHoldIsConfirmedByItself: the answer that begins a hold is the only
+// one the Manager gets (its periodic query is an hour away), and it still
+// asks again once the confirm period is over and drops the nodes.
+func TestAHoldIsConfirmedByItself(t *testing.T) {
+	all := peers(4)
+	src := newFake(all...)
+	m, _ := newManager(t, src, remote.WithProtection(0.5, 100*time.Millisecond))
+	src.set(all[:1], nil)
+	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) {
+		t.Fatalf("Refresh = %v, want ErrHoldingRemovals", err)
+	}
+	waitView(t, m, "[self p1]", "the hold confirmed after its period")
+}
+
+// TestAFailedConfirmationIsTriedAgain: when the query that would confirm a
+// hold fails, the Manager keeps holding and asks again a period later,
+// rather than leaving the hold to the next periodic query.
+func TestAFailedConfirmationIsTriedAgain(t *testing.T) {
+	all := peers(4)
+	src := newFake(all...)
+	m, _ := newManager(t, src, remote.WithProtection(0.5, 100*time.Millisecond))
+	src.set(all[:1], nil)
+	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) {
+		t.Fatalf("Refresh = %v, want ErrHoldingRemovals", err)
+	}
+	src.set(nil, errors.New("backend down"))
+	asked := src.queries.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for src.queries.Load() == asked {
+		if time.Now().After(deadline) {
+			t.Fatal("the Manager did not try to confirm the hold")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if viewIDs(m) != "[self p1 p2 p3 p4]" {
+		t.Fatalf("view after a failed confirmation = %s, want every node still held", viewIDs(m))
+	}
+	src.set(all[:1], nil)
+	waitView(t, m, "[self p1]", "the hold confirmed at the next try")
+}
+
 func TestProtectionEndsWhenTheNodesRegisterAgain(t *testing.T) {
 	all := peers(4)
 	src := newFake(all...)
