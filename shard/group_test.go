@@ -16,11 +16,17 @@ import (
 )
 
 func TestRecordRoundTrip(t *testing.T) {
-	s := newState(10)
+	s := newState(14)
 	s.term, s.epoch = 3, 7
-	copy(s.owners, []string{"a", "a", "", "b", "b", "b", "", "c", "a", "a"})
+	copy(s.owners, []string{"a", "a", "", "b", "b", "b", "", "c", "a", "a", "", "", "", ""})
 	s.from[2], s.revokedAt[2] = "c", 7
 	s.from[6], s.revokedAt[6] = "d", 5
+	// Adjacent moving slots: another node's, then the same node's of another
+	// epoch, then one that continues that run.
+	s.from[10], s.revokedAt[10] = "d", 5
+	s.from[11], s.revokedAt[11] = "e", 5
+	s.from[12], s.revokedAt[12] = "e", 6
+	s.from[13], s.revokedAt[13] = "e", 6
 	s.acks["a"], s.acks["d"] = 7, left
 	got, err := decode(encode(s))
 	if err != nil {
