@@ -38,6 +38,18 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDecodeAcceptsTheBounds: tables of one slot and of MaxSlots are valid.
+func TestDecodeAcceptsTheBounds(t *testing.T) {
+	for _, n := range []int{1, MaxSlots} {
+		s := newState(n)
+		s.owners[0], s.owners[n-1] = "a", "a"
+		got, err := decode(encode(s))
+		if err != nil || len(got.owners) != n || got.owners[n-1] != "a" {
+			t.Errorf("a table of %d slots: decoded %d slots, err %v", n, len(got.owners), err)
+		}
+	}
+}
+
 func TestDecodeRefusesMalformed(t *testing.T) {
 	for _, bad := range []string{
 		``, `{`, `[]`, `{"slots":0}`, `{"slots":2000000}`,
