@@ -87,17 +87,24 @@ func waitView(t *testing.T, m *remote.Manager, want, what string) {
 	}
 }
 
+// beginHold starts a Manager on p1…p4 with a confirm period of 100 ms, and
+// refreshes it once with an answer of p1 alone, which begins a hold.
+func beginHold(t *testing.T) (*fakeMembership, *remote.Manager) {
+	t.Helper()
+	src := newFake(peers(4)...)
+	m, _ := newManager(t, src, remote.WithProtection(0.5, 100*time.Millisecond))
+	src.set(peers(1), nil)
+	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) {
+		t.Fatalf("Refresh = %v, want ErrHoldingRemovals", err)
+	}
+	return src, m
+}
+
 // TestAHoldIsConfirmedByItself: the answer that begins a hold is the only
 // one the Manager gets (its periodic query is an hour away), and it still
 // asks again once the confirm period is over and drops the nodes.
 func TestAHoldIsConfirmedByItself(t *testing.T) {
-	all := peers(4)
-	src := newFake(all...)
-	m, _ := newManager(t, src, remote.WithProtection(0.5, 100*time.Millisecond))
-	src.set(all[:1], nil)
-	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) {
-		t.Fatalf("Refresh = %v, want ErrHoldingRemovals", err)
-	}
+	_, m := beginHold(t)
 	waitView(t, m, "[self p1]", "the hold confirmed after its period")
 }
 
@@ -105,13 +112,7 @@ func TestAHoldIsConfirmedByItself(t *testing.T) {
 // hold fails, the Manager keeps holding and asks again a period later,
 // rather than leaving the hold to the next periodic query.
 func TestAFailedConfirmationIsTriedAgain(t *testing.T) {
-	all := peers(4)
-	src := newFake(all...)
-	m, _ := newManager(t, src, remote.WithProtection(0.5, 100*time.Millisecond))
-	src.set(all[:1], nil)
-	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) {
-		t.Fatalf("Refresh = %v, want ErrHoldingRemovals", err)
-	}
+	src, m := beginHold(t)
 	src.set(nil, errors.New("backend down"))
 	asked := src.queries.Load()
 	deadline := time.Now().Add(5 * time.Second)
@@ -124,7 +125,7 @@ func TestAFailedConfirmationIsTriedAgain(t *testing.T) {
 	if viewIDs(m) != "[self p1 p2 p3 p4]" {
 		t.Fatalf("view after a failed confirmation = %s, want every node still held", viewIDs(m))
 	}
-	src.set(all[:1], nil)
+	src.set(peers(1), nil)
 	waitView(t, m, "[self p1]", "the hold confirmed at the next try")
 }
 
