@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/remote"
 )
 
@@ -75,18 +76,6 @@ func TestProtectionHoldsMassRemovalUntilConfirmed(t *testing.T) {
 	}
 }
 
-// waitView waits until the manager's view lists want.
-func waitView(t *testing.T, m *remote.Manager, want, what string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for viewIDs(m) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: view = %s, Err %v; want %s", what, viewIDs(m), m.Err(), want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // beginHold starts a Manager on p1…p4 with a confirm period of 100 ms, and
 // refreshes it once with an answer of p1 alone, which begins a hold.
 func beginHold(t *testing.T) (*fakeMembership, *remote.Manager) {
@@ -105,7 +94,9 @@ func beginHold(t *testing.T) (*fakeMembership, *remote.Manager) {
 // asks again once the confirm period is over and drops the nodes.
 func TestAHoldIsConfirmedByItself(t *testing.T) {
 	_, m := beginHold(t)
-	waitView(t, m, "[self p1]", "the hold confirmed after its period")
+	clustertest.WaitUntil(t, 5*time.Second, "the hold confirmed after its period: a view of [self p1]", func() bool {
+		return viewIDs(m) == "[self p1]"
+	})
 }
 
 // TestAFailedConfirmationIsTriedAgain: when the query that would confirm a
@@ -115,18 +106,16 @@ func TestAFailedConfirmationIsTriedAgain(t *testing.T) {
 	src, m := beginHold(t)
 	src.set(nil, errors.New("backend down"))
 	asked := src.queries.Load()
-	deadline := time.Now().Add(5 * time.Second)
-	for src.queries.Load() == asked {
-		if time.Now().After(deadline) {
-			t.Fatal("the Manager did not try to confirm the hold")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	clustertest.WaitUntil(t, 5*time.Second, "the Manager trying to confirm the hold", func() bool {
+		return src.queries.Load() != asked
+	})
 	if viewIDs(m) != "[self p1 p2 p3 p4]" {
 		t.Fatalf("view after a failed confirmation = %s, want every node still held", viewIDs(m))
 	}
 	src.set(peers(1), nil)
-	waitView(t, m, "[self p1]", "the hold confirmed at the next try")
+	clustertest.WaitUntil(t, 5*time.Second, "the hold confirmed at the next try: a view of [self p1]", func() bool {
+		return viewIDs(m) == "[self p1]"
+	})
 }
 
 func TestProtectionEndsWhenTheNodesRegisterAgain(t *testing.T) {
