@@ -398,13 +398,19 @@ func TestSenderRoutesBySelector(t *testing.T) {
 	}
 }
 
-// BenchmarkManagerRefresh1000NodesUnchanged: the periodic query of a quiet
-// cluster.
-func BenchmarkManagerRefresh1000NodesUnchanged(b *testing.B) {
-	nodes := make([]cluster.Node, 1000)
+// numberedNodes returns n peers, n0000 at 10.1.0.0 onwards, 250 to a /24.
+func numberedNodes(n int) []cluster.Node {
+	nodes := make([]cluster.Node, n)
 	for i := range nodes {
 		nodes[i] = node(fmt.Sprintf("n%04d", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250), 11800)
 	}
+	return nodes
+}
+
+// BenchmarkManagerRefresh1000NodesUnchanged: the periodic query of a quiet
+// cluster.
+func BenchmarkManagerRefresh1000NodesUnchanged(b *testing.B) {
+	nodes := numberedNodes(1000)
 	d := &dialLog{}
 	m, err := remote.NewManager(newFake(nodes...), self, remote.NewServer(), remote.WithDialer(d.dial), remote.WithRefreshInterval(time.Hour), remote.WithErrorHandler(func(error) {}))
 	if err != nil {
@@ -422,10 +428,7 @@ func BenchmarkManagerRefresh1000NodesUnchanged(b *testing.B) {
 // BenchmarkManagerRefresh1000Nodes: every refresh one node leaves and
 // another joins (or back).
 func BenchmarkManagerRefresh1000Nodes(b *testing.B) {
-	nodes := make([]cluster.Node, 1000)
-	for i := range nodes {
-		nodes[i] = node(fmt.Sprintf("n%04d", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250), 11800)
-	}
+	nodes := numberedNodes(1000)
 	churned := append([]cluster.Node(nil), nodes...)
 	churned[500] = node("n-new", "10.9.9.9", 11800) // one leaves, one joins
 	src := newFake(nodes...)
@@ -513,10 +516,7 @@ func TestAnIDAtTwoAddressesKeepsTheLowerOne(t *testing.T) {
 // for that node, not for every node.
 func TestRefreshCostDoesNotGrowWithAQuietView(t *testing.T) {
 	allocs := func(size int, change bool) float64 {
-		nodes := make([]cluster.Node, size)
-		for i := range nodes {
-			nodes[i] = node(fmt.Sprintf("n%04d", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250), 11800)
-		}
+		nodes := numberedNodes(size)
 		churned := slices.Clone(nodes)
 		churned[size/2] = node("n-new", "10.9.9.9", 11800)
 		src := newFake(nodes...)
@@ -567,10 +567,7 @@ func TestAnUnchangedAnswerIsRecognisedInPlace(t *testing.T) {
 		return float64(after.TotalAlloc-before.TotalAlloc) / calls
 	}
 	bytesPerRefresh := func(size int) float64 {
-		nodes := make([]cluster.Node, size)
-		for i := range nodes {
-			nodes[i] = node(fmt.Sprintf("n%04d", i), fmt.Sprintf("10.1.%d.%d", i/250, i%250), 11800)
-		}
+		nodes := numberedNodes(size)
 		src := newFake(nodes...)
 		m, _ := newManager(t, src)
 		refresh := perCall(func() {
