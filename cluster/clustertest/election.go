@@ -105,6 +105,25 @@ func campaign(ctx context.Context, who int, e cluster.Elector, name string, out 
 	out <- won{who: who, lead: l, err: err, at: time.Now()}
 }
 
+// settleWithin bounds how long the suite waits for a campaign to end where
+// no crash or TTL is involved: a first leader, the next after a
+// resignation, a campaign whose context ended. It is far above what any
+// backend takes; an election that never settles then fails the test in
+// seconds, with what was awaited, rather than at the package's time limit.
+const settleWithin = 30 * time.Second
+
+// nextResult waits up to settleWithin for the next campaign to end.
+func nextResult(t testing.TB, results <-chan won, what string) won {
+	t.Helper()
+	select {
+	case r := <-results:
+		return r
+	case <-time.After(settleWithin):
+		t.Fatalf("%s: no campaign ended within %s", what, settleWithin)
+		return won{}
+	}
+}
+
 func electionName() string { return "e" + cluster.NewID()[:8] }
 
 func testCampaignInput(t *testing.T, h Harness) {
@@ -196,7 +215,7 @@ func testOneLeader(t *testing.T, h Harness) {
 	for i, c := range cs {
 		go campaign(cctx, i, c, name, results)
 	}
-	first := <-results
+	first := nextResult(t, results, "the first leader among three")
 	if first.err != nil {
 		t.Fatalf("candidate %d: %v", first.who, first.err)
 	}
@@ -211,7 +230,7 @@ func testOneLeader(t *testing.T, h Harness) {
 	}
 	cancel()
 	for range len(cs) - 1 {
-		if r := <-results; !errors.Is(r.err, context.Canceled) {
+		if r := nextResult(t, results, "a waiting campaign whose context ended"); !errors.Is(r.err, context.Canceled) {
 			t.Errorf("a waiting campaign whose context ended returned %v", r.err)
 		}
 	}
@@ -242,7 +261,7 @@ func testSimultaneousFirstCampaigns(t *testing.T, h Harness) {
 			}()
 		}
 		close(start)
-		first := <-results
+		first := nextResult(t, results, fmt.Sprintf("round %d: the first leader", round))
 		if first.err != nil {
 			cancel()
 			t.Fatalf("round %d, candidate %d: %v", round, first.who, first.err)
@@ -255,7 +274,7 @@ func testSimultaneousFirstCampaigns(t *testing.T, h Harness) {
 		}
 		cancel()
 		for range len(cs) - 1 {
-			if r := <-results; r.err == nil {
+			if r := nextResult(t, results, fmt.Sprintf("round %d: a waiting campaign whose context ended", round)); r.err == nil {
 				t.Fatalf("round %d: candidate %d won after its context ended", round, r.who)
 			}
 		}
@@ -299,7 +318,7 @@ func testSuccessiveLeaders(t *testing.T, h Harness, e Election, n int) {
 		go campaign(cctx, r.who, cs[r.who], name, results)
 		if n > 1 && round < Rounds-1 {
 			// Handover: the next win, timed from the resignation.
-			next := <-results
+			next := nextResult(t, results, fmt.Sprintf("round %d: the next leader after a resignation", round))
 			handovers = append(handovers, next.at.Sub(resigned))
 			results <- next
 		}

@@ -229,31 +229,50 @@ func TestLeaderCrashHandsOver(t *testing.T) {
 			return len(ns) == 3
 		})
 	}
-	type won struct {
-		who  int
-		lead *cluster.Leadership
-	}
-	wins := make(chan won, len(cs))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	wins := campaignAll(ctx, cs, "crash")
+	first := nextWin(t, wins, "the first leader")
+	crashed := time.Now()
+	cs[first.who].Crash()
+	next := nextWin(t, wins, "a leader after the leader's crash")
+	if next.lead.Term() <= first.lead.Term() {
+		t.Errorf("the new leader's term %d is not above the crashed leader's %d", next.lead.Term(), first.lead.Term())
+	}
+	t.Logf("took over %v after the crash (term %d → %d)", time.Since(crashed).Round(time.Millisecond), first.lead.Term(), next.lead.Term())
+}
+
+// win is a campaign that won: whose, and its leadership.
+type win struct {
+	who  int
+	lead *cluster.Leadership
+}
+
+// campaignAll campaigns for election name on each of cs; each win arrives
+// on the channel returned, marked with its coordinator's index in cs.
+func campaignAll(ctx context.Context, cs []*gossip.Coordinator, name string) <-chan win {
+	wins := make(chan win, len(cs))
 	for i, c := range cs {
 		go func() {
-			if l, err := c.Campaign(ctx, "crash"); err == nil {
-				wins <- won{i, l}
+			if l, err := c.Campaign(ctx, name); err == nil {
+				wins <- win{i, l}
 			}
 		}()
 	}
-	first := <-wins
-	crashed := time.Now()
-	cs[first.who].Crash()
+	return wins
+}
+
+// nextWin waits up to 30s, several suspicion timeouts, for the next win:
+// an election that never settles fails here, saying what was awaited,
+// not at the package's time limit.
+func nextWin(t *testing.T, wins <-chan win, what string) win {
+	t.Helper()
 	select {
-	case next := <-wins:
-		if next.lead.Term() <= first.lead.Term() {
-			t.Errorf("the new leader's term %d is not above the crashed leader's %d", next.lead.Term(), first.lead.Term())
-		}
-		t.Logf("took over %v after the crash (term %d → %d)", time.Since(crashed).Round(time.Millisecond), first.lead.Term(), next.lead.Term())
+	case w := <-wins:
+		return w
 	case <-time.After(30 * time.Second):
-		t.Fatal("nobody took over within 30s of the leader's crash")
+		t.Fatalf("%s: nobody won within 30s", what)
+		return win{}
 	}
 }
 
@@ -272,4 +291,48 @@ func TestAdvertisedAddressIsWhatOthersUse(t *testing.T) {
 	}
 	b, _ := registered(t, testConfig(name, a.Addr()))
 	sees(t, b, na.ID, "the member at its advertised address")
+}
+
+// TestDroppedUpdateIsMadeAgain: memberlist drops an update of a member's
+// entry when a refutation takes its incarnation first. A resignation
+// carried by such an update must still reach the others: otherwise they
+// see the resigned leader's claim for good, and nobody else ever claims
+// the election.
+func TestDroppedUpdateIsMadeAgain(t *testing.T) {
+	leakcheck.Register(t)
+	name, seedAddr := seed(t)
+	leader, _ := registered(t, testConfig(name, seedAddr))
+	next, nextNode := registered(t, testConfig(name, seedAddr))
+	for _, c := range []*gossip.Coordinator{leader, next} {
+		clustertest.WaitUntil(t, 5*time.Second, "both candidates in both views", func() bool {
+			ns, _ := c.QueryRemoteNodes(context.Background())
+			return len(ns) == 2
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	lead, err := leader.Campaign(ctx, "dropped")
+	if err != nil {
+		t.Fatal(err)
+	}
+	won := make(chan *cluster.Leadership, 1)
+	go func() {
+		l, _ := next.Campaign(ctx, "dropped")
+		won <- l
+	}()
+	leader.DropUpdates(1)
+	if err := lead.Resign(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case l := <-won:
+		if l == nil || l.Term() <= lead.Term() {
+			t.Fatalf("the next candidate's campaign ended without a higher term (%v)", l)
+		}
+		clustertest.WaitLeader(t, leader.Observe(ctx, "dropped"), 5*time.Second, "the resigned leader observes its successor", func(l cluster.Leader) bool {
+			return l.ID == nextNode.ID
+		})
+	case <-time.After(10 * time.Second):
+		t.Fatal("nobody claimed the election within 10s of a resignation whose first update memberlist dropped")
+	}
 }

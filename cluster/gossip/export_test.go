@@ -1,5 +1,10 @@
 package gossip
 
+import (
+	"errors"
+	"time"
+)
+
 // Crash stops the member as a crash would: no leave and no resignation,
 // it simply stops answering; its goroutines end. Close then does nothing.
 func (c *Coordinator) Crash() {
@@ -11,4 +16,19 @@ func (c *Coordinator) Crash() {
 	_ = c.ml.Shutdown()
 	c.wg.Wait()
 	c.view.Close()
+}
+
+// DropUpdates makes memberlist miss this member's next n updates of its
+// entry, as it does when a refutation takes an update's incarnation first.
+func (c *Coordinator) DropUpdates(n int) {
+	c.announcing.Lock()
+	defer c.announcing.Unlock()
+	update := c.updateNode
+	c.updateNode = func(timeout time.Duration) error {
+		if n > 0 {
+			n--
+			return errors.New("dropped by the test")
+		}
+		return update(timeout)
+	}
 }

@@ -65,8 +65,9 @@ type Coordinator struct {
 	wg       sync.WaitGroup
 	stopJoin func() // stops joinLoop and waits for it
 
-	announcing sync.Mutex    // held by announce: memberlist updates one at a time
-	changed    chan struct{} // memberlist saw a join, leave or update
+	announcing sync.Mutex                        // held by announce: memberlist updates one at a time
+	updateNode func(timeout time.Duration) error // ml.UpdateNode; tests drop updates
+	changed    chan struct{}                     // memberlist saw a join, leave or update
 
 	tableMu sync.Mutex
 	table   map[string]memberlist.Node // live members by name, copied from memberlist's events
@@ -150,6 +151,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 			net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
 	}
 	c.ml = ml
+	c.updateNode = ml.UpdateNode
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.refresh()
 	c.wg.Add(1)
@@ -402,9 +404,7 @@ func (c *Coordinator) announce() {
 	c.announcing.Lock()
 	defer c.announcing.Unlock()
 	defer c.poke() // this member's own entry changed
-	if err := c.ml.UpdateNode(c.settle); err != nil {
-		c.opts.Logger.Debug("gossip: an update is still being gossiped", "err", err)
-	}
+	c.updateMeta()
 	var addrs []string
 	for _, m := range c.peers() {
 		addrs = append(addrs, m.Address())
@@ -414,6 +414,52 @@ func (c *Coordinator) announce() {
 			c.opts.Logger.Debug("gossip: exchanging state after an update", "err", err)
 		}
 	}
+}
+
+// updateAttempts bounds how often updateMeta gives memberlist the same
+// update; each attempt waits up to c.settle.
+const updateAttempts = 5
+
+// updateMeta has memberlist take this member's metadata and gossip it,
+// and makes sure it took. memberlist's UpdateNode numbers the update
+// (its incarnation) before it locks its node table; a refutation of a
+// suspicion of this member landing in between takes a higher number, and
+// memberlist then drops the update without a word. The member would go on
+// gossiping its old entry for good: a withdrawn claim would hold its
+// election, with every other candidate waiting, until the next update of
+// this member. memberlist gives its copy of this member to the events
+// delegate, into c.table, as it takes an update, so the table says
+// whether memberlist holds the entry as it is now; if not, the update is
+// made again (also when the entry changed after it was given, which costs
+// one update more). c.announcing is held.
+func (c *Coordinator) updateMeta() {
+	for attempt := 1; ; attempt++ {
+		if err := c.updateNode(c.settle); err != nil {
+			c.opts.Logger.Debug("gossip: an update is still being gossiped", "err", err)
+		}
+		if c.ctx.Err() != nil || c.tookMeta() {
+			return
+		}
+		if attempt == updateAttempts {
+			c.opts.Logger.Warn("gossip: memberlist has not taken this member's new entry; the others see its previous one until its next update", "attempts", attempt)
+			return
+		}
+		c.opts.Logger.Debug("gossip: memberlist's copy of this member's entry is not the current one (it dropped the update, or the entry changed meanwhile); updating again", "attempt", attempt)
+	}
+}
+
+// tookMeta reports whether memberlist's copy of this member carries the
+// metadata this coordinator holds now.
+func (c *Coordinator) tookMeta() bool {
+	c.mu.Lock()
+	want, err := c.metaLocked(nil)
+	c.mu.Unlock()
+	if err != nil {
+		return true // refused where it was set; nothing to retry
+	}
+	c.tableMu.Lock()
+	defer c.tableMu.Unlock()
+	return bytes.Equal(c.table[c.name].Meta, want)
 }
 
 // QueryRemoteNodes returns the members this node knows now. Gossip has no

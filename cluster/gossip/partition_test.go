@@ -27,9 +27,15 @@ type cuttable struct {
 	done    chan struct{}
 }
 
+// Shutdown stops the listeners before the forwarders: a listener hands
+// each packet and stream on without a way out, and NetTransport.Shutdown
+// waits for the listeners, so with the forwarders gone first one packet
+// arriving meanwhile would hold the shutdown for good. memberlist reads
+// the forwarded ones until its transport has shut down.
 func (c *cuttable) Shutdown() error {
+	err := c.NetTransport.Shutdown()
 	close(c.done)
-	return c.NetTransport.Shutdown()
+	return err
 }
 
 func newCuttable(t *testing.T) (*cuttable, int) {
@@ -119,21 +125,10 @@ func TestPartitionHealKeepsOneLeader(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	type won struct {
-		who  int
-		lead *cluster.Leadership
-	}
-	wins := make(chan won, len(cs))
-	for i, c := range cs {
-		go func() {
-			if l, err := c.Campaign(ctx, "heal"); err == nil {
-				wins <- won{i, l}
-			}
-		}()
-	}
-	first := <-wins
+	wins := campaignAll(ctx, cs, "heal")
+	first := nextWin(t, wins, "the first leader")
 	cuts[first.who].cut.Store(true)
-	var second won
+	var second win
 	select {
 	case second = <-wins:
 	case <-time.After(30 * time.Second):
