@@ -208,6 +208,13 @@ func TestAloneOwnsEverySlot(t *testing.T) {
 	if len(first.Gained) != 100 || len(first.Lost) != 0 || first.Owned.Len() != 100 || first.Epoch == 0 {
 		t.Fatalf("first change: %d gained, %d lost, %d owned at epoch %d; want 100, 0, 100, > 0", len(first.Gained), len(first.Lost), first.Owned.Len(), first.Epoch)
 	}
+	every := make([]int, 100)
+	for i := range every {
+		every[i] = i
+	}
+	if !slices.Equal(first.Gained, every) || !slices.Equal(first.Owned.Slots(), every) {
+		t.Fatalf("first change: gained %v, owns %v; want 0 to 99", first.Gained, first.Owned.Slots())
+	}
 	if term, ok := g.Leading(); !ok || term == 0 {
 		t.Error("a group of one does not lead")
 	}
@@ -217,8 +224,10 @@ func TestAloneOwnsEverySlot(t *testing.T) {
 	if i, err := g.Selector().Select(42, peers{"x", self}); err != nil || i != 1 {
 		t.Errorf("Select(42) = %d, %v; want 1 (self)", i, err)
 	}
-	if _, err := g.Selector().Select(100, peers{self}); err == nil {
-		t.Error("Select of a slot out of range did not fail")
+	for _, slot := range []int32{-1, 100} {
+		if _, err := g.Selector().Select(slot, peers{self}); err == nil || errors.Is(err, ErrUnowned) {
+			t.Errorf("Select(%d), out of range: %v, want an error other than ErrUnowned", slot, err)
+		}
 	}
 	if _, err := g.Selector().Select(1, peers{"x"}); err == nil {
 		t.Error("Select with the owner missing from the peers did not fail")
@@ -415,6 +424,16 @@ func TestUnreadableTableGivesUpEverySlot(t *testing.T) {
 	}
 	if hctx.Err() == nil {
 		t.Error("a hold's context did not end when its slot was given up")
+	}
+	for _, slot := range []int32{0, 7} {
+		if _, err := g.Selector().Select(slot, peers{self}); !errors.Is(err, ErrUnowned) {
+			t.Errorf("Select(%d), given up: %v, want ErrUnowned", slot, err)
+		}
+	}
+	for _, slot := range []int32{-1, 8} {
+		if _, err := g.Selector().Select(slot, peers{self}); err == nil || errors.Is(err, ErrUnowned) {
+			t.Errorf("Select(%d), out of range: %v, want an error other than ErrUnowned", slot, err)
+		}
 	}
 	c.fail.Store(false)
 	waitUntil(t, 5*time.Second, "every slot owned again", func() bool { return g.Owned().Len() == 8 })

@@ -30,6 +30,14 @@ func TestNewMappingRefusesBadCounts(t *testing.T) {
 
 // The mapping is part of herd's compatibility promise: these values must
 // never change.
+func TestNewMappingAcceptsTheBounds(t *testing.T) {
+	for _, n := range []int{1, shard.MaxSlots} {
+		if m, err := shard.NewMapping(n); err != nil || m.Slots() != n {
+			t.Errorf("NewMapping(%d) = %d slots, %v", n, m.Slots(), err)
+		}
+	}
+}
+
 func TestSlotsAreStable(t *testing.T) {
 	m := mapping(t, shard.DefaultSlots)
 	golden := map[string]int{"": 155, "a": 248, "order-42": 335, "user:1001": 803, "日本": 774}
