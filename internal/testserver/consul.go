@@ -16,10 +16,12 @@ import (
 type Consul struct {
 	*Proc
 	HTTPAddr string
+	// management, when ACLs are on: ready waits until it is accepted.
+	management string
 }
 
 // StartConsul runs bin (a consul binary) as a one-server cluster on loopback.
-func StartConsul(t testing.TB, bin string) *Consul { return startConsul(t, bin, "") }
+func StartConsul(t testing.TB, bin string) *Consul { return startConsul(t, bin, "", "") }
 
 // StartConsulACL runs bin with ACLs on and default_policy deny; management
 // is both the initial management token and the agent's own token.
@@ -33,10 +35,10 @@ func StartConsulACL(t testing.TB, bin, management string) *Consul {
     agent = %q
   }
 }
-`, management, management))
+`, management, management), management)
 }
 
-func startConsul(t testing.TB, bin, hcl string) *Consul {
+func startConsul(t testing.TB, bin, hcl, management string) *Consul {
 	dir := t.TempDir()
 	http := FreePort(t)
 	args := []string{"agent", "-server", "-bootstrap-expect=1", "-data-dir=" + dir + "/data",
@@ -50,24 +52,50 @@ func startConsul(t testing.TB, bin, hcl string) *Consul {
 		}
 		args = append(args, "-config-file="+dir+"/extra.hcl")
 	}
-	c := &Consul{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", http)}
+	c := &Consul{HTTPAddr: fmt.Sprintf("127.0.0.1:%d", http), management: management}
 	c.Proc = newProc(t, "consul", bin, args, dir, c.ready)
 	c.data = dir + "/data"
 	c.Start()
 	return c
 }
 
-// ready waits for a leader, which the catalog needs.
+// ready waits for a leader, which the catalog needs, and with ACLs on for
+// the management token to be accepted: the leader reports itself before
+// it has bootstrapped the ACL system, and until then every request that
+// needs a token fails with 403 "ACL system must be bootstrapped".
 func (c *Consul) ready(ctx context.Context) error {
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+c.HTTPAddr+"/v1/status/leader", nil)
-	resp, err := http.DefaultClient.Do(req)
+	status, body, err := c.get(ctx, "/v1/status/leader", "")
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || strings.Trim(strings.TrimSpace(string(body)), `"`) == "" {
-		return errorf("no leader yet (%d %s)", resp.StatusCode, body)
+	if status != 200 || strings.Trim(strings.TrimSpace(body), `"`) == "" {
+		return errorf("no leader yet (%d %s)", status, body)
+	}
+	if c.management == "" {
+		return nil
+	}
+	if status, body, err = c.get(ctx, "/v1/acl/token/self", c.management); err != nil {
+		return err
+	}
+	if status != 200 {
+		return errorf("the management token is not accepted yet (%d %s)", status, strings.TrimSpace(body))
 	}
 	return nil
+}
+
+func (c *Consul) get(ctx context.Context, path, token string) (status int, body string, err error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+c.HTTPAddr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	if token != "" {
+		req.Header.Set("X-Consul-Token", token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
 }
