@@ -64,38 +64,18 @@ func startConsul(t testing.TB, bin, hcl, management string) *Consul {
 // it has bootstrapped the ACL system, and until then every request that
 // needs a token fails with 403 "ACL system must be bootstrapped".
 func (c *Consul) ready(ctx context.Context) error {
-	status, body, err := c.get(ctx, "/v1/status/leader", "")
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+c.HTTPAddr+"/v1/status/leader", nil)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return err
 	}
-	if status != 200 || strings.Trim(strings.TrimSpace(body), `"`) == "" {
-		return errorf("no leader yet (%d %s)", status, body)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || strings.Trim(strings.TrimSpace(string(body)), `"`) == "" {
+		return errorf("no leader yet (%d %s)", resp.StatusCode, body)
 	}
 	if c.management == "" {
 		return nil
 	}
-	if status, body, err = c.get(ctx, "/v1/acl/token/self", c.management); err != nil {
-		return err
-	}
-	if status != 200 {
-		return errorf("the management token is not accepted yet (%d %s)", status, strings.TrimSpace(body))
-	}
-	return nil
-}
-
-func (c *Consul) get(ctx context.Context, path, token string) (status int, body string, err error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", "http://"+c.HTTPAddr+path, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	if token != "" {
-		req.Header.Set("X-Consul-Token", token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
+	return httpOK(ctx, nil, "http://"+c.HTTPAddr+"/v1/acl/token/self", c.management)
 }
