@@ -126,7 +126,7 @@ func TestPartitionHealKeepsOneLeader(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	wins := campaignAll(ctx, cs, "heal")
-	first := nextWin(t, wins, "the first leader")
+	first := nextWin(t, wins, 30*time.Second, "the first leader")
 	cuts[first.who].cut.Store(true)
 	var second win
 	select {
