@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -47,6 +48,10 @@ func (e *ConfigError) Error() string {
 	b.WriteString("config: ")
 	if e.File != "" && e.Line > 0 {
 		fmt.Fprintf(&b, "%s:%d: ", e.File, e.Line)
+	}
+	if errors.Is(e.Err, ErrUnknownEnv) {
+		fmt.Fprintf(&b, "environment variable %s is set: %s", e.EnvVar, e.Accepted)
+		return b.String()
 	}
 	if errors.Is(e.Err, ErrUnknownKey) {
 		fmt.Fprintf(&b, "unknown key %s: %s", e.Key, e.Accepted)
@@ -153,6 +158,11 @@ func load(data []byte, source string, opts []Option) (*Config, error) {
 		}
 		merged = user
 	}
+	if o.environ != nil {
+		if err := checkEnv(o.environ(), defaultYAML, data); err != nil {
+			return nil, err
+		}
+	}
 	cfg.sections = merged.sections
 	cfg.selector, cfg.nodeID = merged.selector, merged.nodeID
 	if n := cfg.selector.node; n != nil && n.Value != "" {
@@ -241,6 +251,51 @@ func checkKeys(user, base *rawCluster) error {
 		}
 	}
 	return nil
+}
+
+// ErrUnknownEnv is wrapped by the ConfigError for an environment variable
+// named like herd's (SW_CLUSTER or SW_CLUSTER_…) that no key reads: most
+// often a misspelling (SW_CLUSTER_GOSSIP_SEED for …_SEEDS) that would
+// otherwise leave the setting at its default without a word.
+var ErrUnknownEnv = errors.New("unknown environment variable")
+
+// placeholder finds the variable names of ${NAME:default} placeholders.
+var placeholder = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)`)
+
+// checkEnv refuses a SW_CLUSTER variable in environ that no placeholder of
+// the documents reads, naming the nearest one that some placeholder does.
+func checkEnv(environ []string, docs ...[]byte) error {
+	var known []string
+	for _, doc := range docs {
+		for _, m := range placeholder.FindAllSubmatch(doc, -1) {
+			if name := string(m[1]); !slices.Contains(known, name) {
+				known = append(known, name)
+			}
+		}
+	}
+	slices.Sort(known)
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if (name == "SW_CLUSTER" || strings.HasPrefix(name, "SW_CLUSTER_")) && !slices.Contains(known, name) {
+			unknown = append(unknown, name)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	var ours []string
+	for _, k := range known {
+		if strings.HasPrefix(k, "SW_CLUSTER") {
+			ours = append(ours, k)
+		}
+	}
+	accepted := "no key reads it; unset it, or use one of " + strings.Join(ours, ", ")
+	if near := nearest(unknown[0], ours); near != "" {
+		accepted = "did you mean " + near + "? (no key reads " + unknown[0] + "; unset it or rename it)"
+	}
+	return &ConfigError{EnvVar: unknown[0], Accepted: accepted, Err: ErrUnknownEnv}
 }
 
 func unknownKey(parent, key, file string, line int, known []string) *ConfigError {

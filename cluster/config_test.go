@@ -287,3 +287,38 @@ func TestSelfNodeBindPortBoundaries(t *testing.T) {
 		}
 	}
 }
+
+// TestMisspeltEnvironmentVariableIsRefused: a SW_CLUSTER variable no key
+// reads would leave its setting at the default without a word (a gossip
+// node running alone, etcd on localhost); LoadConfig refuses it and names
+// the variable meant.
+func TestMisspeltEnvironmentVariableIsRefused(t *testing.T) {
+	for _, tc := range []struct{ set, want string }{
+		{"SW_CLUSTER_GOSSIP_SEED", "SW_CLUSTER_GOSSIP_SEEDS"},
+		{"SW_CLUSTER_ETCD_ENDPOINT", "SW_CLUSTER_ETCD_ENDPOINTS"},
+	} {
+		t.Run(tc.set, func(t *testing.T) {
+			t.Setenv(tc.set, "127.0.0.1:1")
+			_, err := cluster.DefaultConfig()
+			if !errors.Is(err, cluster.ErrUnknownEnv) {
+				t.Fatalf("DefaultConfig with %s set: %v, want an error wrapping ErrUnknownEnv", tc.set, err)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.set) || !strings.Contains(msg, "did you mean "+tc.want+"?") {
+				t.Errorf("the error does not name %s and suggest %s: %v", tc.set, tc.want, err)
+			}
+		})
+	}
+	t.Run("known variables pass", func(t *testing.T) {
+		t.Setenv("SW_CLUSTER", "gossip")
+		t.Setenv("SW_CLUSTER_GOSSIP_SEEDS", "127.0.0.1:1")
+		if _, err := cluster.DefaultConfig(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a placeholder of the user's document is known", func(t *testing.T) {
+		t.Setenv("SW_CLUSTER_MINE", "etcd")
+		if _, err := cluster.LoadConfig([]byte("cluster:\n  selector: ${SW_CLUSTER_MINE:standalone}\n")); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

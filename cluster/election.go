@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // Elector is the optional election role. A coordinator whose backend can
@@ -104,17 +105,75 @@ func (l *Leadership) Err() error {
 // only the leader may do; its context.Cause is Err.
 func (l *Leadership) Context() context.Context { return l.ctx }
 
+// ResignWait bounds how long Resign waits for the backend when its context
+// has no deadline. A resignation only lets the next leader win sooner: an
+// unconfirmed one costs the election a session TTL, never safety, so a
+// program that resigns on its way out (defer lead.Resign(ctx)) is not held
+// by a backend that has gone away.
+const ResignWait = 500 * time.Millisecond
+
+// resignInBackground bounds how long a release that Resign stopped waiting
+// for may go on trying in the background.
+const resignInBackground = 10 * time.Second
+
 // Resign ends the leadership: Done is closed first, then the backend is told,
 // so that the next leader can win at once instead of waiting out a TTL.
-// Calling it again returns the first call's result.
+//
+// Resign always returns promptly. A leadership that was already lost (Done
+// was closed with a cause other than ErrClosed) is released by its backend
+// on its own, and Resign returns nil at once; Err keeps the cause.
+// Otherwise Resign waits for the backend until ctx ends, or for ResignWait
+// when ctx has no deadline. If the backend has not confirmed by then, Resign
+// returns an error wrapping context.DeadlineExceeded (or ctx's error); the
+// leadership has ended here all the same, the release goes on in the
+// background for a few seconds more, and failing that the backend frees the
+// election when the session expires. Calling it again returns the first
+// call's result.
 func (l *Leadership) Resign(ctx context.Context) error {
+	// A coordinator's Close ends its leaderships with ErrClosed and then
+	// resigns them, a release that must reach the backend like any other.
+	lost := l.ctx.Err() != nil && !errors.Is(context.Cause(l.ctx), ErrClosed)
 	l.lose(ErrResigned)
 	l.resignOnce.Do(func() {
-		if l.resign != nil {
-			l.resignErr = l.resign(ctx)
+		if l.resign == nil {
+			return
 		}
+		if lost {
+			// The backend's own loss path releases what it held; a release
+			// here could only wait on a server that is, often, not there.
+			stale, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			cancel()
+			go func() { _ = l.resign(stale) }()
+			return
+		}
+		l.resignErr = l.release(ctx)
 	})
 	return l.resignErr
+}
+
+// release runs the backend's resign, waiting at most until ctx ends or, if
+// ctx has no deadline, ResignWait.
+func (l *Leadership) release(ctx context.Context) error {
+	wait, stop := ctx, func() {}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, ResignWait)
+		defer cancel()
+		// The release itself may outlive the wait: a backend that answers a
+		// little later still lets the next leader win before the TTL.
+		ctx, stop = context.WithTimeout(ctx, resignInBackground)
+	}
+	done := make(chan error, 1)
+	go func() {
+		defer stop()
+		done <- l.resign(ctx)
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-wait.Done():
+		return fmt.Errorf("cluster: resigning election %q: the backend did not confirm in time (%w); the leadership has ended here, and the backend frees the election when this node's session expires", l.election, wait.Err())
+	}
 }
 
 // CheckElection checks an election name. Names are used as etcd and Consul

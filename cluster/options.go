@@ -43,6 +43,10 @@ type Options struct {
 	// and the variables a backend reads at run time (kubernetes: the pod's
 	// UID variable and HOSTNAME).
 	LookupEnv LookupEnv
+	// environ lists the environment that LookupEnv reads, for LoadConfig's
+	// check of SW_CLUSTER variables no key reads; nil when a custom
+	// LookupEnv was given (it cannot be listed).
+	environ func() []string
 }
 
 // LookupEnv reads one environment variable, like os.LookupEnv.
@@ -66,7 +70,7 @@ func WithBackoff(b Backoff) Option { return func(o *Options) { o.Backoff = b } }
 func WithLookupEnv(lookup LookupEnv) Option {
 	return func(o *Options) {
 		if lookup != nil {
-			o.LookupEnv = lookup
+			o.LookupEnv, o.environ = lookup, nil
 		}
 	}
 }
@@ -74,7 +78,7 @@ func WithLookupEnv(lookup LookupEnv) Option {
 // NewOptions applies opts over the defaults: a logger that discards, the
 // backend's own backoff, os.LookupEnv.
 func NewOptions(opts ...Option) Options {
-	o := Options{Logger: slog.New(slog.DiscardHandler), LookupEnv: os.LookupEnv}
+	o := Options{Logger: slog.New(slog.DiscardHandler), LookupEnv: os.LookupEnv, environ: os.Environ}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)

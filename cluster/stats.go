@@ -21,4 +21,8 @@ type Stats struct {
 	Reconnections uint64 `json:"reconnections"`
 	// AgentSwitches counts moves to the next agent in hostPort. Consul.
 	AgentSwitches uint64 `json:"agentSwitches"`
+	// DuplicateIDs counts registrations this node withdrew on finding
+	// another live member holding its ID at another address (registered at
+	// the same moment, or across a partition that healed). gossip.
+	DuplicateIDs uint64 `json:"duplicateIds"`
 }

@@ -115,6 +115,12 @@ func Run(t *testing.T, h Harness) {
 			}
 			testHeldID(t, h)
 		})
+		t.Run("RefusesHeldIDWithoutPause", func(t *testing.T) {
+			if h.SharedIDs != "" {
+				t.Skip(h.SharedIDs)
+			}
+			testHeldIDWithoutPause(t, h)
+		})
 	}
 	if h.WriteMalformed != nil {
 		t.Run("MalformedEntrySkippedAndCounted", func(t *testing.T) { testMalformed(t, h) })
@@ -680,6 +686,30 @@ func testHeldID(t *testing.T, h Harness) {
 		t.Fatalf("registering the ID once its holder left: %v", err)
 	}
 	WaitFor(t, w, h.Within, "the ID at its new address", at(impostor.Address))
+}
+
+// testHeldIDWithoutPause is what a program does: make a coordinator and
+// register at once, the holder and then the twin, with no wait for either
+// to have learnt of the other.
+func testHeldIDWithoutPause(t *testing.T, h Harness) {
+	n := NewNode()
+	holder := h.NewCoordinator(t)
+	closeOnCleanup(t, holder)
+	if err := h.Register(t, holder, n); err != nil {
+		t.Fatal(err)
+	}
+	twin := h.NewCoordinator(t)
+	closeOnCleanup(t, twin)
+	impostor := n
+	impostor.Address = NewNode().Address
+	if err := h.Register(t, twin, impostor); !errors.Is(err, cluster.ErrDuplicateID) {
+		t.Fatalf("registering ID %s right after a live process at %s took it, from %s: %v; want an error wrapping cluster.ErrDuplicateID", n.ID, n.Address, impostor.Address, err)
+	}
+	w := twin.Watch(ctx(t))
+	Keeps(t, w, 500*time.Millisecond, "the holder's entry at its own address, and no other", func(ns []cluster.Node) bool {
+		i := slices.IndexFunc(ns, func(m cluster.Node) bool { return m.ID == n.ID })
+		return i < 0 || ns[i].Address == n.Address
+	})
 }
 
 func testMalformed(t *testing.T, h Harness) {

@@ -62,6 +62,7 @@ func runElection(t *testing.T, h Harness) {
 	}
 	if h.Recovery != nil {
 		t.Run("ServerRestartNeverTwoLeaders", func(t *testing.T) { testElectionRestart(t, h) })
+		t.Run("ResignWhileServerDown", func(t *testing.T) { testResignWhileDown(t, h) })
 	}
 }
 
@@ -547,6 +548,94 @@ func testElectionRestart(t *testing.T, h Harness) {
 		}
 		if i > 0 && a.term <= held[i-1].term {
 			t.Errorf("term %d follows term %d", a.term, held[i-1].term)
+		}
+	}
+}
+
+// resignBound is how long Resign(context.Background()) may take with the
+// server gone: cluster.ResignWait and the test's own scheduling.
+const resignBound = time.Second
+
+// testResignWhileDown: a leader whose server is killed resigns, as a
+// program on its way out does (defer lead.Resign(context.Background())),
+// and Resign returns within resignBound, both while the leadership still
+// holds and once it is lost; after the restart the same coordinator wins a
+// campaign again.
+func testResignWhileDown(t *testing.T, h Harness) {
+	target := h.Recovery(t)
+	if target.Register != nil {
+		h.Register = target.Register
+	}
+	a, b := target.NewCoordinator(t), target.NewCoordinator(t)
+	for _, c := range []cluster.Coordinator{a, b} {
+		t.Cleanup(func() {
+			if err := c.Close(); err != nil {
+				t.Logf("Close after the restart: %v", err)
+			}
+		})
+	}
+	ca, cb := candidate(t, h, a), candidate(t, h, b)
+	live, lost := electionName(), electionName()
+	la, err := ca.Campaign(ctx(t), live)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := cb.Campaign(ctx(t), lost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target.Kill()
+
+	// Still leading as far as the node knows: the release must reach the
+	// server, which is not there.
+	if la.Err() != nil {
+		// An in-process server that stops gracefully can take longer than
+		// the session's safe window; a killed process cannot.
+		t.Logf("the leadership was lost while the server stopped (%v): only the lost case is tested", la.Err())
+	}
+	began := time.Now()
+	err = la.Resign(context.Background())
+	if took := time.Since(began); took > resignBound {
+		t.Errorf("Resign with the server down took %s, want at most %s", took.Round(time.Millisecond), resignBound)
+	}
+	t.Logf("Resign with the server down: %v after %s", err, time.Since(began).Round(time.Millisecond))
+	if la.Err() == nil {
+		t.Error("Err is nil after Resign")
+	}
+
+	// Lost: nothing to release, so no wait at all.
+	select {
+	case <-lb.Done():
+	case <-time.After(h.RecoverWithin):
+		t.Fatalf("the leadership's Done was still open %s into the outage", h.RecoverWithin)
+	}
+	began = time.Now()
+	if err := lb.Resign(context.Background()); err != nil {
+		t.Errorf("Resign of a leadership already lost (%v): %v, want nil", lb.Err(), err)
+	}
+	if took := time.Since(began); took > resignBound {
+		t.Errorf("Resign of a lost leadership took %s, want at most %s", took.Round(time.Millisecond), resignBound)
+	}
+	if !errors.Is(lb.Err(), cluster.ErrSessionLost) {
+		t.Errorf("Err of the lost leadership after Resign: %v, want its cause (ErrSessionLost) kept", lb.Err())
+	}
+
+	target.Restart()
+	for i, cand := range []Candidate{ca, cb} {
+		name := []string{live, lost}[i]
+		var l *cluster.Leadership
+		WaitUntil(t, h.RecoverWithin, "a campaign won again after the restart", func() bool {
+			cctx, cancel := context.WithTimeout(context.Background(), h.RecoverWithin)
+			defer cancel()
+			var err error
+			if l, err = cand.Campaign(cctx, name); err != nil {
+				t.Logf("campaign after the restart: %v", err)
+				return false
+			}
+			return true
+		})
+		if err := l.Resign(context.Background()); err != nil {
+			t.Errorf("Resign after the restart: %v", err)
 		}
 	}
 }

@@ -29,6 +29,22 @@ func registered(t *testing.T, cfg gossip.Config) (*gossip.Coordinator, cluster.N
 	return c, n
 }
 
+// shutOut starts a coordinator from cfg whose seeds do not let it in, and
+// checks that it refuses to register a fresh node, saying that no seed
+// answered, rather than register it in a cluster of its own.
+func shutOut(t *testing.T, cfg gossip.Config) cluster.Node {
+	t.Helper()
+	c := newCoordinator(t, cfg)
+	t.Cleanup(func() { c.Close() })
+	n := clustertest.NewNode()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := c.RegisterRemote(ctx, n); err == nil || !strings.Contains(err.Error(), "no seed answered") {
+		t.Fatalf("RegisterRemote with seeds that shut it out: %v, want an error saying no seed answered", err)
+	}
+	return n
+}
+
 // neverSees checks that c's view does not show id for a while.
 func neverSees(t *testing.T, c *gossip.Coordinator, id string, what string) {
 	t.Helper()
@@ -67,9 +83,9 @@ func TestEncryptedClusterKeepsOthersOut(t *testing.T) {
 
 	wrong := testConfig(name, a.Addr())
 	wrong.Keys = other
-	_, nc := registered(t, wrong)
+	nc := shutOut(t, wrong)
 	plain := testConfig(name, a.Addr())
-	_, nd := registered(t, plain)
+	nd := shutOut(t, plain)
 	neverSees(t, a, nc.ID, "a member with another key")
 	neverSees(t, a, nd.ID, "a member without encryption")
 }
@@ -91,23 +107,199 @@ func TestKeyRotationKeepsTheClusterWhole(t *testing.T) {
 func TestClusterNamesKeepClustersApart(t *testing.T) {
 	leakcheck.Register(t)
 	a, _ := registered(t, testConfig("t"+cluster.NewID()[:10], ""))
-	_, nb := registered(t, testConfig("t"+cluster.NewID()[:10], a.Addr()))
+	nb := shutOut(t, testConfig("t"+cluster.NewID()[:10], a.Addr()))
 	neverSees(t, a, nb.ID, "a member of another cluster seeded with this one's address")
 }
 
 // TestJoinsASeedThatStartsLater: a node started before its seed keeps
-// trying and joins it once it listens.
+// trying and joins it once it listens; its registration waits for that.
 func TestJoinsASeedThatStartsLater(t *testing.T) {
 	leakcheck.Register(t)
 	name := "t" + cluster.NewID()[:10]
 	port := freePort(t)
 	seedAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	early, _ := registered(t, testConfig(name, seedAddr))
+	early := newCoordinator(t, testConfig(name, seedAddr))
+	t.Cleanup(func() { early.Close() })
+	registeredEarly := make(chan error, 1)
+	go func() { registeredEarly <- early.RegisterRemote(context.Background(), clustertest.NewNode()) }()
 	time.Sleep(500 * time.Millisecond) // a few failed attempts
+	select {
+	case err := <-registeredEarly:
+		t.Fatalf("RegisterRemote returned (%v) before any seed had answered", err)
+	default:
+	}
 	cfg := testConfig(name, "")
 	cfg.BindPort = port
 	_, ns := registered(t, cfg)
+	if err := <-registeredEarly; err != nil {
+		t.Fatalf("RegisterRemote once the seed answered: %v", err)
+	}
 	sees(t, early, ns.ID, "the seed that started later")
+}
+
+// TestRegistrationWithNoSeedAnsweringSaysSo: with every seed down,
+// RegisterRemote does not guess that the ID is free: within its bound it
+// fails, naming the setting, and registers nothing.
+func TestRegistrationWithNoSeedAnsweringSaysSo(t *testing.T) {
+	leakcheck.Register(t)
+	dead := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
+	c := newCoordinator(t, testConfig("t"+cluster.NewID()[:10], dead))
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	began := time.Now()
+	err := c.RegisterRemote(ctx, clustertest.NewNode())
+	if err == nil || !strings.Contains(err.Error(), "SW_CLUSTER_GOSSIP_SEEDS") || !strings.Contains(err.Error(), dead) {
+		t.Fatalf("RegisterRemote with no seed answering: %v, want an error naming SW_CLUSTER_GOSSIP_SEEDS and %s", err, dead)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("RegisterRemote took %s with a 1s context", took)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("the error spans lines: %q", err)
+	}
+	ns, qerr := c.QueryRemoteNodes(context.Background())
+	if qerr != nil || len(ns) != 0 {
+		t.Errorf("after the refusal the view is %v (%v), want empty", clustertest.IDs(ns), qerr)
+	}
+}
+
+// TestSimultaneousRegistrationsOfOneIDLeaveOneHolder: two processes
+// register one ID at the same moment, each before the other's entry could
+// reach it. Once both entries have met, exactly one keeps the ID; the
+// other has been refused, or withdraws and says so on Err, in its Stats,
+// and by ending its leadership.
+func TestSimultaneousRegistrationsOfOneIDLeaveOneHolder(t *testing.T) {
+	leakcheck.Register(t)
+	name, seedAddr := seed(t)
+	for round := range 5 {
+		a, b := newCoordinator(t, testConfig(name, seedAddr)), newCoordinator(t, testConfig(name, seedAddr))
+		na := clustertest.NewNode()
+		nb := na
+		nb.Address = clustertest.NewNode().Address
+		errs := make(chan error, 2)
+		go func() { errs <- a.RegisterRemote(context.Background(), na) }()
+		go func() { errs <- b.RegisterRemote(context.Background(), nb) }()
+		e1, e2 := <-errs, <-errs
+		refused := 0
+		for _, err := range []error{e1, e2} {
+			if err != nil {
+				if !errors.Is(err, cluster.ErrDuplicateID) {
+					t.Fatalf("round %d: %v, want nil or an error wrapping ErrDuplicateID", round, err)
+				}
+				refused++
+			}
+		}
+		if refused == 2 {
+			t.Fatalf("round %d: both registrations were refused; one should keep the ID", round)
+		}
+		holders := func() int {
+			n := 0
+			for _, c := range []*gossip.Coordinator{a, b} {
+				if c.Err() == nil {
+					if _, err := c.QueryRemoteNodes(context.Background()); err == nil {
+						n++
+					}
+				}
+			}
+			return n
+		}
+		if refused == 0 {
+			clustertest.WaitUntil(t, 5*time.Second, "one of the two withdrawn", func() bool { return holders() == 1 })
+			withdrawn := a
+			if a.Err() == nil {
+				withdrawn = b
+			}
+			if !errors.Is(withdrawn.Err(), cluster.ErrDuplicateID) || withdrawn.Stats().DuplicateIDs != 1 {
+				t.Errorf("round %d: the withdrawn side's Err %v and DuplicateIDs %d", round, withdrawn.Err(), withdrawn.Stats().DuplicateIDs)
+			}
+		}
+		a.Close()
+		b.Close()
+	}
+}
+
+// TestClashFoundAtHealLeavesOneLeader: the two sides of a partition each
+// register one ID and elect it; when the partition heals, one side
+// withdraws: its leadership ends with ErrDuplicateID, Err says why, and
+// the election has one leader.
+func TestClashFoundAtHealLeavesOneLeader(t *testing.T) {
+	leakcheck.Register(t)
+	name, seedAddr := seed(t)
+	var cs []*gossip.Coordinator
+	var cuts []*cuttable
+	for range 2 {
+		tr, port := newCuttable(t)
+		cfg := testConfig(name, seedAddr)
+		cfg.BindPort, cfg.Transport = port, tr
+		c := newCoordinator(t, cfg)
+		t.Cleanup(func() { c.Close() })
+		cs, cuts = append(cs, c), append(cuts, tr)
+	}
+	observer, _ := registered(t, testConfig(name, seedAddr))
+	for _, c := range cs {
+		clustertest.WaitUntil(t, 5*time.Second, "the observer in every view", func() bool {
+			ns, _ := c.QueryRemoteNodes(context.Background())
+			return len(ns) == 1
+		})
+	}
+	cuts[1].cut.Store(true)
+	// Each side gives the other up (SWIM's detection), then registers.
+	clustertest.WaitUntil(t, 30*time.Second, "each side of the cut giving the other up", func() bool {
+		return cs[1].NumMembers() == 1 && cs[0].NumMembers() == 3
+	})
+	n := clustertest.NewNode()
+	twin := n
+	twin.Address = clustertest.NewNode().Address
+	if err := cs[0].RegisterRemote(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs[1].RegisterRemote(context.Background(), twin); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var leads []*cluster.Leadership
+	for _, c := range cs {
+		l, err := c.Campaign(ctx, "clash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		leads = append(leads, l)
+	}
+	cuts[1].cut.Store(false)
+	var lost int
+	select {
+	case <-leads[0].Done():
+		lost = 0
+	case <-leads[1].Done():
+		lost = 1
+	case <-time.After(30 * time.Second):
+		t.Fatal("both sides still lead under one ID 30s after the heal")
+	}
+	kept := 1 - lost
+	if !errors.Is(leads[lost].Err(), cluster.ErrDuplicateID) {
+		t.Errorf("the withdrawn side's leadership ended with %v, want ErrDuplicateID", leads[lost].Err())
+	}
+	if !errors.Is(cs[lost].Err(), cluster.ErrDuplicateID) || cs[lost].Stats().DuplicateIDs != 1 {
+		t.Errorf("the withdrawn side: Err %v, DuplicateIDs %d", cs[lost].Err(), cs[lost].Stats().DuplicateIDs)
+	}
+	if _, err := cs[lost].QueryRemoteNodes(context.Background()); !errors.Is(err, cluster.ErrDuplicateID) {
+		t.Errorf("QueryRemoteNodes on the withdrawn side: %v, want ErrDuplicateID", err)
+	}
+	if leads[kept].Err() != nil || cs[kept].Err() != nil {
+		t.Fatalf("the side that keeps the ID lost it too: leadership %v, coordinator %v", leads[kept].Err(), cs[kept].Err())
+	}
+	want := []cluster.Address{n.Address, twin.Address}[kept]
+	clustertest.WaitUntil(t, 10*time.Second, "the ID at the keeper's address only, in the observer's view", func() bool {
+		ns, _ := observer.QueryRemoteNodes(context.Background())
+		for _, m := range ns {
+			if m.ID == n.ID {
+				return m.Address == want
+			}
+		}
+		return false
+	})
 }
 
 // freePort is a port that was free for both UDP and TCP a moment ago.

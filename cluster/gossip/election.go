@@ -105,6 +105,13 @@ func (c *Coordinator) abandon(cctx context.Context, e *elect.Entry, name string)
 // to campaigning and returns nil, nil.
 func (c *Coordinator) claim(cctx context.Context, e *elect.Entry, name string) (*cluster.Leadership, error) {
 	c.mu.Lock()
+	if c.self == nil { // withdrawn: another member holds this node's ID
+		clash := c.clash
+		c.mu.Unlock()
+		_ = c.withdraw(name)
+		e.Forget()
+		return nil, fmt.Errorf("gossip: campaign for %q: %w: %w", name, cluster.ErrSessionLost, clash)
+	}
 	term := c.state.Terms[name] + 1
 	c.state.Terms[name] = term
 	selfID := c.self.ID

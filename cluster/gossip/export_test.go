@@ -32,3 +32,6 @@ func (c *Coordinator) DropUpdates(n int) {
 		return update(timeout)
 	}
 }
+
+// NumMembers is how many members this one counts as alive, itself included.
+func (c *Coordinator) NumMembers() int { return c.ml.NumMembers() }

@@ -32,7 +32,9 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -68,6 +70,8 @@ type Coordinator struct {
 	announcing sync.Mutex                        // held by announce: memberlist updates one at a time
 	updateNode func(timeout time.Duration) error // ml.UpdateNode; tests drop updates
 	changed    chan struct{}                     // memberlist saw a join, leave or update
+	joined     chan struct{}                     // closed once a seed has answered (at once with no seeds)
+	joinErr    error                             // the last failed join's error, until one succeeds; under mu
 
 	tableMu sync.Mutex
 	table   map[string]memberlist.Node // live members by name, copied from memberlist's events
@@ -78,6 +82,11 @@ type Coordinator struct {
 	campaigns map[string]uint64 // election → the term this node claims; 0 while campaigning
 	state     state             // records and terms, replicated by gossip
 	leading   map[string]leadership
+	// clash is why this node's registration was withdrawn: another live
+	// member holds its ID (see yield). Reported by Err and QueryRemoteNodes
+	// until a RegisterRemote succeeds again.
+	clash      error
+	duplicates atomic.Uint64
 
 	elections elect.Book
 	view      members.View
@@ -115,6 +124,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		opts:      o,
 		name:      "herd-" + cluster.NewID(),
 		changed:   make(chan struct{}, 1),
+		joined:    make(chan struct{}),
 		table:     map[string]memberlist.Node{},
 		campaigns: map[string]uint64{},
 		leading:   map[string]leadership{},
@@ -156,6 +166,9 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	c.refresh()
 	c.wg.Add(1)
 	go c.viewLoop()
+	if len(seeds) == 0 {
+		close(c.joined) // the first node of a new cluster: nobody to ask
+	}
 	joinCtx, stopJoin := context.WithCancel(c.ctx)
 	joined := make(chan struct{})
 	c.stopJoin = func() { stopJoin(); <-joined }
@@ -174,7 +187,22 @@ func (c *Coordinator) Addr() string {
 }
 
 // Stats returns the coordinator's counters.
-func (c *Coordinator) Stats() Stats { return Stats{Malformed: c.malformed.Count()} }
+func (c *Coordinator) Stats() Stats {
+	return Stats{Malformed: c.malformed.Count(), DuplicateIDs: c.duplicates.Load()}
+}
+
+// Err is nil while this node is registered or has not tried to be. After
+// another live member was found holding this node's ID at another address
+// (two processes that registered one ID at the same moment, or the two
+// sides of a partition that healed), the member with the higher memberlist
+// name withdraws its entry, ends its leaderships and campaigns, and its Err
+// (and QueryRemoteNodes, so that a remote.Manager reports it) returns an
+// error wrapping cluster.ErrDuplicateID, until a RegisterRemote succeeds.
+func (c *Coordinator) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.clash
+}
 
 // joinLoop joins the seeds: with backoff until one answers, then every
 // RejoinInterval, which heals partitions both sides gave up on.
@@ -187,6 +215,12 @@ func (c *Coordinator) joinLoop(ctx context.Context, seeds []string) {
 		n, err := c.ml.Join(seeds)
 		if n > 0 {
 			b.Reset()
+			if first {
+				c.mu.Lock()
+				c.joinErr = nil
+				c.mu.Unlock()
+				close(c.joined)
+			}
 			if first && c.selfID() != "" {
 				// Registered while this first join was in flight: the
 				// entry the seeds got may predate it, and the update
@@ -201,7 +235,12 @@ func (c *Coordinator) joinLoop(ctx context.Context, seeds []string) {
 			}
 			continue
 		}
-		c.opts.Logger.Warn("gossip: no seed answered; trying again", "seeds", c.cfg.Seeds, "err", err)
+		if first {
+			c.mu.Lock()
+			c.joinErr = err
+			c.mu.Unlock()
+		}
+		c.opts.Logger.Warn("gossip: no seed answered; trying again", "seeds", c.cfg.Seeds, "err", flat(err))
 		if !b.Wait(ctx) {
 			return
 		}
@@ -314,6 +353,9 @@ func (c *Coordinator) refresh() {
 		selfID = c.self.ID
 	}
 	c.checkLeaderships(ms)
+	if c.yieldLocked(ms) != nil {
+		c.wg.Go(c.announce)
+	}
 	c.wakeLocked()
 	c.mu.Unlock()
 	c.view.Publish(nodes, selfID)
@@ -325,13 +367,30 @@ func (c *Coordinator) wakeLocked() {
 	c.gossiped = make(chan struct{})
 }
 
+// RegisterWait bounds how long RegisterRemote waits for a seed to answer
+// when its context has no deadline.
+const RegisterWait = 10 * time.Second
+
 // RegisterRemote puts self's entry in this member's metadata and gossips
 // it. It refuses an ID that a live member at another address holds.
+//
+// To know which IDs are held, it first waits for the seeds: until one has
+// answered (at once for a node with no seeds, the first of a new cluster),
+// bounded by ctx or, without a deadline, RegisterWait. If none answers it
+// returns an error naming SW_CLUSTER_GOSSIP_SEEDS and registers nothing.
+// Two processes registering one ID at the same moment may each find the
+// ID free; once each has gossiped its entry, the one with the higher
+// memberlist name withdraws (here, with an error wrapping
+// cluster.ErrDuplicateID, or later through Err), so one process keeps the
+// ID and nothing leads under it twice.
 func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
 	if err := self.Validate(); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.awaitJoin(ctx); err != nil {
 		return err
 	}
 	if holder, ok := c.read()[self.ID]; ok && holder.name != c.name {
@@ -360,11 +419,77 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 		c.mu.Unlock()
 		return err
 	}
+	c.clash = nil
 	c.mu.Unlock()
-	c.announce()
+	c.announce() // exchanges state with every member: a rival's entry is here after it
+	c.mu.Lock()
+	err = c.yieldLocked(c.read())
+	c.mu.Unlock()
+	if err != nil {
+		c.announce()
+		return err
+	}
 	c.view.Remark(self.ID)
 	c.poke()
 	return nil
+}
+
+// awaitJoin waits until a seed has answered, bounded by ctx or RegisterWait.
+func (c *Coordinator) awaitJoin(ctx context.Context) error {
+	select {
+	case <-c.joined:
+		return nil
+	default:
+	}
+	began := time.Now()
+	wait := ctx
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		wait, cancel = context.WithTimeout(ctx, RegisterWait)
+		defer cancel()
+	}
+	select {
+	case <-c.joined:
+		return nil
+	case <-c.ctx.Done():
+		return cluster.ErrClosed
+	case <-wait.Done():
+		c.mu.Lock()
+		last := c.joinErr
+		c.mu.Unlock()
+		return fmt.Errorf("gossip: no seed answered in %s (cluster.gossip.seeds, SW_CLUSTER_GOSSIP_SEEDS = %q; last error: %s), so this node cannot tell whether its ID is free and did not register: start a seed or correct the list, or leave it empty on the first node of a new cluster: %w",
+			time.Since(began).Round(time.Millisecond), c.cfg.Seeds, flat(last), wait.Err())
+	}
+}
+
+// yieldLocked withdraws this node's registration if another live member at
+// another address holds its ID under a lower memberlist name: the rule
+// read applies on every node, so both claimants agree on who keeps the ID.
+// It ends this node's leaderships and campaigns and returns the clash
+// (nil when there is none). c.mu is held; the caller announces the change.
+func (c *Coordinator) yieldLocked(ms map[string]member) error {
+	if c.self == nil {
+		return nil
+	}
+	holder, ok := ms[c.self.ID]
+	if !ok || holder.name >= c.name || holder.node.Address == c.self.Address {
+		return nil
+	}
+	clash := cluster.CheckTakeover(*c.self, holder.node)
+	if clash == nil {
+		return nil
+	}
+	c.duplicates.Add(1)
+	c.opts.Logger.Error("gossip: another live member holds this node's ID; this node withdraws its registration", "id", c.self.ID, "ours", c.self.Address, "theirs", holder.node.Address, "member", holder.name)
+	c.clash = clash
+	c.self = nil
+	for name, l := range c.leading {
+		l.lose(fmt.Errorf("%w: %w", cluster.ErrSessionLost, clash))
+		delete(c.leading, name)
+	}
+	clear(c.campaigns)
+	c.elections.EndAll(fmt.Errorf("%w: %w", cluster.ErrSessionLost, clash))
+	return clash
 }
 
 // metaLocked encodes this member's metadata with node as its entry (nil:
@@ -471,6 +596,9 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err := c.Err(); err != nil {
+		return nil, err
+	}
 	ms := c.read()
 	nodes := make([]cluster.Node, 0, len(ms))
 	for _, m := range ms {
@@ -573,6 +701,15 @@ func (c *Coordinator) note(n *memberlist.Node, gone bool) {
 	}
 	c.tableMu.Unlock()
 	c.poke()
+}
+
+// flat puts err on one line: memberlist's join errors are lists, one
+// error a line, which a log line would show as escapes.
+func flat(err error) string {
+	if err == nil {
+		return ""
+	}
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // logWriter passes memberlist's log lines to the slog logger: its

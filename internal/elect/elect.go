@@ -135,6 +135,27 @@ func (b *Book) Close(within time.Duration) error {
 	return errors.Join(errs...)
 }
 
+// EndAll ends every campaign and leadership with cause, as Close does but
+// without resigning (the caller withdraws from the backend itself) and
+// without closing the book: campaigns may begin again.
+func (b *Book) EndAll(cause error) {
+	b.mu.Lock()
+	entries := make([]*Entry, 0, len(b.active))
+	for _, e := range b.active {
+		entries = append(entries, e)
+	}
+	b.mu.Unlock()
+	for _, e := range entries {
+		e.cancel(cause)
+		e.mu.Lock()
+		lose := e.lose
+		e.mu.Unlock()
+		if lose != nil {
+			lose(cause)
+		}
+	}
+}
+
 // CampaignErr is the error a campaign returns when its context ended: the
 // caller's ctx error, or ErrClosed or the session loss that ended it,
 // prefixed by what (e.g. `etcd: campaign for "x"`).
