@@ -390,7 +390,7 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := c.awaitJoin(ctx); err != nil {
+	if err := c.AwaitJoin(ctx); err != nil {
 		return err
 	}
 	if holder, ok := c.read()[self.ID]; ok && holder.name != c.name {
@@ -434,8 +434,13 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 	return nil
 }
 
-// awaitJoin waits until a seed has answered, bounded by ctx or RegisterWait.
-func (c *Coordinator) awaitJoin(ctx context.Context) error {
+// AwaitJoin waits until a seed has answered and this member has the
+// seed's view of the members, bounded by ctx or, without a deadline,
+// RegisterWait. It returns at once with no seeds (the first node of a new
+// cluster). If no seed answers, the error names SW_CLUSTER_GOSSIP_SEEDS and
+// the last join error. RegisterRemote calls it first; an observer (such as
+// the herd command) calls it before it reads the members.
+func (c *Coordinator) AwaitJoin(ctx context.Context) error {
 	select {
 	case <-c.joined:
 		return nil

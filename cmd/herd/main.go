@@ -21,13 +21,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/herd-go/herd/cluster"
 	_ "github.com/herd-go/herd/cluster/all" // every backend: the selector picks one
+	"github.com/herd-go/herd/cluster/gossip"
 )
 
 // Exit codes, as documented above and in the README.
@@ -177,8 +180,17 @@ func (e *env) connect(ctx context.Context) (*cluster.Config, cluster.Coordinator
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
-	c, err := cluster.New(ctx, cfg)
+	var c cluster.Coordinator
+	if cfg.Selector == "gossip" {
+		c, err = joinGossip(ctx, cfg)
+	} else {
+		c, err = cluster.New(ctx, cfg)
+	}
 	if err != nil {
+		var f *failure
+		if errors.As(err, &f) {
+			return nil, nil, err
+		}
 		var ce *cluster.ConfigError
 		if errors.As(err, &ce) {
 			return nil, nil, &failure{exitUsage, err}
@@ -186,6 +198,53 @@ func (e *env) connect(ctx context.Context) (*cluster.Config, cluster.Coordinator
 		return nil, nil, fail(exitUnreachable, "connecting to the %s backend: %w", cfg.Selector, err)
 	}
 	return cfg, c, nil
+}
+
+// joinGossip joins a gossip cluster as an observer: a member that never
+// registers, so no node lists it. Unlike a node, it listens on a free port
+// (of the advertised address, of loopback when every seed is on loopback,
+// else of the bind address), so it runs beside a node that holds the
+// configured port; and it returns once a seed has answered and shared its
+// view of the members, or fails naming SW_CLUSTER_GOSSIP_SEEDS.
+func joinGossip(ctx context.Context, cfg *cluster.Config) (cluster.Coordinator, error) {
+	gc := gossip.DefaultConfig()
+	if err := cfg.Section("gossip").Decode(&gc); err != nil {
+		return nil, &failure{exitUsage, err}
+	}
+	if strings.TrimSpace(gc.Seeds) == "" {
+		return nil, fail(exitUsage, "herd reads a gossip cluster by joining it: name one or more of its members in cluster.gossip.seeds (SW_CLUSTER_GOSSIP_SEEDS)")
+	}
+	switch {
+	case gc.AdvertiseAddr != "":
+		gc.BindAddr = gc.AdvertiseAddr
+	case allLoopback(gc.Seeds):
+		gc.BindAddr = "127.0.0.1"
+	}
+	gc.BindPort, gc.AdvertisePort = 0, 0
+	c, err := gossip.New(ctx, gc)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.AwaitJoin(ctx); err != nil {
+		c.Close()
+		return nil, fail(exitUnreachable, "joining the gossip cluster: %w", err)
+	}
+	return c, nil
+}
+
+// allLoopback reports whether every seed in a comma-separated list is on a
+// loopback address (localhost included).
+func allLoopback(seeds string) bool {
+	for _, s := range strings.Split(seeds, ",") {
+		host, _, err := net.SplitHostPort(strings.TrimSpace(s))
+		if err != nil {
+			return false
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
 }
 
 // query asks the backend for its members once, within the timeout.

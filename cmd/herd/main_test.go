@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/gossip"
 	"github.com/herd-go/herd/internal/testnode"
 )
 
@@ -229,5 +232,131 @@ func TestUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("herd %v: exit %d, stderr %q; want exit %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
 		}
+	}
+}
+
+// gossipCluster starts n registered gossip members on loopback, in a
+// cluster named for the test, and returns them and the environment that
+// points the command at them.
+func gossipCluster(t *testing.T, n int) ([]*gossip.Coordinator, []cluster.Node, []string) {
+	t.Helper()
+	name := "t" + cluster.NewID()[:10]
+	var cs []*gossip.Coordinator
+	var ns []cluster.Node
+	seeds := ""
+	for i := range n {
+		cfg := gossip.DefaultConfig()
+		cfg.BindAddr, cfg.BindPort, cfg.Profile, cfg.ClusterName, cfg.Seeds = "127.0.0.1", 0, "local", name, seeds
+		c, err := gossip.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		node := cluster.Node{ID: fmt.Sprintf("node-%d-%s", i, name), Address: cluster.Address{Host: "127.0.0.1", Port: 21000 + i}}
+		if err := c.RegisterRemote(context.Background(), node); err != nil {
+			t.Fatal(err)
+		}
+		seeds = c.Addr()
+		cs, ns = append(cs, c), append(ns, node)
+	}
+	env := []string{"SW_CLUSTER=gossip", "SW_CLUSTER_GOSSIP_SEEDS=" + seeds, "SW_CLUSTER_GOSSIP_PROFILE=local", "SW_CLUSTER_GOSSIP_CLUSTER_NAME=" + name}
+	return cs, ns, env
+}
+
+// TestGossip runs every subcommand against a live gossip cluster: the
+// command joins as an observer on a port of its own, waits for a seed's
+// view, and fails with exit 3 naming the seeds when none answers.
+func TestGossip(t *testing.T) {
+	cs, ns, env := gossipCluster(t, 3)
+	for _, c := range cs {
+		for _, n := range ns {
+			waitMember(t, c, n.ID)
+		}
+	}
+	l, err := cs[1].Campaign(context.Background(), "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Resign(context.Background())
+
+	for range 3 { // at once, every time: no run may read before its join
+		out, errOut, code := herd(t, "", env, "nodes", "-o", "json")
+		var got []cluster.Node
+		if err := json.Unmarshal([]byte(out), &got); code != exitOK || err != nil || len(got) != 3 {
+			t.Fatalf("nodes -o json: exit %d, %v, %d nodes:\n%s%s", code, err, len(got), out, errOut)
+		}
+	}
+	out, errOut, code := herd(t, "", env, "leader", "demo")
+	if want := "demo: " + ns[1].ID + " leads, term "; code != exitOK || !strings.HasPrefix(out, want) {
+		t.Fatalf("leader demo: exit %d: %q%s, want %q…", code, out, errOut, want)
+	}
+	out, errOut, code = herd(t, "", env, "check", "-bind", "127.0.0.1:1")
+	if code != exitOK || !strings.Contains(out, "query      ok: 3 members") {
+		t.Fatalf("check: exit %d:\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = herd(t, "", append(env, "SW_CLUSTER_NODE_ID="+ns[0].ID), "check", "-bind", "127.0.0.1:1")
+	if code != exitRefused || !strings.Contains(out, "REFUSED") {
+		t.Fatalf("check with a taken ID: exit %d:\n%s%s", code, out, errOut)
+	}
+
+	// watch: the members at start, as joins.
+	cmd := exec.Command(herdBin, "-timeout", "5s", "watch")
+	cmd.Env = nodeEnv("", env)
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	joined := map[string]bool{}
+	lines := bufio.NewScanner(pipe)
+	for len(joined) < len(ns) && lines.Scan() {
+		if f := strings.Fields(lines.Text()); len(f) >= 3 && f[1] == "join" {
+			joined[f[2]] = true
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGINT)
+	_, _ = io.Copy(io.Discard, pipe)
+	_ = cmd.Wait()
+	for _, n := range ns {
+		if !joined[n.ID] {
+			t.Errorf("watch did not show %s joining (saw %v); stderr: %s", n.ID, joined, stderr.String())
+		}
+	}
+
+	// No seed answers: exit 3, naming the setting, within the timeout.
+	dead := append(env, "SW_CLUSTER_GOSSIP_SEEDS=127.0.0.1:1")
+	for _, sub := range [][]string{{"nodes"}, {"check"}, {"leader", "demo"}} {
+		began := time.Now()
+		_, errOut, code := herd(t, "", dead, append([]string{"-timeout", "2s"}, sub...)...)
+		if code != exitUnreachable || !strings.Contains(errOut, "SW_CLUSTER_GOSSIP_SEEDS") {
+			t.Errorf("%v with a dead seed: exit %d: %s", sub, code, errOut)
+		}
+		if took := time.Since(began); took > 10*time.Second {
+			t.Errorf("%v with a dead seed took %s with -timeout 2s", sub, took)
+		}
+	}
+	if _, errOut, code := herd(t, "", append(env, "SW_CLUSTER_GOSSIP_SEEDS="), "nodes"); code != exitUsage || !strings.Contains(errOut, "SW_CLUSTER_GOSSIP_SEEDS") {
+		t.Errorf("no seeds: exit %d: %s", code, errOut)
+	}
+}
+
+func waitMember(t *testing.T, c *gossip.Coordinator, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ns, _ := c.QueryRemoteNodes(context.Background())
+		for _, n := range ns {
+			if n.ID == id {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not in a member's view within 10s", id)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
