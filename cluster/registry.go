@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -99,4 +100,25 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (Coordinator, error) 
 		return nil, fmt.Errorf("cluster: starting %s coordinator: %w", cfg.Selector, err)
 	}
 	return c, nil
+}
+
+// Check validates cfg as New would, without connecting: the selector, the
+// selected backend's section and every value in it. It is what a program
+// (or the herd command's check) runs before it starts anything, so that a
+// mistake is reported as one, never as an unreachable backend.
+//
+// Backends check their configuration before they use New's context; Check
+// calls New with a context that has already ended, and takes the backend's
+// refusal to start for want of it as a pass.
+func Check(cfg *Config) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c, err := New(ctx, cfg)
+	switch {
+	case err == nil: // a backend with nothing to connect to (standalone)
+		return c.Close()
+	case errors.Is(err, context.Canceled):
+		return nil
+	}
+	return err
 }

@@ -318,3 +318,52 @@ func TestDurationsAsDocumented(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckRefusesWhatNewRefuses: cluster.Check finds, on every backend and
+// without connecting, the values that New would refuse at start; a good
+// configuration passes at once, though nothing listens where it points.
+func TestCheckRefusesWhatNewRefuses(t *testing.T) {
+	nowhere := closedPort(t)
+	for _, tc := range []struct {
+		backend string
+		good    map[string]string
+		bad     map[string]string
+		key     string
+	}{
+		{"etcd", map[string]string{"SW_CLUSTER_ETCD_ENDPOINTS": nowhere}, map[string]string{"SW_CLUSTER_ETCD_TTL": "1s"}, "cluster.etcd.ttl"},
+		{"consul", map[string]string{"SW_CLUSTER_CONSUL_HOST_PORT": nowhere}, map[string]string{"SW_CLUSTER_CONSUL_HOST_PORT": "no-port"}, "cluster.consul.hostPort"},
+		{"zookeeper", map[string]string{"SW_CLUSTER_ZK_HOST_PORT": nowhere}, map[string]string{"SW_CLUSTER_ZK_HOST_PORT": ""}, "cluster.zookeeper.hostPort"},
+		{"nacos", map[string]string{"SW_CLUSTER_NACOS_HOST_PORT": nowhere}, map[string]string{"SW_CLUSTER_NACOS_HOST_PORT": "no-port"}, "cluster.nacos.hostPort"},
+		{"gossip", map[string]string{"SW_CLUSTER_GOSSIP_SEEDS": nowhere}, map[string]string{"SW_CLUSTER_GOSSIP_PROFILE": "moon"}, "cluster.gossip.profile"},
+		{"standalone", nil, map[string]string{"SW_CLUSTER_INTERNAL_COM_PORT": "abc"}, "internalComPort"},
+	} {
+		t.Run(tc.backend, func(t *testing.T) {
+			load := func(env map[string]string) *cluster.Config {
+				t.Helper()
+				cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(k string) (string, bool) {
+					if k == "SW_CLUSTER" {
+						return tc.backend, true
+					}
+					v, ok := env[k]
+					return v, ok
+				}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return cfg
+			}
+			began := time.Now()
+			if err := cluster.Check(load(tc.good)); err != nil {
+				t.Errorf("a good configuration: %v", err)
+			}
+			if took := time.Since(began); took > time.Second {
+				t.Errorf("Check took %s: it should not connect", took)
+			}
+			err := cluster.Check(load(tc.bad))
+			var ce *cluster.ConfigError
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), tc.key) {
+				t.Errorf("%v: %v, want a *cluster.ConfigError naming %s", tc.bad, err, tc.key)
+			}
+		})
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/remote/peertls"
 )
 
 // nodes prints the members once, as a table or as JSON.
@@ -127,10 +128,25 @@ func check(ctx context.Context, e *env, args []string) error {
 	if e.configFile != "" {
 		source = e.configFile + " and the environment"
 	}
-	fmt.Fprintf(out, "config     ok: cluster.selector is %q (from %s)\n", cfg.Selector, source)
+	// Everything a node would refuse at start is checked before anything
+	// is said to be ok: the backend's section as New reads it, and the
+	// peer TLS files as peertls.Load reads them.
+	if err := cluster.Check(cfg); err != nil {
+		return &failure{exitUsage, err}
+	}
+	creds, err := peertls.Load(cfg)
+	if err != nil {
+		return &failure{exitUsage, err}
+	}
 	self, err := cfg.SelfNode(*bind)
 	if err != nil {
 		return &failure{exitUsage, fmt.Errorf("the node this configuration describes: %w", err)}
+	}
+	fmt.Fprintf(out, "config     ok: cluster.selector is %q (from %s)\n", cfg.Selector, source)
+	if creds.Enabled() {
+		fmt.Fprintln(out, "tls        ok: mutual TLS between peers; the files in cluster.tls load and match")
+	} else {
+		fmt.Fprintln(out, "tls        ok: plaintext between peers (cluster.tls names no files)")
 	}
 	fmt.Fprintf(out, "self       ok: a node would register as %s at %s\n", idOrGenerated(cfg, self), self.Address)
 

@@ -176,6 +176,22 @@ func TestCheck(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, "cluster.etcd.ttl") {
 		t.Fatalf("a bad TTL: exit %d: %s", code, errOut)
 	}
+	// Values a node would refuse at start are refused before "config ok"
+	// is said, and before anything is connected: a TTL below the minimum
+	// (decoded, it is a valid duration), and TLS files that do not exist.
+	for _, bad := range []struct{ env, key string }{
+		{"SW_CLUSTER_ETCD_TTL=1s", "cluster.etcd.ttl"},
+		{"SW_CLUSTER_TLS_CA_FILE=/nope/ca.pem", "/nope/ca.pem"},
+	} {
+		env := []string{bad.env}
+		if strings.HasPrefix(bad.env, "SW_CLUSTER_TLS") {
+			env = append(env, "SW_CLUSTER_TLS_CERT_FILE=/nope/cert.pem", "SW_CLUSTER_TLS_KEY_FILE=/nope/key.pem")
+		}
+		out, errOut, code = herd(t, endpoint, env, "check")
+		if code != exitUsage || !strings.Contains(errOut, bad.key) || strings.Contains(out, "config     ok") {
+			t.Errorf("%s: exit %d, want %d naming %s and no \"config ok\":\n%s%s", bad.env, code, exitUsage, bad.key, out, errOut)
+		}
+	}
 	_, errOut, code = herd(t, endpoint, []string{"SW_CLUSTER=etc"}, "check")
 	if code != exitUsage || !strings.Contains(errOut, "etc") {
 		t.Fatalf("an unknown backend: exit %d: %s", code, errOut)
