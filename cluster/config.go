@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/herd-go/herd/internal/suggest"
 )
 
 //go:embed default.yaml
@@ -292,7 +294,7 @@ func checkEnv(environ []string, docs ...[]byte) error {
 		}
 	}
 	accepted := "no key reads it; unset it, or use one of " + strings.Join(ours, ", ")
-	if near := nearest(unknown[0], ours); near != "" {
+	if near := suggest.Nearest(unknown[0], ours); near != "" {
 		accepted = "did you mean " + near + "? (no key reads " + unknown[0] + "; unset it or rename it)"
 	}
 	return &ConfigError{EnvVar: unknown[0], Accepted: accepted, Err: ErrUnknownEnv}
@@ -303,42 +305,10 @@ func unknownKey(parent, key, file string, line int, known []string) *ConfigError
 	if len(known) == 0 {
 		accepted = parent + " takes no keys"
 	}
-	if near := nearest(key, known); near != "" {
+	if near := suggest.Nearest(key, known); near != "" {
 		accepted = "did you mean " + parent + "." + near + "? (" + accepted + ")"
 	}
 	return &ConfigError{Key: parent + "." + key, Accepted: accepted, File: file, Line: line, Err: ErrUnknownKey}
-}
-
-// nearest returns the known key closest to key by edit distance, ignoring
-// case, if it is close enough to be a likely misspelling.
-func nearest(key string, known []string) string {
-	best, bestD := "", len(key)/2+2
-	for _, k := range known {
-		if d := editDistance(strings.ToLower(key), strings.ToLower(k)); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			sub := prev[j-1]
-			if a[i-1] != b[j-1] {
-				sub++
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, sub)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func mappingValue(m *yaml.Node, key string) *yaml.Node {

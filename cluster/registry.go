@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/herd-go/herd/internal/suggest"
 )
 
 // Factory builds a coordinator from its configuration section and the
@@ -92,6 +94,9 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (Coordinator, error) 
 			accepted += fmt.Sprintf(`; %s is a herd backend that this program does not import: add import _ "github.com/herd-go/herd/cluster/%s" (or _ "github.com/herd-go/herd/cluster/all" for every backend)`, cfg.Selector, cfg.Selector)
 		} else {
 			accepted += "; herd's backends are standalone, " + strings.Join(knownBackends, ", ")
+			if near := suggest.Nearest(cfg.Selector, append([]string{"standalone"}, knownBackends...)); near != "" {
+				accepted = "did you mean " + near + "? (" + accepted + ")"
+			}
 		}
 		return nil, cfg.errorAt(cfg.selector, "cluster.selector", cfg.Selector, accepted+" (SW_CLUSTER)", nil)
 	}

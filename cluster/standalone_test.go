@@ -1,7 +1,9 @@
 package cluster_test
 
 import (
+	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/herd-go/herd/cluster"
@@ -55,5 +57,17 @@ func TestStandaloneAdvertisedAddress(t *testing.T) {
 	cfg, _ = cluster.DefaultConfig(env("SW_CLUSTER_INTERNAL_COM_HOST", "0.0.0.0"))
 	if _, err := cfg.SelfNode("127.0.0.1:11800"); err == nil {
 		t.Fatal("standalone accepted internalComHost 0.0.0.0")
+	}
+}
+
+// TestMisspeltSelectorSuggestsTheBackend: SW_CLUSTER=etcdd names etcd.
+func TestMisspeltSelectorSuggestsTheBackend(t *testing.T) {
+	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(k string) (string, bool) { return "etcdd", k == "SW_CLUSTER" }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = cluster.New(context.Background(), cfg)
+	if err == nil || !strings.Contains(err.Error(), "did you mean etcd?") || !strings.Contains(err.Error(), "SW_CLUSTER") {
+		t.Fatalf("New with selector etcdd: %v, want an error suggesting etcd and naming SW_CLUSTER", err)
 	}
 }

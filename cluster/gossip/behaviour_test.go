@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -519,4 +520,17 @@ func TestDroppedUpdateIsMadeAgain(t *testing.T) {
 	clustertest.WaitLeader(t, leader.Observe(ctx, "dropped"), 5*time.Second, "the resigned leader observes its successor", func(l cluster.Leader) bool {
 		return l.ID == nextNode.ID
 	})
+}
+
+// TestMemberlistLogLinesKeepOnePrefix: memberlist's "[WARN] memberlist: …"
+// becomes one warning with one prefix.
+func TestMemberlistLogLinesKeepOnePrefix(t *testing.T) {
+	var buf strings.Builder
+	l := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	gossip.LogLine(l, "2026/12/07 19:00:00 [WARN] memberlist: Was able to connect to x over TCP but UDP probes failed\n")
+	gossip.LogLine(l, "[DEBUG] memberlist: Stream connection from=127.0.0.1:1\n")
+	out := buf.String()
+	if strings.Count(out, "memberlist:") != 2 || strings.Contains(out, "[WARN]") || !strings.Contains(out, "level=WARN msg=\"gossip: memberlist: Was able") || !strings.Contains(out, "level=DEBUG msg=\"gossip: memberlist: Stream") {
+		t.Fatalf("log lines:\n%s", out)
+	}
 }

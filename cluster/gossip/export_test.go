@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -35,3 +36,6 @@ func (c *Coordinator) DropUpdates(n int) {
 
 // NumMembers is how many members this one counts as alive, itself included.
 func (c *Coordinator) NumMembers() int { return c.ml.NumMembers() }
+
+// LogLine passes one memberlist log line through the coordinator's writer.
+func LogLine(l *slog.Logger, line string) { _, _ = logWriter{l}.Write([]byte(line)) }

@@ -722,10 +722,16 @@ func flat(err error) string {
 type logWriter struct{ l *slog.Logger }
 
 func (w logWriter) Write(p []byte) (int, error) {
-	line := string(bytes.TrimSpace(p))
+	line := strings.TrimSpace(string(p))
 	level := slog.LevelDebug
-	if bytes.Contains(p, []byte("[ERR]")) || bytes.Contains(p, []byte("[WARN]")) {
-		level = slog.LevelWarn
+	// memberlist writes "[WARN] memberlist: text"; the level goes to slog
+	// and the rest follows one prefix, not two.
+	if i := strings.Index(line, "["); i >= 0 {
+		tag, rest, _ := strings.Cut(line[i:], "] ")
+		if tag == "[ERR" || tag == "[WARN" {
+			level = slog.LevelWarn
+		}
+		line = strings.TrimPrefix(rest, "memberlist: ")
 	}
 	w.l.Log(context.Background(), level, "gossip: memberlist: "+line)
 	return len(p), nil

@@ -21,9 +21,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -31,6 +34,7 @@ import (
 	"github.com/herd-go/herd/cluster"
 	_ "github.com/herd-go/herd/cluster/all" // every backend: the selector picks one
 	"github.com/herd-go/herd/cluster/gossip"
+	"github.com/herd-go/herd/internal/suggest"
 )
 
 // Exit codes, as documented above and in the README.
@@ -63,6 +67,7 @@ func fail(code int, format string, args ...any) error {
 const usage = `usage: herd [-config FILE] [-timeout D] COMMAND [flags]
 
 Commands:
+  help     print this text
   nodes    list the cluster's members (one query)
   watch    stream joins and leaves as they happen, until interrupted
   check    validate the configuration, reach the backend, and say whether a
@@ -81,16 +86,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	global := flag.NewFlagSet("herd", flag.ContinueOnError)
 	global.SetOutput(stderr)
 	global.Usage = func() {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(global.Output(), usage)
 		global.PrintDefaults()
 	}
-	configFile := global.String("config", "", "YAML configuration file (default: herd's built-in configuration)")
-	timeout := global.Duration("timeout", 10*time.Second, "how long to wait for the backend")
+	e := &env{timeout: 10 * time.Second, stdout: stdout, stderr: stderr}
+	e.globalFlags(global)
+	version := global.Bool("version", false, "print herd's version and exit")
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
 		return exitUsage
+	}
+	if *version {
+		fmt.Fprintln(stdout, "herd", moduleVersion())
+		return exitOK
 	}
 	if global.NArg() == 0 {
 		global.Usage()
@@ -100,17 +110,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"nodes": nodes, "watch": watch, "check": check, "leader": leader,
 	}
 	name := global.Arg(0)
+	if name == "help" {
+		global.SetOutput(stdout)
+		global.Usage()
+		return exitOK
+	}
 	cmd, ok := cmds[name]
 	if !ok {
-		fmt.Fprintf(stderr, "herd: unknown command %q\n", name)
+		fmt.Fprintf(stderr, "herd: unknown command %q", name)
+		if near := suggest.Nearest(name, slices.Sorted(maps.Keys(cmds))); near != "" {
+			fmt.Fprintf(stderr, "; did you mean %s?", near)
+		}
+		fmt.Fprintln(stderr)
 		global.Usage()
 		return exitUsage
 	}
-	if *timeout <= 0 {
-		fmt.Fprintf(stderr, "herd: -timeout %s must be positive\n", *timeout)
-		return exitUsage
-	}
-	e := &env{configFile: *configFile, timeout: *timeout, stdout: stdout, stderr: stderr}
 	err := cmd(ctx, e, global.Args()[1:])
 	var f *failure
 	switch {
@@ -135,15 +149,69 @@ type env struct {
 	stderr     io.Writer
 }
 
+// globalFlags defines -config and -timeout on fs. Every subcommand's flag
+// set has them too, so they may come before or after the subcommand.
+func (e *env) globalFlags(fs *flag.FlagSet) {
+	fs.StringVar(&e.configFile, "config", e.configFile, "YAML configuration file (default: herd's built-in configuration)")
+	fs.Var((*duration)(&e.timeout), "timeout", "how long to wait for the backend, with a unit (e.g. 5s, 500ms)")
+}
+
+// duration is a flag.Value for a time.Duration whose error says what to
+// write, where flag's own says only "parse error".
+type duration time.Duration
+
+func (d *duration) String() string { return time.Duration(*d).String() }
+
+func (d *duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want a duration with a unit, such as %ss or %sms", s, s)
+	}
+	if v <= 0 {
+		return fmt.Errorf("want a positive duration, such as 10s")
+	}
+	*d = duration(v)
+	return nil
+}
+
 // flags returns a subcommand's flag set, printing its usage to stderr.
 func (e *env) flags(name, args string) *flag.FlagSet {
 	fs := flag.NewFlagSet("herd "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	e.globalFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "usage: herd %s %s\n", name, args)
+		fmt.Fprintf(e.stderr, "usage: herd [-config FILE] [-timeout D] %s %s\n", name, args)
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// moduleVersion is herd's version as the Go toolchain recorded it in the
+// binary: the module version for go install …@vX, else the VCS revision.
+func moduleVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	if v := bi.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "(devel)"
+	}
+	if dirty {
+		rev += "+modified"
+	}
+	return "(devel) " + rev
 }
 
 // parse parses a subcommand's flags, turning a mistake into a usage failure.

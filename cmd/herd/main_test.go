@@ -239,7 +239,11 @@ func TestUsage(t *testing.T) {
 		{nil, exitUsage, "Commands:"},
 		{[]string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
 		{[]string{"-h"}, exitOK, "Exit codes"},
-		{[]string{"-timeout", "0s", "nodes"}, exitUsage, "must be positive"},
+		{[]string{"-timeout", "0s", "nodes"}, exitUsage, "want a positive duration"},
+		{[]string{"-timeout", "5", "nodes"}, exitUsage, "want a duration with a unit, such as 5s"},
+		{[]string{"nodes", "-timeout", "5"}, exitUsage, "want a duration with a unit, such as 5s"},
+		{[]string{"node"}, exitUsage, "did you mean nodes?"},
+		{[]string{"leadr", "x"}, exitUsage, "did you mean leader?"},
 		{[]string{"nodes", "-bogus"}, exitUsage, "flag provided but not defined"},
 		{[]string{"-config", "/nonexistent/herd.yaml", "nodes"}, exitUsage, "/nonexistent/herd.yaml"},
 	} {
@@ -248,6 +252,29 @@ func TestUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("herd %v: exit %d, stderr %q; want exit %d and %q", tc.args, code, errb.String(), tc.code, tc.want)
 		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{{[]string{"help"}, "Commands:"}, {[]string{"-version"}, "herd "}} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), tc.args, &out, &errb); code != exitOK || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("herd %v: exit %d, stdout %q; want exit 0 and %q", tc.args, code, out.String(), tc.want)
+		}
+	}
+}
+
+// TestGlobalFlagsAfterTheCommand: -timeout and -config may follow the
+// subcommand, as users write them.
+func TestGlobalFlagsAfterTheCommand(t *testing.T) {
+	nodes := testnode.Cluster(t, 1, testnode.Options{})
+	out, errOut, code := herd(t, nodes[0].Endpoint, nil, "nodes", "-timeout", "5s")
+	if code != exitOK || !strings.Contains(out, nodes[0].Self.ID) {
+		t.Fatalf("nodes -timeout 5s: exit %d:\n%s%s", code, out, errOut)
+	}
+	_, errOut, code = herd(t, nodes[0].Endpoint, nil, "nodes", "-config", "/nonexistent/herd.yaml")
+	if code != exitUsage || !strings.Contains(errOut, "/nonexistent/herd.yaml") {
+		t.Fatalf("nodes -config …: exit %d: %s", code, errOut)
 	}
 }
 
