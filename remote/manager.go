@@ -530,8 +530,12 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		return nil
 	}
 	want := m.normalize(nodes, true)
+	now := time.Now()
+	if m.applied > 1 { // the first answer's nodes were there before the Manager
+		m.guard.arrived(cur.nodes, want.nodes, now)
+	}
 	holds := m.guard.holds
-	holdBack, holdErr := m.guard.decide(cur.nodes, m.inAnswer, time.Now(), started)
+	holdBack, holdErr := m.guard.decide(cur.nodes, m.inAnswer, now, started)
 	if holdBack != nil {
 		want = m.normalize(append(want.nodes, holdBack...), false)
 		if m.guard.holds != holds {

@@ -3,6 +3,7 @@ package remote
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/herd-go/herd/cluster"
@@ -30,7 +31,10 @@ const (
 // removed when a query begun at least confirm after the hold began still
 // lacks them; a node that registers again ends its hold. One node leaving
 // on its own is never held, so neither is a graceful leave or a rolling
-// restart that keeps node IDs.
+// restart that keeps node IDs. Churn is never held either: a node that
+// joined (after the Manager's first answer) and leaves again within one
+// confirm period neither counts as a loss nor is kept, so short-lived
+// nodes coming and going beside a stable core leave every view at once.
 //
 // threshold is a fraction in (0, 1]; 1 turns protection off. The default
 // is DefaultProtectionThreshold and DefaultProtectionConfirm.
@@ -56,10 +60,30 @@ func (p protection) check() error {
 // guard is protection mode's state, kept under the Manager's mu.
 type guard struct {
 	protection
-	left  map[string]time.Time // peers removed recently, by ID, and when
+	joined map[string]time.Time // peers that arrived recently, by ID, and when
+	left   map[string]time.Time // peers removed recently, by ID, and when
 	since time.Time            // when the current hold began; zero if none
 	held  []cluster.Node
 	holds uint64
+}
+
+// arrived records when the peers of next that cur lacks arrived, so that
+// one leaving again within the confirm period counts as churn.
+func (g *guard) arrived(cur, next []cluster.Node, now time.Time) {
+	for id, at := range g.joined {
+		if now.Sub(at) > g.confirm {
+			delete(g.joined, id)
+		}
+	}
+	for _, n := range next {
+		if n.Self || slices.ContainsFunc(cur, func(c cluster.Node) bool { return c.ID == n.ID }) {
+			continue
+		}
+		if g.joined == nil {
+			g.joined = map[string]time.Time{}
+		}
+		g.joined[n.ID] = now
+	}
 }
 
 // decide returns the nodes of cur to keep in the view although the answer
@@ -76,6 +100,12 @@ func (g *guard) decide(cur []cluster.Node, inAnswer func(id string) bool, now, s
 	peers := 0
 	for _, n := range cur {
 		if n.Self {
+			continue
+		}
+		if at, ok := g.joined[n.ID]; ok && now.Sub(at) <= g.confirm {
+			if !inAnswer(n.ID) {
+				delete(g.joined, n.ID) // churn: it goes, and counts for nothing
+			}
 			continue
 		}
 		peers++

@@ -277,3 +277,34 @@ func TestProtectionIsOnByDefault(t *testing.T) {
 		t.Fatalf("3 of 4 peers dropped with the defaults: err %v, view %s; want them held", err, viewIDs(m))
 	}
 }
+
+// TestChurnBesideAStableCoreIsNeverHeld: short-lived nodes that join and
+// leave again, one after another within the confirm period, leave the view
+// at once however many there have been; the stable core, wiped, is still held.
+func TestChurnBesideAStableCoreIsNeverHeld(t *testing.T) {
+	core := peers(5)
+	src := newFake(core...)
+	m, _ := newManager(t, src, remote.WithProtection(0.5, time.Hour))
+	for i := range 30 {
+		short := node(fmt.Sprintf("s%d", i), fmt.Sprintf("10.0.3.%d", i+1), 1)
+		src.set(append(peers(5), short), nil)
+		if err := refresh(t, m); err != nil {
+			t.Fatalf("churner %d joining: %v", i, err)
+		}
+		src.set(peers(5), nil)
+		if err := refresh(t, m); err != nil {
+			t.Fatalf("churner %d leaving: %v (after %d others left within the confirm period)", i, err, i)
+		}
+		if got := viewIDs(m); got != "[self p1 p2 p3 p4 p5]" {
+			t.Fatalf("after churner %d left: view %s, want the core alone", i, got)
+		}
+	}
+	if m.Stats().Holds != 0 {
+		t.Fatalf("Holds = %d after churn alone", m.Stats().Holds)
+	}
+	// A mass removal of the core is still held.
+	src.set(core[:1], nil)
+	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) || viewIDs(m) != "[self p1 p2 p3 p4 p5]" {
+		t.Fatalf("the core wiped after churn: err %v, view %s; want a hold", err, viewIDs(m))
+	}
+}

@@ -128,6 +128,9 @@ func Run(t *testing.T, h Harness) {
 	if h.PutForeign != nil && h.DeleteForeign != nil {
 		t.Run("ProtectionHoldsMassDeletion", func(t *testing.T) { testProtection(t, h) })
 	}
+	if !h.SingleNode {
+		t.Run("ProtectionLetsChurnGo", func(t *testing.T) { testChurn(t, h) })
+	}
 	if h.Recovery != nil {
 		t.Run("RecoversFromServerRestart", func(t *testing.T) { testRecovery(t, h) })
 		t.Run("RecoversFromEmptyServer", func(t *testing.T) { testEmptyRecovery(t, h) })
@@ -293,6 +296,61 @@ func testEmptyRecovery(t *testing.T, h Harness) {
 // least the share of peers that threshold protects, report that it holds,
 // and let the removals go only once a query made after the confirm period
 // still lacks them.
+// churners is how many short-lived nodes testChurn starts and stops: with
+// protection's default threshold, the sixth leave within the confirm
+// period would be held if churn counted as loss.
+const churners = 8
+
+// testChurn: beside a stable core, short-lived nodes join and leave
+// gracefully one after another, all within protection mode's confirm
+// period; a Manager with the default protection drops each at once.
+func testChurn(t *testing.T, h Harness) {
+	var core []cluster.Node
+	var coords []cluster.Coordinator
+	for range 3 {
+		c := h.NewCoordinator(t)
+		closeOnCleanup(t, c)
+		n := NewNode()
+		if err := h.Register(t, c, n); err != nil {
+			t.Fatal(err)
+		}
+		core, coords = append(core, n), append(coords, c)
+	}
+	m, err := remote.NewManager(coords[0], core[0], remote.NewServer(),
+		remote.WithDialer(func(cluster.Node) (remote.Client, error) { return discard{}, nil }),
+		remote.WithErrorHandler(func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	WaitUntil(t, h.Within, "the manager sees the core", func() bool { return hasAll(m.Snapshot().Nodes(), core) })
+	var worst time.Duration
+	for i := range churners {
+		c := h.NewCoordinator(t)
+		closeOnCleanup(t, c)
+		n := NewNode()
+		if err := h.Register(t, c, n); err != nil {
+			t.Fatal(err)
+		}
+		WaitUntil(t, h.Within, fmt.Sprintf("churner %d in the manager's view", i), func() bool { return Has(m.Snapshot().Nodes(), n.ID) })
+		left := time.Now()
+		if err := h.Leave(t, c, n); err != nil {
+			t.Fatalf("churner %d leaving: %v", i, err)
+		}
+		WaitUntil(t, h.Within, fmt.Sprintf("churner %d gone from the manager's view (after %d others; stats %+v, err %v)", i, i, m.Stats(), m.Err()), func() bool {
+			return !Has(m.Snapshot().Nodes(), n.ID)
+		})
+		worst = max(worst, time.Since(left))
+	}
+	if s := m.Stats(); s.Holds != 0 {
+		t.Errorf("protection held removals during churn alone: %+v", s)
+	}
+	if !hasAll(m.Snapshot().Nodes(), core) {
+		t.Errorf("the core left the view: %v", IDs(m.Snapshot().Nodes()))
+	}
+	t.Logf("%d churners each left the manager's view within %s of leaving", churners, worst.Round(time.Millisecond))
+}
+
 func testProtection(t *testing.T, h Harness) {
 	a := h.NewCoordinator(t)
 	closeOnCleanup(t, a)
