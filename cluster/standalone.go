@@ -108,6 +108,17 @@ func (c *Standalone) Campaign(ctx context.Context, election string) (*Leadership
 	return e.lead, nil
 }
 
+// Leading returns this node's term while it leads the election.
+func (c *Standalone) Leading(election string) (term uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.elections[election]
+	if e == nil || e.lead == nil || e.lead.Err() != nil {
+		return 0, false
+	}
+	return e.lead.Term(), true
+}
+
 // Observe streams the election's leader: self while it leads, else none.
 func (c *Standalone) Observe(ctx context.Context, election string) <-chan Leader {
 	c.mu.Lock()

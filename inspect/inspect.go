@@ -38,10 +38,20 @@ type Sources struct {
 	// Groups are slot-sharding groups this node joined, reported by name:
 	// whether it leads, the slots it owns, the table's epoch and shares.
 	Groups map[string]*shard.Group
+	// StaleAfter is how long the backend may fail to answer before the
+	// registration is reported unknown; default DefaultStaleAfter. Set it
+	// to the backend's registration TTL.
+	StaleAfter time.Duration
 }
 
 // statsReporter is the optional counter role every herd backend implements.
 type statsReporter interface{ Stats() cluster.Stats }
+
+// leader is the optional role every herd backend implements: whether this
+// node leads an election by its own knowledge (its Leadership holds).
+type leader interface {
+	Leading(election string) (term uint64, ok bool)
+}
 
 // peerClient is what a Manager's client for a remote peer offers
 // (remote.PeerClient does); the in-process self client has no counters.
@@ -152,7 +162,22 @@ type Membership struct {
 	remote.ManagerStats
 	// Error is the last refresh error; empty once a refresh succeeds again.
 	Error string `json:"error,omitempty"`
+	// Registration is "yes" or "no" as the backend's last answer showed
+	// self, or "unknown" once the backend has failed to answer for longer
+	// than Sources.StaleAfter: an old answer is no evidence either way.
+	Registration string `json:"registration"`
 }
+
+// Registration values.
+const (
+	Registered    = "yes"
+	NotRegistered = "no"
+	Unknown       = "unknown"
+)
+
+// DefaultStaleAfter is Sources.StaleAfter's default: the registration TTL
+// of herd's backends by default.
+const DefaultStaleAfter = 10 * time.Second
 
 // Election is who leads one followed election, as this node sees it.
 type Election struct {
@@ -161,8 +186,13 @@ type Election struct {
 	// first observation).
 	Leader string `json:"leader"`
 	Term   uint64 `json:"term"`
-	// Self says whether this node leads.
+	// Self says whether this node leads, by its own knowledge: its
+	// Leadership holds (Done not closed).
 	Self bool `json:"self"`
+	// Note says why the report differs from what the backend last showed:
+	// this node's leadership has ended while the backend (unreachable, or
+	// not yet caught up) still names it.
+	Note string `json:"note,omitempty"`
 }
 
 // Group is one slot-sharding group, as this node last read its table.
@@ -178,6 +208,16 @@ type Group struct {
 	// Shares are the slots each member owns in the table; slots moving
 	// (owned by nobody) are counted under "".
 	Shares map[string]int `json:"shares"`
+	// Reason says why this node owns no slot (see shard.Group.Reason);
+	// empty while it owns some.
+	Reason string `json:"reason,omitempty"`
+}
+
+func leadingOf(own leader, name string) (uint64, bool) {
+	if own == nil {
+		return 0, false
+	}
+	return own.Leading(name)
 }
 
 // Report gathers a Report now. It never blocks on the backend: it reads
@@ -206,8 +246,16 @@ func (in *Inspector) Report() Report {
 		r.View.Removed = append(r.View.Removed, n.ID)
 	}
 	r.Membership.ManagerStats = in.src.Manager.Stats()
+	r.Membership.Registration = NotRegistered
+	if r.Membership.Registered {
+		r.Membership.Registration = Registered
+	}
 	if err := in.src.Manager.Err(); err != nil {
 		r.Membership.Error = err.Error()
+		stale := cmp.Or(in.src.StaleAfter, DefaultStaleAfter)
+		if !errors.Is(err, remote.ErrHoldingRemovals) && r.Time.Sub(r.Membership.LastAnswer) > stale {
+			r.Membership.Registration = Unknown
+		}
 	}
 	if s, ok := in.src.Coordinator.(statsReporter); ok {
 		st := s.Stats()
@@ -217,9 +265,20 @@ func (in *Inspector) Report() Report {
 		st := in.src.Server.Stats()
 		r.Server = &st
 	}
+	own, _ := in.src.Coordinator.(leader)
 	in.mu.Lock()
 	for name, l := range in.leaders {
-		r.Elections = append(r.Elections, Election{Name: name, Leader: l.ID, Term: l.Term, Self: l.ID != "" && l.ID == r.Self.ID})
+		e := Election{Name: name, Leader: l.ID, Term: l.Term}
+		selfID := r.Self.ID
+		switch term, ok := leadingOf(own, name); {
+		case ok:
+			e.Leader, e.Term, e.Self = selfID, term, true
+		case l.ID != "" && l.ID == selfID && own != nil:
+			e.Note = "this node's leadership has ended; the backend still names it (unreachable, or not caught up yet)"
+		case l.ID != "" && l.ID == selfID:
+			e.Self = true // no own knowledge to go by: the backend's word
+		}
+		r.Elections = append(r.Elections, e)
 	}
 	in.mu.Unlock()
 	slices.SortFunc(r.Elections, func(a, b Election) int { return cmp.Compare(a.Name, b.Name) })
@@ -231,7 +290,7 @@ func (in *Inspector) Report() Report {
 			shares[o]++
 		}
 		r.Groups = append(r.Groups, Group{Name: name, Epoch: t.Epoch, Slots: len(t.Owners), Owned: g.Owned().Len(),
-			Leading: leading, LeaderTerm: term, Shares: shares})
+			Leading: leading, LeaderTerm: term, Shares: shares, Reason: g.Reason()})
 	}
 	slices.SortFunc(r.Groups, func(a, b Group) int { return cmp.Compare(a.Name, b.Name) })
 	return r

@@ -8,6 +8,7 @@ import (
 
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/inspect"
+	"github.com/herd-go/herd/internal/embedetcd"
 	"github.com/herd-go/herd/internal/leakcheck"
 	"github.com/herd-go/herd/internal/testnode"
 	"github.com/herd-go/herd/shard"
@@ -90,4 +91,60 @@ func TestNewRefusesBadSources(t *testing.T) {
 	if _, err := inspect.New(inspect.Sources{Manager: nodes[0].Manager, Coordinator: nodes[0].Coord, Elections: []string{"no/slashes"}}); err == nil {
 		t.Error("a bad election name was accepted")
 	}
+}
+
+// TestReportFollowsTheNodesOwnKnowledgeInAnOutage: with the backend gone,
+// the report stops showing this node as leader within a second of its
+// leadership's Done closing, says the registration is unknown once the
+// backend has not answered for StaleAfter, and gives the reason a slot
+// group owns nothing once it has given its slots up.
+func TestReportFollowsTheNodesOwnKnowledgeInAnOutage(t *testing.T) {
+	srv, err := embedetcd.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	n := testnode.Start(t, srv.Endpoint(), testnode.Options{})
+	g, err := shard.Join(n.Coord, n.Self.ID, shard.Options{Name: "work", Slots: 16, OwnershipTTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	in, err := inspect.New(inspect.Sources{Manager: n.Manager, Coordinator: n.Coord, Elections: []string{"jobs"},
+		Groups: map[string]*shard.Group{"work": g}, StaleAfter: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	l, err := n.Coord.Campaign(context.Background(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Resign(context.Background())
+	clustertest.WaitUntil(t, 10*time.Second, "the report to say self leads jobs and owns every slot, registered", func() bool {
+		r := in.Report()
+		return len(r.Elections) == 1 && r.Elections[0].Self && len(r.Groups) == 1 && r.Groups[0].Owned == 16 &&
+			r.Groups[0].Reason == "" && r.Membership.Registration == inspect.Registered
+	})
+
+	srv.Stop()
+	select {
+	case <-l.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the leadership held 15s into the outage")
+	}
+	lost := time.Now()
+	clustertest.WaitUntil(t, time.Second, "the report to stop saying self leads", func() bool {
+		e := in.Report().Elections[0]
+		return !e.Self && e.Note != ""
+	})
+	t.Logf("the report showed the loss %s after Done closed", time.Since(lost).Round(time.Millisecond))
+	clustertest.WaitUntil(t, 10*time.Second, "the registration reported unknown", func() bool {
+		return in.Report().Membership.Registration == inspect.Unknown
+	})
+	clustertest.WaitUntil(t, 10*time.Second, "the group's reason for owning nothing", func() bool {
+		gr := in.Report().Groups[0]
+		return gr.Owned == 0 && strings.Contains(gr.Reason, "given up")
+	})
+	t.Logf("group: %s", in.Report().Groups[0].Reason)
 }

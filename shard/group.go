@@ -106,6 +106,8 @@ type Group struct {
 	holds    map[int]*hold // per owned slot, once held
 	draining int           // lost slots still held
 	readAt   time.Time     // start of the last successful read
+	readErr  error         // the last read's error; nil once a read succeeds
+	gaveUp   time.Time     // when giveUp last dropped every slot
 	drop     *time.Timer   // gives up every slot OwnershipTTL after readAt
 	leading  uint64        // the term while this node leads, else 0
 	closed   bool
@@ -355,6 +357,9 @@ func (g *Group) refresh() {
 		if g.ctx.Err() == nil {
 			g.opts.Logger.Warn("shard: reading the slot table", "group", g.opts.Name, "err", err)
 		}
+		g.mu.Lock()
+		g.readErr = err
+		g.mu.Unlock()
 		return // the drop timer gives everything up if this lasts
 	}
 	if version == "" {
@@ -388,7 +393,7 @@ func (g *Group) refresh() {
 		return
 	}
 	g.cur = st
-	g.readAt = start
+	g.readAt, g.readErr = start, nil
 	if g.drop == nil {
 		g.drop = time.AfterFunc(g.opts.OwnershipTTL, g.giveUp)
 	} else {
@@ -425,6 +430,36 @@ func (g *Group) giveUp() {
 	g.opts.Logger.Warn("shard: no current slot table could be read for OwnershipTTL; giving up every slot until one can", "group", g.opts.Name, "ttl", g.opts.OwnershipTTL)
 	g.setOwned(Set{epoch: g.owned.epoch})
 	g.cur = state{} // whatever is read next is taken as it is
+	g.gaveUp = time.Now()
+}
+
+// Reason says why this node owns no slot of the group, for reports: no
+// table read yet, or none since a time (with the last read's error), or a
+// table that gives this node nothing yet. It is empty while the node owns
+// slots.
+func (g *Group) Reason() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.owned.Len() > 0 {
+		return ""
+	}
+	failing := ""
+	if g.readErr != nil {
+		failing = ": " + g.readErr.Error()
+	}
+	switch {
+	case !g.gaveUp.IsZero() && g.cur.owners == nil:
+		return fmt.Sprintf("every slot given up at %s: no table could be read for OwnershipTTL (%s) since %s%s",
+			g.gaveUp.Format(time.TimeOnly), g.opts.OwnershipTTL, g.readAt.Format(time.TimeOnly), failing)
+	case g.readAt.IsZero():
+		return "no slot table read yet" + failing
+	case g.cur.epoch == 0:
+		return "no leader has published a table yet"
+	case g.draining > 0:
+		return "handing its slots over to their new owners"
+	default:
+		return fmt.Sprintf("the table (epoch %d) gives this node no slot yet: a leader assigns slots to the members it sees", g.cur.epoch)
+	}
 }
 
 // acknowledge records in the table that this node has applied epoch (or

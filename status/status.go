@@ -16,7 +16,9 @@ import (
 	"embed"
 	"encoding/json"
 	"html/template"
+	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/herd-go/herd/inspect"
@@ -36,8 +38,9 @@ var page = template.Must(template.New("page.html").Funcs(template.FuncMap{
 		if t.IsZero() {
 			return ""
 		}
-		return t.UTC().Format(time.RFC3339Nano)
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
+	"keys": func(m map[string]int) []string { return slices.Sorted(maps.Keys(m)) },
 }).ParseFS(pageFS, "page.html"))
 
 // Handler returns the status handler over in.

@@ -138,3 +138,10 @@ func (s *leaseStore) Changed(ctx context.Context, version string) <-chan struct{
 	}()
 	return changed
 }
+
+// Leading returns this node's term while it leads the election by its own
+// knowledge (its Leadership's Done not closed): what an operator's report
+// shows, where Observe may still name this node during an outage.
+func (c *Coordinator) Leading(election string) (term uint64, ok bool) {
+	return c.elections.Leading(election)
+}

@@ -274,3 +274,10 @@ func (t *accessToken) get(ctx context.Context, c *Coordinator, renew bool) (stri
 	t.value = token
 	return token, nil
 }
+
+// Leading returns this node's term while it leads the election by its own
+// knowledge (its Leadership's Done not closed): what an operator's report
+// shows, where Observe may still name this node during an outage.
+func (c *Coordinator) Leading(election string) (term uint64, ok bool) {
+	return c.elections.Leading(election)
+}

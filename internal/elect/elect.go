@@ -135,6 +135,23 @@ func (b *Book) Close(within time.Duration) error {
 	return errors.Join(errs...)
 }
 
+// Leading returns the term of this coordinator's leadership of name while
+// it holds (Done not closed), for the backends' Leading methods.
+func (b *Book) Leading(name string) (term uint64, ok bool) {
+	b.mu.Lock()
+	e := b.active[name]
+	b.mu.Unlock()
+	if e == nil {
+		return 0, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.lead == nil || e.lead.Err() != nil {
+		return 0, false
+	}
+	return e.lead.Term(), true
+}
+
 // EndAll ends every campaign and leadership with cause, as Close does but
 // without resigning (the caller withdraws from the backend itself) and
 // without closing the book: campaigns may begin again.
