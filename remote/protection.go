@@ -62,9 +62,9 @@ type guard struct {
 	protection
 	joined map[string]time.Time // peers that arrived recently, by ID, and when
 	left   map[string]time.Time // peers removed recently, by ID, and when
-	since time.Time            // when the current hold began; zero if none
-	held  []cluster.Node
-	holds uint64
+	since  time.Time            // when the current hold began; zero if none
+	held   []cluster.Node
+	holds  uint64
 }
 
 // arrived records when the peers of next that cur lacks arrived, so that
