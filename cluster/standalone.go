@@ -108,6 +108,24 @@ func (c *Standalone) Campaign(ctx context.Context, election string) (*Leadership
 	return e.lead, nil
 }
 
+// Campaigning reports whether this node leads the election (standalone
+// campaigns win at once).
+func (c *Standalone) Campaigning(election string) bool {
+	_, ok := c.Leading(election)
+	return ok
+}
+
+// RegisteredID is the ID of the node RegisterRemote registered; empty
+// before it.
+func (c *Standalone) RegisteredID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.self == nil {
+		return ""
+	}
+	return c.self.ID
+}
+
 // Leading returns this node's term while it leads the election.
 func (c *Standalone) Leading(election string) (term uint64, ok bool) {
 	c.mu.Lock()

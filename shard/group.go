@@ -23,6 +23,11 @@ type coordinator interface {
 	cluster.Records
 }
 
+// registrant and campaigner are optional roles every coordinator in this
+// module has; Join checks its arguments with them.
+type registrant interface{ RegisteredID() string }
+type campaigner interface{ Campaigning(election string) bool }
+
 // Options configure a Group. The zero value takes every default.
 type Options struct {
 	// Name names the group's election and the record its table is kept in
@@ -135,6 +140,19 @@ func Join(c cluster.Coordinator, self string, opts Options) (*Group, error) {
 	sc, ok := c.(coordinator)
 	if !ok {
 		return nil, fmt.Errorf("shard: the coordinator (%T) does not implement cluster.Elector and cluster.Records", c)
+	}
+	// Mistakes that would leave the node owning nothing for good, with no
+	// error anywhere: refused here, where they are made.
+	if r, ok := c.(registrant); ok {
+		switch id := r.RegisteredID(); {
+		case id == "":
+			return nil, errors.New("shard: Join before RegisterRemote: the coordinator has registered no node, so the group could never give this node a slot; call RegisterRemote(ctx, self) first, then Join with self.ID")
+		case id != self:
+			return nil, fmt.Errorf("shard: Join for node %q, but the coordinator registered node %q: a group owns slots for the registered node; pass its ID (the self given to RegisterRemote)", self, id)
+		}
+	}
+	if cp, ok := c.(campaigner); ok && cp.Campaigning(o.Name) {
+		return nil, fmt.Errorf("shard: group %q: this coordinator already campaigns in (or leads) election %q, and a group campaigns in the election of its own name; name the group differently (Options.Name) or resign that election first", o.Name, o.Name)
 	}
 	m, _ := NewMapping(o.Slots)
 	g := &Group{c: sc, self: self, opts: o, mapping: m, wake: make(chan struct{}, 1), holds: map[int]*hold{}}

@@ -520,3 +520,32 @@ func TestCloseRetriesTellingTheLeader(t *testing.T) {
 		t.Fatalf("the record acknowledges %d for %s, want the left mark %d", ack, self, uint64(left))
 	}
 }
+
+// TestJoinRefusesMistakes: each way of joining that would leave the node
+// owning nothing for good, with no error anywhere, is an error from Join
+// that names the mistake and the fix; on a real etcd.
+func TestJoinRefusesMistakes(t *testing.T) {
+	endpoint := embeddedEtcd(t)
+	c := etcdCoordinator(t, endpoint)
+	defer c.Close()
+	if _, err := Join(c, "a", Options{}); err == nil || !strings.Contains(err.Error(), "RegisterRemote") {
+		t.Errorf("Join before RegisterRemote: %v, want an error saying to call RegisterRemote first", err)
+	}
+	self := register(t, c)
+	if _, err := Join(c, "someone-else", Options{}); err == nil || !strings.Contains(err.Error(), self) || !strings.Contains(err.Error(), "someone-else") {
+		t.Errorf("Join for another ID: %v, want an error naming both IDs", err)
+	}
+	l, err := c.Campaign(context.Background(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Resign(context.Background())
+	if _, err := Join(c, self, Options{Name: "jobs"}); err == nil || !strings.Contains(err.Error(), `"jobs"`) || !strings.Contains(err.Error(), "Options.Name") {
+		t.Errorf("Join of a group named like an election this coordinator leads: %v, want an error naming it and Options.Name", err)
+	}
+	g, err := Join(c, self, Options{Name: "work"})
+	if err != nil {
+		t.Fatalf("a correct Join: %v", err)
+	}
+	g.Close()
+}

@@ -145,3 +145,11 @@ func (s *leaseStore) Changed(ctx context.Context, version string) <-chan struct{
 func (c *Coordinator) Leading(election string) (term uint64, ok bool) {
 	return c.elections.Leading(election)
 }
+
+// Campaigning reports whether this coordinator campaigns for or leads the
+// election, so that package shard can refuse a group named like it.
+func (c *Coordinator) Campaigning(election string) bool { return c.elections.Active(election) }
+
+// RegisteredID is the ID of the node RegisterRemote registered; empty
+// before it (or, on gossip, after the registration was withdrawn).
+func (c *Coordinator) RegisteredID() string { return c.self() }

@@ -152,6 +152,14 @@ func (b *Book) Leading(name string) (term uint64, ok bool) {
 	return e.lead.Term(), true
 }
 
+// Active reports whether this coordinator campaigns for or leads name.
+func (b *Book) Active(name string) bool {
+	b.mu.Lock()
+	e := b.active[name]
+	b.mu.Unlock()
+	return e != nil && !e.ended()
+}
+
 // EndAll ends every campaign and leadership with cause, as Close does but
 // without resigning (the caller withdraws from the backend itself) and
 // without closing the book: campaigns may begin again.
