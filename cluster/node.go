@@ -70,6 +70,42 @@ type Node struct {
 	Self bool
 }
 
+// nodeJSON is a Node's JSON shape, the one herd's reports give members
+// (inspect.Member) and the herd command prints: lower-case names, the
+// address both whole and split.
+type nodeJSON struct {
+	ID      string            `json:"id"`
+	Address string            `json:"address"`
+	Host    string            `json:"host"`
+	Port    int               `json:"port"`
+	Meta    map[string]string `json:"meta,omitempty"`
+	Self    bool              `json:"self"`
+}
+
+// MarshalJSON writes n as {"id", "address" ("host:port"), "host", "port",
+// "meta", "self"}, the shape of the members in herd's reports.
+func (n Node) MarshalJSON() ([]byte, error) {
+	return json.Marshal(nodeJSON{ID: n.ID, Address: n.Address.String(), Host: n.Address.Host, Port: n.Address.Port, Meta: n.Meta, Self: n.Self})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; "host" and "port" win over
+// "address", which is parsed when they are absent.
+func (n *Node) UnmarshalJSON(data []byte) error {
+	var j nodeJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	addr := Address{Host: j.Host, Port: j.Port}
+	if addr.Host == "" && j.Address != "" {
+		var err error
+		if addr, err = ParseAddress(j.Address); err != nil {
+			return fmt.Errorf("cluster: node %q: %w", j.ID, err)
+		}
+	}
+	*n = Node{ID: j.ID, Address: addr, Meta: j.Meta, Self: j.Self}
+	return nil
+}
+
 // ErrUnspecifiedHost is wrapped by the error Node.Validate returns when the
 // advertised host is empty or a wildcard such as 0.0.0.0 or ::.
 var ErrUnspecifiedHost = errors.New("advertised host is empty or a wildcard address that peers cannot dial")

@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -103,5 +104,26 @@ func TestValidationBoundaries(t *testing.T) {
 		if (cluster.CheckHost(host) == nil) != ok {
 			t.Errorf("CheckHost(%d bytes, %.10q…): want ok=%v", len(host), host, ok)
 		}
+	}
+}
+
+// TestNodeJSONIsTheReportsShape: a Node encodes with the member shape of
+// herd's reports (lower-case names, the address whole and split) and
+// decodes back.
+func TestNodeJSONIsTheReportsShape(t *testing.T) {
+	n := cluster.Node{ID: "a", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}, Meta: map[string]string{"zone": "z"}, Self: true}
+	data, err := json.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"id":"a","address":"10.0.0.1:11800","host":"10.0.0.1","port":11800,"meta":{"zone":"z"},"self":true}`; string(data) != want {
+		t.Fatalf("JSON %s, want %s", data, want)
+	}
+	var back cluster.Node
+	if err := json.Unmarshal(data, &back); err != nil || back.ID != n.ID || back.Address != n.Address || back.Meta["zone"] != "z" || !back.Self {
+		t.Fatalf("decoded %+v (%v), want %+v", back, err, n)
+	}
+	if err := json.Unmarshal([]byte(`{"id":"b","address":"10.0.0.2:1"}`), &back); err != nil || back.Address.Port != 1 {
+		t.Fatalf("from the address alone: %+v (%v)", back, err)
 	}
 }

@@ -88,6 +88,10 @@ func TestNodes(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got) != 2 {
 		t.Fatalf("-o json: %v, %d nodes:\n%s", err, len(got), out)
 	}
+	// The members' shape of /status/herd: lower-case names, no Go ones.
+	if !strings.Contains(out, `"id": "`) || !strings.Contains(out, `"address": "`) || strings.Contains(out, `"ID"`) {
+		t.Errorf("-o json is not in the reports' member shape:\n%s", out)
+	}
 
 	if _, errOut, code = herd(t, endpoint, nil, "nodes", "-o", "yaml"); code != exitUsage || !strings.Contains(errOut, "table or json") {
 		t.Errorf("-o yaml: exit %d, %s", code, errOut)
