@@ -441,6 +441,24 @@ func (c *Config) Section(name string) Section {
 	return Section{name: name, at: c.sections[name], cfg: c}
 }
 
+// locate completes a *ConfigError that a backend built about one of this
+// section's keys with what only the loaded configuration knows: the
+// environment variable that set the value, and its file and line.
+func (s Section) locate(err error) {
+	var ce *ConfigError
+	if !errors.As(err, &ce) || ce.EnvVar != "" || ce.File != "" || s.at.node == nil || s.at.node.Kind != yaml.MappingNode {
+		return
+	}
+	key, ok := strings.CutPrefix(ce.Key, "cluster."+s.name+".")
+	if !ok {
+		return
+	}
+	if v := mappingValue(s.at.node, key); v != nil {
+		located := s.cfg.errorAt(located{v, s.at.file}, ce.Key, ce.Value, ce.Accepted, ce.Err)
+		ce.EnvVar, ce.File, ce.Line = located.EnvVar, located.File, located.Line
+	}
+}
+
 // Name is the backend name, e.g. etcd.
 func (s Section) Name() string { return s.name }
 

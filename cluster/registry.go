@@ -100,8 +100,10 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (Coordinator, error) 
 		}
 		return nil, cfg.errorAt(cfg.selector, "cluster.selector", cfg.Selector, accepted+" (SW_CLUSTER)", nil)
 	}
-	c, err := f(ctx, cfg.Section(cfg.Selector), append([]Option{WithLookupEnv(cfg.lookup)}, opts...)...)
+	sec := cfg.Section(cfg.Selector)
+	c, err := f(ctx, sec, append([]Option{WithLookupEnv(cfg.lookup)}, opts...)...)
 	if err != nil {
+		sec.locate(err)
 		return nil, fmt.Errorf("cluster: starting %s coordinator: %w", cfg.Selector, err)
 	}
 	return c, nil

@@ -367,3 +367,20 @@ func TestCheckRefusesWhatNewRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestBackendsConfigErrorsNameTheVariable: a value a backend refuses when
+// it starts is reported with the environment variable that set it, as a
+// value refused while decoding is.
+func TestBackendsConfigErrorsNameTheVariable(t *testing.T) {
+	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(k string) (string, bool) {
+		v, ok := map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_ETCD_TLS_CA_FILE": "/nope/ca.pem"}[k]
+		return v, ok
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = cluster.Check(cfg)
+	if err == nil || !strings.Contains(err.Error(), "cluster.etcd.tlsCaFile") || !strings.Contains(err.Error(), "(from SW_CLUSTER_ETCD_TLS_CA_FILE)") {
+		t.Fatalf("a missing CA file: %v, want the key and the variable named", err)
+	}
+}

@@ -69,14 +69,18 @@ func (c Config) endpoints() (eps, tcp []string, err error) {
 	if len(eps) == 0 {
 		return nil, nil, bad(nil)
 	}
-	for _, ep := range eps {
+	for i, ep := range eps {
 		hostPort := ep
 		if scheme, rest, ok := strings.Cut(ep, "://"); ok {
 			switch scheme {
 			case "unix", "unixs":
 				continue // a socket path, nothing to check
 			case "http", "https":
-				hostPort = rest
+				hostPort = strings.TrimSuffix(rest, "/") // a URL's empty path, as copied from a browser
+				if i := strings.IndexByte(hostPort, '/'); i >= 0 {
+					return nil, nil, bad(fmt.Errorf("endpoint %q: etcd takes no path (%q): give %s://host:port", ep, hostPort[i:], scheme))
+				}
+				eps[i] = scheme + "://" + hostPort
 			default:
 				return nil, nil, bad(fmt.Errorf("endpoint %q: scheme %q is not http, https, unix or unixs", ep, scheme))
 			}
