@@ -75,9 +75,6 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	}
 	o := cluster.NewOptions(opts...)
 	o.Backoff = o.Backoff.Or(defaultBackoff)
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("consul: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
-	}
 	c := &Coordinator{cfg: cfg, opts: o}
 	for _, h := range cfg.hosts() {
 		acfg := api.DefaultNonPooledConfig()
@@ -92,6 +89,11 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		}
 		c.clients = append(c.clients, client)
 		c.transports = append(c.transports, acfg.Transport)
+	}
+	// Checked after the clients, which read the TLS files: cluster.Check
+	// validates a configuration by calling New with an ended context.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("consul: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
 	}
 	var errs error
 	for i := range c.clients {

@@ -86,12 +86,14 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	o := cluster.NewOptions(opts...)
 	o.Backoff = o.Backoff.Or(defaultBackoff)
 	eps, tcp, _ := cfg.endpoints()
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("etcd: not connecting to %s: the context has already ended: %w", cfg.Endpoints, err)
-	}
+	// The files are read before the context is looked at: cluster.Check
+	// validates a configuration by calling New with an ended context.
 	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("etcd: not connecting to %s: the context has already ended: %w", cfg.Endpoints, err)
 	}
 	if err := reach.AllRefused(ctx, tcp); err != nil {
 		return nil, fmt.Errorf("etcd: %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS)", err)

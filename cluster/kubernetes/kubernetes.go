@@ -87,9 +87,9 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	}
 	sel, _ := cfg.selector()
 	o := cluster.NewOptions(opts...)
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("kubernetes: not connecting: the context has already ended: %w", err)
-	}
+	// The kubeconfig is read before the context is looked at:
+	// cluster.Check validates a configuration by calling New with an
+	// ended context.
 	rc := cfg.REST
 	if rc == nil {
 		var err error
@@ -101,6 +101,9 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		} else if rc, err = rest.InClusterConfig(); err != nil {
 			return nil, fmt.Errorf("kubernetes: not running in a pod (%w); set cluster.kubernetes.kubeconfig (SW_CLUSTER_K8S_KUBECONFIG) to use a kubeconfig file", err)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("kubernetes: not connecting: the context has already ended: %w", err)
 	}
 	rc = withTimeout(rc, cfg.Timeout)
 	httpClient, err := rest.HTTPClientFor(rc)
