@@ -123,12 +123,18 @@ type configStore struct {
 }
 
 func (c *Coordinator) configStore(name string) *configStore {
+	return &configStore{c: c, base: c.apiBase(), dataID: c.electionDataID(name)}
+}
+
+// apiBase is the open API's base URL on the first server:
+// http://host:port/<contextPath>/v1.
+func (c *Coordinator) apiBase() string {
 	path := strings.Trim(c.cfg.ContextPath, "/")
 	if path == "" {
 		path = "nacos"
 	}
 	s := c.servers[0]
-	return &configStore{c: c, base: "http://" + net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10)) + "/" + path + "/v1", dataID: c.electionDataID(name)}
+	return "http://" + net.JoinHostPort(s.host, strconv.FormatUint(s.port, 10)) + "/" + path + "/v1"
 }
 
 func (s *configStore) params() url.Values {

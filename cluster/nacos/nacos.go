@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -358,6 +359,48 @@ func (c *Coordinator) register(ctx context.Context, n cluster.Node) error {
 	})
 }
 
+// awaitListed waits, up to cfg.Timeout, until the server lists self. The
+// Alibaba server takes a registration at once but lists it a moment later
+// (its service index is updated asynchronously); until then a process
+// registering the same ID would find it free. So RegisterRemote returns
+// once the registration is visible to the others. Not listed in time, it
+// is only logged: the registration itself was taken.
+func (c *Coordinator) awaitListed(ctx context.Context, self cluster.Node) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	for {
+		instances, err := c.serverInstances(ctx)
+		if err == nil && slices.ContainsFunc(c.decode(instances, false), func(n cluster.Node) bool { return n.ID == self.ID && n.Address == self.Address }) {
+			return
+		}
+		if elect.Sleep(ctx, 20*time.Millisecond, nil) != nil {
+			c.opts.Logger.Warn("nacos: the server does not list this node's registration yet; another process may not see the ID as held", "id", self.ID, "within", c.cfg.Timeout, "err", err)
+			return
+		}
+	}
+}
+
+// serverInstances lists the service's healthy instances as the server
+// holds them now, over the open API.
+func (c *Coordinator) serverInstances(ctx context.Context) ([]model.Instance, error) {
+	params := url.Values{"serviceName": {c.cfg.ServiceName}, "groupName": {c.cfg.Group}, "namespaceId": {c.cfg.namespaceID()}, "healthyOnly": {"true"}}
+	if c.cfg.ClusterName != "" {
+		params.Set("clusters", c.cfg.ClusterName)
+	}
+	status, body, err := c.api(ctx, http.MethodGet, c.apiBase()+"/ns/instance/list", params, nil)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("listing instances: %d %s", status, strings.TrimSpace(body))
+	}
+	var svc model.Service
+	if err := json.Unmarshal([]byte(body), &svc); err != nil {
+		return nil, fmt.Errorf("listing instances: %w", err)
+	}
+	return svc.Hosts, nil
+}
+
 // checkLogin logs in to the first server that answers, over its HTTP API,
 // and fails only on a refusal: a server that does not answer is the SDK's
 // to report.
@@ -416,12 +459,17 @@ func login(ctx context.Context, cfg Config, s server) (string, error) {
 
 // checkHolder refuses n's ID when a healthy instance at another address
 // carries it: an ephemeral instance is healthy while the client that
-// registered it stays connected. The instances are the SDK's subscribed
-// view, as fresh as the server's pushes; Nacos has no compare-and-set on
-// registration, so two processes registering one ID in the same instant
-// can both pass this.
+// registered it stays connected. The instances are asked of the server
+// itself (the open API's instance list): the SDK's subscribed view lags the
+// server by a push, so a holder that registered a moment ago would pass.
+// Nacos has no compare-and-set on registration, so two processes
+// registering one ID in the same instant can still both pass this.
 func (c *Coordinator) checkHolder(ctx context.Context, n cluster.Node) error {
-	instances, err := c.query(ctx)
+	instances, err := c.serverInstances(ctx)
+	if err != nil {
+		c.opts.Logger.Warn("nacos: listing the instances on the server failed; checking the ID against the subscribed view", "err", err)
+		instances, err = c.query(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("looking for another holder of ID %s: %w", n.ID, err)
 	}
@@ -454,6 +502,7 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 	if err := c.register(ctx, self); err != nil {
 		return fmt.Errorf("nacos: registering %s in %s@%s: %w", self.ID, c.cfg.ServiceName, c.cfg.Group, err)
 	}
+	c.awaitListed(ctx, self)
 	c.self = &self
 	c.wg.Add(1)
 	go c.supervise(self)
