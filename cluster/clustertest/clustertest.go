@@ -183,6 +183,23 @@ func testRecovery(t *testing.T, h Harness) {
 		t.Fatalf("the manager's view did not settle on both nodes: %v", IDs(before.Nodes()))
 	}
 
+	// A restart on the same data loses no node: no view the Manager
+	// publishes from here on may lack an old one.
+	var shrank atomic.Value // string: the first view that lacked an old node
+	views := m.Subscribe(watchCtx(t))
+	go func() {
+		for v := range views {
+			if ns := v.Nodes(); !Has(ns, na.ID) || !Has(ns, nb.ID) {
+				shrank.CompareAndSwap(nil, fmt.Sprintf("%v at %s", IDs(ns), time.Now().Format(time.StampMilli)))
+			}
+		}
+	}()
+	defer func() {
+		if v := shrank.Load(); v != nil {
+			t.Errorf("a restart on the same data shrank the Manager's view: %s (the old nodes are %s and %s)", v, na.ID, nb.ID)
+		}
+	}()
+
 	killed := time.Now()
 	target.Kill()
 	WaitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })

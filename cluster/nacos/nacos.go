@@ -366,6 +366,9 @@ func (c *Coordinator) register(ctx context.Context, n cluster.Node) error {
 // once the registration is visible to the others. Not listed in time, it
 // is only logged: the registration itself was taken.
 func (c *Coordinator) awaitListed(ctx context.Context, self cluster.Node) {
+	if len(c.servers) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	for {
@@ -383,6 +386,9 @@ func (c *Coordinator) awaitListed(ctx context.Context, self cluster.Node) {
 // serverInstances lists the service's healthy instances as the server
 // holds them now, over the open API.
 func (c *Coordinator) serverInstances(ctx context.Context) ([]model.Instance, error) {
+	if len(c.servers) == 0 {
+		return nil, errors.New("no server address to ask")
+	}
 	params := url.Values{"serviceName": {c.cfg.ServiceName}, "groupName": {c.cfg.Group}, "namespaceId": {c.cfg.namespaceID()}, "healthyOnly": {"true"}}
 	if c.cfg.ClusterName != "" {
 		params.Set("clusters", c.cfg.ClusterName)

@@ -408,8 +408,23 @@ func (c *Coordinator) createSelf(p string, data []byte, self cluster.Node) error
 				return err
 			}
 		}
-		if err := conn.Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
-			return fmt.Errorf("deleting a stale znode of session %#x: %w", stat.EphemeralOwner, err)
+		// Delete and create in one transaction: watchers never see the
+		// node missing, where a delete then a create would show every peer
+		// a view without it in between (after a server restart, when this
+		// node's new session takes over its old session's znode).
+		res, err := conn.Multi(&zk.DeleteRequest{Path: p, Version: stat.Version}, &zk.CreateRequest{Path: p, Data: data, Acl: c.acl, Flags: zk.FlagEphemeral})
+		for _, r := range res {
+			if err == nil && r.Error != nil {
+				err = r.Error
+			}
+		}
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, zk.ErrNoNode), errors.Is(err, zk.ErrBadVersion):
+			continue // changed meanwhile: look again
+		default:
+			return fmt.Errorf("replacing a stale znode of session %#x: %w", stat.EphemeralOwner, err)
 		}
 	}
 	return fmt.Errorf("%s kept changing while being created", p)
