@@ -64,6 +64,74 @@ type Coordinator struct {
 	malformed       members.Malformed
 	reregistrations atomic.Uint64
 	switches        atomic.Uint64
+
+	restart restartGrace
+}
+
+// restartGrace keeps a restarted agent's critical checks from shrinking
+// the view. An agent restored from its data after an outage longer than
+// CheckTTL brings every TTL check back critical, and each stays so until
+// its owner passes it again (within CheckTTL/3 of the agent's return):
+// read as passing-only, every live node would drop out of every view for
+// that moment. So for one CheckTTL after the agent answers again, a node
+// that was listed before the outage and is still registered stays listed
+// while its check is critical; one still critical after that is dropped.
+// A node that deregistered (a graceful leave) is gone from the catalog
+// and leaves at once.
+type restartGrace struct {
+	mu     sync.Mutex
+	down   bool            // the last query failed
+	until  time.Time       // end of the grace after the agent's return
+	listed map[string]bool // the nodes listed before the outage
+}
+
+// failed notes that a query failed.
+func (g *restartGrace) failed() {
+	g.mu.Lock()
+	g.down = true
+	g.mu.Unlock()
+}
+
+// answered notes a successful query at now and returns whether the grace
+// applies to it, and the nodes it keeps.
+func (g *restartGrace) answered(now time.Time, ttl time.Duration) (bool, map[string]bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.down {
+		g.down, g.until = false, now.Add(ttl)
+	}
+	return now.Before(g.until), g.listed
+}
+
+// remember records the nodes listed, outside a grace, for the next one.
+func (g *restartGrace) remember(nodes []cluster.Node) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.down || time.Now().Before(g.until) {
+		return
+	}
+	g.listed = make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		g.listed[n.ID] = true
+	}
+}
+
+// service queries the service's instances with q: the passing ones, and,
+// during a restart grace, also the critical ones listed before the outage.
+func (c *Coordinator) service(a *api.Client, q *api.QueryOptions) ([]*api.ServiceEntry, *api.QueryMeta, error) {
+	entries, meta, err := a.Health().Service(c.cfg.ServiceName, "", false, q)
+	if err != nil {
+		c.restart.failed()
+		return nil, nil, err
+	}
+	grace, listed := c.restart.answered(time.Now(), c.cfg.CheckTTL)
+	kept := entries[:0]
+	for _, e := range entries {
+		if e.Checks.AggregatedStatus() == api.HealthPassing || grace && e.Service != nil && listed[e.Service.ID] {
+			kept = append(kept, e)
+		}
+	}
+	return kept, meta, nil
 }
 
 // New connects to the first agent in cfg.HostPort that answers within
@@ -335,8 +403,12 @@ func (c *Coordinator) watchLoop() {
 		if index == 0 {
 			entries, meta, err = c.firstAnswer(a)
 		} else {
-			q := (&api.QueryOptions{WaitIndex: index, WaitTime: c.cfg.WaitTime}).WithContext(c.ctx)
-			entries, meta, err = a.Health().Service(c.cfg.ServiceName, "", true, q)
+			wait := c.cfg.WaitTime
+			if left := c.graceLeft(); left > 0 {
+				wait = min(wait, left+50*time.Millisecond) // asked again when the grace ends
+			}
+			q := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(c.ctx)
+			entries, meta, err = c.service(a, q)
 		}
 		if err != nil {
 			if c.ctx.Err() != nil {
@@ -352,7 +424,9 @@ func (c *Coordinator) watchLoop() {
 		}
 		bo.Reset()
 		index = nextIndex(index, meta.LastIndex)
-		c.view.Publish(c.decode(entries, true), c.selfID())
+		nodes := c.decode(entries, true)
+		c.restart.remember(nodes)
+		c.view.Publish(nodes, c.selfID())
 	}
 }
 
@@ -421,7 +495,7 @@ func (c *Coordinator) firstAnswer(a *api.Client) ([]*api.ServiceEntry, *api.Quer
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			entries, meta, err := a.Health().Service(c.cfg.ServiceName, "", true, (&api.QueryOptions{}).WithContext(qctx))
+			entries, meta, err := c.service(a, (&api.QueryOptions{}).WithContext(qctx))
 			answers <- answer{n, entries, meta, err}
 		}()
 	}
@@ -483,14 +557,23 @@ func (c *Coordinator) decode(entries []*api.ServiceEntry, count bool) []cluster.
 	return nodes
 }
 
-// QueryRemoteNodes asks the agent for the service's passing instances now.
+// graceLeft is how long the current restart grace lasts; 0 outside one.
+func (c *Coordinator) graceLeft() time.Duration {
+	c.restart.mu.Lock()
+	defer c.restart.mu.Unlock()
+	return max(0, time.Until(c.restart.until))
+}
+
+// QueryRemoteNodes asks the agent for the service's passing instances now
+// (and, for one CheckTTL after the agent returns from an outage, the ones
+// listed before it whose checks have not been passed again yet).
 func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, error) {
 	if c.ctx.Err() != nil {
 		return nil, cluster.ErrClosed
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	entries, _, err := c.agent().Health().Service(c.cfg.ServiceName, "", true, (&api.QueryOptions{}).WithContext(ctx))
+	entries, _, err := c.service(c.agent(), (&api.QueryOptions{}).WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("consul: querying service %q: %w", c.cfg.ServiceName, err)
 	}
