@@ -199,15 +199,15 @@ func TestBadInput(t *testing.T) {
 		// A deadline that passes while the server stays silent is the
 		// context's doing, not a wrong address.
 		{name: "etcd deadline while connecting", env: map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_ETCD_ENDPOINTS": silent}, step: start, ctx: shortDeadline,
-			want: []string{"context ended before", "deadline exceeded"}, not: []string{"did not answer within"}, within: time.Second},
+			want: []string{"context ended before", "deadline exceeded", "SW_CLUSTER_ETCD_ENDPOINTS"}, not: []string{"did not answer within"}, within: time.Second},
 		{name: "zookeeper deadline while connecting", env: map[string]string{"SW_CLUSTER": "zookeeper", "SW_CLUSTER_ZK_HOST_PORT": silent}, step: start, ctx: shortDeadline,
-			want: []string{"context ended before", "deadline exceeded"}, not: []string{"no session within"}, within: time.Second},
+			want: []string{"context ended before", "deadline exceeded", "SW_CLUSTER_ZK_HOST_PORT"}, not: []string{"no session within"}, within: time.Second},
 		{name: "consul deadline while connecting", env: map[string]string{"SW_CLUSTER": "consul", "SW_CLUSTER_CONSUL_HOST_PORT": silent}, step: start, ctx: shortDeadline,
-			want: []string{"context ended before", "deadline exceeded"}, not: []string{"answered within"}, within: time.Second},
+			want: []string{"context ended before", "deadline exceeded", "SW_CLUSTER_CONSUL_HOST_PORT"}, not: []string{"answered within"}, within: time.Second},
 		{name: "nacos deadline while connecting", env: map[string]string{"SW_CLUSTER": "nacos", "SW_CLUSTER_NACOS_HOST_PORT": silentNacos}, step: start, ctx: shortDeadline,
-			want: []string{"context ended before", "deadline exceeded"}, within: time.Second},
+			want: []string{"context ended before", "deadline exceeded", "SW_CLUSTER_NACOS_HOST_PORT"}, within: time.Second},
 		{name: "kubernetes deadline while connecting", env: map[string]string{"SW_CLUSTER": "kubernetes", "SW_CLUSTER_K8S_KUBECONFIG": silentKubeconfig}, step: start, ctx: shortDeadline,
-			want: []string{"context ended before", "deadline exceeded"}, not: []string{"did not answer within"}, within: time.Second},
+			want: []string{"context ended before", "deadline exceeded", "SW_CLUSTER_K8S_KUBECONFIG"}, not: []string{"did not answer within"}, within: time.Second},
 
 		// A server that hangs: start-up gives up at the configured timeout.
 		{name: "etcd silent server", env: map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_ETCD_ENDPOINTS": silent, "SW_CLUSTER_ETCD_DIAL_TIMEOUT": "500ms"}, step: start,

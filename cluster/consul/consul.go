@@ -184,7 +184,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		errs = errors.Join(errs, err)
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("consul: the context ended before an agent in %q answered: %w", cfg.HostPort, ctx.Err())
+		return nil, fmt.Errorf("consul: the context ended before an agent in %q answered (check cluster.consul.hostPort / SW_CLUSTER_CONSUL_HOST_PORT, and that the agent answers): %w", cfg.HostPort, ctx.Err())
 	}
 	return nil, fmt.Errorf("consul: no agent in %q answered within %s: %w (check cluster.consul.hostPort / SW_CLUSTER_CONSUL_HOST_PORT, and the ACL token)", cfg.HostPort, cfg.Timeout, errs)
 }

@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err != nil {
 		client.Close()
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("etcd: the context ended before %s answered: %w", cfg.Endpoints, ctx.Err())
+			return nil, fmt.Errorf("etcd: the context ended before %s answered (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS, and that the server answers): %w", cfg.Endpoints, ctx.Err())
 		}
 		return nil, fmt.Errorf("etcd: %s did not answer within %s (cluster.etcd.dialTimeout) a read of %s: %w (%s)", cfg.Endpoints, cfg.DialTimeout, c.prefix, err, cfg.whatToCheck(err))
 	}

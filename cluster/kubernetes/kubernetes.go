@@ -159,7 +159,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	case <-store.synced:
 	case <-ctx.Done():
 		c.Close()
-		return nil, fmt.Errorf("kubernetes: the context ended before the pods were listed: %w", ctx.Err())
+		return nil, fmt.Errorf("kubernetes: the context ended before the pods were listed (check cluster.kubernetes.kubeconfig / SW_CLUSTER_K8S_KUBECONFIG, and that the API server answers): %w", ctx.Err())
 	case <-timeout.C:
 		c.Close()
 		return nil, fmt.Errorf("kubernetes: the pods were not listed within %s (cluster.kubernetes.timeout)", cfg.Timeout)
@@ -212,7 +212,7 @@ func (c *Coordinator) checkAccess(ctx context.Context) error {
 		}
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("kubernetes: the context ended before the API server answered: %w", ctx.Err())
+		return fmt.Errorf("kubernetes: the context ended before the API server answered (check cluster.kubernetes.kubeconfig / SW_CLUSTER_K8S_KUBECONFIG): %w", ctx.Err())
 	}
 	return explain(err, c.cfg)
 }

@@ -129,7 +129,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	client, err := newNamingClient(ctx, cfg.Timeout, vo.NacosClientParam{ClientConfig: cc, ServerConfigs: sc})
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("nacos: the context ended before %s answered: %w", cfg.HostPort, ctx.Err())
+			return nil, fmt.Errorf("nacos: the context ended before %s answered (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT; the gRPC port is the HTTP port + 1000): %w", cfg.HostPort, ctx.Err())
 		}
 		return nil, fmt.Errorf("nacos: connecting to %s: %w (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT; the gRPC port is the HTTP port + 1000)", cfg.HostPort, err)
 	}
@@ -150,7 +150,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if _, err := c.query(ctx); err != nil {
 		c.shutdown()
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("nacos: the context ended before %s answered: %w", cfg.HostPort, ctx.Err())
+			return nil, fmt.Errorf("nacos: the context ended before %s answered (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT; the gRPC port is the HTTP port + 1000): %w", cfg.HostPort, ctx.Err())
 		}
 		return nil, fmt.Errorf("nacos: %s did not answer: %w (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT and the gRPC port +1000; "+
 			"if the server has authentication on, cluster.nacos.username and password / SW_CLUSTER_NACOS_USERNAME and SW_CLUSTER_NACOS_PASSWORD, and that user's permission on namespace %q)", cfg.HostPort, err, cfg.namespaceID())

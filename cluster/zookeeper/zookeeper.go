@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		sock.close()
 		conn.discard(events)
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("zookeeper: the context ended before a session with %s: %w", cfg.HostPort, ctx.Err())
+			return nil, fmt.Errorf("zookeeper: the context ended before a session with %s (check cluster.zookeeper.hostPort / SW_CLUSTER_ZK_HOST_PORT, and that the server answers): %w", cfg.HostPort, ctx.Err())
 		}
 		return nil, fmt.Errorf("zookeeper: %w with %s (cluster.zookeeper.connectTimeout; check cluster.zookeeper.hostPort / SW_CLUSTER_ZK_HOST_PORT)", err, cfg.HostPort)
 	}
