@@ -7,11 +7,15 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -29,7 +33,10 @@ import (
 )
 
 func main() {
-	ctx := context.Background()
+	serve := flag.Bool("serve", false, "keep the node, its status page and metrics up until interrupted")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	cfg, err := cluster.DefaultConfig()
 	if err != nil {
 		log.Fatal(err)
@@ -108,5 +115,10 @@ func main() {
 		resp.Body.Close()
 		fmt.Printf("GET %s: %s, %d bytes\n", path, resp.Status, len(body))
 	}
-	fmt.Printf("status page: http://%s/status/\n", ops.Addr())
+	if !*serve {
+		fmt.Println("status page: run with -serve to keep the node up and open the page in a browser")
+		return
+	}
+	fmt.Printf("status page: http://%s/status/ (serving until interrupted)\n", ops.Addr())
+	<-ctx.Done()
 }
