@@ -161,6 +161,10 @@ func TestPageInBrowser(t *testing.T) {
 		t.Fatalf("no screenshot at %s: %v", shot, err)
 	}
 	t.Logf("screenshot: %s", shot)
+	// A phone's width: the page scrolls sideways rather than break IDs.
+	narrow := filepath.Join(t.ArtifactDir(), "status-page-480.png")
+	browse(t, chromium, "--screenshot="+narrow, "--window-size=480,900", page)
+	t.Logf("screenshot at 480 px: %s", narrow)
 }
 
 // browse runs headless Chromium once on a new profile. The flags keep it off
