@@ -269,6 +269,9 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	nodes, err := m.src.QueryRemoteNodes(ctx)
 	if err != nil {
 		m.queryFailures.Add(1)
+		m.mu.Lock()
+		m.guard.outage = true
+		m.mu.Unlock()
 		err = fmt.Errorf("remote: querying members (keeping the last view): %w", err)
 		m.report(err)
 		return err
@@ -531,6 +534,9 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 	}
 	want := m.normalize(nodes, true)
 	now := time.Now()
+	if m.guard.outage && !started.IsZero() { // a query answered again
+		m.guard.outage, m.guard.recovered = false, now
+	}
 	if m.applied > 1 { // the first answer's nodes were there before the Manager
 		m.guard.arrived(cur.nodes, want.nodes, now)
 	}

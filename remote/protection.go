@@ -31,7 +31,12 @@ const (
 // removed when a query begun at least confirm after the hold began still
 // lacks them; a node that registers again ends its hold. One node leaving
 // on its own is never held, so neither is a graceful leave or a rolling
-// restart that keeps node IDs. Churn is never held either: a node that
+// restart that keeps node IDs, except in the confirm period after the
+// backend answers again following failed queries: a server back from an
+// outage may have lost what it held in memory (Nacos's ephemeral
+// instances, a Consul agent's TTL checks) while its nodes register again,
+// so every removal then is held until a query a confirm period after the
+// return confirms it. Churn is never held either: a node that
 // joined (after the Manager's first answer) and leaves again within one
 // confirm period neither counts as a loss nor is kept, so short-lived
 // nodes coming and going beside a stable core leave every view at once.
@@ -62,9 +67,16 @@ type guard struct {
 	protection
 	joined map[string]time.Time // peers that arrived recently, by ID, and when
 	left   map[string]time.Time // peers removed recently, by ID, and when
-	since  time.Time            // when the current hold began; zero if none
-	held   []cluster.Node
-	holds  uint64
+	// outage is set while queries fail; recovered is when one answered
+	// again. A backend back from an outage may be one that lost what it
+	// held in memory (Nacos's ephemeral instances, a Consul agent's TTL
+	// checks) while its nodes register again: for a confirm period after
+	// it, removals are held however few they are.
+	outage    bool
+	recovered time.Time
+	since     time.Time // when the current hold began; zero if none
+	held      []cluster.Node
+	holds     uint64
 }
 
 // arrived records when the peers of next that cur lacks arrived, so that
@@ -121,11 +133,12 @@ func (g *guard) decide(cur []cluster.Node, inAnswer func(id string) bool, now, s
 	holding := !g.since.IsZero()
 	confirmed := holding && !started.IsZero() && !started.Before(g.since.Add(g.confirm))
 	lost := len(dropped) + len(g.left)
+	afterOutage := !g.recovered.IsZero() && now.Sub(g.recovered) < g.confirm
 	// Once holding, the rest of a hold stays held until it is confirmed or
 	// its nodes are back, however few are left: nodes that register again
 	// one by one must not leave the last of them to flicker out.
 	if g.threshold >= 1 || confirmed || len(dropped) == 0 ||
-		!holding && (lost <= 1 || float64(lost) <= g.threshold*float64(peers+len(g.left))) {
+		!holding && !afterOutage && (lost <= 1 || float64(lost) <= g.threshold*float64(peers+len(g.left))) {
 		g.since, g.held = time.Time{}, nil
 		for _, n := range dropped {
 			if g.left == nil {
@@ -137,9 +150,16 @@ func (g *guard) decide(cur []cluster.Node, inAnswer func(id string) bool, now, s
 	}
 	if g.since.IsZero() {
 		g.since = now
+		if afterOutage {
+			g.since = g.recovered // confirmed a confirm period after the return
+		}
 		g.holds++
 	}
 	g.held = dropped
+	if afterOutage {
+		return dropped, fmt.Errorf("%w: the backend, answering again after an outage, dropped %d of %d peers; keeping them until a query after %s confirms it (a server back empty is refilled as its nodes register again)",
+			ErrHoldingRemovals, len(dropped), peers, g.since.Add(g.confirm).Format(time.TimeOnly))
+	}
 	return dropped, fmt.Errorf("%w: the backend dropped %d of %d peers (%d left within %s); keeping them until a query after %s confirms it",
 		ErrHoldingRemovals, len(dropped), peers, lost, g.confirm, g.since.Add(g.confirm).Format(time.TimeOnly))
 }

@@ -308,3 +308,32 @@ func TestChurnBesideAStableCoreIsNeverHeld(t *testing.T) {
 		t.Fatalf("the core wiped after churn: err %v, view %s; want a hold", err, viewIDs(m))
 	}
 }
+
+// TestRemovalAfterAnOutageIsHeld: a backend that answers again after
+// failed queries may have come back empty and be refilling; a single peer
+// it no longer lists is held until a query a confirm period after the
+// return confirms it (outside that window, one leave is never held).
+func TestRemovalAfterAnOutageIsHeld(t *testing.T) {
+	all := peers(2)
+	src := newFake(all...)
+	confirm := 300 * time.Millisecond
+	m, _ := newManager(t, src, remote.WithProtection(0.5, confirm))
+	src.set(nil, errors.New("server down"))
+	if err := refresh(t, m); err == nil {
+		t.Fatal("a failed query reported no error")
+	}
+	src.set(all[:1], nil)
+	if err := refresh(t, m); !errors.Is(err, remote.ErrHoldingRemovals) || viewIDs(m) != "[self p1 p2]" {
+		t.Fatalf("the first answer after the outage, without p2: err %v, view %s; want p2 held", err, viewIDs(m))
+	}
+	src.set(all, nil) // p2 registered again
+	if err := refresh(t, m); err != nil || viewIDs(m) != "[self p1 p2]" || m.Stats().Held != nil {
+		t.Fatalf("p2 back: err %v, view %s, held %v", err, viewIDs(m), m.Stats().Held)
+	}
+	// Past the window, one leave goes at once again.
+	time.Sleep(confirm)
+	src.set(all[:1], nil)
+	if err := refresh(t, m); err != nil || viewIDs(m) != "[self p1]" {
+		t.Fatalf("a leave after the window: err %v, view %s; want it applied", err, viewIDs(m))
+	}
+}
