@@ -57,6 +57,25 @@ func herd(t *testing.T, endpoint string, env []string, args ...string) (stdout, 
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
+// startHerd starts the binary with env and args, for a command that runs
+// until stopped (watch), and returns it, its standard output and what it
+// writes to standard error.
+func startHerd(t *testing.T, env []string, args ...string) (*exec.Cmd, io.Reader, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(herdBin, args...)
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdout, &stderr
+}
+
 func nodeEnv(endpoint string, extra []string) []string {
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "SW_CLUSTER=etcd", "SW_CLUSTER_ETCD_ENDPOINTS=" + endpoint}
 	return append(env, extra...)
@@ -102,17 +121,7 @@ func TestWatchStreamsJoinsAndLeaves(t *testing.T) {
 	endpoint := testnode.Etcd(t)
 	first := testnode.Start(t, endpoint, testnode.Options{})
 
-	cmd := exec.Command(herdBin, "watch")
-	cmd.Env = nodeEnv(endpoint, nil)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout, stderr := startHerd(t, nodeEnv(endpoint, nil), "watch")
 	defer cmd.Process.Kill()
 	lines := make(chan string)
 	go func() {
@@ -347,17 +356,7 @@ func TestGossip(t *testing.T) {
 	}
 
 	// watch: the members at start, as joins.
-	cmd := exec.Command(herdBin, "-timeout", "5s", "watch")
-	cmd.Env = nodeEnv("", env)
-	pipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, pipe, stderr := startHerd(t, nodeEnv("", env), "-timeout", "5s", "watch")
 	joined := map[string]bool{}
 	lines := bufio.NewScanner(pipe)
 	for len(joined) < len(ns) && lines.Scan() {
