@@ -534,7 +534,7 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 	}
 	want := m.normalize(nodes, true)
 	now := time.Now()
-	if m.guard.outage && !started.IsZero() { // a query answered again
+	if m.guard.outage { // the backend answers again (a query, or a push)
 		m.guard.outage, m.guard.recovered = false, now
 	}
 	if m.applied > 1 { // the first answer's nodes were there before the Manager
