@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/herd-go/herd/cluster"
@@ -229,8 +230,16 @@ func Elect(campaignCtx context.Context, entry *elect.Entry, what string, s Store
 func Lead(entry *elect.Entry, s Store, id string, t Timing, h Held, run func(func())) (*cluster.Leadership, error) {
 	keepCtx, stop := context.WithCancel(context.Background())
 	kept := make(chan Held, 1)
+	// renewing is set once the renewal goroutine is certain to run and
+	// hand its last Held to kept. entry.Lead resigns at once, before it,
+	// when the campaign ended between the win and here; then there is
+	// nothing to wait for, and the error branch below releases h.
+	var renewing atomic.Bool
 	l, lose, err := entry.Lead(h.Term, func(ctx context.Context) error {
 		stop()
+		if !renewing.Load() {
+			return nil
+		}
 		final := <-kept
 		return Release(ctx, s, final)
 	})
@@ -240,6 +249,7 @@ func Lead(entry *elect.Entry, s Store, id string, t Timing, h Held, run func(fun
 		return nil, err
 	}
 	context.AfterFunc(l.Context(), stop)
+	renewing.Store(true)
 	run(func() {
 		final := Keep(keepCtx, s, id, t, h, lose)
 		if cause := l.Err(); !errors.Is(cause, cluster.ErrResigned) && !errors.Is(cause, cluster.ErrClosed) {

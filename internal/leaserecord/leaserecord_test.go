@@ -12,6 +12,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/internal/leakcheck"
 	"github.com/herd-go/herd/internal/leaserecord"
 )
 
@@ -422,4 +423,32 @@ func TestElect(t *testing.T) {
 	}
 	_ = l.Resign(context.Background())
 	wg.Wait()
+}
+
+// TestWinAfterTheCampaignEndedLeavesNothingBehind: a campaign whose
+// context ends between the win and Lead (its caller gave up, or its
+// session was lost) gets an error, the record is freed, and no release is
+// left waiting for a renewal loop that never started.
+func TestWinAfterTheCampaignEndedLeavesNothingBehind(t *testing.T) {
+	leakcheck.Register(t)
+	s := &memStore{}
+	var book elect.Book
+	ctx, cancel := context.WithCancel(context.Background())
+	entry, cctx, err := book.Begin(ctx, "e", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := leaserecord.Campaign(cctx, s, "a", timing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel() // the caller gives up as the win arrives
+	var wg sync.WaitGroup
+	if l, err := leaserecord.Lead(entry, s, "a", timing, h, wg.Go); err == nil {
+		t.Fatalf("Lead after the campaign ended: %v, want an error", l)
+	}
+	wg.Wait()
+	if rec, _, _ := s.Get(context.Background()); rec.Holder != "" {
+		t.Errorf("the record is still held by %q", rec.Holder)
+	}
 }
