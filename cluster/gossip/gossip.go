@@ -60,6 +60,7 @@ type Coordinator struct {
 	opts   cluster.Options
 	ml     *memberlist.Memberlist
 	name   string        // this member's memberlist name
+	addr   string        // the gossip address others reach it at (Addr)
 	settle time.Duration // how long a candidate waits before it claims a leadership
 
 	ctx      context.Context
@@ -161,6 +162,10 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 			net.JoinHostPort(cfg.BindAddr, strconv.Itoa(cfg.BindPort)), err)
 	}
 	c.ml = ml
+	// Read once, now: memberlist rewrites its local node in place on every
+	// update, unlocked, so reading it later races with announce.
+	local := ml.LocalNode()
+	c.addr = net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
 	c.updateNode = ml.UpdateNode
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.refresh()
@@ -181,10 +186,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 
 // Addr is the gossip address other nodes reach this member at, for their
 // seed lists.
-func (c *Coordinator) Addr() string {
-	n := c.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (c *Coordinator) Addr() string { return c.addr }
 
 // Stats returns the coordinator's counters.
 func (c *Coordinator) Stats() Stats {
