@@ -538,7 +538,7 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		m.guard.outage, m.guard.recovered = false, now
 	}
 	if m.applied > 1 { // the first answer's nodes were there before the Manager
-		m.guard.arrived(cur.nodes, want.nodes, now)
+		m.guard.arrived(m.freshIDs, m.pos, now)
 	}
 	holds := m.guard.holds
 	holdBack, holdErr := m.guard.decide(cur.nodes, m.inAnswer, now, started)

@@ -3,7 +3,6 @@ package remote
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/herd-go/herd/cluster"
@@ -79,22 +78,24 @@ type guard struct {
 	holds     uint64
 }
 
-// arrived records when the peers of next that cur lacks arrived, so that
-// one leaving again within the confirm period counts as churn.
-func (g *guard) arrived(cur, next []cluster.Node, now time.Time) {
+// arrived records when the peers new to the view arrived, so that one
+// leaving again within the confirm period counts as churn. fresh are the
+// IDs the Manager's normalize kept at an address the view lacks, and
+// inView the view's IDs: a node that only moved is no arrival.
+func (g *guard) arrived(fresh map[string]struct{}, inView map[string]int, now time.Time) {
 	for id, at := range g.joined {
 		if now.Sub(at) > g.confirm {
 			delete(g.joined, id)
 		}
 	}
-	for _, n := range next {
-		if n.Self || slices.ContainsFunc(cur, func(c cluster.Node) bool { return c.ID == n.ID }) {
+	for id := range fresh {
+		if _, moved := inView[id]; moved {
 			continue
 		}
 		if g.joined == nil {
 			g.joined = map[string]time.Time{}
 		}
-		g.joined[n.ID] = now
+		g.joined[id] = now
 	}
 }
 
