@@ -5,8 +5,8 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -139,7 +139,13 @@ func LoadConfig(data []byte, opts ...Option) (*Config, error) {
 
 func load(data []byte, source string, opts []Option) (*Config, error) {
 	o := NewOptions(opts...)
-	cfg := &Config{Selector: "standalone", origins: origins{}, lookup: o.LookupEnv}
+	// While the documents are parsed, every variable a placeholder names is
+	// noted, for checkEnv; the Config keeps the plain lookup for New.
+	read := map[string]bool{}
+	cfg := &Config{Selector: "standalone", origins: origins{}, lookup: func(name string) (string, bool) {
+		read[name] = true
+		return o.LookupEnv(name)
+	}}
 	base, err := cfg.parse(defaultYAML, builtinSource)
 	if err != nil {
 		return nil, fmt.Errorf("built-in default: %w", err)
@@ -160,8 +166,9 @@ func load(data []byte, source string, opts []Option) (*Config, error) {
 		}
 		merged = user
 	}
+	cfg.lookup = o.LookupEnv
 	if o.environ != nil {
-		if err := checkEnv(o.environ(), defaultYAML, data); err != nil {
+		if err := checkEnv(o.environ(), read); err != nil {
 			return nil, err
 		}
 	}
@@ -261,25 +268,14 @@ func checkKeys(user, base *rawCluster) error {
 // otherwise leave the setting at its default without a word.
 var ErrUnknownEnv = errors.New("unknown environment variable")
 
-// placeholder finds the variable names of ${NAME:default} placeholders.
-var placeholder = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)`)
-
-// checkEnv refuses a SW_CLUSTER variable in environ that no placeholder of
-// the documents reads, naming the nearest one that some placeholder does.
-func checkEnv(environ []string, docs ...[]byte) error {
-	var known []string
-	for _, doc := range docs {
-		for _, m := range placeholder.FindAllSubmatch(doc, -1) {
-			if name := string(m[1]); !slices.Contains(known, name) {
-				known = append(known, name)
-			}
-		}
-	}
-	slices.Sort(known)
+// checkEnv refuses a SW_CLUSTER variable in environ that no placeholder
+// reads (read: the variables the documents' placeholders named), naming
+// the nearest one that some placeholder does.
+func checkEnv(environ []string, read map[string]bool) error {
 	var unknown []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if (name == "SW_CLUSTER" || strings.HasPrefix(name, "SW_CLUSTER_")) && !slices.Contains(known, name) {
+		if (name == "SW_CLUSTER" || strings.HasPrefix(name, "SW_CLUSTER_")) && !read[name] {
 			unknown = append(unknown, name)
 		}
 	}
@@ -288,7 +284,7 @@ func checkEnv(environ []string, docs ...[]byte) error {
 	}
 	slices.Sort(unknown)
 	var ours []string
-	for _, k := range known {
+	for _, k := range slices.Sorted(maps.Keys(read)) {
 		if strings.HasPrefix(k, "SW_CLUSTER") {
 			ours = append(ours, k)
 		}
