@@ -479,10 +479,10 @@ func (c *Coordinator) yieldLocked(ms map[string]member) error {
 		return nil
 	}
 	holder, ok := ms[c.self.ID]
-	if !ok || holder.name >= c.name || holder.node.Address == c.self.Address {
+	if !ok || holder.name >= c.name {
 		return nil
 	}
-	clash := cluster.CheckTakeover(*c.self, holder.node)
+	clash := cluster.CheckTakeover(*c.self, holder.node) // nil at our own address
 	if clash == nil {
 		return nil
 	}
@@ -490,10 +490,9 @@ func (c *Coordinator) yieldLocked(ms map[string]member) error {
 	c.opts.Logger.Error("gossip: another live member holds this node's ID; this node withdraws its registration", "id", c.self.ID, "ours", c.self.Address, "theirs", holder.node.Address, "member", holder.name)
 	c.clash = clash
 	c.self = nil
-	for name, l := range c.leading {
-		l.lose(fmt.Errorf("%w: %w", cluster.ErrSessionLost, clash))
-		delete(c.leading, name)
-	}
+	// The book holds every campaign and leadership (c.leading's lose
+	// functions are its entries'): ending them there ends them all.
+	clear(c.leading)
 	clear(c.campaigns)
 	c.elections.EndAll(fmt.Errorf("%w: %w", cluster.ErrSessionLost, clash))
 	return clash

@@ -111,21 +111,12 @@ func (e *Entry) Forget() {
 func (b *Book) Close(within time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	b.mu.Lock()
-	b.closed = true
-	entries := make([]*Entry, 0, len(b.active))
-	for _, e := range b.active {
-		entries = append(entries, e)
-	}
-	b.mu.Unlock()
 	var errs []error
-	for _, e := range entries {
-		e.cancel(cluster.ErrClosed)
+	for _, e := range b.end(cluster.ErrClosed, true) {
 		e.mu.Lock()
-		l, lose := e.lead, e.lose
+		l := e.lead
 		e.mu.Unlock()
 		if l != nil {
-			lose(cluster.ErrClosed)
 			if err := l.Resign(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("resigning election %q: %w", e.name, err))
 			}
@@ -133,6 +124,28 @@ func (b *Book) Close(within time.Duration) error {
 		e.Forget()
 	}
 	return errors.Join(errs...)
+}
+
+// end ends every campaign and leadership in the book with cause, closing
+// the book first if closing, and returns their entries.
+func (b *Book) end(cause error, closing bool) []*Entry {
+	b.mu.Lock()
+	b.closed = b.closed || closing
+	entries := make([]*Entry, 0, len(b.active))
+	for _, e := range b.active {
+		entries = append(entries, e)
+	}
+	b.mu.Unlock()
+	for _, e := range entries {
+		e.cancel(cause)
+		e.mu.Lock()
+		lose := e.lose
+		e.mu.Unlock()
+		if lose != nil {
+			lose(cause)
+		}
+	}
+	return entries
 }
 
 // Leading returns the term of this coordinator's leadership of name while
@@ -163,23 +176,7 @@ func (b *Book) Active(name string) bool {
 // EndAll ends every campaign and leadership with cause, as Close does but
 // without resigning (the caller withdraws from the backend itself) and
 // without closing the book: campaigns may begin again.
-func (b *Book) EndAll(cause error) {
-	b.mu.Lock()
-	entries := make([]*Entry, 0, len(b.active))
-	for _, e := range b.active {
-		entries = append(entries, e)
-	}
-	b.mu.Unlock()
-	for _, e := range entries {
-		e.cancel(cause)
-		e.mu.Lock()
-		lose := e.lose
-		e.mu.Unlock()
-		if lose != nil {
-			lose(cause)
-		}
-	}
-}
+func (b *Book) EndAll(cause error) { b.end(cause, false) }
 
 // CampaignErr is the error a campaign returns when its context ended: the
 // caller's ctx error, or ErrClosed or the session loss that ended it,
