@@ -103,6 +103,13 @@ func (g *restartGrace) answered(now time.Time, ttl time.Duration) (bool, map[str
 	return now.Before(g.until), g.listed
 }
 
+// left is how long the current grace lasts; 0 outside one.
+func (g *restartGrace) left() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return max(0, time.Until(g.until))
+}
+
 // remember records the nodes listed, outside a grace, for the next one.
 func (g *restartGrace) remember(nodes []cluster.Node) {
 	g.mu.Lock()
@@ -404,7 +411,7 @@ func (c *Coordinator) watchLoop() {
 			entries, meta, err = c.firstAnswer(a)
 		} else {
 			wait := c.cfg.WaitTime
-			if left := c.graceLeft(); left > 0 {
+			if left := c.restart.left(); left > 0 {
 				wait = min(wait, left+50*time.Millisecond) // asked again when the grace ends
 			}
 			q := (&api.QueryOptions{WaitIndex: index, WaitTime: wait}).WithContext(c.ctx)
@@ -555,13 +562,6 @@ func (c *Coordinator) decode(entries []*api.ServiceEntry, count bool) []cluster.
 		c.malformed.Retain(func(k string) bool { return present[k] })
 	}
 	return nodes
-}
-
-// graceLeft is how long the current restart grace lasts; 0 outside one.
-func (c *Coordinator) graceLeft() time.Duration {
-	c.restart.mu.Lock()
-	defer c.restart.mu.Unlock()
-	return max(0, time.Until(c.restart.until))
 }
 
 // QueryRemoteNodes asks the agent for the service's passing instances now

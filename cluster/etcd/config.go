@@ -77,8 +77,8 @@ func (c Config) endpoints() (eps, tcp []string, err error) {
 				continue // a socket path, nothing to check
 			case "http", "https":
 				hostPort = strings.TrimSuffix(rest, "/") // a URL's empty path, as copied from a browser
-				if i := strings.IndexByte(hostPort, '/'); i >= 0 {
-					return nil, nil, bad(fmt.Errorf("endpoint %q: etcd takes no path (%q): give %s://host:port", ep, hostPort[i:], scheme))
+				if slash := strings.IndexByte(hostPort, '/'); slash >= 0 {
+					return nil, nil, bad(fmt.Errorf("endpoint %q: etcd takes no path (%q): give %s://host:port", ep, hostPort[slash:], scheme))
 				}
 				eps[i] = scheme + "://" + hostPort
 			default:
