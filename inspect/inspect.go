@@ -266,10 +266,10 @@ func (in *Inspector) Report() Report {
 		r.Server = &st
 	}
 	own, _ := in.src.Coordinator.(leader)
+	selfID := r.Self.ID
 	in.mu.Lock()
 	for name, l := range in.leaders {
 		e := Election{Name: name, Leader: l.ID, Term: l.Term}
-		selfID := r.Self.ID
 		switch term, ok := leadingOf(own, name); {
 		case ok:
 			e.Leader, e.Term, e.Self = selfID, term, true
