@@ -63,6 +63,11 @@ type Harness struct {
 	ResumeWithin time.Duration
 	// Election, when set, runs the election section of the suite.
 	Election *Election
+	// OwnershipTTL is the shard groups' OwnershipTTL in the slots section;
+	// default 2s. A server whose writes can stall for seconds (the Nacos
+	// server's store, just after a restart) needs more, or a graceful
+	// Close cannot reach the leader within it and says so.
+	OwnershipTTL time.Duration
 }
 
 // RecoveryTarget is a backend server the recovery test controls.

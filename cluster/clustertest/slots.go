@@ -92,9 +92,13 @@ func testRecords(t *testing.T, h Harness) {
 
 // slotOpts are the groups' options in the suite: 1,024 slots, a short
 // rebalance delay so each join is its own move, and an ownership TTL a
-// little above the harness's session bounds.
-func slotOpts() shard.Options {
-	return shard.Options{Name: "s" + cluster.NewID()[:8], RebalanceDelay: 100 * time.Millisecond, OwnershipTTL: 2 * time.Second}
+// little above the harness's session bounds unless the harness sets one.
+func slotOpts(h Harness) shard.Options {
+	ttl := h.OwnershipTTL
+	if ttl <= 0 {
+		ttl = 2 * time.Second
+	}
+	return shard.Options{Name: "s" + cluster.NewID()[:8], RebalanceDelay: 100 * time.Millisecond, OwnershipTTL: ttl}
 }
 
 // fleet is a set of groups, each on its own coordinator, whose workers
@@ -125,7 +129,7 @@ type holding struct {
 }
 
 func newFleet(t *testing.T, h Harness) *fleet {
-	f := &fleet{h: h, opts: slotOpts(), holds: map[int][]holding{}}
+	f := &fleet{h: h, opts: slotOpts(h), holds: map[int][]holding{}}
 	t.Cleanup(func() {
 		for _, m := range f.nodes {
 			f.stop(t, m)

@@ -130,6 +130,10 @@ func TestConformance(t *testing.T) {
 		},
 		Within:   3 * time.Second,
 		Election: electionHarness(t, cfg),
+		// A config write can stall for seconds on the Alibaba server (its
+		// store's lock, just after the suite's restarts); with 2s, a
+		// graceful Close failed in CI to reach the leader in time.
+		OwnershipTTL: 5 * time.Second,
 		Recovery: func(t *testing.T) clustertest.RecoveryTarget {
 			srv := ownServer(t)
 			rcfg := cfg
