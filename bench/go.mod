@@ -1,12 +1,12 @@
 module github.com/herd-go/herd/bench
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/dgryski/go-jump v0.0.0-20170409065014-e1f439676b57
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f
 	github.com/go-zookeeper/zk v1.0.4
-	github.com/hashicorp/consul/api v1.34.5
+	github.com/hashicorp/consul/api v1.34.4
 	github.com/herd-go/herd v0.0.0
 	github.com/kkdai/maglev v0.2.0
 	github.com/nacos-group/nacos-sdk-go/v2 v2.3.5
