@@ -156,3 +156,23 @@ func ExampleElector() {
 	// observed node-1 term 1
 	// cluster: leadership resigned
 }
+
+// NewStandalone is the default backend (SW_CLUSTER unset or standalone) as a
+// value: one node whose view is itself, which leads every election at once.
+// Tests and single-process programs use it directly.
+func ExampleNewStandalone() {
+	ctx := context.Background()
+	coord := cluster.NewStandalone()
+	defer coord.Close()
+	if err := coord.RegisterRemote(ctx, cluster.Node{ID: "solo", Address: cluster.Address{Host: "127.0.0.1", Port: 11800}}); err != nil {
+		panic(err)
+	}
+	nodes, _ := coord.QueryRemoteNodes(ctx)
+	lead, err := coord.Campaign(ctx, "compactor")
+	if err != nil {
+		panic(err)
+	}
+	defer lead.Resign(ctx)
+	fmt.Println(len(nodes), nodes[0].ID, "leads, term", lead.Term())
+	// Output: 1 solo leads, term 1
+}

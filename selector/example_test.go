@@ -62,3 +62,23 @@ func ExampleHashCode_empty() {
 	fmt.Println(err)
 	// Output: selector: no peers to select from
 }
+
+// Maglev looks a key up in a table of MaglevTableSize entries shared evenly
+// among the peers. On a remote.Snapshot the Manager keeps the table, built
+// once per view, so Select is a hash and a lookup; on any other Peers, as
+// here, it builds the table on every call.
+func ExampleMaglev() {
+	view := peers{"node-a", "node-b", "node-c"}
+	for _, user := range []string{"user-1", "user-2", "user-3", "user-4"} {
+		i, err := selector.Maglev{}.Select(selector.StringHash(user), view)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(user, "->", view[i])
+	}
+	// Output:
+	// user-1 -> node-c
+	// user-2 -> node-c
+	// user-3 -> node-a
+	// user-4 -> node-c
+}

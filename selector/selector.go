@@ -1,12 +1,16 @@
 // Package selector picks, for one message, the index of the peer that should
 // receive it from a sorted view of peers.
 //
-// The selectors mirror Apache SkyWalking's HashCodeSelector, RollingSelector
-// and ForeverFirstSelector, and add Consistent, a rendezvous-hash selector
-// that moves only about 1/N of keys when a peer joins or leaves.
+// HashCode, Rolling and ForeverFirst mirror Apache SkyWalking's
+// HashCodeSelector, RollingSelector and ForeverFirstSelector. Consistent
+// (rendezvous hashing) and Maglev (Maglev hashing) move only about 1/N of
+// keys when a peer joins or leaves, where HashCode's mod N moves most.
 //
-// Every selector is safe for concurrent use and allocates nothing. An empty
-// view is reported as ErrNoPeers, never a panic or a division by zero.
+// Every selector is safe for concurrent use. HashCode, Rolling, ForeverFirst
+// and Consistent allocate nothing; Maglev allocates nothing on a view that
+// keeps its table (a remote.Snapshot) and builds the table, allocating, on
+// any other Peers. An empty view is reported as ErrNoPeers, never a panic or
+// a division by zero.
 //
 // This package imports nothing from herd, so it can be used on its own.
 package selector
@@ -20,7 +24,7 @@ import (
 var ErrNoPeers = errors.New("selector: no peers to select from")
 
 // Peers is the sorted, immutable view a selector picks from.
-// ID must return a stable identifier of the i-th peer; only Consistent uses it.
+// ID must return a stable identifier of the i-th peer; Consistent and Maglev use it.
 type Peers interface {
 	Len() int
 	ID(i int) string

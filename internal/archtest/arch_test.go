@@ -1,4 +1,5 @@
-// Package archtest checks DESIGN.md's import rules with go list.
+// Package archtest checks the import rules in docs/architecture.md ("Import
+// rules") with go list, so the folder layout keeps showing the architecture.
 package archtest
 
 import (

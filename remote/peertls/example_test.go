@@ -32,3 +32,13 @@ func ExampleLoad() {
 	fmt.Println("TLS:", creds.Enabled())
 	// Output: TLS: false
 }
+
+// New takes the files from code instead of the cluster.tls section. With
+// any file set all three are needed, and the error names the one missing.
+func ExampleNew() {
+	c := peertls.DefaultConfig()
+	c.CAFile, c.CertFile = "/etc/herd/ca.pem", "/etc/herd/node.pem" // and c.KeyFile
+	_, err := peertls.New(c)
+	fmt.Println(err)
+	// Output: config: cluster.tls.keyFile = "" is not accepted: want a PEM file path (SW_CLUSTER_TLS_KEY_FILE): mutual TLS needs cluster.tls.caFile, cluster.tls.certFile and cluster.tls.keyFile together
+}
