@@ -6,5 +6,5 @@
 //
 // Run it with scripts/bench.sh (which starts the backend servers it needs),
 // or one part at a time with go test -run, from this directory. It is not
-// part of CI's test command: its figures are recorded in BENCHMARKS.md.
+// part of CI's test command: its figures are recorded in docs/benchmarks.md.
 package bench

@@ -56,7 +56,7 @@ var (
 //
 // Done is closed as soon as leadership may be lost, and always before any
 // other candidate can win: each backend closes it a stated margin ahead of
-// the moment its server could let another node take over (see the README's
+// the moment its server could let another node take over (see docs/election.md's
 // election table). Work done on behalf of the leadership should stop when
 // Done is closed, and writes to shared data should carry Term so that the
 // store can refuse those of a deposed leader.

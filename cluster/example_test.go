@@ -176,3 +176,36 @@ func ExampleNewStandalone() {
 	fmt.Println(len(nodes), nodes[0].ID, "leads, term", lead.Term())
 	// Output: 1 solo leads, term 1
 }
+
+// Several nodes in one process: each configuration reads its own variables
+// through WithLookupEnv instead of the process environment, and cluster.New
+// passes that lookup on to the backend.
+func ExampleWithLookupEnv() {
+	ctx := context.Background()
+	nodeConfig := func(id string) (*cluster.Config, error) {
+		vars := map[string]string{"SW_CLUSTER": "standalone", "SW_CLUSTER_NODE_ID": id}
+		return cluster.DefaultConfig(cluster.WithLookupEnv(func(name string) (string, bool) {
+			v, ok := vars[name]
+			return v, ok
+		}))
+	}
+	for i, id := range []string{"node-a", "node-b"} {
+		cfg, err := nodeConfig(id)
+		if err != nil {
+			panic(err)
+		}
+		coord, err := cluster.New(ctx, cfg)
+		if err != nil {
+			panic(err)
+		}
+		defer coord.Close()
+		self, err := cfg.SelfNode(fmt.Sprintf("127.0.0.1:%d", 11800+i))
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(self.ID, self.Address)
+	}
+	// Output:
+	// node-a 127.0.0.1:11800
+	// node-b 127.0.0.1:11801
+}

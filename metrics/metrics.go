@@ -5,8 +5,8 @@
 // takes its series with it.
 //
 // Metric names follow Prometheus's conventions: the herd_ prefix, base units
-// (seconds), _total for counters. The full list, with help, is in the README
-// ("Operating herd") and in the Descriptions this package registers.
+// (seconds), _total for counters. The full list, with help, is in
+// docs/operating.md ("Metrics") and in the Descriptions this package registers.
 package metrics
 
 import (

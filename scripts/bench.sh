@@ -2,7 +2,7 @@
 # herd's comparison suite (issue 14): herd beside bare SDK watchers, selector
 # libraries, grpc-go used the SkyWalking way and raw connections, each pair
 # interleaved in one run, printing Markdown tables with ratios. Not part of
-# CI's test command; BENCHMARKS.md records its output.
+# CI's test command; docs/benchmarks.md records its output.
 #
 #   scripts/bench.sh                  every part
 #   scripts/bench.sh transport idle   some parts: transport selectors idle

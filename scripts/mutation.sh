@@ -13,7 +13,7 @@
 # (covered / all), and keeps gremlins' JSON in $MUTATION_OUT (default
 # ./mutation-out). Slow (a backend package's suite runs once per mutant:
 # an hour and more for all of them on 2 cores), so it is not part of CI.
-# TESTING.md records the figures and every surviving mutant.
+# docs/testing.md records the figures and every surviving mutant.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/backends.sh

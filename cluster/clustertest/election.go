@@ -348,7 +348,7 @@ func Percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 // testCrashTakeover cuts the leader off from its server: another candidate
 // must win within the takeover bound, and only after the old leader's Done
 // closed. HERD_ELECTION_CRASH_ROUNDS=n repeats it n times and logs the
-// takeover's p50 and p99 (BENCHMARKS.md).
+// takeover's p50 and p99 (docs/benchmarks.md).
 func testCrashTakeover(t *testing.T, h Harness, e Election) {
 	rounds, _ := strconv.Atoi(os.Getenv("HERD_ELECTION_CRASH_ROUNDS"))
 	var takeovers []time.Duration

@@ -45,7 +45,7 @@ type Config struct {
 	ClusterName string `yaml:"clusterName"`
 	// Keys are AES keys, base64 of 16, 24 or 32 bytes, comma-separated
 	// (SW_CLUSTER_GOSSIP_KEYS). With keys, gossip is encrypted with the
-	// first and accepted with any of them; see the README for rotation.
+	// first and accepted with any of them; see docs/backends/gossip.md for rotation.
 	Keys string `yaml:"keys"`
 	// KeyFile holds more keys, one base64 key per line (SW_CLUSTER_GOSSIP_KEY_FILE).
 	// Its first key is the primary when Keys is empty.

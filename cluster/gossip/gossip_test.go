@@ -91,7 +91,7 @@ func TestConformance(t *testing.T) {
 		// rounds (100ms each in the local profile), not with certainty: the
 		// suite's dozens of coordinators that left stay gossip targets for
 		// a while, and a member a broadcast missed hears it at the next
-		// push/pull. BENCHMARKS.md has the measured spread.
+		// push/pull. docs/benchmarks.md has the measured spread.
 		Within: 3 * time.Second,
 		// Nothing out of band can delete members: each holds its own entry.
 		// There is no server to restart, and a partition is not fenced.

@@ -10,7 +10,7 @@
 // RegisterRemote writes nothing: it checks that this process's pod (the pod
 // whose UID is in $uidEnvName, else the pod named $HOSTNAME) exists and is
 // visible with the given ID. The minimal RBAC is get, list and watch on pods
-// in the namespace; the repository README's "kubernetes" section has the Role.
+// in the namespace; docs/backends/kubernetes.md in herd's repository has the Role.
 //
 // It registers itself under the name "kubernetes":
 //
@@ -208,7 +208,7 @@ func (c *Coordinator) checkAccess(ctx context.Context) error {
 			return nil
 		}
 		if apierrors.IsForbidden(err) {
-			return fmt.Errorf("kubernetes: watching pods in namespace %q is forbidden, though listing them is allowed: grant get, list and watch on pods there (see README, kubernetes RBAC): %w", c.cfg.Namespace, err)
+			return fmt.Errorf("kubernetes: watching pods in namespace %q is forbidden, though listing them is allowed: grant get, list and watch on pods there (see docs/backends/kubernetes.md, RBAC): %w", c.cfg.Namespace, err)
 		}
 	}
 	if ctx.Err() != nil {
@@ -246,7 +246,7 @@ func (s *podStore) after(err error) error {
 func explain(err error, cfg Config) error {
 	switch {
 	case apierrors.IsForbidden(err):
-		return fmt.Errorf("kubernetes: listing pods in namespace %q is forbidden: grant get, list and watch on pods there (see README, kubernetes RBAC): %w", cfg.Namespace, err)
+		return fmt.Errorf("kubernetes: listing pods in namespace %q is forbidden: grant get, list and watch on pods there (see docs/backends/kubernetes.md, RBAC): %w", cfg.Namespace, err)
 	case apierrors.IsUnauthorized(err):
 		return fmt.Errorf("kubernetes: the API server refused the credentials: %w", err)
 	case strings.Contains(err.Error(), "client rate limiter"):

@@ -17,6 +17,15 @@
 // It registers itself under the name "zookeeper":
 //
 //	import _ "github.com/herd-go/herd/cluster/zookeeper"
+//
+// go-zookeeper v1.0.4 races on its connection's last zxid during a reconnect
+// (a torn read only on 32-bit platforms, but go test -race reports it). herd's
+// own module builds with a patched copy; a program gets upstream v1.0.4 unless
+// it copies herd's third_party/go-zookeeper and adds to its go.mod:
+//
+//	replace github.com/go-zookeeper/zk => ./third_party/go-zookeeper/zk
+//
+// docs/backends/zookeeper.md in herd's repository says more.
 package zookeeper
 
 import (

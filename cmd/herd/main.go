@@ -37,7 +37,7 @@ import (
 	"github.com/herd-go/herd/internal/suggest"
 )
 
-// Exit codes, as documented above and in the README.
+// Exit codes, as documented above and in docs/operating.md.
 const (
 	exitOK          = 0
 	exitRefused     = 1

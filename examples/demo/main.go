@@ -60,7 +60,7 @@ one node and routes again.
 
 The backend is the embedded etcd unless -backend gossip (no server at all: the
 nodes gossip among themselves, seeded by the first) or SW_CLUSTER names another,
-configured by that backend's variables as in herd's README, e.g.
+configured by that backend's variables as in herd's docs/backends/, e.g.
   SW_CLUSTER=etcd      SW_CLUSTER_ETCD_ENDPOINTS=host:2379
   SW_CLUSTER=consul    SW_CLUSTER_CONSUL_HOST_PORT=host:8500
   SW_CLUSTER=zookeeper SW_CLUSTER_ZK_HOST_PORT=host:2181

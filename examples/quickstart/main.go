@@ -1,6 +1,6 @@
 // Command quickstart is the smallest herd program: one node, configured from
-// the environment (standalone unless SW_CLUSTER names another backend), that
-// routes a keyed message to the node that owns it; alone, that is itself.
+// the environment (standalone unless SW_CLUSTER=etcd), that routes a keyed
+// message to the node that owns it; alone, that is itself.
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/herd-go/herd/cluster"
-	_ "github.com/herd-go/herd/cluster/all" // every backend selectable by SW_CLUSTER
+	_ "github.com/herd-go/herd/cluster/etcd" // SW_CLUSTER=etcd selects it; standalone needs no import
 	"github.com/herd-go/herd/remote"
 	"github.com/herd-go/herd/remote/peertls"
 	"github.com/herd-go/herd/selector"

@@ -1,8 +1,10 @@
-// Package readmetest keeps the README's Go code working: every Go block in
-// README.md is either a complete program, built and run here from a fresh
-// module outside the repository (as a newcomer who copies it would), or an
-// excerpt of a godoc Example named in the comment above it, which go test
-// compiles and runs with the rest of the package.
+// Package readmetest keeps the documentation true: every Go block in
+// README.md, CHANGELOG.md and docs/ is either a complete program, built and
+// run here from a fresh module outside the repository (as a newcomer who
+// copies it would), or an excerpt of a godoc Example named in the comment
+// above it, which go test compiles and runs with the rest of the package;
+// every relative link and anchor leads somewhere; the README stays short;
+// and the minimum Go it states is go.mod's.
 package readmetest
 
 import (
@@ -62,46 +64,67 @@ func goBlocks(t *testing.T, readme string) []block {
 	return out
 }
 
-func TestReadmeGoBlocks(t *testing.T) {
-	root := repoRoot(t)
-	data, err := os.ReadFile(filepath.Join(root, "README.md"))
+// docFiles are the Markdown files this package checks, relative to root.
+func docFiles(t *testing.T, root string) []string {
+	t.Helper()
+	files := []string{"README.md", "CHANGELOG.md"}
+	err := filepath.WalkDir(filepath.Join(root, "docs"), func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(path, ".md") {
+			rel, _ := filepath.Rel(root, path)
+			files = append(files, rel)
+		}
+		return nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	blocks := goBlocks(t, string(data))
-	if len(blocks) == 0 {
-		t.Fatal("README.md has no Go blocks: is this the right file?")
+	if len(files) < 10 {
+		t.Fatalf("found only %v: is docs/ there?", files)
 	}
+	return files
+}
+
+func TestDocGoBlocks(t *testing.T) {
+	root := repoRoot(t)
 	programs := 0
-	for _, b := range blocks {
-		t.Run(fmt.Sprintf("line%d", b.line), func(t *testing.T) {
-			switch {
-			case strings.HasPrefix(b.code, "package main") || strings.HasPrefix(b.code, "// Command"):
-				programs++
-				runProgram(t, root, b)
-			case b.source != "":
-				checkExcerpt(t, root, b)
-			default:
-				t.Errorf("README.md:%d: a Go block must be a complete program (package main) or carry <!-- excerpt: path/to/example_test.go ExampleName --> above it", b.line)
-			}
-		})
+	for _, file := range docFiles(t, root) {
+		data, err := os.ReadFile(filepath.Join(root, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range goBlocks(t, string(data)) {
+			t.Run(fmt.Sprintf("%s:%d", file, b.line), func(t *testing.T) {
+				switch {
+				case strings.HasPrefix(b.code, "package main") || strings.HasPrefix(b.code, "// Command"):
+					programs++
+					runProgram(t, root, file, b)
+				case b.source != "":
+					checkExcerpt(t, root, file, b)
+				default:
+					t.Errorf("%s:%d: a Go block must be a complete program (package main) or carry <!-- excerpt: path/to/example_test.go ExampleName --> above it", file, b.line)
+				}
+			})
+		}
 	}
-	if programs == 0 {
-		t.Error("README.md has no complete program: the quickstart must be one")
+	if programs < 2 {
+		t.Errorf("found %d complete programs: the quickstart and examples/operate must be two", programs)
 	}
 }
 
 // checkExcerpt checks that every line of the block appears, in order, in the
 // named Example function, which go test compiles and runs.
-func checkExcerpt(t *testing.T, root string, b block) {
+func checkExcerpt(t *testing.T, root, file string, b block) {
 	path, fn, _ := strings.Cut(b.source, " ")
 	src, err := os.ReadFile(filepath.Join(root, path))
 	if err != nil {
-		t.Fatalf("README.md:%d: excerpt source: %v", b.line, err)
+		t.Fatalf("%s:%d: excerpt source: %v", file, b.line, err)
 	}
 	start := strings.Index(string(src), "\nfunc "+fn+"()")
 	if !strings.HasPrefix(fn, "Example") || start < 0 {
-		t.Fatalf("README.md:%d: %s has no function %s(); excerpts must come from a godoc Example", b.line, path, fn)
+		t.Fatalf("%s:%d: %s has no function %s(); excerpts must come from a godoc Example", file, b.line, path, fn)
 	}
 	body := string(src[start:])
 	if end := strings.Index(body, "\n}\n"); end >= 0 {
@@ -115,20 +138,23 @@ func checkExcerpt(t *testing.T, root string, b block) {
 		}
 		i := strings.Index(rest, line)
 		if i < 0 {
-			t.Fatalf("README.md:%d: the line %q is not in %s %s (in this order): update one to match the other", b.line, line, path, fn)
+			t.Fatalf("%s:%d: the line %q is not in %s %s (in this order): update one to match the other", file, b.line, line, path, fn)
 		}
 		rest = rest[i+len(line):]
 	}
 }
 
 // runProgram builds the block in a new module that requires herd through a
-// replace directive, and runs it.
-func runProgram(t *testing.T, root string, b block) {
+// replace directive, as the README's quickstart says (go.mod, then go mod
+// tidy), and runs it.
+func runProgram(t *testing.T, root, file string, b block) {
 	if testing.Short() {
 		t.Skip("builds a program in a fresh module")
 	}
 	dir := t.TempDir()
-	gomod := fmt.Sprintf("module example.com/readme\n\ngo 1.26\n\nrequire github.com/herd-go/herd v0.0.0-00010101000000-000000000000\n\nreplace github.com/herd-go/herd => %s\n", root)
+	gomod := fmt.Sprintf("module example.com/readme\n\ngo %s\n\nrequire github.com/herd-go/herd v0.0.0-00010101000000-000000000000\n\nreplace github.com/herd-go/herd => %s\n", goDirective(t, root), root)
+	// herd's go.sum seeds the checksums, as the checksum database would
+	// give them to go get, so that the test asks no server for them.
 	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	if err != nil {
 		t.Fatal(err)
@@ -140,46 +166,48 @@ func runProgram(t *testing.T, root string, b block) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	env := []string{"GOFLAGS=-mod=mod", "GOWORK=off"}
+	env := []string{"GOWORK=off"}
 	for _, kv := range os.Environ() { // the program's backend comes from the defaults, not this shell
 		if !strings.HasPrefix(kv, "SW_") && !strings.HasPrefix(kv, "GOFLAGS=") {
 			env = append(env, kv)
 		}
 	}
-	build := exec.CommandContext(ctx, "go", "build", "-o", "prog", ".")
-	build.Dir, build.Env = dir, env
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("README.md:%d: the program does not build in a fresh module: %v\n%s", b.line, err, out)
+	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-o", "prog", "."}} {
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir, cmd.Env = dir, env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s:%d: go %s fails in a fresh module: %v\n%s", file, b.line, strings.Join(args, " "), err, out)
+		}
 	}
 	run := exec.CommandContext(ctx, filepath.Join(dir, "prog"))
 	run.Dir, run.Env = dir, env
 	var stdout, stderr bytes.Buffer
 	run.Stdout, run.Stderr = &stdout, &stderr
 	if err := run.Run(); err != nil {
-		t.Fatalf("README.md:%d: the program fails: %v\nstdout:\n%s\nstderr:\n%s", b.line, err, stdout.String(), stderr.String())
+		t.Fatalf("%s:%d: the program fails: %v\nstdout:\n%s\nstderr:\n%s", file, b.line, err, stdout.String(), stderr.String())
 	}
-	t.Logf("README.md:%d printed: %s", b.line, strings.TrimSpace(stdout.String()))
+	t.Logf("%s:%d printed: %s", file, b.line, strings.TrimSpace(stdout.String()))
 	if stderr.Len() > 0 {
-		t.Errorf("README.md:%d: a healthy run wrote to stderr (a warning a newcomer would see):\n%s", b.line, stderr.String())
+		t.Errorf("%s:%d: a healthy run wrote to stderr (a warning a newcomer would see):\n%s", file, b.line, stderr.String())
 	}
 }
 
-// TestProgramsAreInTheReadme keeps one copy of each program the README
-// shows in full: examples/quickstart and examples/operate, word for word.
-func TestProgramsAreInTheReadme(t *testing.T) {
+// TestProgramsAreInTheDocs keeps one copy of each program the docs show in
+// full, word for word: examples/quickstart in the README and
+// examples/operate in docs/operating.md.
+func TestProgramsAreInTheDocs(t *testing.T) {
 	root := repoRoot(t)
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := goBlocks(t, string(readme))
-	for _, path := range []string{"examples/quickstart/main.go", "examples/operate/main.go"} {
+	for path, doc := range map[string]string{"examples/quickstart/main.go": "README.md", "examples/operate/main.go": "docs/operating.md"} {
+		text, err := os.ReadFile(filepath.Join(root, doc))
+		if err != nil {
+			t.Fatal(err)
+		}
 		prog, err := os.ReadFile(filepath.Join(root, path))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.ContainsFunc(blocks, func(b block) bool { return b.code == string(prog) }) {
-			t.Errorf("README.md does not show %s as one of its Go blocks, word for word", path)
+		if !slices.ContainsFunc(goBlocks(t, string(text)), func(b block) bool { return b.code == string(prog) }) {
+			t.Errorf("%s does not show %s as one of its Go blocks, word for word", doc, path)
 		}
 	}
 }

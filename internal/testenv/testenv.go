@@ -16,7 +16,7 @@ func Require(t testing.TB, name, what string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
 	}
-	msg := name + " is not set: " + what + " is needed; ./scripts/test.sh starts it (or use compose.yaml, see README)"
+	msg := name + " is not set: " + what + " is needed; ./scripts/test.sh starts it (or use compose.yaml, see docs/testing.md)"
 	if os.Getenv("CI") == "true" {
 		t.Fatal(msg)
 	}
