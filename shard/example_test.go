@@ -96,8 +96,8 @@ func ExampleNewMapping() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(m.Slots(), m.Of("order-42") == m.Of("order-42"), m.OfJavaString("user-42"))
-	// Output: 1024 true 64
+	fmt.Println(m.Slots(), m.Of("order-42"), m.OfJavaString("user-42"))
+	// Output: 1024 335 64
 }
 
 // Assign is the leader's pure function: balanced, and a join moves to the
