@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/herd-go/herd/backoff"
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/backoff"
 	"github.com/herd-go/herd/remote/internal/remotepb"
 )
 

@@ -38,6 +38,10 @@ go vet ./...
 # vetting it here keeps it building as herd changes.
 step "go vet ./... in bench/"
 (cd bench && go vet ./...)
+# A backend written outside herd's module, with its public packages only:
+# the proof that cluster/backend is enough to write one.
+step "go vet ./... in examples/kvbackend/"
+(cd examples/kvbackend && go vet ./...)
 
 # staticcheck, pinned in tools/go.mod, built once into the cache.
 STATICCHECK_VERSION=$(cd tools && go list -m -f '{{.Version}}' honnef.co/go/tools)
@@ -48,6 +52,7 @@ if [ ! -x "$STATICCHECK" ]; then
   (cd tools && go build -o "$STATICCHECK.tmp" honnef.co/go/tools/cmd/staticcheck) && mv "$STATICCHECK.tmp" "$STATICCHECK"
 fi
 "$STATICCHECK" ./...
+(cd examples/kvbackend && "$STATICCHECK" ./...)
 
 step "backend servers"
 start_test_backends
@@ -57,6 +62,9 @@ ARTIFACTS="${HERD_TEST_ARTIFACTS:-${TMPDIR:-/tmp}/herd-test-artifacts}"
 mkdir -p "$ARTIFACTS"
 step "go test -race ./... (artifacts in $ARTIFACTS)"
 go test -race -count=1 -timeout 20m -artifacts -outputdir "$ARTIFACTS" ./...
+
+step "the out-of-tree backend (examples/kvbackend) through the conformance suite, -race"
+(cd examples/kvbackend && go test -race -count=1 -timeout 10m ./...)
 
 # nacos-sdk-go v2.3.5 races with itself whenever its connection comes up
 # (upstream issues #741, #833, #905, #908; fixed after v2.3.5, not released),

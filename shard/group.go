@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/herd-go/herd/backoff"
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/backoff"
 	"github.com/herd-go/herd/internal/latest"
 )
 

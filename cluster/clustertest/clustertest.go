@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/members"
+	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/remote"
 )
 
@@ -607,7 +607,7 @@ func WaitFor(t testing.TB, w <-chan []cluster.Node, d time.Duration, what string
 }
 
 // Has reports whether nodes contains id.
-func Has(nodes []cluster.Node, id string) bool { return members.Has(nodes, id) }
+func Has(nodes []cluster.Node, id string) bool { return backend.Has(nodes, id) }
 
 // IDs lists the node IDs, marking self with a star, for failure messages.
 func IDs(nodes []cluster.Node) []string {

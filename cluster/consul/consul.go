@@ -25,10 +25,9 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/herd-go/herd/backoff"
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/backoff"
-	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/members"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 func init() { cluster.RegisterConfigured("consul", DefaultConfig, New) }
@@ -49,19 +48,10 @@ type Coordinator struct {
 	transports []*http.Transport
 	current    atomic.Int32 // index of the agent in use
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life backend.Lifecycle
+	ctx  context.Context // life's: ends at Close
 
-	mu        sync.Mutex
-	self      *cluster.Node
-	closed    bool
-	superStop context.CancelFunc
-	superDone chan struct{}
-
-	elections       elect.Book
-	view            members.View
-	malformed       members.Malformed
+	malformed       backend.Malformed
 	reregistrations atomic.Uint64
 	switches        atomic.Uint64
 
@@ -183,9 +173,9 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		cancel()
 		if err == nil {
 			c.current.Store(int32(i))
-			c.ctx, c.cancel = context.WithCancel(context.Background())
-			c.wg.Add(1)
-			go c.watchLoop()
+			c.life.Init("consul", registrar{c}, cfg.Timeout)
+			c.ctx = c.life.Context()
+			c.life.Go(c.watchLoop)
 			return c, nil
 		}
 		errs = errors.Join(errs, err)
@@ -227,14 +217,7 @@ func (c *Coordinator) nextAgent(failed *api.Client) {
 	}
 }
 
-func (c *Coordinator) selfID() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.self == nil {
-		return ""
-	}
-	return c.self.ID
-}
+func (c *Coordinator) selfID() string { return c.life.RegisteredID() }
 
 func checkID(id string) string { return "herd:" + id }
 
@@ -286,18 +269,14 @@ func (c *Coordinator) checkHolder(ctx context.Context, a *api.Client, n cluster.
 
 // RegisterRemote registers self and keeps its check passing until Close.
 func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
-	if err := self.Validate(); err != nil {
-		return err
-	}
-	self.Self = false
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return cluster.ErrClosed
-	}
-	if c.self != nil {
-		return fmt.Errorf("consul: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
-	}
+	return c.life.RegisterRemote(ctx, self)
+}
+
+// registrar is the coordinator's part of backend.Lifecycle.
+type registrar struct{ c *Coordinator }
+
+func (r registrar) Register(ctx context.Context, self cluster.Node) error {
+	c := r.c
 	if err := c.register(ctx, c.agent(), self); err != nil {
 		var se api.StatusError
 		if errors.As(err, &se) && se.Code == 403 {
@@ -305,11 +284,24 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 		}
 		return fmt.Errorf("consul: registering %s as service %q: %w", self.ID, c.cfg.ServiceName, err)
 	}
-	c.self = &self
-	sctx, stop := context.WithCancel(c.ctx)
-	c.superStop, c.superDone = stop, make(chan struct{})
-	go c.supervise(sctx, c.superDone, self)
-	c.view.Remark(self.ID)
+	return nil
+}
+
+// Supervise passes the TTL check every CheckTTL/3. When the agent has
+// forgotten self it registers again; when the agent does not answer it moves
+// to the next agent and registers there. It never gives up.
+func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
+	tick := time.NewTicker(r.c.cfg.CheckTTL / 3)
+	defer tick.Stop()
+	r.c.keepPassing(ctx, self, tick.C)
+}
+
+// Deregister removes the service, so peers' blocking queries return at once.
+func (r registrar) Deregister(ctx context.Context, self cluster.Node) error {
+	c := r.c
+	if err := c.agent().Agent().ServiceDeregisterOpts(self.ID, (&api.QueryOptions{}).WithContext(ctx)); err != nil {
+		return fmt.Errorf("consul: deregistering %s (Consul reaps it after %s critical): %w", self.ID, c.cfg.DeregisterCriticalServiceAfter, err)
+	}
 	return nil
 }
 
@@ -323,17 +315,7 @@ func forgotten(err error) bool {
 	return se.Code == 404 || strings.Contains(se.Body, "does not have associated TTL") || strings.Contains(se.Body, "Unknown check")
 }
 
-// supervise passes the TTL check every CheckTTL/3. When the agent has
-// forgotten self it registers again; when the agent does not answer it moves
-// to the next agent and registers there. It never gives up.
-func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, self cluster.Node) {
-	defer close(done)
-	tick := time.NewTicker(c.cfg.CheckTTL / 3)
-	defer tick.Stop()
-	c.keepPassing(ctx, self, tick.C)
-}
-
-// keepPassing is supervise's loop, one round per tick, until ctx ends.
+// keepPassing is Supervise's loop, one round per tick, until ctx ends.
 func (c *Coordinator) keepPassing(ctx context.Context, self cluster.Node, ticks <-chan time.Time) {
 	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	missing := 0 // checks in a row that the watched passing list lacked self
@@ -343,7 +325,7 @@ func (c *Coordinator) keepPassing(ctx context.Context, self cluster.Node, ticks 
 			return
 		case <-ticks:
 		}
-		if nodes, ok := c.view.Load(); ok && !members.Has(nodes, self.ID) {
+		if nodes, ok := c.life.View.Load(); ok && !backend.Has(nodes, self.ID) {
 			missing++
 		} else {
 			missing = 0
@@ -399,7 +381,6 @@ func (c *Coordinator) keepPassing(ctx context.Context, self cluster.Node, ticks 
 // use 0 after a first answer, and back off on errors (no busy loop while the
 // agent is down).
 func (c *Coordinator) watchLoop() {
-	defer c.wg.Done()
 	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	var index uint64
 	for c.ctx.Err() == nil {
@@ -433,7 +414,7 @@ func (c *Coordinator) watchLoop() {
 		index = nextIndex(index, meta.LastIndex)
 		nodes := c.decode(entries, true)
 		c.restart.remember(nodes)
-		c.view.Publish(nodes, c.selfID())
+		c.life.View.Publish(nodes, c.selfID())
 	}
 }
 
@@ -577,41 +558,22 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 	if err != nil {
 		return nil, fmt.Errorf("consul: querying service %q: %w", c.cfg.ServiceName, err)
 	}
-	return members.Sorted(c.decode(entries, false), c.selfID()), nil
+	return backend.Sorted(c.decode(entries, false), c.selfID()), nil
 }
 
 // Watch pushes the member list after every change.
 func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
-	return c.view.Subscribe(ctx)
+	return c.life.View.Subscribe(ctx)
 }
 
 // Close deregisters self, so peers' blocking queries drop it at once, and
 // stops every goroutine. It is safe to call more than once.
 func (c *Coordinator) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	stop, done, self := c.superStop, c.superDone, c.self
-	c.mu.Unlock()
-	// Leaderships end first, releasing their keys.
-	err := c.elections.Close(c.cfg.Timeout)
-	if stop != nil {
-		stop()
-		<-done
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-		if derr := c.agent().Agent().ServiceDeregisterOpts(self.ID, (&api.QueryOptions{}).WithContext(ctx)); derr != nil && err == nil {
-			err = fmt.Errorf("consul: deregistering %s (Consul reaps it after %s critical): %w", self.ID, c.cfg.DeregisterCriticalServiceAfter, derr)
+	return c.life.Close(func() error {
+		c.life.Wait()
+		for _, t := range c.transports {
+			t.CloseIdleConnections() // non-pooled transports hold keep-alive goroutines
 		}
-		cancel()
-	}
-	c.cancel()
-	c.wg.Wait()
-	c.view.Close()
-	for _, t := range c.transports {
-		t.CloseIdleConnections() // non-pooled transports hold keep-alive goroutines
-	}
-	return err
+		return nil
+	})
 }

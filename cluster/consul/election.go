@@ -8,9 +8,9 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/herd-go/herd/backoff"
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/backoff"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // electionKey is the KV key an election's leader holds with its session.
@@ -33,14 +33,14 @@ const lockRetry = 100 * time.Millisecond
 // electionLockDelay.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
 	id := c.selfID()
-	entry, cctx, err := c.elections.Begin(ctx, name, id)
+	entry, cctx, err := c.life.Elections.Begin(ctx, name, id)
 	if err != nil {
 		return nil, err
 	}
 	s, err := c.newElectionSession(cctx, name)
 	if err != nil {
 		if cctx.Err() != nil {
-			err = elect.CampaignErr(cctx, fmt.Sprintf("consul: campaign for %q", name))
+			err = backend.CampaignErr(cctx, fmt.Sprintf("consul: campaign for %q", name))
 		}
 		entry.Forget()
 		return nil, err
@@ -52,7 +52,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 	if err != nil {
 		err = fmt.Errorf("consul: campaign for %q: %w", name, err)
 		if cctx.Err() != nil {
-			err = elect.CampaignErr(cctx, fmt.Sprintf("consul: campaign for %q", name))
+			err = backend.CampaignErr(cctx, fmt.Sprintf("consul: campaign for %q", name))
 		}
 		s.end(context.Background(), "")
 		entry.Forget()
@@ -80,7 +80,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 func (s *electionSession) abandon(key string) {
 	deadline := time.Now().Add(2 * s.c.cfg.ElectionTTL)
 	for time.Now().Before(deadline) {
-		if s.end(s.c.ctx, key) == nil || elect.Sleep(s.c.ctx, time.Second, nil) != nil {
+		if s.end(s.c.ctx, key) == nil || backend.Sleep(s.c.ctx, time.Second, nil) != nil {
 			return
 		}
 	}
@@ -126,7 +126,7 @@ func (c *Coordinator) acquire(ctx context.Context, key, id, session string) (uin
 		if pair == nil || pair.Session == "" {
 			// Free: the refusal was the lock-delay, which no write ends.
 			// Try again shortly, and read without blocking next time.
-			if err := elect.Sleep(ctx, lockRetry, nil); err != nil {
+			if err := backend.Sleep(ctx, lockRetry, nil); err != nil {
 				return 0, err
 			}
 			index = 0
@@ -165,16 +165,16 @@ func (c *Coordinator) newElectionSession(ctx context.Context, name string) (*ele
 	s.lost, s.loseWith = context.WithCancelCause(context.Background())
 	runCtx, stop := context.WithCancel(c.ctx)
 	s.stop = stop
-	dog := elect.NewWatchdog(sent.Add(ttl), func() {
+	dog := backend.NewWatchdog(sent.Add(ttl), func() {
 		s.loseWith(fmt.Errorf("consul: the election session was not renewed within %s: %w", ttl, cluster.ErrSessionLost))
 	})
-	c.wg.Go(func() {
+	c.life.Go(func() {
 		defer dog.Stop()
 		lctx, cancel := context.WithCancel(runCtx)
 		defer cancel()
 		stop := context.AfterFunc(s.lost, cancel) // the loop also ends with the session
 		defer stop()
-		elect.KeepRenewing(lctx, ttl/3, dog, func(rctx context.Context) (time.Duration, error) {
+		backend.KeepRenewing(lctx, ttl/3, dog, func(rctx context.Context) (time.Duration, error) {
 			entry, _, err := c.agent().Session().Renew(id, (&api.WriteOptions{}).WithContext(rctx))
 			if err == nil && entry == nil {
 				return 0, fmt.Errorf("consul: the election session is gone: %w", cluster.ErrSessionLost)
@@ -209,7 +209,7 @@ func (s *electionSession) end(ctx context.Context, key string) error {
 // Observe follows the election's key with blocking queries.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
 	key := c.electionKey(name)
-	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
+	return backend.Observe(ctx, c.ctx, name, c.life.Go, func(ctx context.Context, publish func(cluster.Leader)) {
 		c.follow(ctx, key, func(pair *api.KVPair) {
 			leader := cluster.Leader{}
 			if pair != nil && pair.Session != "" {
@@ -246,13 +246,13 @@ func (c *Coordinator) follow(ctx context.Context, key string, read func(*api.KVP
 // knowledge (its Leadership's Done not closed): what an operator's report
 // shows, where Observe may still name this node during an outage.
 func (c *Coordinator) Leading(election string) (term uint64, ok bool) {
-	return c.elections.Leading(election)
+	return c.life.Leading(election)
 }
 
 // Campaigning reports whether this coordinator campaigns for or leads the
 // election, so that package shard can refuse a group named like it.
-func (c *Coordinator) Campaigning(election string) bool { return c.elections.Active(election) }
+func (c *Coordinator) Campaigning(election string) bool { return c.life.Campaigning(election) }
 
 // RegisteredID is the ID of the node RegisterRemote registered; empty
 // before it (or, on gossip, after the registration was withdrawn).
-func (c *Coordinator) RegisteredID() string { return c.selfID() }
+func (c *Coordinator) RegisteredID() string { return c.life.RegisteredID() }

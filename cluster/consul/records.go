@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // recordKey is where a record is kept in the KV store; its version is the
@@ -19,7 +19,7 @@ func (c *Coordinator) recordKey(name string) string {
 
 // GetRecord reads a record.
 func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, string, error) {
-	if err := elect.CheckRecord(c.ctx, name); err != nil {
+	if err := backend.CheckRecord(c.ctx, name); err != nil {
 		return nil, "", err
 	}
 	pair, _, err := c.agent().KV().Get(c.recordKey(name), (&api.QueryOptions{RequireConsistent: true}).WithContext(ctx))
@@ -35,7 +35,7 @@ func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, strin
 // PutRecord writes a record with a check-and-set transaction (index 0:
 // only if absent), whose answer carries the new ModifyIndex.
 func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, version string) (string, error) {
-	if err := elect.CheckRecord(c.ctx, name); err != nil {
+	if err := backend.CheckRecord(c.ctx, name); err != nil {
 		return "", err
 	}
 	key := c.recordKey(name)
@@ -59,7 +59,7 @@ func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, v
 // WatchRecord streams a record's ModifyIndex from blocking queries.
 func (c *Coordinator) WatchRecord(ctx context.Context, name string) <-chan string {
 	key := c.recordKey(name)
-	return elect.WatchRecord(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(string)) {
+	return backend.WatchRecord(ctx, c.ctx, name, c.life.Go, func(ctx context.Context, publish func(string)) {
 		c.follow(ctx, key, func(pair *api.KVPair) {
 			version := ""
 			if pair != nil {

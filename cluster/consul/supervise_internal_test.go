@@ -48,7 +48,7 @@ func TestKeepPassingRegistersAgainAfterThreeMisses(t *testing.T) {
 	c.cfg.Timeout = 2 * time.Second
 	self := cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}}
 	other := cluster.Node{ID: "other", Address: cluster.Address{Host: "10.0.0.2", Port: 11800}}
-	c.view.Publish([]cluster.Node{other}, self.ID)
+	c.life.View.Publish([]cluster.Node{other}, self.ID)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ticks := make(chan time.Time) // unbuffered: a send returns once the previous tick is handled
@@ -124,7 +124,7 @@ func TestKeepPassingRegistersWithTheNextAgent(t *testing.T) {
 	}
 	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions(), clients: []*api.Client{down, next}}
 	self := cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}}
-	c.view.Publish([]cluster.Node{self}, self.ID)
+	c.life.View.Publish([]cluster.Node{self}, self.ID)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	ticks := make(chan time.Time)

@@ -11,9 +11,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"github.com/herd-go/herd/backoff"
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/backoff"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // electionMargin is how long before the earliest moment the server could
@@ -33,7 +33,7 @@ func (c *Coordinator) electionPrefix(name string) string {
 // when the lease could expire: the term is the leader key's create revision.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
 	id := c.selfID()
-	entry, cctx, err := c.elections.Begin(ctx, name, id)
+	entry, cctx, err := c.life.Elections.Begin(ctx, name, id)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 	if err != nil {
 		err = fmt.Errorf("etcd: campaign for %q: %w", name, err)
 		if cctx.Err() != nil {
-			err = elect.CampaignErr(cctx, fmt.Sprintf("etcd: campaign for %q", name))
+			err = backend.CampaignErr(cctx, fmt.Sprintf("etcd: campaign for %q", name))
 		}
 		lost()
 		s.end(context.Background())
@@ -144,10 +144,10 @@ func (c *Coordinator) newElectionSession(ctx context.Context) (*electionSession,
 		c.revokeWithin(context.Background(), g.ID)
 		return nil, fmt.Errorf("etcd: starting an election session: %w", err)
 	}
-	dog := elect.NewWatchdog(sent.Add(ttl-electionMargin), func() {
+	dog := backend.NewWatchdog(sent.Add(ttl-electionMargin), func() {
 		s.loseWith(fmt.Errorf("etcd: the election lease was not renewed within %s: %w", ttl-electionMargin, cluster.ErrSessionLost))
 	})
-	c.wg.Go(func() {
+	c.life.Go(func() {
 		defer dog.Stop()
 		s.renew(runCtx, dog, ttl)
 	})
@@ -157,12 +157,12 @@ func (c *Coordinator) newElectionSession(ctx context.Context) (*electionSession,
 // renew renews the lease every third of its TTL; each acknowledged
 // renewal moves the watchdog's deadline to its send time plus the TTL the
 // server granted, less the margin.
-func (s *electionSession) renew(ctx context.Context, dog *elect.Watchdog, ttl time.Duration) {
+func (s *electionSession) renew(ctx context.Context, dog *backend.Watchdog, ttl time.Duration) {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.lost, cancel) // the loop also ends with the session
 	defer stop()
-	elect.KeepRenewing(lctx, ttl/3, dog, func(rctx context.Context) (time.Duration, error) {
+	backend.KeepRenewing(lctx, ttl/3, dog, func(rctx context.Context) (time.Duration, error) {
 		resp, err := s.coord.client.KeepAliveOnce(rctx, s.lease)
 		if errors.Is(err, rpctypes.ErrLeaseNotFound) || err == nil && resp.TTL <= 0 {
 			return 0, fmt.Errorf("etcd: the election lease expired: %w", cluster.ErrSessionLost)
@@ -191,7 +191,7 @@ func (c *Coordinator) revokeWithin(ctx context.Context, lease clientv3.LeaseID) 
 // Observe reads the election's first candidate key (the leader) and watches
 // the election's prefix, reading again after every change.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
-	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
+	return backend.Observe(ctx, c.ctx, name, c.life.Go, func(ctx context.Context, publish func(cluster.Leader)) {
 		c.observe(ctx, c.electionPrefix(name), publish)
 	})
 }
@@ -234,13 +234,13 @@ func (c *Coordinator) follow(ctx context.Context, key string, prefix bool, read 
 // knowledge (its Leadership's Done not closed): what an operator's report
 // shows, where Observe may still name this node during an outage.
 func (c *Coordinator) Leading(election string) (term uint64, ok bool) {
-	return c.elections.Leading(election)
+	return c.life.Leading(election)
 }
 
 // Campaigning reports whether this coordinator campaigns for or leads the
 // election, so that package shard can refuse a group named like it.
-func (c *Coordinator) Campaigning(election string) bool { return c.elections.Active(election) }
+func (c *Coordinator) Campaigning(election string) bool { return c.life.Campaigning(election) }
 
 // RegisteredID is the ID of the node RegisterRemote registered; empty
 // before it (or, on gossip, after the registration was withdrawn).
-func (c *Coordinator) RegisteredID() string { return c.selfID() }
+func (c *Coordinator) RegisteredID() string { return c.life.RegisteredID() }

@@ -26,11 +26,9 @@ import (
 	"google.golang.org/grpc"
 	grpcbackoff "google.golang.org/grpc/backoff"
 
+	"github.com/herd-go/herd/backoff"
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/backoff"
-	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/members"
-	"github.com/herd-go/herd/internal/reach"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 func init() { cluster.RegisterConfigured("etcd", DefaultConfig, New) }
@@ -56,21 +54,15 @@ type Coordinator struct {
 	client *clientv3.Client
 	prefix string
 
-	ctx    context.Context // ends at Close
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	life backend.Lifecycle
+	ctx  context.Context // life's: ends at Close
 
-	mu        sync.Mutex
-	self      *cluster.Node
-	superStop context.CancelFunc // stops the registration supervisor
-	superDone chan struct{}
-	lease     clientv3.LeaseID
-	closed    bool
-	selfGone  chan int64 // nudges the supervisor when our key is deleted, with the deletion's revision
+	mu       sync.Mutex
+	lease    clientv3.LeaseID // the registration's, once registered
+	putRev   int64            // the revision of the registration's last put
+	selfGone chan int64       // nudges the supervisor when our key is deleted, with the deletion's revision
 
-	elections       elect.Book
-	view            members.View
-	malformed       members.Malformed
+	malformed       backend.Malformed
 	reregistrations atomic.Uint64
 	relists         atomic.Uint64
 }
@@ -95,7 +87,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("etcd: not connecting to %s: the context has already ended: %w", cfg.Endpoints, err)
 	}
-	if err := reach.AllRefused(ctx, tcp); err != nil {
+	if err := backend.AllRefused(ctx, tcp); err != nil {
 		return nil, fmt.Errorf("etcd: %w (check cluster.etcd.endpoints / SW_CLUSTER_ETCD_ENDPOINTS)", err)
 	}
 	ccfg := clientv3.Config{
@@ -131,9 +123,9 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, fmt.Errorf("etcd: %s did not answer within %s (cluster.etcd.dialTimeout) a read of %s: %w (%s)", cfg.Endpoints, cfg.DialTimeout, c.prefix, err, cfg.whatToCheck(err))
 	}
 
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(1)
-	go c.watchLoop(resp)
+	c.life.Init("etcd", registrar{c}, cfg.DialTimeout)
+	c.ctx = c.life.Context()
+	c.life.Go(func() { c.watchLoop(resp) })
 	return c, nil
 }
 
@@ -145,45 +137,59 @@ func (c *Coordinator) Stats() Stats {
 // Prefix is the key prefix under which nodes are registered.
 func (c *Coordinator) Prefix() string { return c.prefix }
 
-func (c *Coordinator) selfID() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.self == nil {
-		return ""
-	}
-	return c.self.ID
-}
+func (c *Coordinator) selfID() string { return c.life.RegisteredID() }
 
 // RegisterRemote puts self under a new lease and keeps it there until Close.
 // The first put happens before it returns, so an error means self is not
 // registered; after that, losses are repaired in the background.
 func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
-	if err := self.Validate(); err != nil {
-		return err
-	}
-	self.Self = false
+	return c.life.RegisterRemote(ctx, self)
+}
+
+// registrar is the coordinator's part of backend.Lifecycle.
+type registrar struct{ c *Coordinator }
+
+func (r registrar) Register(ctx context.Context, self cluster.Node) error {
+	c := r.c
 	value, err := cluster.EncodeNode(self)
 	if err != nil {
 		return fmt.Errorf("etcd: encoding self: %w", err)
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return cluster.ErrClosed
-	}
-	if c.self != nil {
-		return fmt.Errorf("etcd: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
 	}
 	k := c.prefix + self.ID
 	lease, rev, err := c.grantAndPut(ctx, k, string(value), self)
 	if err != nil {
 		return fmt.Errorf("etcd: registering %s at %s: %w", self.ID, k, err)
 	}
-	c.self, c.lease = &self, lease
-	superCtx, stop := context.WithCancel(c.ctx)
-	c.superStop, c.superDone = stop, make(chan struct{})
-	go c.supervise(superCtx, c.superDone, k, string(value), self, lease, rev)
-	c.view.Remark(self.ID)
+	c.mu.Lock()
+	c.lease, c.putRev = lease, rev
+	c.mu.Unlock()
+	return nil
+}
+
+func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
+	c := r.c
+	value, _ := cluster.EncodeNode(self) // Register encoded it already
+	c.mu.Lock()
+	lease, rev := c.lease, c.putRev
+	c.mu.Unlock()
+	c.supervise(ctx, c.prefix+self.ID, string(value), self, lease, rev)
+}
+
+// Deregister revokes the lease, so peers drop this node at once.
+func (r registrar) Deregister(ctx context.Context, self cluster.Node) error {
+	c := r.c
+	c.mu.Lock()
+	lease := c.lease
+	c.mu.Unlock()
+	_, err := c.client.Revoke(ctx, lease)
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		// The lease expired (during an outage, say); make sure the key
+		// went with it rather than hanging on a lease we never saw.
+		_, err = c.client.Delete(ctx, c.prefix+self.ID)
+	}
+	if err != nil {
+		return fmt.Errorf("etcd: revoking the registration lease (it expires by itself within %s): %w", c.cfg.TTL, err)
+	}
 	return nil
 }
 
@@ -243,8 +249,7 @@ func (c *Coordinator) claim(ctx context.Context, k, v string, self cluster.Node,
 
 // supervise keeps the lease alive and, whenever it is lost or our key is
 // deleted, registers again. It never gives up; only ctx stops it.
-func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, k, v string, self cluster.Node, lease clientv3.LeaseID, putRev int64) {
-	defer close(done)
+func (c *Coordinator) supervise(ctx context.Context, k, v string, self cluster.Node, lease clientv3.LeaseID, putRev int64) {
 	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	for {
 		alive, err := c.client.KeepAlive(ctx, lease)
@@ -316,7 +321,6 @@ func (c *Coordinator) keepAlive(ctx context.Context, alive <-chan *clientv3.Leas
 // watchLoop publishes membership from first, then watches from its revision.
 // It lists again after compaction, cancellation or any watch error.
 func (c *Coordinator) watchLoop(first *clientv3.GetResponse) {
-	defer c.wg.Done()
 	bo := backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 	current := map[string]cluster.Node{}
 	resp := first
@@ -428,7 +432,7 @@ func (c *Coordinator) publish(current map[string]cluster.Node) {
 	for _, n := range current {
 		nodes = append(nodes, n)
 	}
-	c.view.Publish(nodes, c.selfID())
+	c.life.View.Publish(nodes, c.selfID())
 }
 
 // QueryRemoteNodes lists the prefix directly. Entries that do not decode are
@@ -447,49 +451,23 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 			nodes = append(nodes, n)
 		}
 	}
-	return members.Sorted(nodes, c.selfID()), nil
+	return backend.Sorted(nodes, c.selfID()), nil
 }
 
 // Watch pushes the member list after every change.
 func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
-	return c.view.Subscribe(ctx)
+	return c.life.View.Subscribe(ctx)
 }
 
 // Close resigns every leadership and ends every campaign, revokes the lease,
 // so peers drop this node at once, then stops every
 // goroutine and closes the client. It is safe to call more than once.
 func (c *Coordinator) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	return c.life.Close(func() error {
+		c.life.Wait() // the client outlives the watch and the elections
+		if err := c.client.Close(); err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("etcd: closing client: %w", err)
+		}
 		return nil
-	}
-	c.closed = true
-	stop, done, lease := c.superStop, c.superDone, c.lease
-	c.mu.Unlock()
-
-	// Leaderships end first, while the client can still resign them.
-	err := c.elections.Close(c.cfg.DialTimeout)
-	if stop != nil {
-		stop()
-		<-done
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.DialTimeout)
-		_, rerr := c.client.Revoke(ctx, lease)
-		if errors.Is(rerr, rpctypes.ErrLeaseNotFound) {
-			// The lease expired (during an outage, say); make sure the key
-			// went with it rather than hanging on a lease we never saw.
-			_, rerr = c.client.Delete(ctx, c.prefix+c.selfID())
-		}
-		if rerr != nil && err == nil {
-			err = fmt.Errorf("etcd: revoking the registration lease (it expires by itself within %s): %w", c.cfg.TTL, rerr)
-		}
-		cancel()
-	}
-	c.cancel()
-	c.wg.Wait()
-	c.view.Close()
-	if cerr := c.client.Close(); cerr != nil && err == nil && !errors.Is(cerr, context.Canceled) {
-		err = fmt.Errorf("etcd: closing client: %w", cerr)
-	}
-	return err
+	})
 }

@@ -9,7 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // recordKey is where a record is kept: beside the member prefix, not under
@@ -20,7 +20,7 @@ func (c *Coordinator) recordKey(name string) string {
 
 // GetRecord reads a record.
 func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, string, error) {
-	if err := elect.CheckRecord(c.ctx, name); err != nil {
+	if err := backend.CheckRecord(c.ctx, name); err != nil {
 		return nil, "", err
 	}
 	resp, err := c.client.Get(ctx, c.recordKey(name))
@@ -36,7 +36,7 @@ func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, strin
 // PutRecord writes a record in a transaction that compares its mod
 // revision (or, for version "", that it does not exist).
 func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, version string) (string, error) {
-	if err := elect.CheckRecord(c.ctx, name); err != nil {
+	if err := backend.CheckRecord(c.ctx, name); err != nil {
 		return "", err
 	}
 	key := c.recordKey(name)
@@ -60,7 +60,7 @@ func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, v
 
 // WatchRecord streams a record's mod revision from an etcd watch.
 func (c *Coordinator) WatchRecord(ctx context.Context, name string) <-chan string {
-	return elect.WatchRecord(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(string)) {
+	return backend.WatchRecord(ctx, c.ctx, name, c.life.Go, func(ctx context.Context, publish func(string)) {
 		c.follow(ctx, c.recordKey(name), false, func(resp *clientv3.GetResponse) {
 			version := ""
 			if len(resp.Kvs) > 0 {

@@ -12,10 +12,10 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/gossip"
 	"github.com/herd-go/herd/internal/leakcheck"
-	"github.com/herd-go/herd/internal/members"
 )
 
 // registered starts a coordinator from cfg and registers a fresh node.
@@ -55,7 +55,7 @@ func neverSees(t *testing.T, c *gossip.Coordinator, id string, what string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if members.Has(ns, id) {
+		if backend.Has(ns, id) {
 			t.Fatalf("%s: the view %v shows %s", what, clustertest.IDs(ns), id)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -66,7 +66,7 @@ func sees(t *testing.T, c *gossip.Coordinator, id string, what string) {
 	t.Helper()
 	clustertest.WaitUntil(t, 5*time.Second, what, func() bool {
 		ns, err := c.QueryRemoteNodes(context.Background())
-		return err == nil && members.Has(ns, id)
+		return err == nil && backend.Has(ns, id)
 	})
 }
 
@@ -391,7 +391,7 @@ func TestRegisteredWhileJoiningIsSeen(t *testing.T) {
 		deadline := time.Now().Add(time.Second)
 		for {
 			ns, _ := a.QueryRemoteNodes(context.Background())
-			if members.Has(ns, nb.ID) {
+			if backend.Has(ns, nb.ID) {
 				break
 			}
 			if time.Now().After(deadline) {

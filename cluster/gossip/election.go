@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // leadership is one election this node leads.
@@ -94,16 +94,16 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 }
 
 // abandon ends a campaign whose context ended.
-func (c *Coordinator) abandon(cctx context.Context, e *elect.Entry, name string) error {
+func (c *Coordinator) abandon(cctx context.Context, e *backend.Entry, name string) error {
 	_ = c.withdraw(name)
 	e.Forget()
-	return elect.CampaignErr(cctx, "gossip")
+	return backend.CampaignErr(cctx, "gossip")
 }
 
 // claim claims the election with the next term, and leads once the claim
 // has stood for c.settle. Beaten by a rival's claim meanwhile, it goes back
 // to campaigning and returns nil, nil.
-func (c *Coordinator) claim(cctx context.Context, e *elect.Entry, name string) (*cluster.Leadership, error) {
+func (c *Coordinator) claim(cctx context.Context, e *backend.Entry, name string) (*cluster.Leadership, error) {
 	c.mu.Lock()
 	if c.self == nil { // withdrawn: another member holds this node's ID
 		clash := c.clash
@@ -208,7 +208,7 @@ func (c *Coordinator) checkLeaderships(ms map[string]member) {
 
 // Observe streams the election's leader as this member sees it.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
-	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
+	return backend.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
 		for {
 			ms, wake := c.snapshot()
 			id, term := claimant(ms, name)

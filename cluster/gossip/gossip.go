@@ -39,10 +39,9 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/herd-go/herd/backoff"
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/backoff"
-	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/members"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 func init() { cluster.RegisterConfigured("gossip", DefaultConfig, New) }
@@ -89,9 +88,9 @@ type Coordinator struct {
 	clash      error
 	duplicates atomic.Uint64
 
-	elections elect.Book
-	view      members.View
-	malformed members.Malformed
+	elections backend.Book
+	view      backend.View
+	malformed backend.Malformed
 	// gossiped wakes whoever follows members' entries, records or terms:
 	// it is closed and replaced on every change.
 	gossiped chan struct{}
@@ -610,7 +609,7 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 	for _, m := range ms {
 		nodes = append(nodes, m.node)
 	}
-	return members.Sorted(nodes, c.selfID()), nil
+	return backend.Sorted(nodes, c.selfID()), nil
 }
 
 // Watch pushes the member list after every change.

@@ -11,7 +11,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // state is what members replicate besides their entries: the records and
@@ -75,7 +75,7 @@ func (c *Coordinator) merge(buf []byte) {
 // GetRecord returns this member's copy of the record. A write made on
 // another member arrives within a round trip, or at the next push/pull.
 func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, string, error) {
-	if err := elect.CheckRecord(c.ctx, name); err != nil {
+	if err := backend.CheckRecord(c.ctx, name); err != nil {
 		return nil, "", err
 	}
 	if err := ctx.Err(); err != nil {
@@ -98,7 +98,7 @@ func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, strin
 // every member then keeps the same one of the two (the higher Lamport
 // clock, then the higher writer name); the other write is lost.
 func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, version string) (string, error) {
-	if err := elect.CheckRecord(c.ctx, name); err != nil {
+	if err := backend.CheckRecord(c.ctx, name); err != nil {
 		return "", err
 	}
 	if err := ctx.Err(); err != nil {
@@ -145,7 +145,7 @@ func (c *Coordinator) push(ctx context.Context, msg []byte) {
 
 // WatchRecord streams the version of this member's copy of the record.
 func (c *Coordinator) WatchRecord(ctx context.Context, name string) <-chan string {
-	return elect.WatchRecord(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(string)) {
+	return backend.WatchRecord(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(string)) {
 		for {
 			c.mu.Lock()
 			v, wake := c.state.Records[name].version(), c.gossiped

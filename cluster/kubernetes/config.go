@@ -8,7 +8,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/leaserecord"
+	"github.com/herd-go/herd/cluster/backend/leaserecord"
 )
 
 // Config is the cluster.kubernetes section. namespace, labelSelector and

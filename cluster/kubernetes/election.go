@@ -11,8 +11,8 @@ import (
 	coordclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/leaserecord"
+	"github.com/herd-go/herd/cluster/backend"
+	"github.com/herd-go/herd/cluster/backend/leaserecord"
 )
 
 // leaseName is the coordination.k8s.io/v1 Lease of an election.
@@ -30,21 +30,19 @@ func (c *Coordinator) timing() leaserecord.Timing {
 // same node, and Done closes two thirds of the TTL after the start of the
 // last successful renewal, a third of the TTL before anyone can take it.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
-	c.mu.Lock()
-	id := c.selfID
-	c.mu.Unlock()
-	entry, cctx, err := c.elections.Begin(ctx, name, id)
+	id := c.self()
+	entry, cctx, err := c.life.Elections.Begin(ctx, name, id)
 	if err != nil {
 		return nil, err
 	}
 	store := c.leaseStore(name)
-	return leaserecord.Elect(cctx, entry, fmt.Sprintf("kubernetes: campaign for %q (Lease %s/%s)", name, c.cfg.Namespace, store.name), store, id, c.timing(), c.wg.Go)
+	return leaserecord.Elect(cctx, entry, fmt.Sprintf("kubernetes: campaign for %q (Lease %s/%s)", name, c.cfg.Namespace, store.name), store, id, c.timing(), c.life.Go)
 }
 
 // Observe reads the election's Lease every electionRenewPeriod.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
 	store := c.leaseStore(name)
-	return elect.Observe(ctx, c.electCtx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
+	return backend.Observe(ctx, c.electCtx, name, c.life.Go, func(ctx context.Context, publish func(cluster.Leader)) {
 		leaserecord.Observe(ctx, store, c.timing(), publish)
 	})
 }
@@ -143,12 +141,12 @@ func (s *leaseStore) Changed(ctx context.Context, version string) <-chan struct{
 // knowledge (its Leadership's Done not closed): what an operator's report
 // shows, where Observe may still name this node during an outage.
 func (c *Coordinator) Leading(election string) (term uint64, ok bool) {
-	return c.elections.Leading(election)
+	return c.life.Leading(election)
 }
 
 // Campaigning reports whether this coordinator campaigns for or leads the
 // election, so that package shard can refuse a group named like it.
-func (c *Coordinator) Campaigning(election string) bool { return c.elections.Active(election) }
+func (c *Coordinator) Campaigning(election string) bool { return c.life.Campaigning(election) }
 
 // RegisteredID is the ID of the node RegisterRemote registered; empty
 // before it (or, on gossip, after the registration was withdrawn).

@@ -42,8 +42,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/members"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 func init() { cluster.RegisterConfigured("kubernetes", DefaultConfig, New) }
@@ -62,17 +61,10 @@ type Coordinator struct {
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when the reflector has stopped
 
-	mu     sync.Mutex
-	selfID string
-	closed bool
+	life     backend.Lifecycle
+	electCtx context.Context // life's: ends at Close
 
-	elections elect.Book
-	electCtx  context.Context // ends at Close
-	stopElect context.CancelFunc
-	wg        sync.WaitGroup // election goroutines
-
-	view      members.View
-	malformed members.Malformed
+	malformed backend.Malformed
 }
 
 // New connects to the API server, checks that it may list and watch the
@@ -115,12 +107,14 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, fmt.Errorf("kubernetes: client: %w", err)
 	}
 	c := &Coordinator{cfg: cfg, opts: o, client: client, http: httpClient, selector: sel}
-	c.electCtx, c.stopElect = context.WithCancel(context.Background())
+	c.life.Init("kubernetes", registrar{c}, cfg.Timeout)
+	c.electCtx = c.life.Context()
 
 	// Fail fast on a wrong address or missing RBAC instead of retrying
 	// forever: the reflector needs both verbs, and a token that may list
 	// but not watch would otherwise leave the view frozen at its first list.
 	if err := c.checkAccess(ctx); err != nil {
+		_ = c.life.Close(nil)
 		httpClient.CloseIdleConnections()
 		return nil, err
 	}
@@ -331,14 +325,10 @@ func (c *Coordinator) publish() {
 			pods = append(pods, pod)
 		}
 	}
-	c.view.Publish(c.nodes(pods, true), c.self())
+	c.life.View.Publish(c.nodes(pods, true), c.self())
 }
 
-func (c *Coordinator) self() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.selfID
-}
+func (c *Coordinator) self() string { return c.life.RegisteredID() }
 
 // Stats returns the coordinator's counters.
 func (c *Coordinator) Stats() Stats { return Stats{Malformed: c.malformed.Count()} }
@@ -347,15 +337,15 @@ func (c *Coordinator) Stats() Stats { return Stats{Malformed: c.malformed.Count(
 // that self.ID is its name; the platform does the registering, so nothing
 // is written.
 func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
-	if err := self.Validate(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
-		return cluster.ErrClosed
-	}
+	return c.life.RegisterRemote(ctx, self)
+}
+
+// registrar is the coordinator's part of backend.Lifecycle: the platform
+// registers, so it only checks, and has nothing to keep or remove.
+type registrar struct{ c *Coordinator }
+
+func (r registrar) Register(ctx context.Context, self cluster.Node) error {
+	c := r.c
 	pod, err := c.findSelf(ctx)
 	if err != nil {
 		return err
@@ -366,12 +356,14 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 	if !c.selector.Matches(labels.Set(pod.Labels)) {
 		return fmt.Errorf("kubernetes: this pod %s does not match the label selector %q, so peers would never see it (cluster.kubernetes.labelSelector / SW_CLUSTER_K8S_LABEL)", pod.Name, c.cfg.LabelSelector)
 	}
-	c.mu.Lock()
-	c.selfID = self.ID
-	c.mu.Unlock()
-	c.view.Remark(self.ID)
 	return nil
 }
+
+// Supervise has nothing to keep: the pod's readiness is its membership.
+func (registrar) Supervise(ctx context.Context, _ cluster.Node) { <-ctx.Done() }
+
+// Deregister writes nothing: the platform removes the pod.
+func (registrar) Deregister(context.Context, cluster.Node) error { return nil }
 
 // findSelf gets the pod whose UID is in $uidEnvName, else the one named $HOSTNAME.
 func (c *Coordinator) findSelf(ctx context.Context) (*corev1.Pod, error) {
@@ -406,10 +398,7 @@ func (c *Coordinator) findSelf(ctx context.Context) (*corev1.Pod, error) {
 
 // QueryRemoteNodes lists the pods from the API server now, not from the cache.
 func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, error) {
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	if c.life.Closed() {
 		return nil, cluster.ErrClosed
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
@@ -422,34 +411,25 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 	for i := range list.Items {
 		pods[i] = &list.Items[i]
 	}
-	return members.Sorted(c.nodes(pods, false), c.self()), nil
+	return backend.Sorted(c.nodes(pods, false), c.self()), nil
 }
 
 // Watch pushes the member list after every change the informer sees.
 func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
-	return c.view.Subscribe(ctx)
+	return c.life.View.Subscribe(ctx)
 }
 
 // Close stops the informer. The platform removes the pod; nothing is written.
 func (c *Coordinator) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
+	return c.life.Close(func() error {
+		c.life.Wait() // the election goroutines
+		if c.cancel != nil {
+			c.cancel()
+			<-c.done
+		}
+		// client-go may share this transport with the process's other
+		// clients; closing idle connections only makes them reconnect.
+		c.http.CloseIdleConnections()
 		return nil
-	}
-	c.closed = true
-	c.mu.Unlock()
-	// Leaderships end first, releasing their Leases.
-	err := c.elections.Close(c.cfg.Timeout)
-	c.stopElect()
-	c.wg.Wait()
-	if c.cancel != nil {
-		c.cancel()
-		<-c.done
-	}
-	c.view.Close()
-	// client-go may share this transport with the process's other clients;
-	// closing idle connections only makes them reconnect.
-	c.http.CloseIdleConnections()
-	return err
+	})
 }

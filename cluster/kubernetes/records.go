@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // A record is a ConfigMap herd-record-<name> in the coordinator's
@@ -31,7 +31,7 @@ func (c *Coordinator) refusedRecord(err error, name string) error {
 
 // GetRecord reads a record.
 func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, string, error) {
-	if err := elect.CheckRecord(c.electCtx, name); err != nil {
+	if err := backend.CheckRecord(c.electCtx, name); err != nil {
 		return nil, "", err
 	}
 	cm, err := c.client.CoreV1().ConfigMaps(c.cfg.Namespace).Get(ctx, recordName(name), metav1.GetOptions{})
@@ -47,7 +47,7 @@ func (c *Coordinator) GetRecord(ctx context.Context, name string) ([]byte, strin
 // PutRecord creates the ConfigMap (version "") or updates it at the
 // resourceVersion GetRecord returned.
 func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, version string) (string, error) {
-	if err := elect.CheckRecord(c.electCtx, name); err != nil {
+	if err := backend.CheckRecord(c.electCtx, name); err != nil {
 		return "", err
 	}
 	cms := c.client.CoreV1().ConfigMaps(c.cfg.Namespace)
@@ -73,12 +73,12 @@ func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, v
 // WatchRecord streams a record's resourceVersion from a watch on its
 // ConfigMap, read again whenever the watch ends.
 func (c *Coordinator) WatchRecord(ctx context.Context, name string) <-chan string {
-	return elect.WatchRecord(ctx, c.electCtx, name, c.wg.Go, func(ctx context.Context, publish func(string)) {
+	return backend.WatchRecord(ctx, c.electCtx, name, c.life.Go, func(ctx context.Context, publish func(string)) {
 		cms := c.client.CoreV1().ConfigMaps(c.cfg.Namespace)
 		for ctx.Err() == nil {
 			_, version, err := c.GetRecord(ctx, name)
 			if err != nil {
-				_ = elect.Sleep(ctx, time.Second, nil)
+				_ = backend.Sleep(ctx, time.Second, nil)
 				continue
 			}
 			publish(version)
@@ -88,7 +88,7 @@ func (c *Coordinator) WatchRecord(ctx context.Context, name string) <-chan strin
 			}
 			w, err := cms.Watch(ctx, opts)
 			if err != nil {
-				_ = elect.Sleep(ctx, time.Second, nil)
+				_ = backend.Sleep(ctx, time.Second, nil)
 				continue
 			}
 			for ev := range w.ResultChan() {

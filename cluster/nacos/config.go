@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/leaserecord"
+	"github.com/herd-go/herd/cluster/backend/leaserecord"
 )
 
 // Config is the cluster.nacos section. Keys and environment variables follow

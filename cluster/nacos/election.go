@@ -16,8 +16,8 @@ import (
 	"sync"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/leaserecord"
+	"github.com/herd-go/herd/cluster/backend"
+	"github.com/herd-go/herd/cluster/backend/leaserecord"
 )
 
 // Nacos 2 has no lock, so an election is a lease record in Nacos config,
@@ -55,13 +55,8 @@ func (c *Coordinator) timing() leaserecord.Timing {
 // that the server honours compare-and-swap, and fails with
 // ErrNoCompareAndSwap if not.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
-	var id string
-	c.mu.Lock()
-	if c.self != nil {
-		id = c.self.ID
-	}
-	c.mu.Unlock()
-	entry, cctx, err := c.elections.Begin(ctx, name, id)
+	id := c.selfID()
+	entry, cctx, err := c.life.Elections.Begin(ctx, name, id)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +65,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 		entry.Forget()
 		return nil, err
 	}
-	return leaserecord.Elect(cctx, entry, fmt.Sprintf("nacos: campaign for %q (config %s)", name, store.dataID), store, id, c.timing(), c.wg.Go)
+	return leaserecord.Elect(cctx, entry, fmt.Sprintf("nacos: campaign for %q (config %s)", name, store.dataID), store, id, c.timing(), c.life.Go)
 }
 
 // casChecked checks once per coordinator that the server refuses a publish
@@ -108,7 +103,7 @@ func (c *Coordinator) casChecked(ctx context.Context, s *configStore) error {
 // Observe reads the election's lease record every electionRenewPeriod.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
 	store := c.configStore(name)
-	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
+	return backend.Observe(ctx, c.ctx, name, c.life.Go, func(ctx context.Context, publish func(cluster.Leader)) {
 		leaserecord.Observe(ctx, store, c.timing(), publish)
 	})
 }
@@ -285,12 +280,12 @@ func (t *accessToken) get(ctx context.Context, c *Coordinator, renew bool) (stri
 // knowledge (its Leadership's Done not closed): what an operator's report
 // shows, where Observe may still name this node during an outage.
 func (c *Coordinator) Leading(election string) (term uint64, ok bool) {
-	return c.elections.Leading(election)
+	return c.life.Leading(election)
 }
 
 // Campaigning reports whether this coordinator campaigns for or leads the
 // election, so that package shard can refuse a group named like it.
-func (c *Coordinator) Campaigning(election string) bool { return c.elections.Active(election) }
+func (c *Coordinator) Campaigning(election string) bool { return c.life.Campaigning(election) }
 
 // RegisteredID is the ID of the node RegisterRemote registered; empty
 // before it (or, on gossip, after the registration was withdrawn).

@@ -44,9 +44,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/members"
-	"github.com/herd-go/herd/internal/reach"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 func init() { cluster.RegisterConfigured("nacos", DefaultConfig, New) }
@@ -64,25 +62,18 @@ type Coordinator struct {
 	client naming_client.INamingClient
 	sub    *vo.SubscribeParam
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-
-	mu     sync.Mutex
-	self   *cluster.Node
-	closed bool
+	life backend.Lifecycle
+	ctx  context.Context // life's: ends at Close
 
 	// Elections: the lease records live in Nacos config, reached over the
 	// HTTP open API of the first server.
-	servers   []server
-	http      *http.Client
-	token     accessToken
-	casOnce   sync.Mutex
-	casOK     bool
-	elections elect.Book
+	servers []server
+	http    *http.Client
+	token   accessToken
+	casOnce sync.Mutex
+	casOK   bool
 
-	view            members.View
-	malformed       members.Malformed
+	malformed       backend.Malformed
 	reregistrations atomic.Uint64
 }
 
@@ -103,7 +94,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	for _, sv := range servers {
 		grpcAddrs = append(grpcAddrs, net.JoinHostPort(sv.host, strconv.FormatUint(sv.port+1000, 10)))
 	}
-	if err := reach.AllRefused(ctx, grpcAddrs); err != nil {
+	if err := backend.AllRefused(ctx, grpcAddrs); err != nil {
 		return nil, fmt.Errorf("nacos: %w (the SDK talks gRPC on the HTTP port + 1000; check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT = %s)", err, cfg.HostPort)
 	}
 	logDir, cacheDir := cfg.dirs()
@@ -134,21 +125,22 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, fmt.Errorf("nacos: connecting to %s: %w (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT; the gRPC port is the HTTP port + 1000)", cfg.HostPort, err)
 	}
 	c := &Coordinator{cfg: cfg, opts: o, client: client, servers: servers, http: &http.Client{Timeout: cfg.Timeout}}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.life.Init("nacos", registrar{c}, cfg.Timeout)
+	c.ctx = c.life.Context()
 
 	// nacos-sdk-go logs a refused login and answers queries as if the
 	// service were empty; ask the server directly, so that wrong
 	// credentials fail here.
 	if cfg.Username != "" {
 		if err := checkLogin(ctx, cfg, servers); err != nil {
-			c.shutdown()
+			_ = c.life.Close(c.closeClient)
 			return nil, err
 		}
 	}
 
 	// Fail fast on a wrong address or credentials.
 	if _, err := c.query(ctx); err != nil {
-		c.shutdown()
+		_ = c.life.Close(c.closeClient)
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("nacos: the context ended before %s answered (check cluster.nacos.hostPort / SW_CLUSTER_NACOS_HOST_PORT; the gRPC port is the HTTP port + 1000): %w", cfg.HostPort, ctx.Err())
 		}
@@ -160,7 +152,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	// Nacos-compatible servers (r-nacos), and the callback never fires.
 	c.sub = &vo.SubscribeParam{ServiceName: cfg.ServiceName, GroupName: cfg.Group, SubscribeCallback: c.onPush}
 	if err := client.Subscribe(c.sub); err != nil {
-		c.shutdown()
+		_ = c.life.Close(c.closeClient)
 		return nil, fmt.Errorf("nacos: subscribing to %s@%s: %w", cfg.ServiceName, cfg.Group, err)
 	}
 	return c, nil
@@ -224,25 +216,14 @@ func (c *Coordinator) Stats() Stats {
 	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load()}
 }
 
-func (c *Coordinator) selfNode() *cluster.Node {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.self
-}
-
-func (c *Coordinator) selfID() string {
-	if s := c.selfNode(); s != nil {
-		return s.ID
-	}
-	return ""
-}
+func (c *Coordinator) selfID() string { return c.life.RegisteredID() }
 
 func (c *Coordinator) onPush(instances []model.Instance, err error) {
 	if err != nil {
 		c.opts.Logger.Warn("herd/nacos: subscription error; keeping the last view", "service", c.cfg.ServiceName, "err", err)
 		return
 	}
-	c.view.Publish(c.decode(instances, true), c.selfID())
+	c.life.View.Publish(c.decode(instances, true), c.selfID())
 }
 
 // decode keeps healthy, enabled instances of the configured cluster with
@@ -283,11 +264,7 @@ func (c *Coordinator) decode(instances []model.Instance, count bool) []cluster.N
 // the caller can stop waiting; the call itself ends within cfg.Timeout.
 func (c *Coordinator) call(ctx context.Context, f func() error) error {
 	done := make(chan error, 1)
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		done <- f()
-	}()
+	c.life.Go(func() { done <- f() })
 	select {
 	case err := <-done:
 		return err
@@ -376,7 +353,7 @@ func (c *Coordinator) awaitListed(ctx context.Context, self cluster.Node) {
 		if err == nil && slices.ContainsFunc(c.decode(instances, false), func(n cluster.Node) bool { return n.ID == self.ID && n.Address == self.Address }) {
 			return
 		}
-		if elect.Sleep(ctx, 20*time.Millisecond, nil) != nil {
+		if backend.Sleep(ctx, 20*time.Millisecond, nil) != nil {
 			c.opts.Logger.Warn("nacos: the server does not list this node's registration yet; another process may not see the ID as held", "id", self.ID, "within", c.cfg.Timeout, "err", err)
 			return
 		}
@@ -493,57 +470,65 @@ func (c *Coordinator) checkHolder(ctx context.Context, n cluster.Node) error {
 // RegisterRemote registers self as an ephemeral instance and keeps it
 // registered until Close.
 func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
-	if err := self.Validate(); err != nil {
-		return err
-	}
-	self.Self = false
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return cluster.ErrClosed
-	}
-	if c.self != nil {
-		return fmt.Errorf("nacos: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
-	}
+	return c.life.RegisterRemote(ctx, self)
+}
+
+// registrar is the coordinator's part of backend.Lifecycle.
+type registrar struct{ c *Coordinator }
+
+func (r registrar) Register(ctx context.Context, self cluster.Node) error {
+	c := r.c
 	if err := c.register(ctx, self); err != nil {
 		return fmt.Errorf("nacos: registering %s in %s@%s: %w", self.ID, c.cfg.ServiceName, c.cfg.Group, err)
 	}
 	c.awaitListed(ctx, self)
-	c.self = &self
-	c.wg.Add(1)
-	go c.supervise(self)
-	c.view.Remark(self.ID)
 	return nil
 }
 
-// supervise checks every SelfCheck that self is registered.
-func (c *Coordinator) supervise(self cluster.Node) {
-	defer c.wg.Done()
-	tick := time.NewTicker(c.cfg.selfCheck())
+// Supervise checks every SelfCheck that self is registered.
+func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
+	tick := time.NewTicker(r.c.cfg.selfCheck())
 	defer tick.Stop()
-	c.checkSelf(self, tick.C)
+	r.c.checkSelf(ctx, self, tick.C)
+}
+
+// Deregister removes self's instance; the server would also drop it when
+// the SDK's connection closes.
+func (r registrar) Deregister(ctx context.Context, self cluster.Node) error {
+	c := r.c
+	err := c.call(ctx, func() error {
+		_, err := c.client.DeregisterInstance(vo.DeregisterInstanceParam{
+			Ip: self.Address.Host, Port: uint64(self.Address.Port), Cluster: c.cfg.ClusterName,
+			ServiceName: c.cfg.ServiceName, GroupName: c.cfg.Group, Ephemeral: true,
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("nacos: deregistering %s (the server drops it when the connection closes): %w", self.ID, err)
+	}
+	return nil
 }
 
 // checkSelf registers self again when two ticks in a row find it missing
 // from what the server pushes; the SDK's own redo usually gets there first.
-// It returns when c.ctx ends.
-func (c *Coordinator) checkSelf(self cluster.Node, ticks <-chan time.Time) {
+// It returns when ctx ends.
+func (c *Coordinator) checkSelf(ctx context.Context, self cluster.Node, ticks <-chan time.Time) {
 	missing := 0
 	for {
 		select {
-		case <-c.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-ticks:
 		}
-		nodes, _ := c.view.Load()
-		if members.Has(nodes, self.ID) {
+		nodes, _ := c.life.View.Load()
+		if backend.Has(nodes, self.ID) {
 			missing = 0
 			continue
 		}
 		if missing++; missing < 2 {
 			continue
 		}
-		rctx, cancel := context.WithTimeout(c.ctx, c.cfg.Timeout)
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 		err := c.register(rctx, self)
 		cancel()
 		if err != nil {
@@ -565,51 +550,26 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 	if err != nil {
 		return nil, fmt.Errorf("nacos: querying %s@%s: %w", c.cfg.ServiceName, c.cfg.Group, err)
 	}
-	return members.Sorted(c.decode(instances, false), c.selfID()), nil
+	return backend.Sorted(c.decode(instances, false), c.selfID()), nil
 }
 
 // Watch pushes the member list after every change the server pushes.
 func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
-	return c.view.Subscribe(ctx)
+	return c.life.View.Subscribe(ctx)
 }
 
 // Close deregisters self, so peers drop it at once, unsubscribes and closes
 // the SDK client. It is safe to call more than once.
 func (c *Coordinator) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	self := c.self
-	c.mu.Unlock()
-	// Leaderships end first, releasing their records.
-	err := c.elections.Close(c.cfg.Timeout)
-	if self != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.Timeout)
-		derr := c.call(ctx, func() error {
-			_, err := c.client.DeregisterInstance(vo.DeregisterInstanceParam{
-				Ip: self.Address.Host, Port: uint64(self.Address.Port), Cluster: c.cfg.ClusterName,
-				ServiceName: c.cfg.ServiceName, GroupName: c.cfg.Group, Ephemeral: true,
-			})
-			return err
-		})
-		cancel()
-		if derr != nil && err == nil {
-			err = fmt.Errorf("nacos: deregistering %s (the server drops it when the connection closes): %w", self.ID, derr)
-		}
-	}
+	return c.life.Close(c.closeClient)
+}
+
+// closeClient ends the subscription and the SDK's client, which ends every
+// call still waiting on it.
+func (c *Coordinator) closeClient() error {
 	if c.sub != nil {
 		_ = c.client.Unsubscribe(c.sub)
 	}
-	c.shutdown()
-	return err
-}
-
-func (c *Coordinator) shutdown() {
-	c.cancel()
 	closeClient(c.client)
-	c.wg.Wait()
-	c.view.Close()
+	return nil
 }

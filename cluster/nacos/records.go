@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/leaserecord"
+	"github.com/herd-go/herd/cluster/backend"
+	"github.com/herd-go/herd/cluster/backend/leaserecord"
 )
 
 // A record is a Nacos config herd.record.<serviceName>.<name>, its data
@@ -30,7 +30,7 @@ const (
 )
 
 func (c *Coordinator) recordStore(name string) (*configStore, error) {
-	if err := elect.CheckRecord(c.ctx, name); err != nil {
+	if err := backend.CheckRecord(c.ctx, name); err != nil {
 		return nil, err
 	}
 	s := c.configStore(name)
@@ -85,12 +85,12 @@ func (c *Coordinator) PutRecord(ctx context.Context, name string, data []byte, v
 
 // WatchRecord streams a record's version, read every 250ms.
 func (c *Coordinator) WatchRecord(ctx context.Context, name string) <-chan string {
-	return elect.WatchRecord(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(string)) {
+	return backend.WatchRecord(ctx, c.ctx, name, c.life.Go, func(ctx context.Context, publish func(string)) {
 		for ctx.Err() == nil {
 			if _, version, err := c.GetRecord(ctx, name); err == nil {
 				publish(version)
 			}
-			_ = elect.Sleep(ctx, recordPoll, nil)
+			_ = backend.Sleep(ctx, recordPoll, nil)
 		}
 	})
 }

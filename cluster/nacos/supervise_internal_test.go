@@ -50,8 +50,9 @@ func (f *fakeNaming) registrations() int {
 
 func newFakeCoordinator(t *testing.T, f *fakeNaming) *Coordinator {
 	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions(), client: f}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	t.Cleanup(c.cancel)
+	c.life.Init("nacos", registrar{c}, time.Second)
+	c.ctx = c.life.Context()
+	t.Cleanup(func() { _ = c.life.Close(nil) })
 	return c
 }
 
@@ -63,12 +64,12 @@ func TestCheckSelfRegistersAgainAfterTwoMisses(t *testing.T) {
 	c := newFakeCoordinator(t, f)
 	self := cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}}
 	other := cluster.Node{ID: "other", Address: cluster.Address{Host: "10.0.0.2", Port: 11800}}
-	c.view.Publish([]cluster.Node{other}, self.ID)
+	c.life.View.Publish([]cluster.Node{other}, self.ID)
 
 	// Unbuffered: a send returns once the previous tick has been handled.
 	ticks := make(chan time.Time)
 	done := make(chan struct{})
-	go func() { defer close(done); c.checkSelf(self, ticks) }()
+	go func() { defer close(done); c.checkSelf(c.ctx, self, ticks) }()
 	settled := func() { time.Sleep(50 * time.Millisecond) } // lets a tick that should do nothing finish
 	registrations := func(want int, after string) {
 		t.Helper()
@@ -93,15 +94,15 @@ func TestCheckSelfRegistersAgainAfterTwoMisses(t *testing.T) {
 	settled()
 	registrations(1, "one miss after registering again")
 
-	c.view.Publish([]cluster.Node{other, self}, self.ID)
+	c.life.View.Publish([]cluster.Node{other, self}, self.ID)
 	ticks <- time.Now()
 	ticks <- time.Now() // self seen twice: the misses start over
 	settled()           // the second look at the view is done before it changes
-	c.view.Publish([]cluster.Node{other}, self.ID)
+	c.life.View.Publish([]cluster.Node{other}, self.ID)
 	ticks <- time.Now()
 	settled()
 	registrations(1, "one miss after self was seen again")
-	c.cancel()
+	_ = c.life.Close(nil)
 	<-done
 }
 
@@ -111,10 +112,10 @@ func TestCheckSelfRetriesAFailedRegistration(t *testing.T) {
 	f := &fakeNaming{fail: errors.New("server unavailable")}
 	c := newFakeCoordinator(t, f)
 	self := cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}}
-	c.view.Publish(nil, self.ID)
+	c.life.View.Publish(nil, self.ID)
 	ticks := make(chan time.Time)
 	done := make(chan struct{})
-	go func() { defer close(done); c.checkSelf(self, ticks) }()
+	go func() { defer close(done); c.checkSelf(c.ctx, self, ticks) }()
 	ticks <- time.Now()
 	ticks <- time.Now()
 	clustertest.WaitUntil(t, 5*time.Second, "a first attempt", func() bool { return f.registrations() == 1 })
@@ -123,7 +124,7 @@ func TestCheckSelfRetriesAFailedRegistration(t *testing.T) {
 	if got := c.Stats().Reregistrations; got != 0 {
 		t.Fatalf("Reregistrations = %d after failed attempts, want 0", got)
 	}
-	c.cancel()
+	_ = c.life.Close(nil)
 	<-done
 }
 

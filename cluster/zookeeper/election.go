@@ -14,7 +14,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // sessionCheck is how often a campaign or leadership checks that the session
@@ -44,7 +44,7 @@ type candidate struct {
 // be our live session. The term is the znode's sequence number plus one.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
 	id := c.selfID()
-	entry, cctx, err := c.elections.Begin(ctx, name, id)
+	entry, cctx, err := c.life.Elections.Begin(ctx, name, id)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 		err  error
 	}
 	out := make(chan result, 1)
-	c.wg.Go(func() {
+	c.life.Go(func() {
 		cand, err := c.campaign(cctx, entry, c.electionDir(name), id)
 		out <- result{cand, err}
 	})
@@ -64,7 +64,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 		r.err = cctx.Err()
 		// The campaign deletes its znode when it fails; if it won just now,
 		// the win is given up here.
-		c.wg.Go(func() {
+		c.life.Go(func() {
 			if late := <-out; late.err == nil {
 				_ = c.dropCandidate(late.cand)
 			}
@@ -73,7 +73,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 	if r.err != nil {
 		err := fmt.Errorf("zookeeper: campaign for %q: %w", name, r.err)
 		if cctx.Err() != nil {
-			err = elect.CampaignErr(cctx, fmt.Sprintf("zookeeper: campaign for %q", name))
+			err = backend.CampaignErr(cctx, fmt.Sprintf("zookeeper: campaign for %q", name))
 		}
 		entry.Forget()
 		return nil, err
@@ -81,7 +81,7 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 	cand := r.cand
 	l, lose, err := entry.Lead(cand.seq, func(rctx context.Context) error {
 		dropped := make(chan error, 1)
-		c.wg.Go(func() { dropped <- c.dropCandidate(cand) })
+		c.life.Go(func() { dropped <- c.dropCandidate(cand) })
 		select {
 		case err := <-dropped:
 			return err
@@ -92,13 +92,13 @@ func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leade
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: campaign for %q: %w", name, err)
 	}
-	c.wg.Go(func() { c.guard(l, lose, cand) })
+	c.life.Go(func() { c.guard(l, lose, cand) })
 	return l, nil
 }
 
 // campaign creates the candidate znode and waits until it is the lowest.
 // Whenever it returns an error, the znode is deleted.
-func (c *Coordinator) campaign(ctx context.Context, entry *elect.Entry, dir, id string) (cand candidate, err error) {
+func (c *Coordinator) campaign(ctx context.Context, entry *backend.Entry, dir, id string) (cand candidate, err error) {
 	cand.conn = c.zk()
 	cand.session = cand.conn.SessionID()
 	if cand.conn.State() != zk.StateHasSession {
@@ -115,7 +115,7 @@ func (c *Coordinator) campaign(ctx context.Context, entry *elect.Entry, dir, id 
 		if ctx.Err() == nil && !errors.Is(err, cluster.ErrSessionLost) && !c.ownsSession(cand) {
 			err = fmt.Errorf("%w: %w", cluster.ErrSessionLost, err)
 		}
-		c.wg.Go(func() { _ = c.dropCandidate(cand) })
+		c.life.Go(func() { _ = c.dropCandidate(cand) })
 	}()
 	if cand.seq, err = sequence(cand.path); err != nil {
 		return cand, err
@@ -216,7 +216,7 @@ func bySequence(a, b string) int {
 // connected, or ctx ends.
 func (c *Coordinator) sessionLost(ctx context.Context, cand candidate) <-chan struct{} {
 	lost := make(chan struct{})
-	c.wg.Go(func() {
+	c.life.Go(func() {
 		defer close(lost)
 		tick := time.NewTicker(sessionCheck)
 		defer tick.Stop()
@@ -282,7 +282,7 @@ func (c *Coordinator) dropCandidate(cand candidate) error {
 // Observe lists the election's candidates with a watch; the lowest leads.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
 	dir := c.electionDir(name)
-	return elect.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
+	return backend.Observe(ctx, c.ctx, name, c.life.Go, func(ctx context.Context, publish func(cluster.Leader)) {
 		bo := c.backoff()
 		for ctx.Err() == nil {
 			leader, fired, err := c.leaderOf(dir)
@@ -331,12 +331,12 @@ func (c *Coordinator) leaderOf(dir string) (cluster.Leader, <-chan zk.Event, err
 // knowledge (its Leadership's Done not closed): what an operator's report
 // shows, where Observe may still name this node during an outage.
 func (c *Coordinator) Leading(election string) (term uint64, ok bool) {
-	return c.elections.Leading(election)
+	return c.life.Leading(election)
 }
 
 // Campaigning reports whether this coordinator campaigns for or leads the
 // election, so that package shard can refuse a group named like it.
-func (c *Coordinator) Campaigning(election string) bool { return c.elections.Active(election) }
+func (c *Coordinator) Campaigning(election string) bool { return c.life.Campaigning(election) }
 
 // RegisteredID is the ID of the node RegisterRemote registered; empty
 // before it (or, on gossip, after the registration was withdrawn).

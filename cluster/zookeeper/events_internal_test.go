@@ -19,7 +19,6 @@ func TestEventLoopNudgesOnANewSession(t *testing.T) {
 	events := make(chan zk.Event, 2)
 	events <- zk.Event{Type: zk.EventNodeChildrenChanged, State: zk.StateHasSession, Path: "/x"}
 	close(events)
-	c.wg.Add(1)
 	c.eventLoop(events)
 	select {
 	case <-c.sessions:
@@ -29,7 +28,6 @@ func TestEventLoopNudgesOnANewSession(t *testing.T) {
 	events = make(chan zk.Event, 1)
 	events <- zk.Event{Type: zk.EventSession, State: zk.StateHasSession}
 	close(events)
-	c.wg.Add(1)
 	c.eventLoop(events)
 	select {
 	case <-c.sessions:

@@ -9,7 +9,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/herd-go/herd/internal/backoff"
+	"github.com/herd-go/herd/backoff"
 )
 
 // Redialling a server that is down starts this soon and backs off to

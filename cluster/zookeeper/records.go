@@ -10,7 +10,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // recordPath is the persistent znode a record is kept in, beside the
@@ -23,7 +23,7 @@ func recordVersion(s *zk.Stat) string { return strconv.FormatInt(int64(s.Version
 // GetRecord reads a record. The ZooKeeper client takes no context: a call
 // is bounded by the session timeout.
 func (c *Coordinator) GetRecord(_ context.Context, name string) ([]byte, string, error) {
-	if err := elect.CheckRecord(c.ctx, name); err != nil {
+	if err := backend.CheckRecord(c.ctx, name); err != nil {
 		return nil, "", err
 	}
 	data, stat, err := c.zk().Get(c.recordPath(name))
@@ -39,7 +39,7 @@ func (c *Coordinator) GetRecord(_ context.Context, name string) ([]byte, string,
 // PutRecord creates the record's znode (version "") or sets its data at
 // the data version GetRecord returned.
 func (c *Coordinator) PutRecord(_ context.Context, name string, data []byte, version string) (string, error) {
-	if err := elect.CheckRecord(c.ctx, name); err != nil {
+	if err := backend.CheckRecord(c.ctx, name); err != nil {
 		return "", err
 	}
 	p := c.recordPath(name)
@@ -76,7 +76,7 @@ func (c *Coordinator) PutRecord(_ context.Context, name string, data []byte, ver
 // WatchRecord streams a record's version from data watches.
 func (c *Coordinator) WatchRecord(ctx context.Context, name string) <-chan string {
 	p := c.recordPath(name)
-	return elect.WatchRecord(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(string)) {
+	return backend.WatchRecord(ctx, c.ctx, name, c.life.Go, func(ctx context.Context, publish func(string)) {
 		bo := c.backoff()
 		for ctx.Err() == nil {
 			// ExistsW watches creation as well as changes.

@@ -43,11 +43,9 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
+	"github.com/herd-go/herd/backoff"
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/backoff"
-	"github.com/herd-go/herd/internal/elect"
-	"github.com/herd-go/herd/internal/members"
-	"github.com/herd-go/herd/internal/reach"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 func init() { cluster.RegisterConfigured("zookeeper", DefaultConfig, New) }
@@ -66,21 +64,12 @@ type Coordinator struct {
 	conn        atomic.Pointer[link]
 	connections atomic.Uint64
 
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	sessions chan struct{} // nudged on every new or resumed session
-	selfGone chan struct{} // nudged when the watch no longer sees self
+	life     backend.Lifecycle
+	ctx      context.Context // life's: ends at Close
+	sessions chan struct{}   // nudged on every new or resumed session
+	selfGone chan struct{}   // nudged when the watch no longer sees self
 
-	mu        sync.Mutex
-	self      *cluster.Node
-	closed    bool
-	superStop context.CancelFunc
-	superDone chan struct{}
-
-	elections       elect.Book
-	view            members.View
-	malformed       members.Malformed
+	malformed       backend.Malformed
 	reregistrations atomic.Uint64
 	reads           atomic.Uint64 // member znodes read, for tests of the cache
 }
@@ -104,7 +93,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("zookeeper: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
 	}
-	if err := reach.AllRefused(ctx, cfg.hosts()); err != nil {
+	if err := backend.AllRefused(ctx, cfg.hosts()); err != nil {
 		return nil, fmt.Errorf("zookeeper: %w (check cluster.zookeeper.hostPort / SW_CLUSTER_ZK_HOST_PORT)", err)
 	}
 	sock := &lastConn{}
@@ -136,16 +125,15 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		}
 		c.acl = zk.DigestACL(zk.PermAll, user, pass)
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	c.wg.Add(1)
-	go c.eventLoop(events)
+	c.life.Init("zookeeper", registrar{c}, cfg.ConnectTimeout)
+	c.ctx = c.life.Context()
+	c.life.Go(func() { c.eventLoop(events) })
 	if err := c.ensurePath(); err != nil {
-		c.shutdown()
+		_ = c.life.Close(c.closeConn)
 		return nil, fmt.Errorf("zookeeper: creating %s: %w (with enableACL, the expression must match the ACL on existing znodes)", c.path, err)
 	}
-	c.wg.Add(2)
-	go c.watchLoop()
-	go c.keepConnected()
+	c.life.Go(c.watchLoop)
+	c.life.Go(c.keepConnected)
 	return c, nil
 }
 
@@ -160,7 +148,6 @@ func (c *Coordinator) zk() *link { return c.conn.Load() }
 // new one, which the supervisor and the watch treat as they treat an expired
 // session.
 func (c *Coordinator) keepConnected() {
-	defer c.wg.Done()
 	// A quarter of the shortest session timeout allowed (1s): the checks
 	// are two atomic loads.
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -237,8 +224,7 @@ func (c *Coordinator) reconnect(probe bool) error {
 		return nil
 	}
 	old := c.conn.Swap(conn)
-	c.wg.Add(1)
-	go c.eventLoop(events)
+	c.life.Go(func() { c.eventLoop(events) })
 	c.connMu.Unlock()
 	old.Close() // ends the watch armed on it, which re-arms on the new one
 	c.connections.Add(1)
@@ -322,7 +308,6 @@ func awaitSession(ctx context.Context, events <-chan zk.Event, d time.Duration) 
 // eventLoop drains the client's session events, which must always be read,
 // and nudges the supervisor whenever a session is (re)established.
 func (c *Coordinator) eventLoop(events <-chan zk.Event) {
-	defer c.wg.Done()
 	for ev := range events {
 		if ev.Type != zk.EventSession {
 			continue
@@ -369,14 +354,7 @@ func (c *Coordinator) ensure(path string) error {
 	return nil
 }
 
-func (c *Coordinator) selfID() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.self == nil {
-		return ""
-	}
-	return c.self.ID
-}
+func (c *Coordinator) selfID() string { return c.life.RegisteredID() }
 
 // createSelf makes self's ephemeral znode in the current session. A znode
 // at the same path owned by another session (ours before it expired, or a
@@ -441,42 +419,56 @@ func (c *Coordinator) createSelf(p string, data []byte, self cluster.Node) error
 
 // RegisterRemote creates self's ephemeral znode and keeps it until Close.
 func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
-	if err := self.Validate(); err != nil {
-		return err
-	}
-	self.Self = false
+	return c.life.RegisterRemote(ctx, self)
+}
+
+// registrar is the coordinator's part of backend.Lifecycle.
+type registrar struct{ c *Coordinator }
+
+func (r registrar) Register(_ context.Context, self cluster.Node) error {
 	data, err := cluster.EncodeNode(self)
 	if err != nil {
 		return fmt.Errorf("zookeeper: encoding self: %w", err)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return cluster.ErrClosed
-	}
-	if c.self != nil {
-		return fmt.Errorf("zookeeper: node %s is already registered by this coordinator; use one coordinator per node", c.self.ID)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p := c.path + "/" + self.ID
-	if err := c.createSelf(p, data, self); err != nil {
+	p := r.c.path + "/" + self.ID
+	if err := r.c.createSelf(p, data, self); err != nil {
 		return fmt.Errorf("zookeeper: registering %s at %s: %w", self.ID, p, err)
 	}
-	c.self = &self
-	sctx, stop := context.WithCancel(c.ctx)
-	c.superStop, c.superDone = stop, make(chan struct{})
-	go c.supervise(sctx, c.superDone, p, data, self)
-	c.view.Remark(self.ID)
+	return nil
+}
+
+func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
+	data, _ := cluster.EncodeNode(self) // Register encoded it already
+	r.c.supervise(ctx, r.c.path+"/"+self.ID, data, self)
+}
+
+// Deregister deletes self's znode. go-zookeeper's Delete takes no context:
+// when ctx ends first, Close's shutdown ends the call.
+func (r registrar) Deregister(ctx context.Context, self cluster.Node) error {
+	deleted := make(chan error, 1)
+	go func() {
+		e := r.c.zk().Delete(r.c.path+"/"+self.ID, -1)
+		if errors.Is(e, zk.ErrNoNode) {
+			e = nil
+		}
+		deleted <- e
+	}()
+	var err error
+	select {
+	case err = <-deleted:
+	case <-ctx.Done():
+		err = fmt.Errorf("no answer within %s; the znode goes when the session expires", r.c.cfg.ConnectTimeout)
+	}
+	if err != nil {
+		return fmt.Errorf("zookeeper: deleting %s: %w", self.ID, err)
+	}
 	return nil
 }
 
 // supervise checks self's znode after every new session, whenever the watch
 // misses it, and periodically; it creates it again when it is gone or owned
 // by an old session. It never gives up.
-func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p string, data []byte, self cluster.Node) {
-	defer close(done)
+func (c *Coordinator) supervise(ctx context.Context, p string, data []byte, self cluster.Node) {
 	tick := time.NewTicker(max(c.cfg.SessionTimeout/2, time.Second))
 	defer tick.Stop()
 	bo := c.backoff()
@@ -527,7 +519,6 @@ func (c *Coordinator) supervise(ctx context.Context, done chan struct{}, p strin
 // (the znode was rewritten or deleted, or the session ended): a join costs
 // the listing and one read, not a read of every member.
 func (c *Coordinator) watchLoop() {
-	defer c.wg.Done()
 	bo := c.backoff()
 	cache := map[string]*child{}
 	for c.ctx.Err() == nil {
@@ -539,7 +530,7 @@ func (c *Coordinator) watchLoop() {
 			}
 			bo.Reset()
 			id := c.selfID()
-			c.view.Publish(nodes, id)
+			c.life.View.Publish(nodes, id)
 			if id != "" && !slices.Contains(children, id) {
 				nudge(c.selfGone)
 			}
@@ -743,57 +734,24 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 	if err != nil {
 		return nil, fmt.Errorf("zookeeper: reading %s: %w", c.path, err)
 	}
-	return members.Sorted(nodes, c.selfID()), nil
+	return backend.Sorted(nodes, c.selfID()), nil
 }
 
 // Watch pushes the member list after every change.
 func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
-	return c.view.Subscribe(ctx)
+	return c.life.View.Subscribe(ctx)
 }
 
 // Close deletes self's znode, so peers drop it at once, closes the session
 // and stops every goroutine. It is safe to call more than once.
 func (c *Coordinator) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	stop, done, self := c.superStop, c.superDone, c.self
-	c.mu.Unlock()
-	// Leaderships end first, while the session can still delete their znodes.
-	err := c.elections.Close(c.cfg.ConnectTimeout)
-	if stop != nil {
-		stop()
-		<-done
-		deleted := make(chan error, 1)
-		go func() {
-			e := c.zk().Delete(c.path+"/"+self.ID, -1)
-			if errors.Is(e, zk.ErrNoNode) {
-				e = nil
-			}
-			deleted <- e
-		}()
-		var derr error
-		select {
-		case derr = <-deleted:
-		case <-time.After(c.cfg.ConnectTimeout):
-			derr = fmt.Errorf("no answer within %s; the znode goes when the session expires", c.cfg.ConnectTimeout)
-		}
-		if derr != nil {
-			err = errors.Join(err, fmt.Errorf("zookeeper: deleting %s: %w", self.ID, derr))
-		}
-	}
-	c.shutdown() // also ends a Delete still waiting above
-	return err
+	return c.life.Close(c.closeConn) // closing the connection also ends a Delete still waiting
 }
 
-func (c *Coordinator) shutdown() {
-	c.cancel()
+// closeConn closes the current connection, ending the calls waiting on it.
+func (c *Coordinator) closeConn() error {
 	c.connMu.Lock()
 	c.zk().Close()
 	c.connMu.Unlock()
-	c.wg.Wait()
-	c.view.Close()
+	return nil
 }

@@ -47,6 +47,19 @@ func TestImportRules(t *testing.T) {
 			}
 		}
 	}
+	// The SPI imports cluster and nothing above it or beside it: a backend
+	// written outside herd gets it without any other backend's SDK.
+	for _, d := range deps(t, module+"/cluster/backend/...") {
+		for _, sdk := range backendSDKs {
+			if strings.HasPrefix(d, sdk) {
+				t.Errorf("cluster/backend depends on backend SDK %s", d)
+			}
+		}
+		if strings.HasPrefix(d, module+"/remote") || strings.HasPrefix(d, module+"/shard") ||
+			(strings.HasPrefix(d, module+"/cluster/") && !strings.HasPrefix(d, module+"/cluster/backend")) {
+			t.Errorf("cluster/backend imports %s; it may import cluster and herd's internal helpers only", d)
+		}
+	}
 	// A program that uses one backend compiles that backend's SDK only (and
 	// never the embedded etcd server the tests use).
 	own := map[string]string{

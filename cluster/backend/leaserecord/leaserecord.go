@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // Record is the stored lease.
@@ -121,7 +121,7 @@ func Campaign(ctx context.Context, s Store, id string, t Timing) (Held, error) {
 		} else if now.Sub(failingSince) >= t.RenewDeadline {
 			return Held{}, fmt.Errorf("the lease record was out of reach for %s: %w: %w", t.RenewDeadline, cluster.ErrSessionLost, err)
 		}
-		if err := elect.Sleep(ctx, t.RetryPeriod, nil); err != nil {
+		if err := backend.Sleep(ctx, t.RetryPeriod, nil); err != nil {
 			return Held{}, err
 		}
 	}
@@ -140,11 +140,11 @@ type Notifier interface {
 func waitChange(ctx context.Context, s Store, version string, d time.Duration) error {
 	n, ok := s.(Notifier)
 	if !ok || version == "" {
-		return elect.Sleep(ctx, d, nil)
+		return backend.Sleep(ctx, d, nil)
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	return elect.Sleep(ctx, d, n.Changed(wctx, version))
+	return backend.Sleep(ctx, d, n.Changed(wctx, version))
 }
 
 // Keep renews h every RetryPeriod until ctx ends or the lease is seen
@@ -152,7 +152,7 @@ func waitChange(ctx context.Context, s Store, version string, d time.Duration) e
 // renewal or as soon as the record is seen taken. It returns the state to
 // release from.
 func Keep(ctx context.Context, s Store, id string, t Timing, h Held, lose func(error)) Held {
-	dog := elect.NewWatchdog(h.renewed.Add(t.RenewDeadline), func() {
+	dog := backend.NewWatchdog(h.renewed.Add(t.RenewDeadline), func() {
 		lose(fmt.Errorf("the lease was not renewed within %s: %w", t.RenewDeadline, cluster.ErrSessionLost))
 	})
 	defer dog.Stop()
@@ -208,12 +208,12 @@ func Release(ctx context.Context, s Store, h Held) error {
 // context (campaignCtx), then leads. Failing, it forgets entry and returns
 // the campaign's error, prefixed by what (e.g. `kubernetes: campaign for "x"`)
 // unless the context ended it.
-func Elect(campaignCtx context.Context, entry *elect.Entry, what string, s Store, id string, t Timing, run func(func())) (*cluster.Leadership, error) {
+func Elect(campaignCtx context.Context, entry *backend.Entry, what string, s Store, id string, t Timing, run func(func())) (*cluster.Leadership, error) {
 	held, err := Campaign(campaignCtx, s, id, t)
 	if err != nil {
 		err = fmt.Errorf("%s: %w", what, err)
 		if campaignCtx.Err() != nil {
-			err = elect.CampaignErr(campaignCtx, what)
+			err = backend.CampaignErr(campaignCtx, what)
 		}
 		entry.Forget()
 		return nil, err
@@ -227,7 +227,7 @@ func Elect(campaignCtx context.Context, entry *elect.Entry, what string, s Store
 
 // Lead runs a won lease as a leadership: it renews it in the background
 // (run starts a goroutine the caller tracks) and releases it on Resign.
-func Lead(entry *elect.Entry, s Store, id string, t Timing, h Held, run func(func())) (*cluster.Leadership, error) {
+func Lead(entry *backend.Entry, s Store, id string, t Timing, h Held, run func(func())) (*cluster.Leadership, error) {
 	keepCtx, stop := context.WithCancel(context.Background())
 	kept := make(chan Held, 1)
 	// renewing is set once the renewal goroutine is certain to run and
@@ -283,7 +283,7 @@ func Observe(ctx context.Context, s Store, t Timing, publish func(cluster.Leader
 			}
 			publish(leader)
 		}
-		_ = elect.Sleep(ctx, t.RetryPeriod, nil)
+		_ = backend.Sleep(ctx, t.RetryPeriod, nil)
 	}
 }
 

@@ -1,7 +1,8 @@
-// Package elect holds what every backend's election shares: the book of
-// campaigns a coordinator runs (one per election name, all ended by Close)
-// and the watchdog that ends a leadership when its renewals stop in time.
-package elect
+// What every backend's election shares: the book of campaigns a coordinator
+// runs (one per election name, all ended by Close) and the watchdog that
+// ends a leadership when its renewals stop in time.
+
+package backend
 
 import (
 	"context"

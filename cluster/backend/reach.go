@@ -1,7 +1,8 @@
-// Package reach tells at once when nothing listens at a backend's
-// addresses, so that start-up can say "connection refused" instead of
-// waiting out an SDK's dial timeout.
-package reach
+// Telling at once when nothing listens at a backend's addresses, so that
+// start-up can say "connection refused" instead of waiting out an SDK's dial
+// timeout.
+
+package backend
 
 import (
 	"context"

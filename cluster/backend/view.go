@@ -1,9 +1,10 @@
-// Package members holds the bookkeeping every coordinator shares: counting
-// malformed backend entries once per write, and publishing a sorted view
-// with self marked.
-package members
+// The membership bookkeeping every coordinator shares: counting malformed
+// entries once per write, and publishing a sorted view with self marked.
+
+package backend
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -71,19 +72,32 @@ func Has(nodes []cluster.Node, id string) bool {
 	return slices.ContainsFunc(nodes, func(n cluster.Node) bool { return n.ID == id })
 }
 
-// View is a coordinator's published member list.
+// View is a coordinator's published member list: what Watch returns. A
+// publisher never blocks on a slow watcher; each watcher gets the latest
+// list. The zero value is ready to use.
 type View struct {
-	latest.Value[[]cluster.Node]
+	value latest.Value[[]cluster.Node]
 }
 
 // Publish sorts nodes, marks self and offers them to every watcher.
 func (v *View) Publish(nodes []cluster.Node, selfID string) {
-	v.Value.Publish(Sorted(nodes, selfID))
+	v.value.Publish(Sorted(nodes, selfID))
 }
 
 // Remark re-publishes the current list with self marked, after registration.
 func (v *View) Remark(selfID string) {
-	if nodes, ok := v.Load(); ok {
-		v.Value.Publish(Sorted(slices.Clone(nodes), selfID))
+	if nodes, ok := v.value.Load(); ok {
+		v.value.Publish(Sorted(slices.Clone(nodes), selfID))
 	}
 }
+
+// Load returns the list last published, and false before the first.
+func (v *View) Load() ([]cluster.Node, bool) { return v.value.Load() }
+
+// Subscribe returns a channel that receives the current list (once one has
+// been published) and every later one, coalesced, until ctx ends or the
+// view closes; it is what a coordinator's Watch returns.
+func (v *View) Subscribe(ctx context.Context) <-chan []cluster.Node { return v.value.Subscribe(ctx) }
+
+// Close closes every subscriber's channel; later Subscribes get a closed one.
+func (v *View) Close() { v.value.Close() }

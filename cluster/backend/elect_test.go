@@ -1,4 +1,4 @@
-package elect_test
+package backend_test
 
 import (
 	"context"
@@ -9,11 +9,11 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 func TestBeginRefuses(t *testing.T) {
-	var b elect.Book
+	var b backend.Book
 	ended, cancel := context.WithCancel(context.Background())
 	cancel()
 	for name, c := range map[string]struct {
@@ -54,7 +54,7 @@ func TestBeginRefuses(t *testing.T) {
 }
 
 func TestCloseEndsCampaignsAndResignsLeaderships(t *testing.T) {
-	var b elect.Book
+	var b backend.Book
 	_, campaignCtx, err := b.Begin(context.Background(), "waiting", "a")
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +83,7 @@ func TestCloseEndsCampaignsAndResignsLeaderships(t *testing.T) {
 }
 
 func TestLeadAfterCloseGivesTheWinBack(t *testing.T) {
-	var b elect.Book
+	var b backend.Book
 	e, _, err := b.Begin(context.Background(), "e", "a")
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +101,7 @@ func TestLeadAfterCloseGivesTheWinBack(t *testing.T) {
 func TestWatchdog(t *testing.T) {
 	fired := make(chan time.Time, 1)
 	start := time.Now()
-	w := elect.NewWatchdog(start.Add(50*time.Millisecond), func() { fired <- time.Now() })
+	w := backend.NewWatchdog(start.Add(50*time.Millisecond), func() { fired <- time.Now() })
 	if !w.Extend(start.Add(150 * time.Millisecond)) {
 		t.Fatal("Extend before the deadline reported fired")
 	}
@@ -113,7 +113,7 @@ func TestWatchdog(t *testing.T) {
 	if w.Extend(time.Now().Add(time.Hour)) {
 		t.Error("Extend after firing reported not fired")
 	}
-	stopped := elect.NewWatchdog(time.Now().Add(20*time.Millisecond), func() { fired <- time.Now() })
+	stopped := backend.NewWatchdog(time.Now().Add(20*time.Millisecond), func() { fired <- time.Now() })
 	stopped.Stop()
 	select {
 	case <-fired:
@@ -125,10 +125,10 @@ func TestWatchdog(t *testing.T) {
 func TestKeepRenewing(t *testing.T) {
 	var calls atomic.Int32
 	fired := make(chan struct{})
-	dog := elect.NewWatchdog(time.Now().Add(100*time.Millisecond), func() { close(fired) })
+	dog := backend.NewWatchdog(time.Now().Add(100*time.Millisecond), func() { close(fired) })
 	defer dog.Stop()
 	lost := make(chan error, 1)
-	elect.KeepRenewing(context.Background(), 20*time.Millisecond, dog, func(context.Context) (time.Duration, error) {
+	backend.KeepRenewing(context.Background(), 20*time.Millisecond, dog, func(context.Context) (time.Duration, error) {
 		switch n := calls.Add(1); {
 		case n == 3:
 			return 0, errors.New("a transient failure")
@@ -151,10 +151,10 @@ func TestKeepRenewing(t *testing.T) {
 func TestObserve(t *testing.T) {
 	life, end := context.WithCancel(context.Background())
 	defer end()
-	if _, open := <-elect.Observe(context.Background(), life, "Bad Name", func(f func()) { go f() }, nil); open {
+	if _, open := <-backend.Observe(context.Background(), life, "Bad Name", func(f func()) { go f() }, nil); open {
 		t.Error("Observe of a bad name delivered")
 	}
-	got := elect.Observe(context.Background(), life, "e", func(f func()) { go f() }, func(ctx context.Context, publish func(cluster.Leader)) {
+	got := backend.Observe(context.Background(), life, "e", func(f func()) { go f() }, func(ctx context.Context, publish func(cluster.Leader)) {
 		publish(cluster.Leader{ID: "a", Term: 1})
 		publish(cluster.Leader{ID: "a", Term: 1}) // unchanged: not passed on
 		publish(cluster.Leader{ID: "b", Term: 2})
@@ -170,7 +170,7 @@ func TestObserve(t *testing.T) {
 	if len(seen) == 0 || seen[len(seen)-1] != (cluster.Leader{ID: "b", Term: 2}) {
 		t.Errorf("observed %v", seen)
 	}
-	if _, open := <-elect.Observe(context.Background(), life, "e", nil, nil); open {
+	if _, open := <-backend.Observe(context.Background(), life, "e", nil, nil); open {
 		t.Error("Observe after the coordinator closed delivered")
 	}
 }
@@ -178,7 +178,7 @@ func TestObserve(t *testing.T) {
 // An ended entry's late clean-up must not free the name of the campaign
 // that took it over.
 func TestLateForgetKeepsTheNewCampaign(t *testing.T) {
-	var b elect.Book
+	var b backend.Book
 	old, _, err := b.Begin(context.Background(), "e", "a")
 	if err != nil {
 		t.Fatal(err)

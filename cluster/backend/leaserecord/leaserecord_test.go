@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/elect"
+	"github.com/herd-go/herd/cluster/backend"
+	"github.com/herd-go/herd/cluster/backend/leaserecord"
 	"github.com/herd-go/herd/internal/leakcheck"
-	"github.com/herd-go/herd/internal/leaserecord"
 )
 
 // memStore is a record in memory whose version counts writes; down makes
@@ -64,7 +64,7 @@ func (m *memStore) setDown(down bool) {
 
 var timing = leaserecord.Timing{TTL: 600 * time.Millisecond, RenewDeadline: 400 * time.Millisecond, RetryPeriod: 50 * time.Millisecond}
 
-func lead(t *testing.T, book *elect.Book, s leaserecord.Store, id string) *cluster.Leadership {
+func lead(t *testing.T, book *backend.Book, s leaserecord.Store, id string) *cluster.Leadership {
 	t.Helper()
 	entry, ctx, err := book.Begin(context.Background(), "e", id)
 	if err != nil {
@@ -93,7 +93,7 @@ func lead(t *testing.T, book *elect.Book, s leaserecord.Store, id string) *clust
 // renewal, takes the record.
 func TestLostRenewalsEndTheLeadershipBeforeATakeover(t *testing.T) {
 	s := &memStore{}
-	var book elect.Book
+	var book backend.Book
 	l := lead(t, &book, s, "a")
 	time.Sleep(3 * timing.RetryPeriod) // a few renewals
 	s.setDown(true)
@@ -147,7 +147,7 @@ func (r refusing) Put(context.Context, leaserecord.Record, string) (string, erro
 // Resigning frees the record: the next candidate wins at once.
 func TestResignFreesTheRecord(t *testing.T) {
 	s := &memStore{}
-	var book elect.Book
+	var book backend.Book
 	l := lead(t, &book, s, "a")
 	if err := l.Resign(context.Background()); err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestResignFreesTheRecord(t *testing.T) {
 // A holder that sees the record taken loses at once.
 func TestTakenRecordEndsTheLeadership(t *testing.T) {
 	s := &memStore{}
-	var book elect.Book
+	var book backend.Book
 	l := lead(t, &book, s, "a")
 	s.mu.Lock()
 	s.rec.Holder, s.version = "intruder", s.version+1
@@ -222,7 +222,7 @@ func (c *countingStore) Changed(ctx context.Context, _ string) <-chan struct{} {
 // loop.
 func TestRenewingHolderKeepsTheRecord(t *testing.T) {
 	s := &countingStore{}
-	var book elect.Book
+	var book backend.Book
 	l := lead(t, &book, s, "a")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*timing.TTL)
 	defer cancel()
@@ -243,7 +243,7 @@ func TestRenewingHolderKeepsTheRecord(t *testing.T) {
 func TestNotifierWakesTheCandidate(t *testing.T) {
 	slow := leaserecord.Timing{TTL: 8 * time.Second, RenewDeadline: 5 * time.Second, RetryPeriod: 2 * time.Second}
 	s := &countingStore{notify: true, wake: make(chan struct{}, 1)}
-	var book elect.Book
+	var book backend.Book
 	entry, cctx, _ := book.Begin(context.Background(), "e", "a")
 	h, err := leaserecord.Campaign(cctx, s, "a", slow)
 	if err != nil {
@@ -310,7 +310,7 @@ func (l *lossyStore) Put(ctx context.Context, r leaserecord.Record, version stri
 // next renewal's conflict: the leadership holds.
 func TestRenewalWithALostReplyIsKept(t *testing.T) {
 	s := &lossyStore{}
-	var book elect.Book
+	var book backend.Book
 	l := lead(t, &book, s, "a")
 	s.lose.Store(true)
 	time.Sleep(timing.TTL)
@@ -329,14 +329,14 @@ func TestRenewalWithALostReplyIsKept(t *testing.T) {
 // someone else already took.
 func TestRelease(t *testing.T) {
 	s := &memStore{}
-	var book elect.Book
+	var book backend.Book
 	l := lead(t, &book, s, "a")
 	s.setDown(true)
 	if err := l.Resign(context.Background()); err == nil {
 		t.Error("Resign with the store out of reach returned nil")
 	}
 	s.setDown(false)
-	l2 := lead(t, &elect.Book{}, s, "b")
+	l2 := lead(t, &backend.Book{}, s, "b")
 	s.mu.Lock()
 	s.rec.Holder, s.version = "c", s.version+1
 	s.mu.Unlock()
@@ -371,7 +371,7 @@ func TestCheckTiming(t *testing.T) {
 // renewing for a TTL, or released the record.
 func TestObserve(t *testing.T) {
 	s := &memStore{}
-	var book elect.Book
+	var book backend.Book
 	l := lead(t, &book, s, "a")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -401,7 +401,7 @@ func TestObserve(t *testing.T) {
 // Elect gives back the campaign's error with what it was for, and frees
 // the name; a campaign whose context ended says so.
 func TestElect(t *testing.T) {
-	var book elect.Book
+	var book backend.Book
 	entry, cctx, _ := book.Begin(context.Background(), "e", "a")
 	_, err := leaserecord.Elect(cctx, entry, "test: campaign", refusing{&leaserecord.RefusedError{Err: errors.New("forbidden")}}, "a", timing, func(f func()) { go f() })
 	if err == nil || !strings.HasPrefix(err.Error(), "test: campaign: ") {
@@ -432,7 +432,7 @@ func TestElect(t *testing.T) {
 func TestWinAfterTheCampaignEndedLeavesNothingBehind(t *testing.T) {
 	leakcheck.Register(t)
 	s := &memStore{}
-	var book elect.Book
+	var book backend.Book
 	ctx, cancel := context.WithCancel(context.Background())
 	entry, cctx, err := book.Begin(ctx, "e", "a")
 	if err != nil {

@@ -1,0 +1,228 @@
+// Package backend is what a herd backend is written with, as
+// database/sql/driver is to database/sql: a program uses package cluster; a
+// backend (in herd or in a module of its own) imports this package for what
+// every coordinator shares, and supplies only what differs.
+//
+// What every coordinator shares:
+//
+//   - Lifecycle: RegisterRemote's checks and order, the registration
+//     supervisor's start and stop, and Close's one correct order (campaigns
+//     and leaderships first, while the server can still release them; then
+//     the supervisor; then the deregistration, bounded; then the backend's
+//     shutdown, its goroutines and the view). A backend supplies Register,
+//     Supervise and Deregister (a Registrar) and its own shutdown.
+//   - View: the member list that Watch returns, sorted and with self
+//     marked, published without ever blocking on a slow watcher; Malformed
+//     counts entries written by others that do not decode, once per write.
+//   - Book, Entry, Watchdog, KeepRenewing, Observe, WatchRecord: the
+//     campaigns of a coordinator's elections (one per name, all ended by
+//     Close) and the watchdog that ends a leadership before its session can
+//     lapse. Package leaserecord is leader election over one
+//     compare-and-swap record, for servers without a lock.
+//   - AllRefused: start-up that says "connection refused" at once.
+//
+// A backend registers itself with cluster.RegisterConfigured in an init
+// function, so that importing it makes it selectable by SW_CLUSTER; the
+// conformance suite in package clustertest checks it against its real
+// server.
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/herd-go/herd/cluster"
+)
+
+// Registrar is what a backend does to keep one node registered; Lifecycle
+// calls it in order and never concurrently with itself for one node.
+type Registrar interface {
+	// Register makes self a member and returns once the server holds the
+	// entry, so that an error means self is not registered. It refuses an
+	// ID a live process at another address holds, with an error wrapping
+	// cluster.ErrDuplicateID (cluster.CheckTakeover decides).
+	Register(ctx context.Context, self cluster.Node) error
+	// Supervise keeps self registered until ctx ends, repairing what the
+	// server loses (an expired lease, a deleted entry, a forgotten service)
+	// and never giving up; it returns once ctx has ended.
+	Supervise(ctx context.Context, self cluster.Node)
+	// Deregister removes self's entry so peers drop it at once, within ctx.
+	// It is called once, after Supervise has returned.
+	Deregister(ctx context.Context, self cluster.Node) error
+}
+
+// Lifecycle is the part of a coordinator every backend shares. Set it up
+// with Init in the backend's New, then forward RegisterRemote, Close,
+// RegisteredID, Leading and Campaigning to it; the zero value is not usable.
+type Lifecycle struct {
+	// Elections are the coordinator's campaigns and leaderships: a
+	// backend's Campaign begins an Entry here, and Close ends them all.
+	Elections Book
+	// View is the member list the backend publishes and Watch returns.
+	View View
+
+	name    string
+	reg     Registrar
+	timeout time.Duration
+	ctx     context.Context // ends when Close begins the shutdown
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+
+	// regMu serialises RegisterRemote with Close, so that Close waits for a
+	// registration in flight and then deregisters it; mu guards the fields,
+	// and is never held across a call to the server.
+	regMu     sync.Mutex
+	mu        sync.Mutex
+	self      *cluster.Node
+	closed    bool
+	superStop context.CancelFunc
+	superDone chan struct{}
+}
+
+// Init prepares l for a backend called name (the prefix of its errors) that
+// registers through reg (nil for a platform that registers its nodes itself,
+// such as Kubernetes), and bounds each step of Close that talks to the
+// server (resigning, deregistering) by timeout.
+func (l *Lifecycle) Init(name string, reg Registrar, timeout time.Duration) {
+	l.name, l.reg, l.timeout = name, reg, timeout
+	l.ctx, l.cancel = context.WithCancel(context.Background())
+}
+
+// Context ends when Close begins the backend's shutdown: the lifetime of the
+// coordinator's background work.
+func (l *Lifecycle) Context() context.Context { return l.ctx }
+
+// Go runs f in the background; Close waits for it after cancelling
+// Context, which f must watch.
+func (l *Lifecycle) Go(f func()) { l.wg.Go(f) }
+
+// Wait waits for the work started with Go. Close calls it after shutdown; a
+// backend whose client must outlive that work calls it first in shutdown.
+func (l *Lifecycle) Wait() { l.wg.Wait() }
+
+// RegisterRemote registers self through the Registrar and starts its
+// supervisor. It refuses an invalid node, a closed coordinator and a second
+// node: one coordinator registers one node.
+func (l *Lifecycle) RegisterRemote(ctx context.Context, self cluster.Node) error {
+	if err := self.Validate(); err != nil {
+		return err
+	}
+	self.Self = false
+	l.regMu.Lock()
+	defer l.regMu.Unlock()
+	l.mu.Lock()
+	closed, registered := l.closed, l.self
+	l.mu.Unlock()
+	if closed {
+		return cluster.ErrClosed
+	}
+	if registered != nil {
+		return fmt.Errorf("%s: node %s is already registered by this coordinator; use one coordinator per node", l.name, registered.ID)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if l.reg != nil {
+		if err := l.reg.Register(ctx, self); err != nil {
+			return err
+		}
+	}
+	l.mu.Lock()
+	l.self = &self
+	if l.reg != nil {
+		sctx, stop := context.WithCancel(l.ctx)
+		done := make(chan struct{})
+		l.superStop, l.superDone = stop, done
+		go func() {
+			defer close(done)
+			l.reg.Supervise(sctx, self)
+		}()
+	}
+	l.mu.Unlock()
+	l.View.Remark(self.ID)
+	return nil
+}
+
+// RegisteredID is the ID of the node RegisterRemote registered, or "".
+func (l *Lifecycle) RegisteredID() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.self == nil {
+		return ""
+	}
+	return l.self.ID
+}
+
+// Self returns the node RegisterRemote registered, and false before that.
+func (l *Lifecycle) Self() (cluster.Node, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.self == nil {
+		return cluster.Node{}, false
+	}
+	return *l.self, true
+}
+
+// Closed reports whether Close has begun.
+func (l *Lifecycle) Closed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// Leading reports this coordinator's term in election while its leadership
+// holds (Done not closed), by its own knowledge.
+func (l *Lifecycle) Leading(election string) (term uint64, ok bool) {
+	return l.Elections.Leading(election)
+}
+
+// Campaigning reports whether this coordinator campaigns for or leads
+// election, so that package shard can refuse a group named like it.
+func (l *Lifecycle) Campaigning(election string) bool {
+	return l.Elections.Active(election)
+}
+
+// Close ends the coordinator in its one order: it resigns every leadership
+// and ends every campaign (bounded by the timeout, while the server can
+// still release them), stops the supervisor, deregisters self (bounded by
+// the timeout), cancels Context, calls shutdown (the backend closes its
+// client there), waits for the work started with Go, and closes the View.
+// Later calls return nil at once.
+func (l *Lifecycle) Close(shutdown func() error) error {
+	l.regMu.Lock()
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		l.regMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	self, stop, done := l.self, l.superStop, l.superDone
+	l.mu.Unlock()
+	l.regMu.Unlock()
+
+	err := l.Elections.Close(l.timeout)
+	if stop != nil {
+		stop()
+		<-done
+	}
+	if self != nil && l.reg != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+		if derr := l.reg.Deregister(ctx, *self); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		cancel()
+	}
+	l.cancel()
+	if shutdown != nil {
+		if serr := shutdown(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+	}
+	l.wg.Wait()
+	l.View.Close()
+	return err
+}
