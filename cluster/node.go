@@ -70,6 +70,21 @@ type Node struct {
 	Self bool
 }
 
+// MetaState is the metadata key under which herd says what state a node is
+// in, and StateLeaving the value a node carries while it leaves gracefully:
+// its coordinator's Close writes it (on backends that can update an entry)
+// just before deregistering, so that peers tell a graceful leave from a
+// node that vanished (see remote.WithProtection). Keys that begin with
+// "herd-" are herd's; do not set them yourself. (The key has no dot because
+// Consul takes only letters, digits, "-" and "_" in service metadata keys.)
+const (
+	MetaState    = "herd-state"
+	StateLeaving = "leaving"
+)
+
+// Leaving reports whether n carries the mark of a graceful leave.
+func (n Node) Leaving() bool { return n.Meta[MetaState] == StateLeaving }
+
 // nodeJSON is a Node's JSON shape, the one herd's reports give members
 // (inspect.Member) and the herd command prints: lower-case names, the
 // address both whole and split.

@@ -14,6 +14,12 @@
 // keeps the nodes whose Meta["service"] is "orders" (several pairs must all
 // match; a key given twice matches either value); herd:/// keeps every
 // node, self included.
+//
+// A process that is not a member (a gateway, a batch job) needs no Manager
+// and registers nothing: NewFromWatcher resolves from a coordinator's watch.
+//
+//	coord, err := cluster.New(ctx, cfg) // no RegisterRemote
+//	conn, err := grpc.NewClient("herd:///", grpc.WithResolvers(grpcresolver.NewFromWatcher(coord)), …)
 package grpcresolver
 
 import (
@@ -38,9 +44,10 @@ const Scheme = "herd"
 // its node's ID (resolver.Address.Attributes).
 type NodeIDKey struct{}
 
-// Builder resolves herd:/// targets from one Manager's view.
+// Builder resolves herd:/// targets from one membership source: a
+// Manager's view (New) or a coordinator's watch (NewFromWatcher).
 type Builder struct {
-	m           *remote.Manager
+	views       func(ctx context.Context) <-chan []cluster.Node
 	addressMeta string
 }
 
@@ -52,9 +59,58 @@ type Option func(*Builder)
 // herd's transport. Nodes without a valid address under key are left out.
 func WithAddressFromMeta(key string) Option { return func(b *Builder) { b.addressMeta = key } }
 
-// New returns a Builder over m's view. Use it with grpc.WithResolvers.
+// New returns a Builder over m's view, the node's own: what it routes herd
+// messages over, self included. Use it with grpc.WithResolvers.
 func New(m *remote.Manager, opts ...Option) *Builder {
-	b := &Builder{m: m}
+	if m == nil {
+		return newBuilder(nil, opts)
+	}
+	return newBuilder(func(ctx context.Context) <-chan []cluster.Node {
+		out := make(chan []cluster.Node, 1)
+		snaps := m.Subscribe(ctx)
+		go func() {
+			defer close(out)
+			for snap := range snaps {
+				select {
+				case <-out: // a view not read yet is replaced by the newer
+				default:
+				}
+				out <- snap.Nodes()
+			}
+		}()
+		return out
+	}, opts)
+}
+
+// NewFromWatcher returns a Builder over a coordinator's watch, for a
+// process that is not a member (a gateway, a batch job, a command-line
+// tool): such a process creates a coordinator, never registers, and
+// resolves herd:/// to the members. Nodes that say they are leaving
+// (cluster.Node.Leaving) are left out, as a Manager leaves them out.
+func NewFromWatcher(w cluster.Watcher, opts ...Option) *Builder {
+	if w == nil {
+		return newBuilder(nil, opts)
+	}
+	return newBuilder(func(ctx context.Context) <-chan []cluster.Node {
+		out := make(chan []cluster.Node, 1)
+		lists := w.Watch(ctx)
+		go func() {
+			defer close(out)
+			for nodes := range lists {
+				nodes = slices.DeleteFunc(slices.Clone(nodes), cluster.Node.Leaving)
+				select {
+				case <-out:
+				default:
+				}
+				out <- nodes
+			}
+		}()
+		return out
+	}, opts)
+}
+
+func newBuilder(views func(context.Context) <-chan []cluster.Node, opts []Option) *Builder {
+	b := &Builder{views: views}
 	for _, o := range opts {
 		o(b)
 	}
@@ -68,8 +124,8 @@ func (b *Builder) Scheme() string { return Scheme }
 // new one, until the connection closes it or the Manager closes (the last
 // addresses then stay).
 func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
-	if b.m == nil {
-		return nil, errors.New("grpcresolver: the Builder has no Manager (use grpcresolver.New)")
+	if b.views == nil {
+		return nil, errors.New("grpcresolver: the Builder has no membership source (use grpcresolver.New with a Manager, or NewFromWatcher with a coordinator)")
 	}
 	if host := target.URL.Host; host != "" {
 		return nil, fmt.Errorf("grpcresolver: target %q names host %q; herd targets have none: herd:/// or herd:///?key=value", target.URL.String(), host)
@@ -80,19 +136,18 @@ func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &herdResolver{cancel: cancel}
-	views := b.m.Subscribe(ctx)
+	views := b.views(ctx)
 	r.wg.Go(func() {
-		for snap := range views {
-			b.update(cc, snap, filter, target.URL.String())
+		for nodes := range views {
+			b.update(cc, nodes, filter, target.URL.String())
 		}
 	})
 	return r, nil
 }
 
-func (b *Builder) update(cc resolver.ClientConn, snap *remote.Snapshot, filter url.Values, target string) {
+func (b *Builder) update(cc resolver.ClientConn, nodes []cluster.Node, filter url.Values, target string) {
 	var state resolver.State
-	for i := range snap.Len() {
-		n := snap.Node(i)
+	for _, n := range nodes {
 		if !matches(n, filter) {
 			continue
 		}
@@ -109,7 +164,7 @@ func (b *Builder) update(cc resolver.ClientConn, snap *remote.Snapshot, filter u
 		state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{ra}})
 	}
 	if len(state.Addresses) == 0 {
-		cc.ReportError(fmt.Errorf("grpcresolver: no member of the view (version %d, %d nodes) matches %s", snap.Version, snap.Len(), target))
+		cc.ReportError(fmt.Errorf("grpcresolver: no member of the view (%d nodes) matches %s", len(nodes), target))
 		return
 	}
 	_ = cc.UpdateState(state) // an error is the balancer's to report; the next view retries

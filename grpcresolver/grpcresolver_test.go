@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/cluster/etcd"
 	"github.com/herd-go/herd/grpcresolver"
 	"github.com/herd-go/herd/internal/leakcheck"
 	"github.com/herd-go/herd/internal/testnode"
@@ -133,4 +134,42 @@ func TestBadTargets(t *testing.T) {
 			t.Errorf("%s: err = %v, want the resolver's error", target, err)
 		}
 	}
+}
+
+// A process that is not a member resolves herd:/// from a coordinator's
+// watch: it registers nothing and has no Manager, and still reaches every
+// member, and stops reaching one that leaves.
+func TestNonMemberResolvesFromACoordinatorsWatch(t *testing.T) {
+	leakcheck.Register(t)
+	endpoint := testnode.Etcd(t)
+	members := []*testnode.Node{
+		testnode.Start(t, endpoint, testnode.Options{Health: true}),
+		testnode.Start(t, endpoint, testnode.Options{Health: true}),
+	}
+	testnode.WaitViews(t, members, 2)
+	cfg := etcd.DefaultConfig()
+	cfg.Endpoints = endpoint
+	gateway, err := etcd.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gateway.Close()
+	conn, err := grpc.NewClient("herd:///",
+		grpc.WithResolvers(grpcresolver.NewFromWatcher(gateway)),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	clustertest.WaitUntil(t, 10*time.Second, "calls to reach both members", func() bool { return len(reached(t, conn, 6)) == 2 })
+	if nodes, _ := gateway.QueryRemoteNodes(context.Background()); len(nodes) != 2 {
+		t.Fatalf("the gateway is listed: %v", clustertest.IDs(nodes))
+	}
+	if err := members[1].Coord.Close(); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitUntil(t, 5*time.Second, "calls to stop reaching the member that left", func() bool {
+		return reached(t, conn, 4)[members[1].Self.Address.String()] == 0
+	})
 }

@@ -439,6 +439,26 @@ func (m *Manager) normalize(in []cluster.Node, validate bool) answer {
 	return a
 }
 
+// withoutLeavers returns nodes without the peers that carry the mark of a
+// graceful leave (cluster.Node.Leaving), and those peers' IDs; nodes itself
+// and nil when none does, which is the common case and allocates nothing.
+func withoutLeavers(nodes []cluster.Node, selfID string) ([]cluster.Node, map[string]struct{}) {
+	first := slices.IndexFunc(nodes, func(n cluster.Node) bool { return n.ID != selfID && n.Leaving() })
+	if first < 0 {
+		return nodes, nil
+	}
+	kept := slices.Clone(nodes[:first])
+	leaving := map[string]struct{}{}
+	for _, n := range nodes[first:] {
+		if n.ID != selfID && n.Leaving() {
+			leaving[n.ID] = struct{}{}
+			continue
+		}
+		kept = append(kept, n)
+	}
+	return kept, leaving
+}
+
 // inAnswer reports whether the last answer normalize made kept a node of
 // this ID.
 func (m *Manager) inAnswer(id string) bool {
@@ -528,6 +548,9 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		m.report(ErrEmptyAnswer)
 		return ErrEmptyAnswer
 	}
+	// A peer that says it is leaving gets no new work, and its going is
+	// no loss for protection mode to hold.
+	nodes, leaving := withoutLeavers(nodes, m.self.ID)
 	if m.unchanged(nodes, cur) {
 		m.report(nil)
 		return nil
@@ -541,7 +564,7 @@ func (m *Manager) applyIf(nodes []cluster.Node, seen *uint64, started time.Time)
 		m.guard.arrived(m.freshIDs, m.pos, now)
 	}
 	holds := m.guard.holds
-	holdBack, holdErr := m.guard.decide(cur.nodes, m.inAnswer, now, started)
+	holdBack, holdErr := m.guard.decide(cur.nodes, m.inAnswer, leaving, now, started)
 	if holdBack != nil {
 		want = m.normalize(append(want.nodes, holdBack...), false)
 		if m.guard.holds != holds {

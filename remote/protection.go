@@ -39,6 +39,10 @@ const (
 // joined (after the Manager's first answer) and leaves again within one
 // confirm period neither counts as a loss nor is kept, so short-lived
 // nodes coming and going beside a stable core leave every view at once.
+// Nor is a graceful leave, however many leave together: a node whose
+// coordinator closes says so first (cluster.StateLeaving in its metadata,
+// on every backend that can update an entry), and a peer listed with that
+// mark leaves the view at once and counts for nothing.
 //
 // threshold is a fraction in (0, 1]; 1 turns protection off. The default
 // is DefaultProtectionThreshold and DefaultProtectionConfirm.
@@ -101,9 +105,10 @@ func (g *guard) arrived(fresh map[string]struct{}, inView map[string]int, now ti
 
 // decide returns the nodes of cur to keep in the view although the answer
 // (inAnswer says which IDs it keeps) drops them (nil to apply the answer as is), and the
-// error to report.
+// error to report. leaving are the IDs the answer listed with the mark of a
+// graceful leave: they go at once and count for nothing, like churn.
 // started is when the query behind the answer began; zero for a watch push.
-func (g *guard) decide(cur []cluster.Node, inAnswer func(id string) bool, now, started time.Time) ([]cluster.Node, error) {
+func (g *guard) decide(cur []cluster.Node, inAnswer func(id string) bool, leaving map[string]struct{}, now, started time.Time) ([]cluster.Node, error) {
 	for id := range g.left {
 		if inAnswer(id) {
 			delete(g.left, id) // back again: it no longer counts as lost
@@ -113,6 +118,10 @@ func (g *guard) decide(cur []cluster.Node, inAnswer func(id string) bool, now, s
 	peers := 0
 	for _, n := range cur {
 		if n.Self {
+			continue
+		}
+		if _, ok := leaving[n.ID]; ok {
+			delete(g.joined, n.ID)
 			continue
 		}
 		if at, ok := g.joined[n.ID]; ok && now.Sub(at) <= g.confirm {

@@ -337,3 +337,38 @@ func TestRemovalAfterAnOutageIsHeld(t *testing.T) {
 		t.Fatalf("a leave after the window: err %v, view %s; want it applied", err, viewIDs(m))
 	}
 }
+
+// Peers that say they are leaving (cluster.StateLeaving) leave the view at
+// once, however many leave together, and their entries vanishing next is
+// no loss: protection holds only what vanished without a word.
+func TestGracefulLeavesAreNotHeld(t *testing.T) {
+	all := peers(6)
+	src := newFake(all...)
+	m, _ := newManager(t, src, remote.WithProtection(0.5, 10*time.Second))
+	leaving := func(n cluster.Node) cluster.Node {
+		n.Meta = map[string]string{cluster.MetaState: cluster.StateLeaving}
+		return n
+	}
+	// Four of six long-lived peers leave: each says so, then its entry goes.
+	src.set([]cluster.Node{leaving(all[0]), leaving(all[1]), leaving(all[2]), leaving(all[3]), all[4], all[5]}, nil)
+	if err := refresh(t, m); err != nil {
+		t.Fatalf("Refresh with four leaving: %v", err)
+	}
+	if viewIDs(m) != "[self p5 p6]" {
+		t.Fatalf("view = %s, want the leaving peers gone at once", viewIDs(m))
+	}
+	src.set([]cluster.Node{all[4], all[5]}, nil)
+	if err := refresh(t, m); err != nil {
+		t.Fatalf("Refresh once their entries are gone: %v", err)
+	}
+	if st := m.Stats(); st.Holds != 0 || viewIDs(m) != "[self p5 p6]" {
+		t.Fatalf("Stats %+v, view %s: graceful leaves were held", st, viewIDs(m))
+	}
+	// The same four vanishing without the mark would have been held.
+	src2 := newFake(all...)
+	m2, _ := newManager(t, src2, remote.WithProtection(0.5, 10*time.Second))
+	src2.set([]cluster.Node{all[4], all[5]}, nil)
+	if err := refresh(t, m2); !errors.Is(err, remote.ErrHoldingRemovals) {
+		t.Fatalf("four vanishing unannounced: %v, want ErrHoldingRemovals", err)
+	}
+}

@@ -10,7 +10,10 @@
 //     and leaderships first, while the server can still release them; then
 //     the supervisor; then the deregistration, bounded; then the backend's
 //     shutdown, its goroutines and the view). A backend supplies Register,
-//     Supervise and Deregister (a Registrar) and its own shutdown.
+//     Supervise and Deregister (a Registrar) and its own shutdown; a
+//     Registrar that can also rewrite an entry (an Updater) lets Close mark
+//     the node leaving before it goes, so that peers never hold a graceful
+//     leave as a node that vanished.
 //   - View: the member list that Watch returns, sorted and with self
 //     marked, published without ever blocking on a slow watcher; Malformed
 //     counts entries written by others that do not decode, once per write.
@@ -31,6 +34,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,6 +58,28 @@ type Registrar interface {
 	// It is called once, after Supervise has returned.
 	Deregister(ctx context.Context, self cluster.Node) error
 }
+
+// Updater is what a Registrar implements when the backend can rewrite a
+// registered node's entry in place. Close then tells peers the node is
+// leaving (cluster.StateLeaving in its metadata) before it deregisters, so
+// that their Managers let it go at once instead of holding it as a node
+// that vanished; without it a mass graceful leave can be held by
+// protection mode for its confirm period.
+type Updater interface {
+	// Update rewrites self's entry, within ctx; it is called after
+	// Supervise has returned and before Deregister.
+	Update(ctx context.Context, self cluster.Node) error
+}
+
+// LeaveNotice bounds how long Close spends telling peers the node is
+// leaving: writing the mark and seeing it come back through the backend's
+// own watch. Once it has come back, Close waits LeaveSettle more, so that
+// peers' watches, which the server serves in the same order, have it too
+// before the entry goes.
+const (
+	LeaveNotice = time.Second
+	LeaveSettle = 100 * time.Millisecond
+)
 
 // Lifecycle is the part of a coordinator every backend shares. Set it up
 // with Init in the backend's New, then forward RegisterRemote, Close,
@@ -185,9 +212,40 @@ func (l *Lifecycle) Campaigning(election string) bool {
 	return l.Elections.Active(election)
 }
 
+// markLeaving writes self with the leaving mark and waits, within
+// LeaveNotice, until the View shows it, then LeaveSettle more. It is best
+// effort: a server out of reach gets the plain deregistration that follows.
+func (l *Lifecycle) markLeaving(up Updater, self cluster.Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(l.timeout, LeaveNotice))
+	defer cancel()
+	meta := maps.Clone(self.Meta)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[cluster.MetaState] = cluster.StateLeaving
+	self.Meta = meta
+	if up.Update(ctx, self) != nil {
+		return
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if nodes, ok := l.View.Load(); ok && slices.ContainsFunc(nodes, func(n cluster.Node) bool { return n.ID == self.ID && n.Leaving() }) {
+			time.Sleep(LeaveSettle)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // Close ends the coordinator in its one order: it resigns every leadership
 // and ends every campaign (bounded by the timeout, while the server can
-// still release them), stops the supervisor, deregisters self (bounded by
+// still release them), stops the supervisor, tells peers the node is
+// leaving (when the Registrar is an Updater), deregisters self (bounded by
 // the timeout), cancels Context, calls shutdown (the backend closes its
 // client there), waits for the work started with Go, and closes the View.
 // Later calls return nil at once.
@@ -208,6 +266,9 @@ func (l *Lifecycle) Close(shutdown func() error) error {
 	if stop != nil {
 		stop()
 		<-done
+	}
+	if up, ok := l.reg.(Updater); ok && self != nil {
+		l.markLeaving(up, *self)
 	}
 	if self != nil && l.reg != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), l.timeout)

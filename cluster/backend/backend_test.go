@@ -234,3 +234,47 @@ func TestRegisterRemoteMarksSelfInTheView(t *testing.T) {
 		t.Fatalf("view %+v, want node-a marked self", nodes)
 	}
 }
+
+// updatingRegistrar can rewrite its entry; the rewrite reaches the view as
+// a backend's watch would bring it.
+type updatingRegistrar struct {
+	*fakeRegistrar
+	view *backend.View
+}
+
+func (u updatingRegistrar) Update(_ context.Context, self cluster.Node) error {
+	u.steps.add(fmt.Sprintf("update %s leaving=%v", self.ID, self.Leaving()))
+	go u.view.Publish([]cluster.Node{self}, self.ID)
+	return nil
+}
+
+// On a backend that can rewrite an entry, Close marks the node leaving and
+// waits until its own watch shows the mark before deregistering, so that
+// peers tell the graceful leave from a node that vanished. The node's own
+// metadata map is left alone.
+func TestCloseMarksTheNodeLeavingFirst(t *testing.T) {
+	s := &steps{}
+	l := &backend.Lifecycle{}
+	l.Init("fake", updatingRegistrar{&fakeRegistrar{steps: s}, &l.View}, time.Second)
+	leakcheck.Register(t)
+	n := node
+	n.Meta = map[string]string{"zone": "a"}
+	if err := l.RegisterRemote(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "supervise node-a")
+	start := time.Now()
+	if err := l.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"register node-a", "supervise node-a", "supervisor stopped", "update node-a leaving=true", "deregister node-a"}
+	if got := s.get(); !slices.Equal(got, want) {
+		t.Fatalf("steps %v, want %v", got, want)
+	}
+	if took := time.Since(start); took < backend.LeaveSettle {
+		t.Fatalf("Close deregistered %s after the mark showed, before LeaveSettle (%s)", took, backend.LeaveSettle)
+	}
+	if len(n.Meta) != 1 {
+		t.Fatalf("the caller's metadata was changed: %v", n.Meta)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,6 +64,12 @@ type Harness struct {
 	ResumeWithin time.Duration
 	// Election, when set, runs the election section of the suite.
 	Election *Election
+	// GracefulLeave, when not empty, says why the backend's nodes cannot
+	// mark themselves leaving before they go (Kubernetes: the platform
+	// removes pods). Empty, the suite checks that long-lived nodes closing
+	// together, more than half of the peers, leave a Manager's view at once
+	// rather than being held by protection mode.
+	GracefulLeave string
 	// OwnershipTTL is the shard groups' OwnershipTTL in the slots section;
 	// default 2s. A server whose writes can stall for seconds (the Nacos
 	// server's store, just after a restart) needs more, or a graceful
@@ -135,6 +142,12 @@ func Run(t *testing.T, h Harness) {
 	}
 	if !h.SingleNode {
 		t.Run("ProtectionLetsChurnGo", func(t *testing.T) { testChurn(t, h) })
+		t.Run("ProtectionLetsGracefulLeavesGo", func(t *testing.T) {
+			if h.GracefulLeave != "" {
+				t.Skip(h.GracefulLeave)
+			}
+			testGracefulLeaves(t, h)
+		})
 	}
 	if h.Recovery != nil {
 		t.Run("RecoversFromServerRestart", func(t *testing.T) { testRecovery(t, h) })
@@ -378,6 +391,71 @@ func testChurn(t *testing.T, h Harness) {
 		t.Errorf("the core left the view: %v", IDs(m.Snapshot().Nodes()))
 	}
 	t.Logf("%d churners each left the manager's view within %s of leaving the backend's", churners, worst.Round(time.Millisecond))
+}
+
+// testGracefulLeaves: long-lived nodes that close together, more than half
+// of the peers, leave a Manager's view at once: each says it is leaving
+// before it goes, and protection mode holds only nodes that vanish unsaid.
+func testGracefulLeaves(t *testing.T, h Harness) {
+	observer := h.NewCoordinator(t)
+	closeOnCleanup(t, observer)
+	self := NewNode()
+	if err := h.Register(t, observer, self); err != nil {
+		t.Fatal(err)
+	}
+	var peers []cluster.Node
+	var coords []cluster.Coordinator
+	for range 5 {
+		c := h.NewCoordinator(t)
+		closeOnCleanup(t, c)
+		n := NewNode()
+		if err := h.Register(t, c, n); err != nil {
+			t.Fatal(err)
+		}
+		peers, coords = append(peers, n), append(coords, c)
+	}
+	// Started after every peer registered, the Manager knows them all as
+	// long-lived: none of them is churn.
+	w := observer.Watch(watchCtx(t))
+	WaitFor(t, w, h.RecoverWithin, "every peer in the backend's view", func(ns []cluster.Node) bool { return hasAll(ns, peers) })
+	m, err := remote.NewManager(observer, self, remote.NewServer(),
+		remote.WithDialer(func(cluster.Node) (remote.Client, error) { return discard{}, nil }),
+		remote.WithErrorHandler(func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	WaitUntil(t, h.Within, "the manager sees every peer", func() bool { return hasAll(m.Snapshot().Nodes(), peers) })
+	total := len(m.Snapshot().Nodes()) - 1 // peers other tests left behind count too
+	leavers := peers[:4]
+	if float64(len(leavers)) <= remote.DefaultProtectionThreshold*float64(total) {
+		t.Skipf("%d peers from earlier tests are still listed: 4 leaving is not more than half of %d", total-len(peers), total)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	took := make([]time.Duration, len(leavers))
+	for i := range leavers {
+		wg.Go(func() {
+			if err := h.Leave(t, coords[i], leavers[i]); err != nil {
+				t.Errorf("leaving gracefully: %v", err)
+			}
+			took[i] = time.Since(start).Round(time.Millisecond)
+		})
+	}
+	wg.Wait()
+	closed := time.Since(start)
+	t.Logf("each Close returned after %v", took)
+	WaitUntil(t, h.Within, fmt.Sprintf("the graceful leavers gone from the manager's view (stats %+v, err %v)", m.Stats(), m.Err()), func() bool {
+		return !slices.ContainsFunc(m.Snapshot().Nodes(), func(n cluster.Node) bool { return Has(leavers, n.ID) })
+	})
+	if s := m.Stats(); s.Holds != 0 {
+		t.Errorf("protection held graceful leaves: %+v", s)
+	}
+	if !hasAll(m.Snapshot().Nodes(), peers[4:]) {
+		t.Errorf("the peer that stayed left the view: %v", IDs(m.Snapshot().Nodes()))
+	}
+	t.Logf("%d of %d peers closed together (Close took %s); all gone from the manager's view %s after the first Close began",
+		len(leavers), total, closed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
 
 func testProtection(t *testing.T, h Harness) {

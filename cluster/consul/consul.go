@@ -296,6 +296,12 @@ func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
 	r.c.keepPassing(ctx, self, tick.C)
 }
 
+// Update registers self again with its new metadata (Close marks it
+// leaving); the check stays passing.
+func (r registrar) Update(ctx context.Context, self cluster.Node) error {
+	return r.c.register(ctx, r.c.agent(), self)
+}
+
 // Deregister removes the service, so peers' blocking queries return at once.
 func (r registrar) Deregister(ctx context.Context, self cluster.Node) error {
 	c := r.c

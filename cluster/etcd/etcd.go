@@ -175,6 +175,20 @@ func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
 	c.supervise(ctx, c.prefix+self.ID, string(value), self, lease, rev)
 }
 
+// Update rewrites self's key on its lease (Close marks it leaving).
+func (r registrar) Update(ctx context.Context, self cluster.Node) error {
+	c := r.c
+	value, err := cluster.EncodeNode(self)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	lease := c.lease
+	c.mu.Unlock()
+	_, err = c.client.Put(ctx, c.prefix+self.ID, string(value), clientv3.WithLease(lease))
+	return err
+}
+
 // Deregister revokes the lease, so peers drop this node at once.
 func (r registrar) Deregister(ctx context.Context, self cluster.Node) error {
 	c := r.c

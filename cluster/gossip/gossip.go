@@ -642,6 +642,7 @@ func (c *Coordinator) Close() error {
 	// let finish: a member that has not yet learnt of any other would
 	// leave without telling anyone, and be found dead only seconds later.
 	c.stopJoin()
+	c.markLeaving()
 	if lerr := c.ml.Leave(c.cfg.LeaveTimeout); lerr != nil {
 		err = errors.Join(err, fmt.Errorf("gossip: leaving: %w (the others will find this node dead instead)", lerr))
 	}
@@ -655,6 +656,29 @@ func (c *Coordinator) Close() error {
 	c.wakeLocked()
 	c.mu.Unlock()
 	return err
+}
+
+// markLeaving tells every member this node is leaving (cluster.StateLeaving
+// in its entry), so that their Managers let it go at once rather than hold
+// it as a node that vanished; a member that never registered has nothing to
+// say. announce exchanges state with every member before it returns; the
+// pause lets their views publish the mark before the leave itself arrives.
+func (c *Coordinator) markLeaving() {
+	c.mu.Lock()
+	if c.self == nil {
+		c.mu.Unlock()
+		return
+	}
+	marked := *c.self
+	marked.Meta = maps.Clone(marked.Meta)
+	if marked.Meta == nil {
+		marked.Meta = map[string]string{}
+	}
+	marked.Meta[cluster.MetaState] = cluster.StateLeaving
+	c.self = &marked
+	c.mu.Unlock()
+	c.announce()
+	time.Sleep(backend.LeaveSettle)
 }
 
 // delegate is this coordinator as memberlist's Delegate: metadata, and

@@ -170,6 +170,7 @@ func (f *fixture) harness(cfg kubernetes.Config) clustertest.Harness {
 			}
 			return c.RegisterRemote(context.Background(), n)
 		},
+		GracefulLeave: "herd writes nothing on Kubernetes: a pod leaves when it is deleted or stops being Ready, with no mark first",
 		Leave: func(t *testing.T, c cluster.Coordinator, n cluster.Node) error {
 			return errors.Join(f.deletePod(n.ID), c.Close())
 		},

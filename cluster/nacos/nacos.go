@@ -492,6 +492,12 @@ func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
 	r.c.checkSelf(ctx, self, tick.C)
 }
 
+// Update registers self's instance again with its new metadata (Close
+// marks it leaving); the server pushes the change to every subscriber.
+func (r registrar) Update(ctx context.Context, self cluster.Node) error {
+	return r.c.register(ctx, self)
+}
+
 // Deregister removes self's instance; the server would also drop it when
 // the SDK's connection closes.
 func (r registrar) Deregister(ctx context.Context, self cluster.Node) error {

@@ -130,6 +130,8 @@ func TestConformance(t *testing.T) {
 		},
 		Within:   3 * time.Second,
 		Election: electionHarness(t, cfg),
+		// HERD_TEST_NACOS_NO_CAS also marks r-nacos here, for this.
+		GracefulLeave: gracefulLeave(),
 		// A config write can stall for seconds on the Alibaba server (its
 		// store's lock, just after the suite's restarts); with 2s, a
 		// graceful Close failed in CI to reach the leader in time.
@@ -153,6 +155,19 @@ func TestConformance(t *testing.T) {
 		// (with one entry, this test saw up to 2.006s).
 		ResumeWithin: time.Second,
 	})
+}
+
+// gracefulLeave is why the graceful-leave check cannot pass on r-nacos
+// 0.8.8: it keeps an instance's first metadata when the instance registers
+// again with other metadata, and pushes nothing, so the leaving mark never
+// reaches a subscriber (checked by hand: the mark was never seen, Close
+// waited out backend.LeaveNotice, and the leave was then a plain one). The
+// Alibaba server pushes it and the check runs there.
+func gracefulLeave() string {
+	if os.Getenv("HERD_TEST_NACOS_NO_CAS") != "" {
+		return "r-nacos 0.8.8 does not push an instance's changed metadata, so the leaving mark never reaches a subscriber"
+	}
+	return ""
 }
 
 // electionHarness is the election section's harness, or nil on a server

@@ -442,6 +442,17 @@ func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
 	r.c.supervise(ctx, r.c.path+"/"+self.ID, data, self)
 }
 
+// Update rewrites self's znode (Close marks it leaving); peers' data
+// watches on it fire.
+func (r registrar) Update(_ context.Context, self cluster.Node) error {
+	data, err := cluster.EncodeNode(self)
+	if err != nil {
+		return err
+	}
+	_, err = r.c.zk().Set(r.c.path+"/"+self.ID, data, -1)
+	return err
+}
+
 // Deregister deletes self's znode. go-zookeeper's Delete takes no context:
 // when ctx ends first, Close's shutdown ends the call.
 func (r registrar) Deregister(ctx context.Context, self cluster.Node) error {

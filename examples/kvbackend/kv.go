@@ -246,6 +246,17 @@ func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
 	}
 }
 
+// Update rewrites the node's key on its lease: Close marks the node leaving
+// before it deregisters, so that peers let it go at once.
+func (r registrar) Update(ctx context.Context, self cluster.Node) error {
+	value, err := cluster.EncodeNode(self)
+	if err != nil {
+		return err
+	}
+	_, err = r.c.client.Put(ctx, r.c.cfg.nodes()+self.ID, string(value), clientv3.WithLease(r.c.lease))
+	return err
+}
+
 // Deregister revokes the lease, which deletes the node's key.
 func (r registrar) Deregister(ctx context.Context, _ cluster.Node) error {
 	_, err := r.c.client.Revoke(ctx, r.c.lease)
