@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/internal/embedetcd"
-	"github.com/herd-go/herd/internal/leakcheck"
-	"github.com/herd-go/herd/internal/testnode"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/testnode"
 	"github.com/herd-go/herd/remote"
 )
 

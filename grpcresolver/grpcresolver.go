@@ -66,19 +66,7 @@ func New(m *remote.Manager, opts ...Option) *Builder {
 		return newBuilder(nil, opts)
 	}
 	return newBuilder(func(ctx context.Context) <-chan []cluster.Node {
-		out := make(chan []cluster.Node, 1)
-		snaps := m.Subscribe(ctx)
-		go func() {
-			defer close(out)
-			for snap := range snaps {
-				select {
-				case <-out: // a view not read yet is replaced by the newer
-				default:
-				}
-				out <- snap.Nodes()
-			}
-		}()
-		return out
+		return latestOf(m.Subscribe(ctx), (*remote.Snapshot).Nodes)
 	}, opts)
 }
 
@@ -92,21 +80,27 @@ func NewFromWatcher(w cluster.Watcher, opts ...Option) *Builder {
 		return newBuilder(nil, opts)
 	}
 	return newBuilder(func(ctx context.Context) <-chan []cluster.Node {
-		out := make(chan []cluster.Node, 1)
-		lists := w.Watch(ctx)
-		go func() {
-			defer close(out)
-			for nodes := range lists {
-				nodes = slices.DeleteFunc(slices.Clone(nodes), cluster.Node.Leaving)
-				select {
-				case <-out:
-				default:
-				}
-				out <- nodes
-			}
-		}()
-		return out
+		return latestOf(w.Watch(ctx), func(nodes []cluster.Node) []cluster.Node {
+			return slices.DeleteFunc(slices.Clone(nodes), cluster.Node.Leaving)
+		})
 	}, opts)
+}
+
+// latestOf turns each value from in into a list, keeping only the newest
+// one a slow reader has not taken yet; the channel closes when in does.
+func latestOf[T any](in <-chan T, list func(T) []cluster.Node) <-chan []cluster.Node {
+	out := make(chan []cluster.Node, 1)
+	go func() {
+		defer close(out)
+		for v := range in {
+			select {
+			case <-out: // a list not read yet is replaced by the newer
+			default:
+			}
+			out <- list(v)
+		}
+	}()
+	return out
 }
 
 func newBuilder(views func(context.Context) <-chan []cluster.Node, opts []Option) *Builder {

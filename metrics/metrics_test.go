@@ -14,8 +14,8 @@ import (
 
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/inspect"
-	"github.com/herd-go/herd/internal/leakcheck"
-	"github.com/herd-go/herd/internal/testnode"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/testnode"
 	"github.com/herd-go/herd/metrics"
 	"github.com/herd-go/herd/remote"
 	"github.com/herd-go/herd/shard"

@@ -12,7 +12,7 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/etcd"
 	"github.com/herd-go/herd/internal/embedetcd"
-	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 )
 
 func TestRecordRoundTrip(t *testing.T) {

@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/inspect"
-	"github.com/herd-go/herd/internal/leakcheck"
-	"github.com/herd-go/herd/internal/testenv"
-	"github.com/herd-go/herd/internal/testnode"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/testenv"
+	"github.com/herd-go/herd/internal/testsupport/testnode"
 	"github.com/herd-go/herd/status"
 )
 

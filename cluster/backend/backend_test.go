@@ -12,7 +12,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/backend"
-	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 )
 
 // steps records what a fake backend was asked to do, in order.

@@ -351,13 +351,7 @@ func testChurn(t *testing.T, h Harness) {
 		}
 		core, coords = append(core, n), append(coords, c)
 	}
-	m, err := remote.NewManager(coords[0], core[0], remote.NewServer(),
-		remote.WithDialer(func(cluster.Node) (remote.Client, error) { return discard{}, nil }),
-		remote.WithErrorHandler(func(error) {}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := viewOnly(t, coords[0], core[0])
 	WaitUntil(t, h.Within, "the manager sees the core", func() bool { return hasAll(m.Snapshot().Nodes(), core) })
 	// The backend's own view, read through the same coordinator: what the
 	// Manager adds to the backend's latency is what protection would hold.
@@ -418,13 +412,7 @@ func testGracefulLeaves(t *testing.T, h Harness) {
 	// long-lived: none of them is churn.
 	w := observer.Watch(watchCtx(t))
 	WaitFor(t, w, h.RecoverWithin, "every peer in the backend's view", func(ns []cluster.Node) bool { return hasAll(ns, peers) })
-	m, err := remote.NewManager(observer, self, remote.NewServer(),
-		remote.WithDialer(func(cluster.Node) (remote.Client, error) { return discard{}, nil }),
-		remote.WithErrorHandler(func(error) {}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := viewOnly(t, observer, self)
 	WaitUntil(t, h.Within, "the manager sees every peer", func() bool { return hasAll(m.Snapshot().Nodes(), peers) })
 	total := len(m.Snapshot().Nodes()) - 1 // peers other tests left behind count too
 	leavers := peers[:4]
@@ -456,6 +444,20 @@ func testGracefulLeaves(t *testing.T, h Harness) {
 	}
 	t.Logf("%d of %d peers closed together (Close took %s); all gone from the manager's view %s after the first Close began",
 		len(leavers), total, closed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+}
+
+// viewOnly starts a Manager on c for self that dials nobody and reports
+// nothing, for tests of the view alone; it closes with the test.
+func viewOnly(t *testing.T, c cluster.Coordinator, self cluster.Node) *remote.Manager {
+	t.Helper()
+	m, err := remote.NewManager(c, self, remote.NewServer(),
+		remote.WithDialer(func(cluster.Node) (remote.Client, error) { return discard{}, nil }),
+		remote.WithErrorHandler(func(error) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return m
 }
 
 func testProtection(t *testing.T, h Harness) {

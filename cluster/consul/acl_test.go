@@ -13,8 +13,8 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/consul"
-	"github.com/herd-go/herd/internal/testenv"
-	"github.com/herd-go/herd/internal/testserver"
+	"github.com/herd-go/herd/internal/testsupport/testenv"
+	"github.com/herd-go/herd/internal/testsupport/testserver"
 )
 
 // herd on a Consul agent with ACLs on and default_policy deny, given a

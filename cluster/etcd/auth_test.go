@@ -19,7 +19,7 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/etcd"
-	"github.com/herd-go/herd/internal/testcert"
+	"github.com/herd-go/herd/internal/testsupport/testcert"
 )
 
 // secureEtcd starts a real etcd that speaks only TLS and requires client

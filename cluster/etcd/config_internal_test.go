@@ -10,7 +10,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
-	"github.com/herd-go/herd/internal/testcert"
+	"github.com/herd-go/herd/internal/testsupport/testcert"
 )
 
 // The edges of each range validate enforces, each side.

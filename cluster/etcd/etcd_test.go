@@ -19,8 +19,8 @@ import (
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/etcd"
 	"github.com/herd-go/herd/internal/embedetcd"
-	"github.com/herd-go/herd/internal/leakcheck"
-	"github.com/herd-go/herd/internal/testserver"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/testserver"
 )
 
 var server *embedetcd.Server

@@ -15,7 +15,7 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/gossip"
-	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 )
 
 // registered starts a coordinator from cfg and registers a fresh node.

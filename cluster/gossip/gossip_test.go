@@ -12,7 +12,7 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/gossip"
-	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -13,8 +13,8 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/nacos"
-	"github.com/herd-go/herd/internal/testenv"
-	"github.com/herd-go/herd/internal/testserver"
+	"github.com/herd-go/herd/internal/testsupport/testenv"
+	"github.com/herd-go/herd/internal/testsupport/testserver"
 )
 
 // nacosAPI calls the server's open API as an operator would, and fails the

@@ -10,7 +10,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/testenv"
+	"github.com/herd-go/herd/internal/testsupport/testenv"
 )
 
 // A new session nudges the supervisor; a watch event does not.

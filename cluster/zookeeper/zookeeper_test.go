@@ -15,9 +15,9 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/zookeeper"
-	"github.com/herd-go/herd/internal/leakcheck"
-	"github.com/herd-go/herd/internal/testenv"
-	"github.com/herd-go/herd/internal/testserver"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/testenv"
+	"github.com/herd-go/herd/internal/testsupport/testserver"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))

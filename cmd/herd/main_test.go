@@ -18,7 +18,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/gossip"
-	"github.com/herd-go/herd/internal/testnode"
+	"github.com/herd-go/herd/internal/testsupport/testnode"
 )
 
 // herdBin is the command built once for every test: the tests run the real

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 )
 
 // TestDemoRuns runs the README's first command in-process, and checks that

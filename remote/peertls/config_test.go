@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/testcert"
+	"github.com/herd-go/herd/internal/testsupport/testcert"
 	"github.com/herd-go/herd/remote/peertls"
 )
 

@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/internal/leakcheck"
-	"github.com/herd-go/herd/internal/testcert"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/testcert"
 	"github.com/herd-go/herd/remote"
 	"github.com/herd-go/herd/remote/peertls"
 )

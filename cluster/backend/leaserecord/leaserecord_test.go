@@ -13,7 +13,7 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/cluster/backend/leaserecord"
-	"github.com/herd-go/herd/internal/leakcheck"
+	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 )
 
 // memStore is a record in memory whose version counts writes; down makes
