@@ -183,16 +183,6 @@ func (l *Lifecycle) RegisteredID() string {
 	return l.self.ID
 }
 
-// Self returns the node RegisterRemote registered, and false before that.
-func (l *Lifecycle) Self() (cluster.Node, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.self == nil {
-		return cluster.Node{}, false
-	}
-	return *l.self, true
-}
-
 // Closed reports whether Close has begun.
 func (l *Lifecycle) Closed() bool {
 	l.mu.Lock()

@@ -243,10 +243,16 @@ type updatingRegistrar struct {
 }
 
 func (u updatingRegistrar) Update(_ context.Context, self cluster.Node) error {
-	u.steps.add(fmt.Sprintf("update %s leaving=%v", self.ID, self.Leaving()))
-	go u.view.Publish([]cluster.Node{self}, self.ID)
+	u.steps.add(fmt.Sprintf("update %s leaving=%v zone=%s", self.ID, self.Leaving(), self.Meta["zone"]))
+	go func() {
+		time.Sleep(markDelay) // the server, then the watch
+		u.view.Publish([]cluster.Node{self}, self.ID)
+	}()
 	return nil
 }
+
+// markDelay is how long the fake's mark takes to come back through the view.
+const markDelay = 50 * time.Millisecond
 
 // On a backend that can rewrite an entry, Close marks the node leaving and
 // waits until its own watch shows the mark before deregistering, so that
@@ -263,18 +269,45 @@ func TestCloseMarksTheNodeLeavingFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, s, "supervise node-a")
+	l.View.Publish([]cluster.Node{n}, n.ID) // the watch shows the node, unmarked
 	start := time.Now()
 	if err := l.Close(nil); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"register node-a", "supervise node-a", "supervisor stopped", "update node-a leaving=true", "deregister node-a"}
+	took := time.Since(start)
+	want := []string{"register node-a", "supervise node-a", "supervisor stopped", "update node-a leaving=true zone=a", "deregister node-a"}
 	if got := s.get(); !slices.Equal(got, want) {
 		t.Fatalf("steps %v, want %v", got, want)
 	}
-	if took := time.Since(start); took < backend.LeaveSettle {
-		t.Fatalf("Close deregistered %s after the mark showed, before LeaveSettle (%s)", took, backend.LeaveSettle)
+	if took < markDelay+backend.LeaveSettle || took >= backend.LeaveNotice {
+		t.Fatalf("Close took %s: it must wait for the mark to show (%s) and LeaveSettle (%s) more, and no longer", took, markDelay, backend.LeaveSettle)
 	}
 	if len(n.Meta) != 1 {
 		t.Fatalf("the caller's metadata was changed: %v", n.Meta)
+	}
+}
+
+// An error of the backend's shutdown is Close's too, beside the others.
+func TestCloseReturnsTheShutdownsError(t *testing.T) {
+	l := newLifecycle(t, &fakeRegistrar{steps: &steps{}}, time.Second)
+	failed := errors.New("client would not close")
+	if err := l.Close(func() error { return failed }); !errors.Is(err, failed) {
+		t.Fatalf("Close = %v, want the shutdown's error", err)
+	}
+}
+
+// A node without metadata is marked too.
+func TestCloseMarksANodeWithoutMetadata(t *testing.T) {
+	s := &steps{}
+	l := &backend.Lifecycle{}
+	l.Init("fake", updatingRegistrar{&fakeRegistrar{steps: s}, &l.View}, time.Second)
+	if err := l.RegisterRemote(context.Background(), node); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(s.get(), "update node-a leaving=true zone=") {
+		t.Fatalf("steps %v, want the node marked", s.get())
 	}
 }
