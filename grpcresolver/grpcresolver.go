@@ -47,7 +47,9 @@ type NodeIDKey struct{}
 // Builder resolves herd:/// targets from one membership source: a
 // Manager's view (New) or a coordinator's watch (NewFromWatcher).
 type Builder struct {
-	views       func(ctx context.Context) <-chan []cluster.Node
+	// follow calls each with every list of members until ctx ends: the
+	// source's own stream, coalesced by the source.
+	follow      func(ctx context.Context, each func([]cluster.Node))
 	addressMeta string
 }
 
@@ -65,8 +67,10 @@ func New(m *remote.Manager, opts ...Option) *Builder {
 	if m == nil {
 		return newBuilder(nil, opts)
 	}
-	return newBuilder(func(ctx context.Context) <-chan []cluster.Node {
-		return latestOf(m.Subscribe(ctx), (*remote.Snapshot).Nodes)
+	return newBuilder(func(ctx context.Context, each func([]cluster.Node)) {
+		for snap := range m.Subscribe(ctx) {
+			each(snap.Nodes())
+		}
 	}, opts)
 }
 
@@ -79,32 +83,15 @@ func NewFromWatcher(w cluster.Watcher, opts ...Option) *Builder {
 	if w == nil {
 		return newBuilder(nil, opts)
 	}
-	return newBuilder(func(ctx context.Context) <-chan []cluster.Node {
-		return latestOf(w.Watch(ctx), func(nodes []cluster.Node) []cluster.Node {
-			return slices.DeleteFunc(slices.Clone(nodes), cluster.Node.Leaving)
-		})
+	return newBuilder(func(ctx context.Context, each func([]cluster.Node)) {
+		for nodes := range w.Watch(ctx) {
+			each(slices.DeleteFunc(slices.Clone(nodes), cluster.Node.Leaving))
+		}
 	}, opts)
 }
 
-// latestOf turns each value from in into a list, keeping only the newest
-// one a slow reader has not taken yet; the channel closes when in does.
-func latestOf[T any](in <-chan T, list func(T) []cluster.Node) <-chan []cluster.Node {
-	out := make(chan []cluster.Node, 1)
-	go func() {
-		defer close(out)
-		for v := range in {
-			select {
-			case <-out: // a list not read yet is replaced by the newer
-			default:
-			}
-			out <- list(v)
-		}
-	}()
-	return out
-}
-
-func newBuilder(views func(context.Context) <-chan []cluster.Node, opts []Option) *Builder {
-	b := &Builder{views: views}
+func newBuilder(follow func(context.Context, func([]cluster.Node)), opts []Option) *Builder {
+	b := &Builder{follow: follow}
 	for _, o := range opts {
 		o(b)
 	}
@@ -118,7 +105,7 @@ func (b *Builder) Scheme() string { return Scheme }
 // new one, until the connection closes it or the Manager closes (the last
 // addresses then stay).
 func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
-	if b.views == nil {
+	if b.follow == nil {
 		return nil, errors.New("grpcresolver: the Builder has no membership source (use grpcresolver.New with a Manager, or NewFromWatcher with a coordinator)")
 	}
 	if host := target.URL.Host; host != "" {
@@ -130,11 +117,8 @@ func (b *Builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &herdResolver{cancel: cancel}
-	views := b.views(ctx)
 	r.wg.Go(func() {
-		for nodes := range views {
-			b.update(cc, nodes, filter, target.URL.String())
-		}
+		b.follow(ctx, func(nodes []cluster.Node) { b.update(cc, nodes, filter, target.URL.String()) })
 	})
 	return r, nil
 }

@@ -110,9 +110,10 @@ type Lifecycle struct {
 }
 
 // Init prepares l for a backend called name (the prefix of its errors) that
-// registers through reg (nil for a platform that registers its nodes itself,
-// such as Kubernetes), and bounds each step of Close that talks to the
-// server (resigning, deregistering) by timeout.
+// registers through reg (a platform that registers its nodes itself, such
+// as Kubernetes, checks in Register and has nothing to supervise or remove),
+// and bounds each step of Close that talks to the server (resigning,
+// deregistering) by timeout.
 func (l *Lifecycle) Init(name string, reg Registrar, timeout time.Duration) {
 	l.name, l.reg, l.timeout = name, reg, timeout
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -152,23 +153,18 @@ func (l *Lifecycle) RegisterRemote(ctx context.Context, self cluster.Node) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if l.reg != nil {
-		if err := l.reg.Register(ctx, self); err != nil {
-			return err
-		}
+	if err := l.reg.Register(ctx, self); err != nil {
+		return err
 	}
+	sctx, stop := context.WithCancel(l.ctx)
+	done := make(chan struct{})
 	l.mu.Lock()
-	l.self = &self
-	if l.reg != nil {
-		sctx, stop := context.WithCancel(l.ctx)
-		done := make(chan struct{})
-		l.superStop, l.superDone = stop, done
-		go func() {
-			defer close(done)
-			l.reg.Supervise(sctx, self)
-		}()
-	}
+	l.self, l.superStop, l.superDone = &self, stop, done
 	l.mu.Unlock()
+	go func() {
+		defer close(done)
+		l.reg.Supervise(sctx, self)
+	}()
 	l.View.Remark(self.ID)
 	return nil
 }
@@ -202,32 +198,32 @@ func (l *Lifecycle) Campaigning(election string) bool {
 	return l.Elections.Active(election)
 }
 
+// MarkedLeaving returns n with the mark of a graceful leave
+// (cluster.StateLeaving under cluster.MetaState), on a copy of its metadata:
+// what a backend without a Lifecycle writes before it leaves.
+func MarkedLeaving(n cluster.Node) cluster.Node {
+	meta := maps.Clone(n.Meta)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	meta[cluster.MetaState] = cluster.StateLeaving
+	n.Meta = meta
+	return n
+}
+
 // markLeaving writes self with the leaving mark and waits, within
 // LeaveNotice, until the View shows it, then LeaveSettle more. It is best
 // effort: a server out of reach gets the plain deregistration that follows.
 func (l *Lifecycle) markLeaving(up Updater, self cluster.Node) {
 	ctx, cancel := context.WithTimeout(context.Background(), min(l.timeout, LeaveNotice))
 	defer cancel()
-	meta := maps.Clone(self.Meta)
-	if meta == nil {
-		meta = map[string]string{}
-	}
-	meta[cluster.MetaState] = cluster.StateLeaving
-	self.Meta = meta
-	if up.Update(ctx, self) != nil {
+	if up.Update(ctx, MarkedLeaving(self)) != nil {
 		return
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if nodes, ok := l.View.Load(); ok && slices.ContainsFunc(nodes, func(n cluster.Node) bool { return n.ID == self.ID && n.Leaving() }) {
+	for nodes := range l.View.Subscribe(ctx) {
+		if slices.ContainsFunc(nodes, func(n cluster.Node) bool { return n.ID == self.ID && n.Leaving() }) {
 			time.Sleep(LeaveSettle)
 			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
 		}
 	}
 }
@@ -253,14 +249,12 @@ func (l *Lifecycle) Close(shutdown func() error) error {
 	l.regMu.Unlock()
 
 	err := l.Elections.Close(l.timeout)
-	if stop != nil {
+	if self != nil {
 		stop()
 		<-done
-	}
-	if up, ok := l.reg.(Updater); ok && self != nil {
-		l.markLeaving(up, *self)
-	}
-	if self != nil && l.reg != nil {
+		if up, ok := l.reg.(Updater); ok {
+			l.markLeaving(up, *self)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
 		if derr := l.reg.Deregister(ctx, *self); derr != nil {
 			err = errors.Join(err, derr)

@@ -669,12 +669,7 @@ func (c *Coordinator) markLeaving() {
 		c.mu.Unlock()
 		return
 	}
-	marked := *c.self
-	marked.Meta = maps.Clone(marked.Meta)
-	if marked.Meta == nil {
-		marked.Meta = map[string]string{}
-	}
-	marked.Meta[cluster.MetaState] = cluster.StateLeaving
+	marked := backend.MarkedLeaving(*c.self)
 	c.self = &marked
 	c.mu.Unlock()
 	c.announce()

@@ -14,6 +14,8 @@ var (
 	linkRE     = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	codeSpanRE = regexp.MustCompile("`[^`]*`")
 	goLineRE   = regexp.MustCompile(`(?m)^go (\S+)$`)
+	// headingLinkRE is a link in a heading, whose anchor keeps its text.
+	headingLinkRE = regexp.MustCompile(`\[([^\]]*)\]\([^)]*\)`)
 )
 
 // goDirective is go.mod's go line, the minimum Go herd builds with.
@@ -58,7 +60,7 @@ func anchors(text string) map[string]bool {
 			continue
 		}
 		title := strings.TrimSpace(strings.TrimLeft(l, "#"))
-		title = regexp.MustCompile(`\[([^\]]*)\]\([^)]*\)`).ReplaceAllString(title, "$1")
+		title = headingLinkRE.ReplaceAllString(title, "$1")
 		var b strings.Builder
 		for _, r := range strings.ToLower(title) {
 			switch {
