@@ -24,6 +24,10 @@
 // Everything it would log is also returned, passed to an error handler, or
 // counted in a Stats method.
 //
+// Writing a backend: package cluster/backend holds what a backend is built
+// with; RegisterProvider, Factory and Section here are the registry that
+// cluster.New selects from, as sql.Register is database/sql's.
+//
 // This package imports no backend SDK.
 package cluster
 
@@ -68,10 +72,3 @@ type Coordinator interface {
 
 // ErrClosed is returned by a coordinator's methods after Close.
 var ErrClosed = errors.New("cluster: coordinator is closed")
-
-// MarkSelf sets Self on the entry of nodes whose ID is selfID, in place.
-func MarkSelf(nodes []Node, selfID string) {
-	for i := range nodes {
-		nodes[i].Self = selfID != "" && nodes[i].ID == selfID
-	}
-}

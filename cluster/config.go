@@ -138,7 +138,7 @@ func LoadConfig(data []byte, opts ...Option) (*Config, error) {
 }
 
 func load(data []byte, source string, opts []Option) (*Config, error) {
-	o := NewOptions(opts...)
+	o := newOptions(opts...)
 	// While the documents are parsed, every variable a placeholder names is
 	// noted, for checkEnv; the Config keeps the plain lookup for New.
 	read := map[string]bool{}
@@ -409,18 +409,6 @@ func expand(s string, lookup LookupEnv) (out string, whole bool, fromEnv string,
 	}
 	whole = count == 1 && strings.HasPrefix(s, "${") && strings.HasSuffix(s, "}")
 	return b.String(), whole, strings.Join(used, ", "), nil
-}
-
-// SplitList splits a comma-separated setting such as "a:1, b:2" into its
-// trimmed, non-empty items.
-func SplitList(s string) []string {
-	var items []string
-	for _, item := range strings.Split(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			items = append(items, item)
-		}
-	}
-	return items
 }
 
 // Section is one backend's part of the configuration, e.g. cluster.etcd.

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 )
@@ -40,64 +39,6 @@ func TestRegisterProviderRefusesMistakes(t *testing.T) {
 			}()
 			call()
 		}()
-	}
-}
-
-func TestMarkSelf(t *testing.T) {
-	nodes := []Node{{ID: "a", Self: true}, {ID: "b"}, {ID: ""}}
-	MarkSelf(nodes, "b")
-	if nodes[0].Self || !nodes[1].Self || nodes[2].Self {
-		t.Fatalf("%+v", nodes)
-	}
-	MarkSelf(nodes, "")
-	for _, n := range nodes {
-		if n.Self {
-			t.Fatalf("an empty self ID marked %q", n.ID)
-		}
-	}
-}
-
-// A backend registered with RegisterConfigured gets its section decoded
-// strictly over its defaults, and the decode error, not a nil Coordinator.
-func TestRegisterConfigured(t *testing.T) {
-	type conf struct {
-		Name string `yaml:"name"`
-		Size int    `yaml:"size"`
-	}
-	var got conf
-	RegisterConfigured("x-configured", func() conf { return conf{Name: "default", Size: 1} }, func(_ context.Context, c conf, _ ...Option) (*Standalone, error) {
-		got = c
-		if c.Size < 0 {
-			return nil, errors.New("negative size")
-		}
-		return NewStandalone(), nil
-	})
-	load := func(doc string) (Coordinator, error) {
-		cfg, err := LoadConfig([]byte(doc))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return New(context.Background(), cfg)
-	}
-	if c, err := load("cluster:\n  selector: x-configured\n  x-configured:\n    size: 3\n"); err != nil || got != (conf{"default", 3}) {
-		t.Fatalf("decoded %+v, %v", got, err)
-	} else {
-		c.Close()
-	}
-	if _, err := load("cluster:\n  selector: x-configured\n  x-configured:\n    sise: 3\n"); err == nil || !strings.Contains(err.Error(), "did you mean cluster.x-configured.size?") {
-		t.Fatalf("misspelt key: %v", err)
-	}
-	if c, err := load("cluster:\n  selector: x-configured\n  x-configured:\n    size: -1\n"); err == nil || c != nil {
-		t.Fatalf("a failing build returned %v, %v; want a nil Coordinator and the error", c, err)
-	}
-}
-
-func TestSplitList(t *testing.T) {
-	if got := SplitList(" a:1, ,b:2 ,, "); strings.Join(got, "|") != "a:1|b:2" {
-		t.Fatalf("SplitList = %q", got)
-	}
-	if got := SplitList(" , "); got != nil {
-		t.Fatalf("SplitList of blanks = %q, want none", got)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 func env(kv ...string) cluster.Option {
@@ -198,7 +199,7 @@ var captured cluster.Options
 
 func init() {
 	cluster.RegisterProvider("capture", func(_ context.Context, _ cluster.Section, opts ...cluster.Option) (cluster.Coordinator, error) {
-		captured = cluster.NewOptions(opts...)
+		captured = backend.NewOptions(opts...)
 		return cluster.NewStandalone(), nil
 	})
 }

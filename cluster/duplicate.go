@@ -27,15 +27,3 @@ func (e *DuplicateIDError) Error() string {
 
 // Is makes errors.Is(err, ErrDuplicateID) true.
 func (e *DuplicateIDError) Is(target error) bool { return target == ErrDuplicateID }
-
-// CheckTakeover decides whether self may replace holder, a live entry
-// under self's ID that this coordinator did not write. The same address
-// is the same process restarted before its old entry expired (no second
-// process can listen on that address), so it may; another address is a
-// *DuplicateIDError.
-func CheckTakeover(self, holder Node) error {
-	if holder.Address == self.Address {
-		return nil
-	}
-	return &DuplicateIDError{ID: self.ID, Ours: self.Address, Theirs: holder.Address}
-}

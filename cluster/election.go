@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/herd-go/herd/cluster/internal/spi"
 )
 
 // Elector is the optional election role. A coordinator whose backend can
@@ -71,14 +73,20 @@ type Leadership struct {
 	resignErr  error
 }
 
-// NewLeadership is for backends: it returns a leadership of election with
-// term, and the function that ends it with a cause (the first cause wins).
-// resign releases the leadership in the backend; Resign calls it once, after
-// Done is closed.
-func NewLeadership(election string, term uint64, resign func(context.Context) error) (*Leadership, func(cause error)) {
+// newLeadership returns a leadership of election with term, and the
+// function that ends it with a cause (the first cause wins). resign releases
+// the leadership in the backend; Resign calls it once, after Done is closed.
+// Backends reach it as backend.NewLeadership.
+func newLeadership(election string, term uint64, resign func(context.Context) error) (*Leadership, func(cause error)) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	l := &Leadership{election: election, term: term, ctx: ctx, lose: cancel, resign: resign}
 	return l, func(cause error) { cancel(cause) }
+}
+
+func init() {
+	spi.NewLeadership = func(election string, term uint64, resign func(context.Context) error) (any, func(cause error)) {
+		return newLeadership(election, term, resign)
+	}
 }
 
 // Election is the election's name.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // hangingRelease is a backend resign whose server never answers: it returns
@@ -21,7 +22,7 @@ func hangingRelease(ended chan<- time.Time) func(context.Context) error {
 
 func TestResignIsBoundedWithoutADeadline(t *testing.T) {
 	ended := make(chan time.Time, 1)
-	l, _ := cluster.NewLeadership("e", 1, hangingRelease(ended))
+	l, _ := backend.NewLeadership("e", 1, hangingRelease(ended))
 	began := time.Now()
 	err := l.Resign(context.Background())
 	took := time.Since(began)
@@ -50,7 +51,7 @@ func TestResignIsBoundedWithoutADeadline(t *testing.T) {
 
 func TestResignHonoursItsDeadline(t *testing.T) {
 	ended := make(chan time.Time, 1)
-	l, _ := cluster.NewLeadership("e", 1, hangingRelease(ended))
+	l, _ := backend.NewLeadership("e", 1, hangingRelease(ended))
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	began := time.Now()
@@ -65,7 +66,7 @@ func TestResignHonoursItsDeadline(t *testing.T) {
 
 func TestResignOfAnEndedLeadershipReturnsAtOnce(t *testing.T) {
 	released := make(chan error, 1)
-	l, lose := cluster.NewLeadership("e", 1, func(ctx context.Context) error {
+	l, lose := backend.NewLeadership("e", 1, func(ctx context.Context) error {
 		released <- ctx.Err()
 		<-ctx.Done()
 		return ctx.Err()
@@ -96,7 +97,7 @@ func TestResignOfAnEndedLeadershipReturnsAtOnce(t *testing.T) {
 
 func TestResignReturnsTheBackendsAnswer(t *testing.T) {
 	refused := errors.New("refused")
-	l, _ := cluster.NewLeadership("e", 1, func(context.Context) error { return refused })
+	l, _ := backend.NewLeadership("e", 1, func(context.Context) error { return refused })
 	if err := l.Resign(context.Background()); err != refused {
 		t.Fatalf("Resign: %v, want the backend's %v", err, refused)
 	}

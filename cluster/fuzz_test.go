@@ -2,45 +2,11 @@ package cluster_test
 
 import (
 	"errors"
-	"maps"
 	"strings"
 	"testing"
 
 	"github.com/herd-go/herd/cluster"
 )
-
-// The node entry decoder reads what anyone with write access to the
-// backend path wrote: it must never panic, and what it accepts must be a
-// valid node that encodes back to the same node.
-func FuzzDecodeNode(f *testing.F) {
-	f.Add([]byte(`{"id":"n1","host":"10.0.0.1","port":11800}`))
-	f.Add([]byte(`{"id":"n1","host":"::1","port":1,"meta":{"zone":"a"}}`))
-	f.Add([]byte(`{"id":"n1","host":"0.0.0.0","port":11800}`))
-	f.Add([]byte(`{"id":"","host":"h","port":70000}`))
-	f.Add([]byte(`{"id":"n1","host":"h","port":1.5}`))
-	f.Add([]byte(`[]`))
-	f.Add([]byte(`{not json`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		n, err := cluster.DecodeNode(data)
-		if err != nil {
-			if n.ID != "" || n.Address != (cluster.Address{}) {
-				t.Fatalf("a refused entry came with a node: %+v", n)
-			}
-			return
-		}
-		if err := n.Validate(); err != nil {
-			t.Fatalf("DecodeNode accepted an invalid node %+v: %v", n, err)
-		}
-		again, err := cluster.EncodeNode(n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		back, err := cluster.DecodeNode(again)
-		if err != nil || back.ID != n.ID || back.Address != n.Address || !maps.Equal(back.Meta, n.Meta) {
-			t.Fatalf("%+v does not survive encoding: %+v, %v", n, back, err)
-		}
-	})
-}
 
 // Addresses come from configuration and from entries: parsing never
 // panics, and what it accepts prints back to itself.

@@ -43,7 +43,10 @@ func ParseAddress(s string) (Address, error) {
 // backends' server settings take it. It fails on an empty list.
 func ParseAddressList(s string) ([]Address, error) {
 	var out []Address
-	for _, item := range SplitList(s) {
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
 		a, err := ParseAddress(item)
 		if err != nil {
 			return nil, err
@@ -211,33 +214,4 @@ func NewID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms.
 	return hex.EncodeToString(b[:])
-}
-
-// wireNode is the JSON form backends store. Field names are part of the
-// storage format shared by every herd version: change them only additively.
-type wireNode struct {
-	ID   string            `json:"id"`
-	Host string            `json:"host"`
-	Port int               `json:"port"`
-	Meta map[string]string `json:"meta,omitempty"`
-}
-
-// EncodeNode returns the JSON payload a backend stores for n.
-func EncodeNode(n Node) ([]byte, error) {
-	return json.Marshal(wireNode{ID: n.ID, Host: n.Address.Host, Port: n.Address.Port, Meta: n.Meta})
-}
-
-// DecodeNode parses a payload written by EncodeNode and validates it, so that
-// an entry someone else wrote into herd's backend path is rejected rather
-// than dialled.
-func DecodeNode(data []byte) (Node, error) {
-	var w wireNode
-	if err := json.Unmarshal(data, &w); err != nil {
-		return Node{}, fmt.Errorf("cluster: malformed node entry: %w", err)
-	}
-	n := Node{ID: w.ID, Address: Address{Host: w.Host, Port: w.Port}, Meta: w.Meta}
-	if err := n.Validate(); err != nil {
-		return Node{}, fmt.Errorf("cluster: invalid node entry: %w", err)
-	}
-	return n, nil
 }

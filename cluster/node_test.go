@@ -34,26 +34,6 @@ func TestNodeValidate(t *testing.T) {
 	}
 }
 
-func TestEncodeDecodeNode(t *testing.T) {
-	in := cluster.Node{ID: "a", Address: cluster.Address{Host: "::1", Port: 9}, Meta: map[string]string{"zone": "z1"}}
-	data, err := cluster.EncodeNode(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cluster.DecodeNode(data)
-	if err != nil || out.ID != "a" || out.Address != in.Address || out.Meta["zone"] != "z1" {
-		t.Fatalf("round trip: %+v, %v", out, err)
-	}
-	if out.Address.String() != "[::1]:9" {
-		t.Fatalf("IPv6 address string = %s", out.Address)
-	}
-	for _, bad := range []string{"", "not json", `{"id":"x"}`, `{"id":"x","host":"0.0.0.0","port":1}`, `[1,2]`} {
-		if _, err := cluster.DecodeNode([]byte(bad)); err == nil {
-			t.Errorf("DecodeNode(%q) accepted", bad)
-		}
-	}
-}
-
 func TestParseAddress(t *testing.T) {
 	if a, err := cluster.ParseAddress("h:80"); err != nil || a != (cluster.Address{Host: "h", Port: 80}) {
 		t.Fatal(a, err)

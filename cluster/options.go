@@ -31,7 +31,7 @@ func (b Backoff) Or(def Backoff) Backoff {
 type Option func(*Options)
 
 // Options is the result of applying Options; backends read it with
-// NewOptions.
+// backend.NewOptions.
 type Options struct {
 	// Logger receives warnings (lost registrations, watch restarts, malformed
 	// entries). herd logs nothing unless a logger is given: every such event
@@ -75,9 +75,10 @@ func WithLookupEnv(lookup LookupEnv) Option {
 	}
 }
 
-// NewOptions applies opts over the defaults: a logger that discards, the
-// backend's own backoff, os.LookupEnv.
-func NewOptions(opts ...Option) Options {
+// newOptions applies opts over the defaults: a logger that discards, the
+// backend's own backoff, os.LookupEnv (and os.Environ, for LoadConfig's
+// check of the environment).
+func newOptions(opts ...Option) Options {
 	o := Options{Logger: slog.New(slog.DiscardHandler), LookupEnv: os.LookupEnv, environ: os.Environ}
 	for _, opt := range opts {
 		if opt != nil {

@@ -44,23 +44,6 @@ func RegisterProvider(name string, f Factory) {
 	providers[name] = f
 }
 
-// RegisterConfigured registers a backend the usual way: its section is
-// decoded (strictly) over defaults() and passed to build, with the options
-// given to New. A backend passes its own New as build.
-func RegisterConfigured[C any, K Coordinator](name string, defaults func() C, build func(context.Context, C, ...Option) (K, error)) {
-	RegisterProvider(name, func(ctx context.Context, s Section, opts ...Option) (Coordinator, error) {
-		cfg := defaults()
-		if err := s.Decode(&cfg); err != nil {
-			return nil, err
-		}
-		k, err := build(ctx, cfg, opts...)
-		if err != nil {
-			return nil, err // not k: a nil *T in an interface is not a nil Coordinator
-		}
-		return k, nil
-	})
-}
-
 // Providers returns the registered backend names, sorted. standalone is
 // always there; the others are there once their package is imported.
 func Providers() []string {

@@ -96,7 +96,7 @@ func (c *Standalone) Campaign(ctx context.Context, election string) (*Leadership
 	}
 	e.term++
 	term := e.term
-	e.lead, e.lose = NewLeadership(election, term, func(context.Context) error {
+	e.lead, e.lose = newLeadership(election, term, func(context.Context) error {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if e.term == term { // not yet won again

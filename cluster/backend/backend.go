@@ -24,10 +24,11 @@
 //     compare-and-swap record, for servers without a lock.
 //   - AllRefused: start-up that says "connection refused" at once.
 //
-// A backend registers itself with cluster.RegisterConfigured in an init
-// function, so that importing it makes it selectable by SW_CLUSTER; the
-// conformance suite in package clustertest checks it against its real
-// server.
+// A backend registers itself with Register in an init function, so that
+// importing it makes it selectable by SW_CLUSTER; it stores its node's
+// entry in the shared wire format (EncodeNode, DecodeNode) and refuses a
+// live duplicate with CheckTakeover. The conformance suite in package
+// clustertest checks it against its real server.
 package backend
 
 import (
@@ -48,7 +49,7 @@ type Registrar interface {
 	// Register makes self a member and returns once the server holds the
 	// entry, so that an error means self is not registered. It refuses an
 	// ID a live process at another address holds, with an error wrapping
-	// cluster.ErrDuplicateID (cluster.CheckTakeover decides).
+	// cluster.ErrDuplicateID (CheckTakeover decides).
 	Register(ctx context.Context, self cluster.Node) error
 	// Supervise keeps self registered until ctx ends, repairing what the
 	// server loses (an expired lease, a deleted entry, a forgotten service)

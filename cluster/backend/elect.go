@@ -72,7 +72,7 @@ func (b *Book) Begin(ctx context.Context, name, candidate string) (*Entry, conte
 // the backend; the entry is forgotten once the leadership ends, whatever the
 // cause. It returns nil and ErrClosed if Close came first.
 func (e *Entry) Lead(term uint64, resign func(context.Context) error) (*cluster.Leadership, func(error), error) {
-	l, lose := cluster.NewLeadership(e.name, term, resign)
+	l, lose := NewLeadership(e.name, term, resign)
 	e.mu.Lock()
 	e.lead, e.lose = l, lose
 	e.mu.Unlock()

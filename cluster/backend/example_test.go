@@ -76,7 +76,7 @@ func (r memoryRegistrar) Register(_ context.Context, self cluster.Node) error {
 	srv := r.m.srv
 	srv.mu.Lock()
 	if holder, ok := srv.entries[self.ID]; ok {
-		if err := cluster.CheckTakeover(self, holder); err != nil {
+		if err := backend.CheckTakeover(self, holder); err != nil {
 			srv.mu.Unlock()
 			return err
 		}

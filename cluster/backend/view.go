@@ -63,7 +63,9 @@ func (m *Malformed) Count() uint64 { return m.count.Load() }
 // Sorted sorts nodes by ID and marks the one whose ID is selfID, in place.
 func Sorted(nodes []cluster.Node, selfID string) []cluster.Node {
 	slices.SortFunc(nodes, func(a, b cluster.Node) int { return strings.Compare(a.ID, b.ID) })
-	cluster.MarkSelf(nodes, selfID)
+	for i := range nodes {
+		nodes[i].Self = selfID != "" && nodes[i].ID == selfID
+	}
 	return nodes
 }
 

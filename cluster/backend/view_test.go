@@ -33,4 +33,9 @@ func TestSortedMarksSelf(t *testing.T) {
 	if nodes[0].ID != "a" || nodes[1].ID != "b" || nodes[2].ID != "c" || nodes[0].Self || !nodes[1].Self {
 		t.Fatalf("got %+v", nodes)
 	}
+	for _, n := range Sorted(nodes, "") {
+		if n.Self {
+			t.Fatalf("an empty self ID marked %q", n.ID)
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // Config is the cluster.consul section. Keys and environment variables follow
@@ -61,7 +62,7 @@ func DefaultConfig() Config {
 
 func key(k string) string { return "cluster.consul." + k }
 
-func (c Config) hosts() []string { return cluster.SplitList(c.HostPort) }
+func (c Config) hosts() []string { return backend.SplitList(c.HostPort) }
 
 func (c Config) validate() error {
 	if _, err := cluster.ParseAddressList(c.HostPort); err != nil {

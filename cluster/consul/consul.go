@@ -30,7 +30,7 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { cluster.RegisterConfigured("consul", DefaultConfig, New) }
+func init() { backend.Register("consul", DefaultConfig, New) }
 
 // defaultBackoff bounds the delays after errors.
 // The cap is short so that an agent that comes back is seen within about a
@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	o := cluster.NewOptions(opts...)
+	o := backend.NewOptions(opts...)
 	o.Backoff = o.Backoff.Or(defaultBackoff)
 	c := &Coordinator{cfg: cfg, opts: o}
 	for _, h := range cfg.hosts() {
@@ -260,7 +260,7 @@ func (c *Coordinator) checkHolder(ctx context.Context, a *api.Client, n cluster.
 		if host == "" && e.Node != nil {
 			host = e.Node.Address
 		}
-		if err := cluster.CheckTakeover(n, cluster.Node{ID: n.ID, Address: cluster.Address{Host: host, Port: e.Service.Port}}); err != nil {
+		if err := backend.CheckTakeover(n, cluster.Node{ID: n.ID, Address: cluster.Address{Host: host, Port: e.Service.Port}}); err != nil {
 			return err
 		}
 	}

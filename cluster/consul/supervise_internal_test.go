@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/cluster/clustertest"
 )
 
@@ -44,7 +45,7 @@ func fakeAgent(t *testing.T) (*api.Client, *atomic.Int32) {
 // registered again, once; two are not enough (the list can lag the check).
 func TestKeepPassingRegistersAgainAfterThreeMisses(t *testing.T) {
 	agent, registrations := fakeAgent(t)
-	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions(), clients: []*api.Client{agent}}
+	c := &Coordinator{cfg: DefaultConfig(), opts: backend.NewOptions(), clients: []*api.Client{agent}}
 	c.cfg.Timeout = 2 * time.Second
 	self := cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}}
 	other := cluster.Node{ID: "other", Address: cluster.Address{Host: "10.0.0.2", Port: 11800}}
@@ -90,7 +91,7 @@ func TestNextIndex(t *testing.T) {
 // A service instance without its own address is at its node's address; a
 // node's metadata is the service's, nil when there is none.
 func TestDecodeAddressAndMeta(t *testing.T) {
-	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions()}
+	c := &Coordinator{cfg: DefaultConfig(), opts: backend.NewOptions()}
 	got := c.decode([]*api.ServiceEntry{
 		{Node: &api.Node{Address: "10.0.0.9"}, Service: &api.AgentService{ID: "own", Address: "10.0.0.1", Port: 11800, Meta: map[string]string{"zone": "z1"}}},
 		{Node: &api.Node{Address: "10.0.0.2"}, Service: &api.AgentService{ID: "node-addr", Port: 11800, Meta: map[string]string{}}},
@@ -122,7 +123,7 @@ func TestKeepPassingRegistersWithTheNextAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions(), clients: []*api.Client{down, next}}
+	c := &Coordinator{cfg: DefaultConfig(), opts: backend.NewOptions(), clients: []*api.Client{down, next}}
 	self := cluster.Node{ID: "self", Address: cluster.Address{Host: "10.0.0.1", Port: 11800}}
 	c.life.View.Publish([]cluster.Node{self}, self.ID)
 

@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // Config is the cluster.etcd section. Keys and environment variables follow
@@ -62,7 +63,7 @@ func key(k string) string { return "cluster.etcd." + k }
 // endpoints returns the configured endpoints for the client, and the
 // host:port of each TCP one for the start-up probe.
 func (c Config) endpoints() (eps, tcp []string, err error) {
-	eps = cluster.SplitList(c.Endpoints)
+	eps = backend.SplitList(c.Endpoints)
 	bad := func(err error) error {
 		return &cluster.ConfigError{Key: key("endpoints"), Value: c.Endpoints, Accepted: "a comma-separated list of host:port or http(s)://host:port (SW_CLUSTER_ETCD_ENDPOINTS)", Err: err}
 	}

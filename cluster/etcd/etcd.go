@@ -31,7 +31,7 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { cluster.RegisterConfigured("etcd", DefaultConfig, New) }
+func init() { backend.Register("etcd", DefaultConfig, New) }
 
 // reconnectBackoff is bo as grpc-go's reconnect backoff, with grpc-go's own
 // growth and jitter.
@@ -75,7 +75,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	o := cluster.NewOptions(opts...)
+	o := backend.NewOptions(opts...)
 	o.Backoff = o.Backoff.Or(defaultBackoff)
 	eps, tcp, _ := cfg.endpoints()
 	// The files are read before the context is looked at: cluster.Check
@@ -151,7 +151,7 @@ type registrar struct{ c *Coordinator }
 
 func (r registrar) Register(ctx context.Context, self cluster.Node) error {
 	c := r.c
-	value, err := cluster.EncodeNode(self)
+	value, err := backend.EncodeNode(self)
 	if err != nil {
 		return fmt.Errorf("etcd: encoding self: %w", err)
 	}
@@ -168,7 +168,7 @@ func (r registrar) Register(ctx context.Context, self cluster.Node) error {
 
 func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
 	c := r.c
-	value, _ := cluster.EncodeNode(self) // Register encoded it already
+	value, _ := backend.EncodeNode(self) // Register encoded it already
 	c.mu.Lock()
 	lease, rev := c.lease, c.putRev
 	c.mu.Unlock()
@@ -178,7 +178,7 @@ func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
 // Update rewrites self's key on its lease (Close marks it leaving).
 func (r registrar) Update(ctx context.Context, self cluster.Node) error {
 	c := r.c
-	value, err := cluster.EncodeNode(self)
+	value, err := backend.EncodeNode(self)
 	if err != nil {
 		return err
 	}
@@ -250,8 +250,8 @@ func (c *Coordinator) claim(ctx context.Context, k, v string, self cluster.Node,
 		held := kvs[0]
 		if held.Lease != int64(lease) {
 			// An entry that does not decode is no live node: replace it.
-			if holder, err := cluster.DecodeNode(held.Value); err == nil {
-				if err := cluster.CheckTakeover(self, holder); err != nil {
+			if holder, err := backend.DecodeNode(held.Value); err == nil {
+				if err := backend.CheckTakeover(self, holder); err != nil {
 					return 0, err
 				}
 			}
@@ -434,7 +434,7 @@ func (c *Coordinator) nudgeSelfGone(rev int64) {
 
 // decode parses the value at key k; its ID must match the key.
 func (c *Coordinator) decode(k string, v []byte) (cluster.Node, error) {
-	n, err := cluster.DecodeNode(v)
+	n, err := backend.DecodeNode(v)
 	if err == nil && c.prefix+n.ID != k {
 		err = fmt.Errorf("entry's id %q does not match its key", n.ID)
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/etcd"
 	"github.com/herd-go/herd/internal/embedetcd"
@@ -117,7 +118,7 @@ func TestConformance(t *testing.T) {
 			TakeoverWithin: electionTTL + time.Second,
 		},
 		PutForeign: func(t *testing.T, n cluster.Node) {
-			v, err := cluster.EncodeNode(n)
+			v, err := backend.EncodeNode(n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -409,7 +410,7 @@ func TestRelistDropsNodesDeletedWhileTheWatchWasDown(t *testing.T) {
 
 	raw := rawClient(t)
 	other := clustertest.NewNode()
-	data, _ := cluster.EncodeNode(other)
+	data, _ := backend.EncodeNode(other)
 	if _, err := raw.Put(context.Background(), c.Prefix()+other.ID, string(data)); err != nil {
 		t.Fatal(err)
 	}
@@ -450,7 +451,7 @@ func TestHeldIDAndItsExpiry(t *testing.T) {
 	cfg := testConfig(t)
 	raw := rawClient(t)
 	n := clustertest.NewNode()
-	v, err := cluster.EncodeNode(n)
+	v, err := backend.EncodeNode(n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -496,7 +497,7 @@ func TestHeldIDAndItsExpiry(t *testing.T) {
 	// address: the supervisor must not put ours back over it.
 	other := n
 	other.Address = clustertest.NewNode().Address
-	ov, _ := cluster.EncodeNode(other)
+	ov, _ := backend.EncodeNode(other)
 	g, err := raw.Grant(context.Background(), 60)
 	if err != nil {
 		t.Fatal(err)

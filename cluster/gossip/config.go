@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // Config is the cluster.gossip section. Apache SkyWalking has no such
@@ -116,7 +117,7 @@ func (c Config) check() (seeds []string, keys [][]byte, err error) {
 
 // seeds returns the seed addresses as memberlist takes them, checked.
 func (c Config) seeds() ([]string, error) {
-	list := cluster.SplitList(c.Seeds)
+	list := backend.SplitList(c.Seeds)
 	for _, s := range list {
 		a, err := cluster.ParseAddress(s)
 		if err == nil && a.Port == 0 {
@@ -143,7 +144,7 @@ func (c Config) keys() ([][]byte, error) {
 		keys = append(keys, k)
 		return nil
 	}
-	for _, k := range cluster.SplitList(c.Keys) {
+	for _, k := range backend.SplitList(c.Keys) {
 		if err := add("keys", "(hidden)", k); err != nil {
 			return nil, err
 		}

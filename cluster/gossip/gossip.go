@@ -44,7 +44,7 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { cluster.RegisterConfigured("gossip", DefaultConfig, New) }
+func init() { backend.Register("gossip", DefaultConfig, New) }
 
 // defaultBackoff bounds the delays between attempts to join the seeds
 // before the first join succeeds.
@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("gossip: not starting: the context has already ended: %w", err)
 	}
-	o := cluster.NewOptions(opts...)
+	o := backend.NewOptions(opts...)
 	o.Backoff = o.Backoff.Or(defaultBackoff)
 
 	c := &Coordinator{
@@ -294,7 +294,7 @@ func (c *Coordinator) read() map[string]member {
 		err := json.Unmarshal(m.Meta, &e)
 		var n cluster.Node
 		if err == nil {
-			n, err = cluster.DecodeNode(e.Node)
+			n, err = backend.DecodeNode(e.Node)
 		}
 		if err != nil {
 			h := fnv.New64a()
@@ -395,11 +395,11 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 		return err
 	}
 	if holder, ok := c.read()[self.ID]; ok && holder.name != c.name {
-		if err := cluster.CheckTakeover(self, holder.node); err != nil {
+		if err := backend.CheckTakeover(self, holder.node); err != nil {
 			return err
 		}
 	}
-	data, err := cluster.EncodeNode(self)
+	data, err := backend.EncodeNode(self)
 	if err != nil {
 		return err
 	}
@@ -481,7 +481,7 @@ func (c *Coordinator) yieldLocked(ms map[string]member) error {
 	if !ok || holder.name >= c.name {
 		return nil
 	}
-	clash := cluster.CheckTakeover(*c.self, holder.node) // nil at our own address
+	clash := backend.CheckTakeover(*c.self, holder.node) // nil at our own address
 	if clash == nil {
 		return nil
 	}
@@ -505,7 +505,7 @@ func (c *Coordinator) metaLocked(node []byte) ([]byte, error) {
 	}
 	if node == nil {
 		var err error
-		if node, err = cluster.EncodeNode(*c.self); err != nil {
+		if node, err = backend.EncodeNode(*c.self); err != nil {
 			return nil, err
 		}
 	}

@@ -45,7 +45,7 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { cluster.RegisterConfigured("kubernetes", DefaultConfig, New) }
+func init() { backend.Register("kubernetes", DefaultConfig, New) }
 
 // Stats are the coordinator's counters (see cluster.Stats for which it counts).
 type Stats = cluster.Stats
@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 		return nil, err
 	}
 	sel, _ := cfg.selector()
-	o := cluster.NewOptions(opts...)
+	o := backend.NewOptions(opts...)
 	// The kubeconfig is read before the context is looked at:
 	// cluster.Check validates a configuration by calling New with an
 	// ended context.

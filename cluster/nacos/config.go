@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/cluster/backend/leaserecord"
 )
 
@@ -101,7 +102,7 @@ func (c Config) selfCheck() time.Duration {
 
 func (c Config) servers() ([]server, error) {
 	var out []server
-	for _, hp := range cluster.SplitList(c.HostPort) {
+	for _, hp := range backend.SplitList(c.HostPort) {
 		a, err := cluster.ParseAddress(hp)
 		if err != nil {
 			return nil, &cluster.ConfigError{Key: key("hostPort"), Value: c.HostPort, Accepted: "a comma-separated list of host:port, the servers' HTTP port (SW_CLUSTER_NACOS_HOST_PORT)", Err: err}

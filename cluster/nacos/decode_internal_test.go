@@ -6,13 +6,13 @@ import (
 
 	"github.com/nacos-group/nacos-sdk-go/v2/model"
 
-	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // Only healthy, enabled instances of the configured cluster with weight
 // above zero are members; the rest are neither members nor malformed.
 func TestDecodeKeepsOnlyServingInstances(t *testing.T) {
-	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions()}
+	c := &Coordinator{cfg: DefaultConfig(), opts: backend.NewOptions()}
 	inst := func(id string, mut func(*model.Instance)) model.Instance {
 		in := model.Instance{Ip: "10.0.0.1", Port: 11800, Healthy: true, Enable: true, Weight: 1, ClusterName: "DEFAULT", Metadata: map[string]string{IDKey: id}}
 		if mut != nil {
@@ -43,7 +43,7 @@ func TestDecodeKeepsOnlyServingInstances(t *testing.T) {
 // The node's metadata is the instance's, without herd's own ID key; none
 // left is nil, as a node decoded from any other backend.
 func TestDecodeKeepsMetadataWithoutTheIDKey(t *testing.T) {
-	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions()}
+	c := &Coordinator{cfg: DefaultConfig(), opts: backend.NewOptions()}
 	got := c.decode([]model.Instance{
 		{Ip: "10.0.0.1", Port: 11800, Healthy: true, Enable: true, Weight: 1, Metadata: map[string]string{IDKey: "a", "zone": "z1"}},
 		{Ip: "10.0.0.2", Port: 11800, Healthy: true, Enable: true, Weight: 1, Metadata: map[string]string{IDKey: "b"}},

@@ -47,7 +47,7 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { cluster.RegisterConfigured("nacos", DefaultConfig, New) }
+func init() { backend.Register("nacos", DefaultConfig, New) }
 
 // IDKey is the instance metadata key that carries the node ID.
 const IDKey = "herd.id"
@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	o := cluster.NewOptions(opts...)
+	o := backend.NewOptions(opts...)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("nacos: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
 	}
@@ -460,7 +460,7 @@ func (c *Coordinator) checkHolder(ctx context.Context, n cluster.Node) error {
 		if holder.ID != n.ID {
 			continue
 		}
-		if err := cluster.CheckTakeover(n, holder); err != nil {
+		if err := backend.CheckTakeover(n, holder); err != nil {
 			return err
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nacos-group/nacos-sdk-go/v2/vo"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/cluster/clustertest"
 )
 
@@ -49,7 +50,7 @@ func (f *fakeNaming) registrations() int {
 }
 
 func newFakeCoordinator(t *testing.T, f *fakeNaming) *Coordinator {
-	c := &Coordinator{cfg: DefaultConfig(), opts: cluster.NewOptions(), client: f}
+	c := &Coordinator{cfg: DefaultConfig(), opts: backend.NewOptions(), client: f}
 	c.life.Init("nacos", registrar{c}, time.Second)
 	c.ctx = c.life.Context()
 	t.Cleanup(func() { _ = c.life.Close(nil) })

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 )
 
 // Config is the cluster.zookeeper section. Keys and environment variables
@@ -53,7 +54,7 @@ func DefaultConfig() Config {
 
 func key(k string) string { return "cluster.zookeeper." + k }
 
-func (c Config) hosts() []string { return cluster.SplitList(c.HostPort) }
+func (c Config) hosts() []string { return backend.SplitList(c.HostPort) }
 
 // remotePath is /<root>[/<namespace>]/remote, SkyWalking's layout.
 func (c Config) remotePath() string {

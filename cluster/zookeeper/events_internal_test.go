@@ -10,12 +10,13 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/internal/testsupport/testenv"
 )
 
 // A new session nudges the supervisor; a watch event does not.
 func TestEventLoopNudgesOnANewSession(t *testing.T) {
-	c := &Coordinator{opts: cluster.NewOptions(), sessions: make(chan struct{}, 1)}
+	c := &Coordinator{opts: backend.NewOptions(), sessions: make(chan struct{}, 1)}
 	events := make(chan zk.Event, 2)
 	events <- zk.Event{Type: zk.EventNodeChildrenChanged, State: zk.StateHasSession, Path: "/x"}
 	close(events)

@@ -48,7 +48,7 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { cluster.RegisterConfigured("zookeeper", DefaultConfig, New) }
+func init() { backend.Register("zookeeper", DefaultConfig, New) }
 
 // Stats are the coordinator's counters (see cluster.Stats for which it counts).
 type Stats = cluster.Stats
@@ -88,7 +88,7 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	o := cluster.NewOptions(opts...)
+	o := backend.NewOptions(opts...)
 	o.Backoff = o.Backoff.Or(cfg.defaultBackoff())
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("zookeeper: not connecting to %s: the context has already ended: %w", cfg.HostPort, err)
@@ -390,8 +390,8 @@ func (c *Coordinator) createSelf(p string, data []byte, self cluster.Node) error
 		// An ephemeral znode lives only as long as its session: another
 		// live process's, unless it is at our address (ours, restarted).
 		// A persistent one, or one that does not decode, is no node.
-		if holder, err := cluster.DecodeNode(held); err == nil && stat.EphemeralOwner != 0 {
-			if err := cluster.CheckTakeover(self, holder); err != nil {
+		if holder, err := backend.DecodeNode(held); err == nil && stat.EphemeralOwner != 0 {
+			if err := backend.CheckTakeover(self, holder); err != nil {
 				return err
 			}
 		}
@@ -426,7 +426,7 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 type registrar struct{ c *Coordinator }
 
 func (r registrar) Register(_ context.Context, self cluster.Node) error {
-	data, err := cluster.EncodeNode(self)
+	data, err := backend.EncodeNode(self)
 	if err != nil {
 		return fmt.Errorf("zookeeper: encoding self: %w", err)
 	}
@@ -438,14 +438,14 @@ func (r registrar) Register(_ context.Context, self cluster.Node) error {
 }
 
 func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
-	data, _ := cluster.EncodeNode(self) // Register encoded it already
+	data, _ := backend.EncodeNode(self) // Register encoded it already
 	r.c.supervise(ctx, r.c.path+"/"+self.ID, data, self)
 }
 
 // Update rewrites self's znode (Close marks it leaving); peers' data
 // watches on it fire.
 func (r registrar) Update(_ context.Context, self cluster.Node) error {
-	data, err := cluster.EncodeNode(self)
+	data, err := backend.EncodeNode(self)
 	if err != nil {
 		return err
 	}
@@ -652,7 +652,7 @@ func (c *Coordinator) readAll(names []string, watch bool) []read {
 // decodeChild decodes a member znode's data, requiring the entry's ID to be
 // its znode's name.
 func decodeChild(name string, data []byte) (cluster.Node, error) {
-	n, err := cluster.DecodeNode(data)
+	n, err := backend.DecodeNode(data)
 	if err == nil && n.ID != name {
 		err = fmt.Errorf("entry's id %q does not match its znode name", n.ID)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/zookeeper"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
@@ -98,7 +99,7 @@ func TestConformance(t *testing.T) {
 			TakeoverWithin: electionSession + time.Second,
 		},
 		PutForeign: func(t *testing.T, n cluster.Node) {
-			data, err := cluster.EncodeNode(n)
+			data, err := backend.EncodeNode(n)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -471,7 +472,7 @@ func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
 // memberData is a member entry as a peer in another process writes it.
 func memberData(t *testing.T, id, host string, meta map[string]string) []byte {
 	t.Helper()
-	data, err := cluster.EncodeNode(cluster.Node{ID: id, Address: cluster.Address{Host: host, Port: 11800}, Meta: meta})
+	data, err := backend.EncodeNode(cluster.Node{ID: id, Address: cluster.Address{Host: host, Port: 11800}, Meta: meta})
 	if err != nil {
 		t.Fatal(err)
 	}

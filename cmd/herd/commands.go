@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/remote/peertls"
 )
 
@@ -173,7 +174,7 @@ func check(ctx context.Context, e *env, args []string) error {
 	var problems []string
 	for _, n := range ns {
 		if n.ID == self.ID {
-			if err := cluster.CheckTakeover(self, n); err != nil {
+			if err := backend.CheckTakeover(self, n); err != nil {
 				problems = append(problems, err.Error())
 			}
 		} else if n.Address == self.Address {

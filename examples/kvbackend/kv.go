@@ -101,7 +101,7 @@ func (c *Coordinator) follow(resp *clientv3.GetResponse) {
 		}
 		current := map[string]cluster.Node{}
 		for _, kv := range resp.Kvs {
-			if n, err := cluster.DecodeNode(kv.Value); err == nil {
+			if n, err := backend.DecodeNode(kv.Value); err == nil {
 				current[string(kv.Key)] = n
 			}
 		}
@@ -113,7 +113,7 @@ func (c *Coordinator) follow(resp *clientv3.GetResponse) {
 			}
 			for _, ev := range wr.Events {
 				delete(current, string(ev.Kv.Key))
-				if n, err := cluster.DecodeNode(ev.Kv.Value); ev.Type == clientv3.EventTypePut && err == nil {
+				if n, err := backend.DecodeNode(ev.Kv.Value); ev.Type == clientv3.EventTypePut && err == nil {
 					current[string(ev.Kv.Key)] = n
 				}
 			}
@@ -149,7 +149,7 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 	}
 	var nodes []cluster.Node
 	for _, kv := range resp.Kvs {
-		if n, err := cluster.DecodeNode(kv.Value); err == nil {
+		if n, err := backend.DecodeNode(kv.Value); err == nil {
 			nodes = append(nodes, n)
 		}
 	}
@@ -192,7 +192,7 @@ func (r registrar) Register(ctx context.Context, self cluster.Node) error {
 }
 
 func (c *Coordinator) claim(ctx context.Context, self cluster.Node) (clientv3.LeaseID, error) {
-	value, err := cluster.EncodeNode(self)
+	value, err := backend.EncodeNode(self)
 	if err != nil {
 		return 0, err
 	}
@@ -214,8 +214,8 @@ func (c *Coordinator) claim(ctx context.Context, self cluster.Node) (clientv3.Le
 		if len(kvs) == 0 {
 			continue
 		}
-		if holder, err := cluster.DecodeNode(kvs[0].Value); err == nil && kvs[0].Lease != int64(g.ID) {
-			if err := cluster.CheckTakeover(self, holder); err != nil {
+		if holder, err := backend.DecodeNode(kvs[0].Value); err == nil && kvs[0].Lease != int64(g.ID) {
+			if err := backend.CheckTakeover(self, holder); err != nil {
 				_, _ = c.client.Revoke(context.Background(), g.ID)
 				return 0, err
 			}
@@ -249,7 +249,7 @@ func (r registrar) Supervise(ctx context.Context, self cluster.Node) {
 // Update rewrites the node's key on its lease: Close marks the node leaving
 // before it deregisters, so that peers let it go at once.
 func (r registrar) Update(ctx context.Context, self cluster.Node) error {
-	value, err := cluster.EncodeNode(self)
+	value, err := backend.EncodeNode(self)
 	if err != nil {
 		return err
 	}
