@@ -13,11 +13,10 @@
 //
 //	import _ "github.com/herd-go/herd/cluster/all"
 //
-// Optional roles: a coordinator may do more than membership. Elector (leader
-// election with fencing terms) and Records (small records written by
-// compare-and-swap, where package shard keeps its slot table) are
-// implemented by every backend in this module; find them by type assertion,
-// as database/sql finds a driver's optional interfaces.
+// Roles: a coordinator does more than membership. Elector (leader election
+// with fencing terms) and Records (small records written by
+// compare-and-swap, where package shard keeps its slot table) are part of
+// Coordinator, so what a program needs is checked when it compiles.
 //
 // Logging: herd logs nothing unless given a *slog.Logger (WithLogger here,
 // remote.WithLogger and remote.ClientOptions.Logger for the transport).
@@ -60,11 +59,20 @@ type Watcher interface {
 	Watch(ctx context.Context) <-chan []Node
 }
 
-// Coordinator is what a backend provides.
+// Coordinator is what a backend provides: membership (Register,
+// NodesQuery, Watcher), leader election (Elector), compare-and-swap records
+// (Records) and its counters. Every role is part of the type, so a program
+// calls coord.Campaign or passes coord to shard.Join without asking at run
+// time whether it can; a backend whose server has no primitive for a role
+// returns an error wrapping errors.ErrUnsupported from it.
 type Coordinator interface {
 	Register
 	NodesQuery
 	Watcher
+	Elector
+	Records
+	// Stats returns the coordinator's counters.
+	Stats() Stats
 	// Close deregisters self (a graceful leave, so peers drop it at once) and
 	// stops every goroutine the coordinator started.
 	Close() error

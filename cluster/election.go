@@ -10,17 +10,12 @@ import (
 	"github.com/herd-go/herd/cluster/internal/spi"
 )
 
-// Elector is the optional election role. A coordinator whose backend can
-// elect a leader implements it; find it by type assertion, the way
-// database/sql finds a driver's optional interfaces:
+// Elector is the election role, one of Coordinator's:
 //
-//	if e, ok := coord.(cluster.Elector); ok {
-//		lead, err := e.Campaign(ctx, "compactor")
-//		...
-//	}
+//	lead, err := coord.Campaign(ctx, "compactor")
 //
-// Every backend in this module implements it. The candidate is the node the
-// coordinator registered, so RegisterRemote comes first.
+// The candidate is the node the coordinator registered, so RegisterRemote
+// comes first.
 type Elector interface {
 	// Campaign blocks until this node leads the named election, ctx ends
 	// (ctx.Err() is returned) or the backend session the campaign runs on is

@@ -115,9 +115,8 @@ func ExampleConfig_SelfNode() {
 	// Output: config: cluster.standalone.internalComHost = "0.0.0.0" (from SW_CLUSTER_INTERNAL_COM_HOST) is not accepted: want an IP or DNS name that peers can reach (SW_CLUSTER_INTERNAL_COM_HOST): advertised host is empty or a wildcard address that peers cannot dial (0.0.0.0)
 }
 
-// Leader election: find the optional role by type assertion, campaign, and
-// work while leading. The standalone backend leads at once; every backend
-// in this module implements cluster.Elector.
+// Leader election: campaign, and work while leading. The standalone
+// backend leads at once.
 func ExampleElector() {
 	ctx := context.Background()
 	var coord cluster.Coordinator = cluster.NewStandalone() // or cluster.New(ctx, cfg)
@@ -127,13 +126,8 @@ func ExampleElector() {
 		fmt.Println(err)
 		return
 	}
-	elector, ok := coord.(cluster.Elector)
-	if !ok {
-		fmt.Println("this backend cannot elect")
-		return
-	}
-	leaders := elector.Observe(ctx, "compactor")    // any node may observe
-	lead, err := elector.Campaign(ctx, "compactor") // blocks until this node leads
+	leaders := coord.Observe(ctx, "compactor")    // any node may observe
+	lead, err := coord.Campaign(ctx, "compactor") // blocks until this node leads
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -5,13 +5,13 @@ import (
 	"errors"
 )
 
-// Records is an optional role, found by type assertion like Elector: small
-// named records kept in the backend and written by compare-and-swap. The
+// Records is the role of small named records kept in the backend and
+// written by compare-and-swap, one of Coordinator's. The
 // shard package keeps its slot table in one; a leader fences its writes by
 // keeping its election term inside the record (see shard).
 //
-// Every backend in this module implements it. Records live beside the
-// membership data, never where members or candidates are listed.
+// Records live beside the membership data, never where members or
+// candidates are listed.
 type Records interface {
 	// GetRecord reads the named record. An absent record is no error: its
 	// version is "" and data nil. A read may lag a write for a moment on

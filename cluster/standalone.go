@@ -227,6 +227,10 @@ func (c *Standalone) record(name string) *soloRecord {
 	return r
 }
 
+// Stats returns the coordinator's counters: always zero, since nothing it
+// reads can be malformed or lost.
+func (c *Standalone) Stats() Stats { return Stats{} }
+
 // Close ends every watch, leadership and observation.
 func (c *Standalone) Close() error {
 	c.mu.Lock()

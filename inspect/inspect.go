@@ -26,14 +26,13 @@ type Sources struct {
 	// Backend names the coordinator's backend in reports (cluster.selector,
 	// e.g. "etcd"); optional.
 	Backend string
-	// Coordinator, when set, adds the backend's counters (if it has a
-	// Stats() cluster.Stats method, as every herd backend does) and is
-	// where Elections are observed.
+	// Coordinator, when set, adds the backend's counters and is where
+	// Elections are observed.
 	Coordinator cluster.Coordinator
 	// Server, when set, adds the counters of messages delivered to this node.
 	Server *remote.Server
-	// Elections are names of elections to follow (Coordinator must be a
-	// cluster.Elector): each report says who leads them.
+	// Elections are names of elections to follow (Coordinator must be
+	// set): each report says who leads them.
 	Elections []string
 	// Groups are slot-sharding groups this node joined, reported by name:
 	// whether it leads, the slots it owns, the table's epoch and shares.
@@ -43,9 +42,6 @@ type Sources struct {
 	// to the backend's registration TTL.
 	StaleAfter time.Duration
 }
-
-// statsReporter is the optional counter role every herd backend implements.
-type statsReporter interface{ Stats() cluster.Stats }
 
 // leader is the optional role every herd backend implements: whether this
 // node leads an election by its own knowledge (its Leadership holds).
@@ -77,11 +73,9 @@ func New(src Sources) (*Inspector, error) {
 	if src.Manager == nil {
 		return nil, errors.New("inspect: Sources.Manager is required")
 	}
-	var elector cluster.Elector
 	if len(src.Elections) > 0 {
-		var ok bool
-		if elector, ok = src.Coordinator.(cluster.Elector); !ok {
-			return nil, fmt.Errorf("inspect: Sources.Elections %q needs a Coordinator that runs elections (a cluster.Elector); got %T", src.Elections, src.Coordinator)
+		if src.Coordinator == nil {
+			return nil, fmt.Errorf("inspect: Sources.Elections %q needs the Coordinator that runs them", src.Elections)
 		}
 		for _, name := range src.Elections {
 			if err := cluster.CheckElection(name); err != nil {
@@ -92,7 +86,7 @@ func New(src Sources) (*Inspector, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &Inspector{src: src, cancel: cancel, leaders: map[string]cluster.Leader{}}
 	for _, name := range slices.Compact(slices.Sorted(slices.Values(src.Elections))) {
-		leaders := elector.Observe(ctx, name)
+		leaders := src.Coordinator.Observe(ctx, name)
 		in.wg.Go(func() {
 			for l := range leaders {
 				in.mu.Lock()
@@ -257,8 +251,8 @@ func (in *Inspector) Report() Report {
 			r.Membership.Registration = Unknown
 		}
 	}
-	if s, ok := in.src.Coordinator.(statsReporter); ok {
-		st := s.Stats()
+	if in.src.Coordinator != nil {
+		st := in.src.Coordinator.Stats()
 		r.BackendStats = &st
 	}
 	if in.src.Server != nil {

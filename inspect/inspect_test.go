@@ -85,7 +85,7 @@ func TestNewRefusesBadSources(t *testing.T) {
 	if (inspect.Member{Error: "connection refused"}).Healthy() {
 		t.Error("a member with a connection error is healthy")
 	}
-	if _, err := inspect.New(inspect.Sources{Manager: nodes[0].Manager, Elections: []string{"jobs"}}); err == nil || !strings.Contains(err.Error(), "Elector") {
+	if _, err := inspect.New(inspect.Sources{Manager: nodes[0].Manager, Elections: []string{"jobs"}}); err == nil || !strings.Contains(err.Error(), "needs the Coordinator") {
 		t.Errorf("elections without a coordinator: err = %v", err)
 	}
 	if _, err := inspect.New(inspect.Sources{Manager: nodes[0].Manager, Coordinator: nodes[0].Coord, Elections: []string{"no/slashes"}}); err == nil {

@@ -15,16 +15,17 @@ import (
 	"github.com/herd-go/herd/internal/latest"
 )
 
-// coordinator is what a Group needs of a backend: membership, leader
-// election and records. Every coordinator in this module has all three.
-type coordinator interface {
+// Coordinator is what a Group needs of a backend: membership, leader
+// election and records. A cluster.Coordinator is one.
+type Coordinator interface {
 	cluster.Watcher
 	cluster.Elector
 	cluster.Records
 }
 
-// registrant and campaigner are optional roles every coordinator in this
-// module has; Join checks its arguments with them.
+// registrant and campaigner are what a coordinator built on
+// backend.Lifecycle (every one in this module) also offers; Join checks its
+// arguments with them when it can.
 type registrant interface{ RegisteredID() string }
 type campaigner interface{ Campaigning(election string) bool }
 
@@ -95,7 +96,7 @@ const left = math.MaxUint64
 // group: a Group announces itself in the table's record when it first reads
 // it, so nodes of the view that run no Group of this name get no slots.
 type Group struct {
-	c       coordinator
+	c       Coordinator
 	self    string
 	opts    Options
 	mapping Mapping
@@ -129,7 +130,7 @@ type hold struct {
 // Join starts this node's part in the group: self is the ID of the node c
 // registered (RegisterRemote comes first). It returns at once; the node
 // owns slots once it has read a table that gives it some (see Changes).
-func Join(c cluster.Coordinator, self string, opts Options) (*Group, error) {
+func Join(c Coordinator, self string, opts Options) (*Group, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
@@ -137,9 +138,8 @@ func Join(c cluster.Coordinator, self string, opts Options) (*Group, error) {
 	if self == "" {
 		return nil, errors.New("shard: Join needs the ID of the node the coordinator registered")
 	}
-	sc, ok := c.(coordinator)
-	if !ok {
-		return nil, fmt.Errorf("shard: the coordinator (%T) does not implement cluster.Elector and cluster.Records", c)
+	if c == nil {
+		return nil, errors.New("shard: Join needs a coordinator")
 	}
 	// Mistakes that would leave the node owning nothing for good, with no
 	// error anywhere: refused here, where they are made.
@@ -155,7 +155,7 @@ func Join(c cluster.Coordinator, self string, opts Options) (*Group, error) {
 		return nil, fmt.Errorf("shard: group %q: this coordinator already campaigns in (or leads) election %q, and a group campaigns in the election of its own name; name the group differently (Options.Name) or resign that election first", o.Name, o.Name)
 	}
 	m, _ := NewMapping(o.Slots)
-	g := &Group{c: sc, self: self, opts: o, mapping: m, wake: make(chan struct{}, 1), holds: map[int]*hold{}}
+	g := &Group{c: c, self: self, opts: o, mapping: m, wake: make(chan struct{}, 1), holds: map[int]*hold{}}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.sets.Publish(Set{})
 	g.wg.Go(g.follow)

@@ -166,13 +166,10 @@ func TestOptions(t *testing.T) {
 	if _, err := Join(c, "", Options{}); err == nil {
 		t.Error("Join accepted an empty self ID")
 	}
-	if _, err := Join(membersOnly{c}, "a", Options{}); err == nil || !strings.Contains(err.Error(), "cluster.Records") {
-		t.Errorf("Join of a coordinator without the roles: %v", err)
+	if _, err := Join(nil, "a", Options{}); err == nil || !strings.Contains(err.Error(), "needs a coordinator") {
+		t.Errorf("Join of no coordinator: %v", err)
 	}
 }
-
-// membersOnly hides every optional role of a coordinator.
-type membersOnly struct{ cluster.Coordinator }
 
 func register(t *testing.T, c cluster.Coordinator) string {
 	t.Helper()

@@ -2,6 +2,7 @@ package backend_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -67,6 +68,38 @@ func (m *memory) QueryRemoteNodes(context.Context) ([]cluster.Node, error) {
 func (m *memory) Watch(ctx context.Context) <-chan []cluster.Node { return m.life.View.Subscribe(ctx) }
 
 func (m *memory) Close() error { return m.life.Close(nil) }
+
+func (m *memory) Stats() cluster.Stats { return cluster.Stats{} }
+
+// This server has no compare-and-swap, so the example elects nobody and
+// keeps no records; a backend whose server has one builds both on it
+// (package leaserecord elects over a single compare-and-swap record).
+var errNoCAS = fmt.Errorf("memory: no compare-and-swap on this server: %w", errors.ErrUnsupported)
+
+func (m *memory) Campaign(context.Context, string) (*cluster.Leadership, error) {
+	return nil, errNoCAS
+}
+
+func (m *memory) Observe(context.Context, string) <-chan cluster.Leader {
+	return closed[cluster.Leader]()
+}
+
+func (m *memory) GetRecord(context.Context, string) ([]byte, string, error) {
+	return nil, "", errNoCAS
+}
+
+func (m *memory) PutRecord(context.Context, string, []byte, string) (string, error) {
+	return "", errNoCAS
+}
+
+func (m *memory) WatchRecord(context.Context, string) <-chan string { return closed[string]() }
+
+// closed is a stream that has ended.
+func closed[T any]() <-chan T {
+	ch := make(chan T)
+	close(ch)
+	return ch
+}
 
 type memoryRegistrar struct{ m *memory }
 

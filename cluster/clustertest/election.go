@@ -40,9 +40,6 @@ const Rounds = 21
 func runElection(t *testing.T, h Harness) {
 	c := h.NewCoordinator(t)
 	closeOnCleanup(t, c)
-	if _, ok := c.(cluster.Elector); !ok {
-		t.Fatal("the coordinator does not implement cluster.Elector")
-	}
 	e := *h.Election
 	if e.HandoverWithin == 0 {
 		e.HandoverWithin = 2 * time.Second
@@ -79,7 +76,7 @@ func candidate(t *testing.T, h Harness, c cluster.Coordinator) Candidate {
 	if err := h.Register(t, c, n); err != nil {
 		t.Fatal(err)
 	}
-	return Candidate{Elector: c.(cluster.Elector), Coordinator: c, Node: n}
+	return Candidate{Elector: c, Coordinator: c, Node: n}
 }
 
 func candidates(t *testing.T, h Harness, n int) []Candidate {
@@ -130,25 +127,24 @@ func electionName() string { return "e" + cluster.NewID()[:8] }
 func testCampaignInput(t *testing.T, h Harness) {
 	c := h.NewCoordinator(t)
 	closeOnCleanup(t, c)
-	e := c.(cluster.Elector)
-	if _, err := e.Campaign(ctx(t), electionName()); !errors.Is(err, cluster.ErrNotRegistered) {
+	if _, err := c.Campaign(ctx(t), electionName()); !errors.Is(err, cluster.ErrNotRegistered) {
 		t.Fatalf("Campaign before RegisterRemote: %v, want ErrNotRegistered", err)
 	}
 	cand := candidate(t, h, c)
 	for _, bad := range []string{"", "Upper", "a/b", "-a", string(make([]byte, 64))} {
-		if _, err := e.Campaign(ctx(t), bad); err == nil {
+		if _, err := c.Campaign(ctx(t), bad); err == nil {
 			t.Errorf("Campaign(%q) accepted a bad name", bad)
 		}
 	}
 	name := electionName()
-	l, err := e.Campaign(ctx(t), name)
+	l, err := c.Campaign(ctx(t), name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Campaign(ctx(t), name); err == nil {
+	if _, err := c.Campaign(ctx(t), name); err == nil {
 		t.Error("a second Campaign for an election this node leads did not fail")
 	}
-	WaitLeader(t, e.Observe(watchCtx(t), name), 2*time.Second, "self observed as leader", func(ld cluster.Leader) bool {
+	WaitLeader(t, c.Observe(watchCtx(t), name), 2*time.Second, "self observed as leader", func(ld cluster.Leader) bool {
 		return ld == cluster.Leader{ID: cand.Node.ID, Term: l.Term()}
 	})
 	if err := l.Resign(ctx(t)); err != nil {
@@ -157,7 +153,7 @@ func testCampaignInput(t *testing.T, h Harness) {
 	if !errors.Is(l.Err(), cluster.ErrResigned) {
 		t.Errorf("Err after Resign: %v, want ErrResigned", l.Err())
 	}
-	again, err := e.Campaign(ctx(t), name)
+	again, err := c.Campaign(ctx(t), name)
 	if err != nil {
 		t.Fatalf("campaigning again after resigning: %v", err)
 	}
@@ -166,7 +162,7 @@ func testCampaignInput(t *testing.T, h Harness) {
 	}
 	cancelled, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := e.Campaign(cancelled, electionName()); !errors.Is(err, context.Canceled) {
+	if _, err := c.Campaign(cancelled, electionName()); !errors.Is(err, context.Canceled) {
 		t.Errorf("Campaign with an ended context: %v, want context.Canceled", err)
 	}
 }

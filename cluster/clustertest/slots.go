@@ -42,10 +42,7 @@ func runSlots(t *testing.T, h Harness) {
 func testRecords(t *testing.T, h Harness) {
 	c := h.NewCoordinator(t)
 	closeOnCleanup(t, c)
-	r, ok := c.(cluster.Records)
-	if !ok {
-		t.Fatal("the coordinator does not implement cluster.Records")
-	}
+	r := c
 	name := "r" + cluster.NewID()[:8]
 	if _, _, err := r.GetRecord(ctx(t), "Bad/Name"); err == nil {
 		t.Error("GetRecord accepted a bad name")

@@ -217,13 +217,9 @@ func leader(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	el, ok := c.(cluster.Elector)
-	if !ok {
-		return fail(exitUsage, "the %s backend runs no elections", cfg.Selector)
-	}
 	octx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	leaders := el.Observe(octx, name)
+	leaders := c.Observe(octx, name)
 	first := time.NewTimer(e.timeout)
 	defer first.Stop()
 	for {

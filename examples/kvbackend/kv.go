@@ -161,6 +161,9 @@ func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
 	return c.life.View.Subscribe(ctx)
 }
 
+// Stats returns the coordinator's counters; this example keeps none.
+func (c *Coordinator) Stats() cluster.Stats { return cluster.Stats{} }
+
 // Close resigns, deregisters (peers drop the node at once) and stops.
 func (c *Coordinator) Close() error {
 	return c.life.Close(func() error {

@@ -200,11 +200,7 @@ func node(port string, in io.Reader, out io.Writer) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	elector, ok := c.(cluster.Elector)
-	if !ok {
-		fmt.Fprintf(os.Stderr, "backend %T cannot elect\n", c)
-		return 1
-	}
+	elector := c
 	resign := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(in)
