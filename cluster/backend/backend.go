@@ -106,6 +106,7 @@ type Lifecycle struct {
 	mu        sync.Mutex
 	self      *cluster.Node
 	closed    bool
+	withdrawn bool // Withdraw was called since RegisterRemote began
 	superStop context.CancelFunc
 	superDone chan struct{}
 }
@@ -154,20 +155,48 @@ func (l *Lifecycle) RegisterRemote(ctx context.Context, self cluster.Node) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	l.mu.Lock()
+	l.withdrawn = false
+	l.mu.Unlock()
 	if err := l.reg.Register(ctx, self); err != nil {
 		return err
 	}
 	sctx, stop := context.WithCancel(l.ctx)
 	done := make(chan struct{})
 	l.mu.Lock()
+	if l.withdrawn {
+		// Given up while it registered: the backend reports why (gossip's
+		// Err); there is nothing to supervise or to remove.
+		l.mu.Unlock()
+		stop()
+		return nil
+	}
 	l.self, l.superStop, l.superDone = &self, stop, done
 	l.mu.Unlock()
-	go func() {
+	l.wg.Go(func() {
 		defer close(done)
 		l.reg.Supervise(sctx, self)
-	}()
+	})
 	l.View.Remark(self.ID)
 	return nil
+}
+
+// Withdraw gives the registration up without deregistering, for a backend
+// that learns after registering that the ID is not its to hold (gossip,
+// when a live member at another address holds it and wins the tie). The
+// supervisor is told to stop, Close will neither mark nor deregister the
+// node, and RegisterRemote may be called again. Called while RegisterRemote
+// is registering, it makes that registration not count. It never waits, so
+// the backend may call it from its own goroutines and under its own locks;
+// the backend withdraws its entry itself.
+func (l *Lifecycle) Withdraw() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.withdrawn = true
+	if l.superStop != nil {
+		l.superStop()
+	}
+	l.self, l.superStop, l.superDone = nil, nil, nil
 }
 
 // RegisteredID is the ID of the node RegisterRemote registered, or "".

@@ -311,3 +311,49 @@ func TestCloseMarksANodeWithoutMetadata(t *testing.T) {
 		t.Fatalf("steps %v, want the node marked", s.get())
 	}
 }
+
+// A withdrawn registration stops its supervisor, is neither marked nor
+// deregistered by Close, and leaves room for a new one; one withdrawn while
+// it was being made does not count.
+func TestWithdraw(t *testing.T) {
+	s := &steps{}
+	reg := &fakeRegistrar{steps: s}
+	l := newLifecycle(t, reg, time.Second)
+	if err := l.RegisterRemote(context.Background(), node); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "supervise node-a")
+	l.Withdraw()
+	if id := l.RegisteredID(); id != "" {
+		t.Fatalf("RegisteredID = %q after Withdraw", id)
+	}
+	waitFor(t, s, "supervisor stopped")
+
+	reg.register = func(context.Context) error {
+		l.Withdraw() // the backend gives the ID up before the registration returns
+		return nil
+	}
+	if err := l.RegisterRemote(context.Background(), node); err != nil {
+		t.Fatalf("a registration withdrawn as it was made: %v", err)
+	}
+	if id := l.RegisteredID(); id != "" {
+		t.Fatalf("RegisteredID = %q after a registration withdrawn as it was made", id)
+	}
+	reg.register = nil
+	if err := l.RegisterRemote(context.Background(), node); err != nil {
+		t.Fatalf("registering again after a withdrawal: %v", err)
+	}
+	if id := l.RegisteredID(); id != node.ID {
+		t.Fatalf("RegisteredID = %q, want %q", id, node.ID)
+	}
+	l.Withdraw()
+	if err := l.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(s.get(), "deregister node-a") {
+		t.Fatalf("Close deregistered a withdrawn node: %v", s.get())
+	}
+	if n := strings.Count(strings.Join(s.get(), "\n"), "supervise node-a"); n != 2 {
+		t.Fatalf("%d supervisors started, want 2 (none for the registration withdrawn as it was made): %v", n, s.get())
+	}
+}

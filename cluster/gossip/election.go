@@ -55,7 +55,7 @@ func lowestCandidate(ms map[string]member, name string) string {
 // it has seen still refuses the deposed leader's writes.
 func (c *Coordinator) Campaign(ctx context.Context, name string) (*cluster.Leadership, error) {
 	selfID := c.selfID()
-	e, cctx, err := c.elections.Begin(ctx, name, selfID)
+	e, cctx, err := c.life.Elections.Begin(ctx, name, selfID)
 	if err != nil {
 		return nil, err
 	}
@@ -201,14 +201,14 @@ func (c *Coordinator) checkLeaderships(ms map[string]member) {
 			l.lose(fmt.Errorf("%w: %s claims election %q with term %d, this node's term is %d (gossip elections are unfenced: the two views disagreed)", cluster.ErrSessionLost, id, name, term, l.term))
 			delete(c.leading, name)
 			delete(c.campaigns, name)
-			c.wg.Go(c.announce)
+			c.life.Go(c.announce)
 		}
 	}
 }
 
 // Observe streams the election's leader as this member sees it.
 func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.Leader {
-	return backend.Observe(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(cluster.Leader)) {
+	return backend.Observe(ctx, c.ctx, name, c.life.Go, func(ctx context.Context, publish func(cluster.Leader)) {
 		for {
 			ms, wake := c.snapshot()
 			id, term := claimant(ms, name)
@@ -226,13 +226,13 @@ func (c *Coordinator) Observe(ctx context.Context, name string) <-chan cluster.L
 // knowledge (its Leadership's Done not closed): what an operator's report
 // shows, where Observe may still name this node during an outage.
 func (c *Coordinator) Leading(election string) (term uint64, ok bool) {
-	return c.elections.Leading(election)
+	return c.life.Leading(election)
 }
 
 // Campaigning reports whether this coordinator campaigns for or leads the
 // election, so that package shard can refuse a group named like it.
-func (c *Coordinator) Campaigning(election string) bool { return c.elections.Active(election) }
+func (c *Coordinator) Campaigning(election string) bool { return c.life.Campaigning(election) }
 
 // RegisteredID is the ID of the node RegisterRemote registered; empty
 // before it (or, on gossip, after the registration was withdrawn).
-func (c *Coordinator) RegisteredID() string { return c.selfID() }
+func (c *Coordinator) RegisteredID() string { return c.life.RegisteredID() }

@@ -9,14 +9,11 @@ import (
 // Crash stops the member as a crash would: no leave and no resignation,
 // it simply stops answering; its goroutines end. Close then does nothing.
 func (c *Coordinator) Crash() {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
-	c.cancel()
+	c.down.Store(true) // nothing more is gossiped, and nobody is told of the leave
+	c.stopWaiting()
 	c.stopJoin()
 	_ = c.ml.Shutdown()
-	c.wg.Wait()
-	c.view.Close()
+	_ = c.Close() // ends the goroutines; down, it resigns and leaves nowhere
 }
 
 // DropUpdates makes memberlist miss this member's next n updates of its

@@ -62,10 +62,19 @@ type Coordinator struct {
 	addr   string        // the gossip address others reach it at (Addr)
 	settle time.Duration // how long a candidate waits before it claims a leadership
 
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	stopJoin func() // stops joinLoop and waits for it
+	// life is the lifecycle every backend shares: RegisterRemote's checks,
+	// Close's order, the elections book and the published view.
+	life backend.Lifecycle
+	ctx  context.Context // life's: ends when Close begins the shutdown
+	// closing ends as Close begins, so that a RegisterRemote waiting for
+	// the seeds gives up at once instead of holding Close up.
+	closing     context.Context
+	stopWaiting context.CancelFunc
+	stopJoin    func() // stops joinLoop and waits for it
+	// down is set once memberlist is shut down (or, in a test, crashed):
+	// there is nobody left to announce to or to leave.
+	down      atomic.Bool
+	leaveOnce sync.Once
 
 	announcing sync.Mutex                        // held by announce: memberlist updates one at a time
 	updateNode func(timeout time.Duration) error // ml.UpdateNode; tests drop updates
@@ -77,8 +86,7 @@ type Coordinator struct {
 	table   map[string]memberlist.Node // live members by name, copied from memberlist's events
 
 	mu        sync.Mutex
-	self      *cluster.Node
-	closed    bool
+	self      *cluster.Node     // this member's entry; nil until registered, or once withdrawn
 	campaigns map[string]uint64 // election → the term this node claims; 0 while campaigning
 	state     state             // records and terms, replicated by gossip
 	leading   map[string]leadership
@@ -88,8 +96,6 @@ type Coordinator struct {
 	clash      error
 	duplicates atomic.Uint64
 
-	elections backend.Book
-	view      backend.View
 	malformed backend.Malformed
 	// gossiped wakes whoever follows members' entries, records or terms:
 	// it is closed and replaced on every change.
@@ -166,10 +172,11 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	local := ml.LocalNode()
 	c.addr = net.JoinHostPort(local.Addr.String(), strconv.Itoa(int(local.Port)))
 	c.updateNode = ml.UpdateNode
-	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.life.Init("gossip", registrar{c}, cfg.LeaveTimeout)
+	c.ctx = c.life.Context()
+	c.closing, c.stopWaiting = context.WithCancel(context.Background())
 	c.refresh()
-	c.wg.Add(1)
-	go c.viewLoop()
+	c.life.Go(c.viewLoop)
 	if len(seeds) == 0 {
 		close(c.joined) // the first node of a new cluster: nobody to ask
 	}
@@ -252,7 +259,6 @@ func (c *Coordinator) joinLoop(ctx context.Context, seeds []string) {
 // memberlist calls its event delegate with its node lock held, so the list
 // is read here rather than there.
 func (c *Coordinator) viewLoop() {
-	defer c.wg.Done()
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -355,11 +361,11 @@ func (c *Coordinator) refresh() {
 	}
 	c.checkLeaderships(ms)
 	if c.yieldLocked(ms) != nil {
-		c.wg.Go(c.announce)
+		c.life.Go(c.announce)
 	}
 	c.wakeLocked()
 	c.mu.Unlock()
-	c.view.Publish(nodes, selfID)
+	c.life.View.Publish(nodes, selfID)
 }
 
 // wakeLocked wakes everyone waiting for gossip. c.mu is held.
@@ -385,12 +391,16 @@ const RegisterWait = 10 * time.Second
 // cluster.ErrDuplicateID, or later through Err), so one process keeps the
 // ID and nothing leads under it twice.
 func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) error {
-	if err := self.Validate(); err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+	return c.life.RegisterRemote(ctx, self)
+}
+
+// registrar is the coordinator's part of backend.Lifecycle. The entry lives
+// in this member's memberlist metadata, which memberlist gossips for as
+// long as the member lives: there is nothing to supervise.
+type registrar struct{ c *Coordinator }
+
+func (r registrar) Register(ctx context.Context, self cluster.Node) error {
+	c := r.c
 	if err := c.AwaitJoin(ctx); err != nil {
 		return err
 	}
@@ -404,19 +414,9 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 		return err
 	}
 	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return cluster.ErrClosed
-	}
-	if c.self != nil {
-		id := c.self.ID
-		c.mu.Unlock()
-		return fmt.Errorf("gossip: this coordinator already registered node %s; one coordinator registers one node (start another coordinator for another)", id)
-	}
-	prev := c.self
 	c.self = &self
 	if _, err := c.metaLocked(data); err != nil {
-		c.self = prev
+		c.self = nil
 		c.mu.Unlock()
 		return err
 	}
@@ -430,9 +430,49 @@ func (c *Coordinator) RegisterRemote(ctx context.Context, self cluster.Node) err
 		c.announce()
 		return err
 	}
-	c.view.Remark(self.ID)
 	c.poke()
 	return nil
+}
+
+func (registrar) Supervise(ctx context.Context, _ cluster.Node) { <-ctx.Done() }
+
+// errDown is Update's answer once memberlist is shut down.
+var errDown = errors.New("gossip: memberlist is shut down")
+
+// Update gossips self's entry as given (with the leaving mark, from
+// Close), unless the registration was withdrawn meanwhile.
+func (r registrar) Update(_ context.Context, self cluster.Node) error {
+	c := r.c
+	if c.down.Load() {
+		return errDown
+	}
+	c.mu.Lock()
+	if c.self == nil || c.self.ID != self.ID {
+		c.mu.Unlock()
+		return fmt.Errorf("gossip: node %s was withdrawn; nothing to update", self.ID)
+	}
+	c.self = &self
+	c.mu.Unlock()
+	c.announce()
+	return nil
+}
+
+// Deregister leaves the cluster gracefully: the others drop this node as
+// soon as the leave reaches them, within LeaveTimeout.
+func (r registrar) Deregister(context.Context, cluster.Node) error { return r.c.leave() }
+
+// leave leaves the cluster, once; later calls (and a member already shut
+// down) return nil.
+func (c *Coordinator) leave() (err error) {
+	c.leaveOnce.Do(func() {
+		if c.down.Load() {
+			return
+		}
+		if lerr := c.ml.Leave(c.cfg.LeaveTimeout); lerr != nil {
+			err = fmt.Errorf("gossip: leaving: %w (the others will find this node dead instead)", lerr)
+		}
+	})
+	return err
 }
 
 // AwaitJoin waits until a seed has answered and this member has the
@@ -457,7 +497,7 @@ func (c *Coordinator) AwaitJoin(ctx context.Context) error {
 	select {
 	case <-c.joined:
 		return nil
-	case <-c.ctx.Done():
+	case <-c.closing.Done():
 		return cluster.ErrClosed
 	case <-wait.Done():
 		c.mu.Lock()
@@ -489,11 +529,12 @@ func (c *Coordinator) yieldLocked(ms map[string]member) error {
 	c.opts.Logger.Error("gossip: another live member holds this node's ID; this node withdraws its registration", "id", c.self.ID, "ours", c.self.Address, "theirs", holder.node.Address, "member", holder.name)
 	c.clash = clash
 	c.self = nil
+	c.life.Withdraw()
 	// The book holds every campaign and leadership (c.leading's lose
 	// functions are its entries'): ending them there ends them all.
 	clear(c.leading)
 	clear(c.campaigns)
-	c.elections.EndAll(fmt.Errorf("%w: %w", cluster.ErrSessionLost, clash))
+	c.life.Elections.EndAll(fmt.Errorf("%w: %w", cluster.ErrSessionLost, clash))
 	return clash
 }
 
@@ -531,6 +572,9 @@ func (c *Coordinator) metaLocked(node []byte) ([]byte, error) {
 func (c *Coordinator) announce() {
 	// memberlist's UpdateNode reads its own node's state unlocked while it
 	// writes it: one update at a time.
+	if c.down.Load() {
+		return
+	}
 	c.announcing.Lock()
 	defer c.announcing.Unlock()
 	defer c.poke() // this member's own entry changed
@@ -614,7 +658,7 @@ func (c *Coordinator) QueryRemoteNodes(ctx context.Context) ([]cluster.Node, err
 
 // Watch pushes the member list after every change.
 func (c *Coordinator) Watch(ctx context.Context) <-chan []cluster.Node {
-	return c.view.Subscribe(ctx)
+	return c.life.View.Subscribe(ctx)
 }
 
 func (c *Coordinator) selfID() string {
@@ -626,54 +670,29 @@ func (c *Coordinator) selfID() string {
 	return c.self.ID
 }
 
-// Close resigns every leadership, leaves the cluster gracefully (the
-// others drop this node as soon as the leave reaches them, within
-// LeaveTimeout) and stops. It is safe to call more than once.
+// Close resigns every leadership, tells the others this node is leaving,
+// leaves the cluster gracefully (the others drop this node as soon as the
+// leave reaches them, within LeaveTimeout) and stops. It is safe to call
+// more than once.
 func (c *Coordinator) Close() error {
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closed = true
-	c.mu.Unlock()
-	err := c.elections.Close(c.cfg.LeaveTimeout)
+	c.stopWaiting()
 	// A join still in progress (bounded by the profile's TCP timeout) is
 	// let finish: a member that has not yet learnt of any other would
 	// leave without telling anyone, and be found dead only seconds later.
 	c.stopJoin()
-	c.markLeaving()
-	if lerr := c.ml.Leave(c.cfg.LeaveTimeout); lerr != nil {
-		err = errors.Join(err, fmt.Errorf("gossip: leaving: %w (the others will find this node dead instead)", lerr))
-	}
-	c.cancel()
-	if serr := c.ml.Shutdown(); serr != nil {
-		err = errors.Join(err, serr)
-	}
-	c.wg.Wait()
-	c.view.Close()
-	c.mu.Lock()
-	c.wakeLocked()
-	c.mu.Unlock()
-	return err
-}
-
-// markLeaving tells every member this node is leaving (cluster.StateLeaving
-// in its entry), so that their Managers let it go at once rather than hold
-// it as a node that vanished; a member that never registered has nothing to
-// say. announce exchanges state with every member before it returns; the
-// pause lets their views publish the mark before the leave itself arrives.
-func (c *Coordinator) markLeaving() {
-	c.mu.Lock()
-	if c.self == nil {
+	return c.life.Close(func() error {
+		// A member that never registered (an observer) leaves too, so that
+		// the others do not probe it and find it dead.
+		err := c.leave()
+		c.down.Store(true)
+		if serr := c.ml.Shutdown(); serr != nil {
+			err = errors.Join(err, serr)
+		}
+		c.mu.Lock()
+		c.wakeLocked()
 		c.mu.Unlock()
-		return
-	}
-	marked := backend.MarkedLeaving(*c.self)
-	c.self = &marked
-	c.mu.Unlock()
-	c.announce()
-	time.Sleep(backend.LeaveSettle)
+		return err
+	})
 }
 
 // delegate is this coordinator as memberlist's Delegate: metadata, and

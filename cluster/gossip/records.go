@@ -145,7 +145,7 @@ func (c *Coordinator) push(ctx context.Context, msg []byte) {
 
 // WatchRecord streams the version of this member's copy of the record.
 func (c *Coordinator) WatchRecord(ctx context.Context, name string) <-chan string {
-	return backend.WatchRecord(ctx, c.ctx, name, c.wg.Go, func(ctx context.Context, publish func(string)) {
+	return backend.WatchRecord(ctx, c.ctx, name, c.life.Go, func(ctx context.Context, publish func(string)) {
 		for {
 			c.mu.Lock()
 			v, wake := c.state.Records[name].version(), c.gossiped
