@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -22,8 +21,11 @@ var defaultYAML []byte
 const builtinSource = "herd's built-in default"
 
 // DefaultYAML returns herd's built-in configuration, the one used when no
-// file is given. It documents every key and its environment variable.
-func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
+// file is given: the common keys (default.yaml in this package) and the
+// section of every backend the program imports, each declared in the
+// backend's own package (RegisterSection). It documents every key and its
+// environment variable.
+func DefaultYAML() []byte { return builtin() }
 
 // ErrUnknownKey is wrapped by the ConfigError for a key herd does not know.
 var ErrUnknownKey = errors.New("unknown key")
@@ -146,7 +148,7 @@ func load(data []byte, source string, opts []Option) (*Config, error) {
 		read[name] = true
 		return o.LookupEnv(name)
 	}}
-	base, err := cfg.parse(defaultYAML, builtinSource)
+	base, err := cfg.parse(builtin(), builtinSource)
 	if err != nil {
 		return nil, fmt.Errorf("built-in default: %w", err)
 	}
@@ -230,7 +232,7 @@ func checkKeys(user, base *rawCluster) error {
 	for name := range base.sections {
 		known = append(known, name)
 	}
-	for _, p := range Providers() {
+	for _, p := range append(Providers(), slices.Collect(maps.Keys(shippedEnv))...) {
 		if !slices.Contains(known, p) {
 			known = append(known, p)
 		}
@@ -244,7 +246,7 @@ func checkKeys(user, base *rawCluster) error {
 	for name, sec := range user.sections {
 		def, ok := base.sections[name]
 		if !ok || sec.node.Kind != yaml.MappingNode {
-			continue // a registered backend's own section: it decodes it strictly
+			continue // a backend's own section, decoded strictly by it, or one of a package not imported
 		}
 		var keys []string
 		if def.node.Kind == yaml.MappingNode {
@@ -275,7 +277,7 @@ func checkEnv(environ []string, read map[string]bool) error {
 	var unknown []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if (name == "SW_CLUSTER" || strings.HasPrefix(name, "SW_CLUSTER_")) && !read[name] {
+		if (name == "SW_CLUSTER" || strings.HasPrefix(name, "SW_CLUSTER_")) && !read[name] && !absentsVariable(name) {
 			unknown = append(unknown, name)
 		}
 	}
@@ -294,6 +296,17 @@ func checkEnv(environ []string, read map[string]bool) error {
 		accepted = "did you mean " + near + "? (no key reads " + unknown[0] + "; unset it or rename it)"
 	}
 	return &ConfigError{EnvVar: unknown[0], Accepted: accepted, Err: ErrUnknownEnv}
+}
+
+// absentsVariable reports whether name is a variable of a section herd
+// ships whose package this program does not import (see shippedEnv).
+func absentsVariable(name string) bool {
+	for section, prefix := range shippedEnv {
+		if strings.HasPrefix(name, prefix) && shippedButAbsent(section) {
+			return true
+		}
+	}
+	return false
 }
 
 func unknownKey(parent, key, file string, line int, known []string) *ConfigError {

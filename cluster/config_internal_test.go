@@ -83,3 +83,41 @@ func TestDecodeOtherShapes(t *testing.T) {
 func init() {
 	RegisterProvider("x-shapes", func(context.Context, Section, ...Option) (Coordinator, error) { return NewStandalone(), nil })
 }
+
+// RegisterSection refuses what would make the configuration lie: a taken
+// or reserved name, a body that is not a mapping, and defaults that the
+// YAML does not give.
+func TestRegisterSectionRefusesMistakes(t *testing.T) {
+	type conf struct {
+		Size int `yaml:"size"`
+	}
+	body := []byte("# how many\nsize: ${SW_CLUSTER_X_SIZE:3}\n")
+	for name, call := range map[string]func(){
+		"empty name":      func() { RegisterSection("", body, conf{Size: 3}) },
+		"reserved name":   func() { RegisterSection("selector", body, conf{Size: 3}) },
+		"taken name":      func() { RegisterSection("standalone", body, conf{Size: 3}) },
+		"not a mapping":   func() { RegisterSection("x-list", []byte("[1, 2]"), conf{}) },
+		"drift":           func() { RegisterSection("x-drift", body, conf{Size: 4}) },
+		"unknown key":     func() { RegisterSection("x-key", []byte("sise: 3\n"), conf{Size: 3}) },
+		"not a struct":    func() { RegisterSection("x-int", body, 3) },
+		"nil defaults":    func() { RegisterSection("x-nil", body, nil) },
+		"bad YAML":        func() { RegisterSection("x-yaml", []byte("size: [\n"), conf{}) },
+		"bad placeholder": func() { RegisterSection("x-ph", []byte("size: ${SW_X\n"), conf{}) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			call()
+		}()
+	}
+	RegisterSection("x-good", body, conf{Size: 3})
+	if !strings.Contains(string(DefaultYAML()), "  x-good:\n    # how many\n    size: ${SW_CLUSTER_X_SIZE:3}\n") {
+		t.Fatalf("the section is not in the built-in configuration:\n%s", DefaultYAML())
+	}
+	if advertises("x-good") {
+		t.Fatal("a section with no backend has the advertised address's keys")
+	}
+}

@@ -20,6 +20,29 @@ func env(kv ...string) cluster.Option {
 	return cluster.WithLookupEnv(func(k string) (string, bool) { v, ok := m[k]; return v, ok })
 }
 
+// kvYAML is the section of "kv", a backend of the tests' own declared the
+// way herd's backends declare theirs.
+const kvYAML = `# comma-separated host:port list
+endpoints: ${SW_CLUSTER_KV_ENDPOINTS:localhost:2379}
+ttl: ${SW_CLUSTER_KV_TTL:10s}
+`
+
+type kvConfig struct {
+	Endpoints string        `yaml:"endpoints"`
+	TTL       time.Duration `yaml:"ttl"`
+}
+
+func init() {
+	cluster.RegisterSection("kv", []byte(kvYAML), kvConfig{Endpoints: "localhost:2379", TTL: 10 * time.Second})
+	cluster.RegisterProvider("kv", func(_ context.Context, s cluster.Section, _ ...cluster.Option) (cluster.Coordinator, error) {
+		var c kvConfig
+		if err := s.Decode(&c); err != nil {
+			return nil, err
+		}
+		return cluster.NewStandalone(), nil
+	})
+}
+
 // A backend of the tests' own, so that its section (cluster.test) is known.
 func init() {
 	cluster.RegisterProvider("test", func(context.Context, cluster.Section, ...cluster.Option) (cluster.Coordinator, error) {
@@ -86,14 +109,18 @@ cluster:
 }
 
 func TestDefaultConfigFromEnvAlone(t *testing.T) {
-	cfg, err := cluster.DefaultConfig(env("SW_CLUSTER", "etcd", "SW_CLUSTER_ETCD_ENDPOINTS", "127.0.0.1:1,127.0.0.1:2", "SW_CLUSTER_NODE_ID", "n1"))
+	cfg, err := cluster.DefaultConfig(env("SW_CLUSTER", "kv", "SW_CLUSTER_KV_ENDPOINTS", "127.0.0.1:1,127.0.0.1:2", "SW_CLUSTER_NODE_ID", "n1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Selector != "etcd" || cfg.NodeID != "n1" {
+	if cfg.Selector != "kv" || cfg.NodeID != "n1" {
 		t.Fatalf("selector=%q nodeID=%q", cfg.Selector, cfg.NodeID)
 	}
-	sec := cfg.Section("etcd")
+	sec := cfg.Section("kv")
+	var full kvConfig
+	if err := sec.Decode(&full); err != nil || full.Endpoints != "127.0.0.1:1,127.0.0.1:2" {
+		t.Fatalf("kv section %+v, %v", full, err)
+	}
 	var c struct {
 		Endpoints string `yaml:"endpoints"`
 	}
@@ -108,15 +135,15 @@ func TestDefaultConfigFromEnvAlone(t *testing.T) {
 }
 
 func TestFileFallsBackToDefaultSections(t *testing.T) {
-	cfg, err := cluster.LoadConfig([]byte("core:\n  x: 1\ncluster:\n  selector: etcd\n"), env())
+	cfg, err := cluster.LoadConfig([]byte("core:\n  x: 1\ncluster:\n  selector: kv\n"), env())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var etcd struct {
+	var kv struct {
 		Endpoints string `yaml:"endpoints"`
 	}
-	if err := cfg.Section("etcd").Decode(&etcd); err == nil || !strings.Contains(err.Error(), "unknown key cluster.etcd.namespace") {
-		t.Fatalf("etcd section not taken from the default: %v", err)
+	if err := cfg.Section("kv").Decode(&kv); err == nil || !strings.Contains(err.Error(), "unknown key cluster.kv.ttl") {
+		t.Fatalf("kv section not taken from the default: %v", err)
 	}
 }
 
@@ -158,7 +185,7 @@ func TestSelfNode(t *testing.T) {
 		{"bind address used", "10.1.2.3:11800", nil, "10.1.2.3:11800"},
 		{"host override", "0.0.0.0:11800", []string{"SW_CLUSTER_INTERNAL_COM_HOST", "node-a.svc"}, "node-a.svc:11800"},
 		{"port override", "10.1.2.3:11800", []string{"SW_CLUSTER_INTERNAL_COM_PORT", "12000"}, "10.1.2.3:12000"},
-		{"wildcard v4 refused", "0.0.0.0:11800", nil, "!cluster.etcd.internalComHost"},
+		{"wildcard v4 refused", "0.0.0.0:11800", nil, "!cluster.kv.internalComHost"},
 		{"wildcard v6 refused", "[::]:11800", nil, "!SW_CLUSTER_INTERNAL_COM_HOST"},
 		{"empty host refused", ":11800", nil, "!internalComHost"},
 		{"no port", "10.1.2.3:0", nil, "!internalComPort"},
@@ -167,7 +194,7 @@ func TestSelfNode(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, err := cluster.DefaultConfig(env(append([]string{"SW_CLUSTER", "etcd"}, c.env...)...))
+			cfg, err := cluster.DefaultConfig(env(append([]string{"SW_CLUSTER", "kv"}, c.env...)...))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -295,8 +322,8 @@ func TestSelfNodeBindPortBoundaries(t *testing.T) {
 // the variable meant.
 func TestMisspeltEnvironmentVariableIsRefused(t *testing.T) {
 	for _, tc := range []struct{ set, want string }{
-		{"SW_CLUSTER_GOSSIP_SEED", "SW_CLUSTER_GOSSIP_SEEDS"},
-		{"SW_CLUSTER_ETCD_ENDPOINT", "SW_CLUSTER_ETCD_ENDPOINTS"},
+		{"SW_CLUSTER_KV_ENDPOINT", "SW_CLUSTER_KV_ENDPOINTS"},
+		{"SW_CLUSTER_NODEID", "SW_CLUSTER_NODE_ID"},
 	} {
 		t.Run(tc.set, func(t *testing.T) {
 			t.Setenv(tc.set, "127.0.0.1:1")
@@ -310,8 +337,17 @@ func TestMisspeltEnvironmentVariableIsRefused(t *testing.T) {
 		})
 	}
 	t.Run("known variables pass", func(t *testing.T) {
-		t.Setenv("SW_CLUSTER", "gossip")
-		t.Setenv("SW_CLUSTER_GOSSIP_SEEDS", "127.0.0.1:1")
+		t.Setenv("SW_CLUSTER", "kv")
+		t.Setenv("SW_CLUSTER_KV_ENDPOINTS", "127.0.0.1:1")
+		if _, err := cluster.DefaultConfig(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// A backend herd ships reads its variables once imported; a program
+	// that does not import it leaves them to the programs that do.
+	t.Run("a shipped backend's variables, not imported, pass", func(t *testing.T) {
+		t.Setenv("SW_CLUSTER_ETCD_ENDPOINT", "127.0.0.1:1")
+		t.Setenv("SW_CLUSTER_TLS_CA_FILE", "/ca.pem")
 		if _, err := cluster.DefaultConfig(); err != nil {
 			t.Fatal(err)
 		}

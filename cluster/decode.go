@@ -46,7 +46,7 @@ func (s Section) decode(v any, strict bool) error {
 		k, val := n.Content[i], n.Content[i+1]
 		idx, ok := fields[k.Value]
 		if !ok {
-			if strict {
+			if strict && !(isAdvertised(k.Value) && advertises(s.name)) {
 				return unknownKey("cluster."+s.name, k.Value, s.at.file, k.Line, names)
 			}
 			continue
@@ -57,6 +57,10 @@ func (s Section) decode(v any, strict bool) error {
 	}
 	return nil
 }
+
+// isAdvertised reports whether key is one of the advertised address's keys
+// that every backend's section has and SelfNode reads.
+func isAdvertised(key string) bool { return key == "internalComHost" || key == "internalComPort" }
 
 // setField stores a scalar's value in f. It returns "" on success, else what
 // f would accept.

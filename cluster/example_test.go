@@ -34,13 +34,13 @@ cluster:
 
 // A misspelt key anywhere under cluster is an error that points at it.
 func ExampleLoadConfig_misspelt() {
-	_, err := cluster.LoadConfig([]byte("cluster:\n  selector: etcd\n  etcd:\n    endpoint: 10.0.0.1:2379\n"))
+	_, err := cluster.LoadConfig([]byte("cluster:\n  selector: standalone\n  standalone:\n    internalComHots: 10.0.0.1\n"))
 	var ce *cluster.ConfigError
 	fmt.Println(errors.As(err, &ce), ce.Line)
 	fmt.Println(err)
 	// Output:
 	// true 4
-	// config: config:4: unknown key cluster.etcd.endpoint: did you mean cluster.etcd.endpoints? (cluster.etcd has endpoints, namespace, serviceName, authentication, user, password, internalComHost, internalComPort, ttl, electionTTL, dialTimeout, tlsCaFile, tlsCertFile, tlsKeyFile)
+	// config: config:4: unknown key cluster.standalone.internalComHots: did you mean cluster.standalone.internalComHost? (cluster.standalone has internalComHost, internalComPort)
 }
 
 // A file's errors name the file and the line.

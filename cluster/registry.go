@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -15,18 +18,24 @@ import (
 // shared options.
 type Factory func(ctx context.Context, section Section, opts ...Option) (Coordinator, error)
 
+// The registry: the backends a program can select, and the configuration
+// sections declared outside this package, by name. Written by init
+// functions, read by New and the configuration loader.
 var (
 	providersMu sync.RWMutex
-	providers   = map[string]Factory{
-		"standalone": func(_ context.Context, s Section, _ ...Option) (Coordinator, error) {
-			var cfg advertised // its only settings: checked here, applied by SelfNode
-			if err := s.Decode(&cfg); err != nil {
-				return nil, err
-			}
-			return NewStandalone(), nil
-		},
-	}
+	sections    = map[string][]byte{"standalone": nil} // its keys are the advertised address's, which every backend's section has
+	providers   = map[string]Factory{}
 )
+
+func init() {
+	providers["standalone"] = func(_ context.Context, s Section, _ ...Option) (Coordinator, error) {
+		var cfg advertised // its only settings: checked here, applied by SelfNode
+		if err := s.Decode(&cfg); err != nil {
+			return nil, err
+		}
+		return NewStandalone(), nil
+	}
+}
 
 // RegisterProvider makes a backend available under name (the value of
 // cluster.selector). It is meant to be called from a backend package's init
@@ -60,6 +69,134 @@ func Providers() []string {
 // knownBackends are the backends herd ships, for the hint when one is
 // selected but not imported.
 var knownBackends = []string{"consul", "etcd", "gossip", "kubernetes", "nacos", "zookeeper"}
+
+// shippedEnv is the prefix of the environment variables of each section
+// herd ships outside this package. A document may carry such a section,
+// and the environment may set its variables, in a program that does not
+// import the package that reads it: a SkyWalking application.yml has a
+// section for every backend, and one environment often serves several
+// programs. Their contents are checked once the package is imported.
+var shippedEnv = map[string]string{
+	"consul": "SW_CLUSTER_CONSUL_", "etcd": "SW_CLUSTER_ETCD_", "gossip": "SW_CLUSTER_GOSSIP_",
+	"kubernetes": "SW_CLUSTER_K8S_", "nacos": "SW_CLUSTER_NACOS_", "zookeeper": "SW_CLUSTER_ZK_",
+	"tls": "SW_CLUSTER_TLS_",
+}
+
+// RegisterSection declares a section of the configuration that a package
+// other than this one reads (a backend's, or package peertls's tls): its
+// body as YAML, each key with its ${SW_…:default} placeholder and a
+// comment, and the Go value its defaults decode to. The section joins the
+// built-in configuration (DefaultYAML), its keys and environment variables
+// become known to LoadConfig, and a file's section of that name is checked
+// key by key. The section of a backend (a name also given to
+// RegisterProvider) has internalComHost and internalComPort besides, read
+// by Config.SelfNode; it does not declare them.
+//
+// It is meant to be called from an init function and panics, as
+// RegisterProvider does, if name is empty or taken, if body is not a YAML
+// mapping, or if body's defaults do not decode to exactly defaults: a
+// mismatch between the documented defaults and the Go ones is found when
+// the program starts, not by a user.
+func RegisterSection(name string, body []byte, defaults any) {
+	if name == "" || name == "selector" || name == "nodeId" {
+		panic("cluster: RegisterSection needs a section name other than selector and nodeId")
+	}
+	if err := checkDefaults(name, body, defaults); err != nil {
+		panic("cluster: RegisterSection " + name + ": " + err.Error())
+	}
+	providersMu.Lock()
+	defer providersMu.Unlock()
+	if _, dup := sections[name]; dup {
+		panic("cluster: RegisterSection called twice for " + name)
+	}
+	sections[name] = bytes.Clone(body)
+}
+
+// checkDefaults decodes body with no environment into a new value of
+// defaults' type and compares the two.
+func checkDefaults(name string, body []byte, defaults any) error {
+	t := reflect.TypeOf(defaults)
+	if t == nil || t.Kind() != reflect.Struct {
+		return fmt.Errorf("defaults must be a struct with yaml tags, not %T", defaults)
+	}
+	cfg := &Config{origins: origins{}, lookup: func(string) (string, bool) { return "", false }}
+	raw, err := cfg.parse(sectionYAML(name, body, false), builtinSource)
+	if err != nil {
+		return err
+	}
+	got := reflect.New(t)
+	if err := (Section{name: name, at: raw.sections[name], cfg: cfg}).Decode(got.Interface()); err != nil {
+		return err
+	}
+	if !reflect.DeepEqual(got.Elem().Interface(), defaults) {
+		return fmt.Errorf("the YAML's defaults are %+v, the Go defaults %+v: make them agree", got.Elem().Interface(), defaults)
+	}
+	return nil
+}
+
+// advertisedYAML is the part of every backend's section that cluster reads
+// itself (SelfNode), by SkyWalking's names.
+const advertisedYAML = `internalComHost: ${SW_CLUSTER_INTERNAL_COM_HOST:""}
+internalComPort: ${SW_CLUSTER_INTERNAL_COM_PORT:-1}
+`
+
+// sectionYAML returns a document holding one section: body under
+// cluster.name, with the advertised address's keys first for a backend.
+func sectionYAML(name string, body []byte, backend bool) []byte {
+	var b bytes.Buffer
+	b.WriteString("cluster:\n")
+	writeSection(&b, name, body, backend)
+	return b.Bytes()
+}
+
+func writeSection(b *bytes.Buffer, name string, body []byte, backend bool) {
+	fmt.Fprintf(b, "  %s:\n", name)
+	if backend {
+		body = append([]byte(advertisedYAML), body...)
+	}
+	for line := range strings.Lines(string(body)) {
+		if strings.TrimSpace(line) != "" {
+			b.WriteString("    ")
+		}
+		b.WriteString(strings.TrimRight(line, "\n") + "\n")
+	}
+}
+
+// builtin assembles the built-in configuration: the common keys, then
+// every registered section by name.
+func builtin() []byte {
+	providersMu.RLock()
+	defer providersMu.RUnlock()
+	var b bytes.Buffer
+	b.Write(defaultYAML)
+	for _, name := range slices.Sorted(maps.Keys(sections)) {
+		_, backend := providers[name]
+		writeSection(&b, name, sections[name], backend)
+	}
+	return b.Bytes()
+}
+
+// advertises reports whether the named section is a backend's with a
+// registered section, and so carries internalComHost and internalComPort.
+func advertises(name string) bool {
+	providersMu.RLock()
+	defer providersMu.RUnlock()
+	_, sec := sections[name]
+	_, prov := providers[name]
+	return sec && prov
+}
+
+// shippedButAbsent reports whether name is a section herd ships whose
+// package this program does not import.
+func shippedButAbsent(name string) bool {
+	if _, ok := shippedEnv[name]; !ok {
+		return false
+	}
+	providersMu.RLock()
+	defer providersMu.RUnlock()
+	_, ok := sections[name]
+	return !ok
+}
 
 // New builds the coordinator that cfg.Selector names, passing it opts
 // (WithLogger, WithBackoff, WithLookupEnv). Unless opts say otherwise, the

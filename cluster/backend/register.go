@@ -14,9 +14,23 @@ import (
 // SW_CLUSTER), the usual way: its section of the configuration is decoded
 // (strictly) over defaults() and passed to build with the options given to
 // cluster.New. A backend calls it from an init function and passes its own
-// New as build. Like cluster.RegisterProvider, it panics if name is empty
-// or taken.
-func Register[C any, K cluster.Coordinator](name string, defaults func() C, build func(context.Context, C, ...cluster.Option) (K, error)) {
+// New as build.
+//
+// section is the backend's part of the built-in configuration, declared in
+// the backend's own package (usually an embedded config.yaml): each key with
+// its ${SW_CLUSTER_…:default} placeholder and a comment. It joins
+// cluster.DefaultYAML, and its environment variables become known to the
+// loader (cluster.RegisterSection); nil declares none, and the backend then
+// checks its keys alone. Like cluster.RegisterProvider and
+// cluster.RegisterSection, it panics if name is empty or taken, or if
+// section's defaults are not exactly defaults(): a backend whose documented
+// and Go defaults disagree does not start.
+func Register[C any, K cluster.Coordinator](name string, section []byte, defaults func() C, build func(context.Context, C, ...cluster.Option) (K, error)) {
+	defer func() {
+		if section != nil {
+			cluster.RegisterSection(name, section, defaults())
+		}
+	}()
 	cluster.RegisterProvider(name, func(ctx context.Context, s cluster.Section, opts ...cluster.Option) (cluster.Coordinator, error) {
 		cfg := defaults()
 		if err := s.Decode(&cfg); err != nil {

@@ -3,6 +3,7 @@ package backend_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -18,7 +19,7 @@ func TestRegister(t *testing.T) {
 		Size int    `yaml:"size"`
 	}
 	var got conf
-	backend.Register("x-configured", func() conf { return conf{Name: "default", Size: 1} }, func(_ context.Context, c conf, _ ...cluster.Option) (*cluster.Standalone, error) {
+	backend.Register("x-configured", nil, func() conf { return conf{Name: "default", Size: 1} }, func(_ context.Context, c conf, _ ...cluster.Option) (*cluster.Standalone, error) {
 		got = c
 		if c.Size < 0 {
 			return nil, errors.New("negative size")
@@ -52,4 +53,19 @@ func TestSplitList(t *testing.T) {
 	if got := backend.SplitList(" , "); got != nil {
 		t.Fatalf("SplitList of blanks = %q, want none", got)
 	}
+}
+
+// A backend whose documented defaults and Go defaults disagree does not
+// start: Register panics in its init function.
+func TestRegisterRefusesDriftingDefaults(t *testing.T) {
+	type conf struct {
+		Size int `yaml:"size"`
+	}
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "make them agree") {
+			t.Fatalf("Register with drifting defaults: %v, want a panic saying so", r)
+		}
+	}()
+	backend.Register("x-drift", []byte("size: ${SW_CLUSTER_X_SIZE:1}\n"), func() conf { return conf{Size: 2} },
+		func(context.Context, conf, ...cluster.Option) (*cluster.Standalone, error) { return cluster.NewStandalone(), nil })
 }

@@ -645,24 +645,6 @@ func ConfigErrors[C any](t *testing.T, defaults func() C, start func(context.Con
 	}
 }
 
-// DefaultsMatch checks that the built-in configuration (cluster/default.yaml,
-// with no environment set) decodes, for backend, to want: the backend's
-// DefaultConfig() with internalComPort -1, so the two cannot drift apart.
-func DefaultsMatch[C comparable](t *testing.T, backend string, want C) {
-	t.Helper()
-	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(string) (string, bool) { return "", false }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got C
-	if err := cfg.Section(backend).Decode(&got); err != nil {
-		t.Fatal(err)
-	}
-	if got != want {
-		t.Fatalf("default.yaml gives %+v\nDefaultConfig() is %+v", got, want)
-	}
-}
-
 // WaitFor reads w until a list satisfies ok, or fails the test after d.
 func WaitFor(t testing.TB, w <-chan []cluster.Node, d time.Duration, what string, ok func([]cluster.Node) bool) []cluster.Node {
 	t.Helper()

@@ -18,9 +18,7 @@ type Config struct {
 	// moves to the next when it stops answering.
 	HostPort string `yaml:"hostPort"`
 	// ACLToken is sent with every request (SW_CLUSTER_CONSUL_ACLTOKEN).
-	ACLToken        string `yaml:"aclToken"`
-	InternalComHost string `yaml:"internalComHost"`
-	InternalComPort int    `yaml:"internalComPort"`
+	ACLToken string `yaml:"aclToken"`
 	// Datacenter to register in and query; empty means the agent's (SW_CLUSTER_CONSUL_DATACENTER).
 	Datacenter string `yaml:"datacenter"`
 	// CheckTTL is the TTL of the health check herd keeps passing, every CheckTTL/3 (SW_CLUSTER_CONSUL_CHECK_TTL).

@@ -15,6 +15,7 @@ package consul
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"net/http"
@@ -30,7 +31,12 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { backend.Register("consul", DefaultConfig, New) }
+// section is this backend's part of herd's built-in configuration.
+//
+//go:embed config.yaml
+var section []byte
+
+func init() { backend.Register("consul", section, DefaultConfig, New) }
 
 // defaultBackoff bounds the delays after errors.
 // The cap is short so that an agent that comes back is seen within about a

@@ -258,9 +258,3 @@ func TestBadConfig(t *testing.T) {
 		"non-positive timeout": {Mutate: func(c *consul.Config) { c.Timeout = 0 }, Key: "cluster.consul.timeout"},
 	})
 }
-
-func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
-	want := consul.DefaultConfig()
-	want.InternalComPort = -1
-	clustertest.DefaultsMatch(t, "consul", want)
-}

@@ -28,10 +28,6 @@ type Config struct {
 	Authentication bool   `yaml:"authentication"`
 	User           string `yaml:"user"`
 	Password       string `yaml:"password"`
-	// InternalComHost and InternalComPort override the advertised address;
-	// they are read by cluster.Config.SelfNode.
-	InternalComHost string `yaml:"internalComHost"`
-	InternalComPort int    `yaml:"internalComPort"`
 	// TTL of the registration lease, whole seconds, at least 2s (SW_CLUSTER_ETCD_TTL).
 	TTL time.Duration `yaml:"ttl"`
 	// ElectionTTL is the TTL of each campaign's lease, whole seconds, at

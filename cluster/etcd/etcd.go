@@ -14,6 +14,7 @@ package etcd
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"sync"
@@ -31,7 +32,12 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { backend.Register("etcd", DefaultConfig, New) }
+// section is this backend's part of herd's built-in configuration.
+//
+//go:embed config.yaml
+var section []byte
+
+func init() { backend.Register("etcd", section, DefaultConfig, New) }
 
 // reconnectBackoff is bo as grpc-go's reconnect backoff, with grpc-go's own
 // growth and jitter.

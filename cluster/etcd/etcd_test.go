@@ -388,12 +388,6 @@ func TestSelectedFromEnvironment(t *testing.T) {
 	}
 }
 
-func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
-	want := etcd.DefaultConfig()
-	want.InternalComPort = -1
-	clustertest.DefaultsMatch(t, "etcd", want)
-}
-
 // TestRelistDropsNodesDeletedWhileTheWatchWasDown: the coordinator is cut
 // off, a node's key is deleted and the history compacted, so the watch
 // cannot resume and must list again; the list replaces the view, so the

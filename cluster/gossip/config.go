@@ -56,9 +56,7 @@ type Config struct {
 	// sides gave up on, and finds seeds whose names now resolve elsewhere.
 	RejoinInterval time.Duration `yaml:"rejoinInterval"`
 	// LeaveTimeout bounds the graceful leave on Close (SW_CLUSTER_GOSSIP_LEAVE_TIMEOUT).
-	LeaveTimeout    time.Duration `yaml:"leaveTimeout"`
-	InternalComHost string        `yaml:"internalComHost"`
-	InternalComPort int           `yaml:"internalComPort"`
+	LeaveTimeout time.Duration `yaml:"leaveTimeout"`
 	// Transport, when set, carries the gossip instead of memberlist's UDP
 	// and TCP listeners on BindAddr:BindPort (for example a transport over
 	// another network, or one a test can cut). Set in code only.

@@ -22,6 +22,7 @@ package gossip
 import (
 	"bytes"
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -44,7 +45,12 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { backend.Register("gossip", DefaultConfig, New) }
+// section is this backend's part of herd's built-in configuration.
+//
+//go:embed config.yaml
+var section []byte
+
+func init() { backend.Register("gossip", section, DefaultConfig, New) }
 
 // defaultBackoff bounds the delays between attempts to join the seeds
 // before the first join succeeds.

@@ -98,9 +98,3 @@ func TestConformance(t *testing.T) {
 		Election: &clustertest.Election{},
 	})
 }
-
-func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
-	want := gossip.DefaultConfig()
-	want.InternalComPort = -1
-	clustertest.DefaultsMatch(t, "gossip", want)
-}

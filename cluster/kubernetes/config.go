@@ -22,9 +22,7 @@ type Config struct {
 	// UIDEnvName names the environment variable holding this pod's UID, set
 	// from the downward API (SW_CLUSTER_K8S_UID). When it is unset, the pod
 	// named HOSTNAME is self.
-	UIDEnvName      string `yaml:"uidEnvName"`
-	InternalComHost string `yaml:"internalComHost"`
-	InternalComPort int    `yaml:"internalComPort"`
+	UIDEnvName string `yaml:"uidEnvName"`
 	// Port peers are dialled on (SW_CLUSTER_K8S_PORT); 0 means use the
 	// container port named PortName.
 	Port int `yaml:"port"`

@@ -19,6 +19,7 @@ package kubernetes
 
 import (
 	"context"
+	_ "embed"
 	"fmt"
 	"math"
 	"net/http"
@@ -45,7 +46,12 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { backend.Register("kubernetes", DefaultConfig, New) }
+// section is this backend's part of herd's built-in configuration.
+//
+//go:embed config.yaml
+var section []byte
+
+func init() { backend.Register("kubernetes", section, DefaultConfig, New) }
 
 // Stats are the coordinator's counters (see cluster.Stats for which it counts).
 type Stats = cluster.Stats

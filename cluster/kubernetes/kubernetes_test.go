@@ -574,9 +574,3 @@ func TestOutsideAPodSaysWhatToSet(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
-
-func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
-	want := kubernetes.DefaultConfig()
-	want.InternalComPort = -1
-	clustertest.DefaultsMatch(t, "kubernetes", want)
-}

@@ -19,16 +19,14 @@ type Config struct {
 	// port; the SDK talks gRPC on port+1000 (SW_CLUSTER_NACOS_HOST_PORT).
 	HostPort string `yaml:"hostPort"`
 	// Namespace ID; "public" and "" both mean the default namespace (SW_CLUSTER_NACOS_NAMESPACE).
-	Namespace       string `yaml:"namespace"`
-	ContextPath     string `yaml:"contextPath"` // SW_CLUSTER_NACOS_CONTEXT_PATH
-	Username        string `yaml:"username"`    // SW_CLUSTER_NACOS_USERNAME
-	Password        string `yaml:"password"`    // SW_CLUSTER_NACOS_PASSWORD
-	AccessKey       string `yaml:"accessKey"`   // SW_CLUSTER_NACOS_ACCESSKEY
-	SecretKey       string `yaml:"secretKey"`   // SW_CLUSTER_NACOS_SECRETKEY
-	InternalComHost string `yaml:"internalComHost"`
-	InternalComPort int    `yaml:"internalComPort"`
-	Group           string `yaml:"group"`       // SW_CLUSTER_NACOS_GROUP
-	ClusterName     string `yaml:"clusterName"` // SW_CLUSTER_NACOS_CLUSTER
+	Namespace   string `yaml:"namespace"`
+	ContextPath string `yaml:"contextPath"` // SW_CLUSTER_NACOS_CONTEXT_PATH
+	Username    string `yaml:"username"`    // SW_CLUSTER_NACOS_USERNAME
+	Password    string `yaml:"password"`    // SW_CLUSTER_NACOS_PASSWORD
+	AccessKey   string `yaml:"accessKey"`   // SW_CLUSTER_NACOS_ACCESSKEY
+	SecretKey   string `yaml:"secretKey"`   // SW_CLUSTER_NACOS_SECRETKEY
+	Group       string `yaml:"group"`       // SW_CLUSTER_NACOS_GROUP
+	ClusterName string `yaml:"clusterName"` // SW_CLUSTER_NACOS_CLUSTER
 	// LogDir and CacheDir are the SDK's; empty means a per-user cache
 	// directory (os.UserCacheDir()/herd/nacos), never the working directory.
 	LogDir   string `yaml:"logDir"`   // SW_CLUSTER_NACOS_LOG_DIR

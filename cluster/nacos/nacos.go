@@ -21,6 +21,7 @@ package nacos
 
 import (
 	"context"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,7 +48,12 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { backend.Register("nacos", DefaultConfig, New) }
+// section is this backend's part of herd's built-in configuration.
+//
+//go:embed config.yaml
+var section []byte
+
+func init() { backend.Register("nacos", section, DefaultConfig, New) }
 
 // IDKey is the instance metadata key that carries the node ID.
 const IDKey = "herd.id"

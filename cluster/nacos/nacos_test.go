@@ -363,9 +363,3 @@ func TestBadConfig(t *testing.T) {
 		"zero timeout":    {Mutate: func(c *nacos.Config) { c.Timeout = 0 }, Key: "cluster.nacos.timeout"},
 	})
 }
-
-func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
-	want := nacos.DefaultConfig()
-	want.InternalComPort = -1
-	clustertest.DefaultsMatch(t, "nacos", want)
-}

@@ -27,9 +27,7 @@ type Config struct {
 	// Schema must be digest, the only scheme SkyWalking supports (SW_ZK_SCHEMA).
 	Schema string `yaml:"schema"`
 	// Expression is user:password for the digest ACL (SW_ZK_EXPRESSION).
-	Expression      string `yaml:"expression"`
-	InternalComHost string `yaml:"internalComHost"`
-	InternalComPort int    `yaml:"internalComPort"`
+	Expression string `yaml:"expression"`
 	// Root is the top znode, SkyWalking's /skywalking (SW_CLUSTER_ZK_ROOT).
 	Root string `yaml:"root"`
 	// SessionTimeout is asked of the server, which clamps it to 2..20 ticks (SW_CLUSTER_ZK_SESSION_TIMEOUT).

@@ -30,6 +30,7 @@ package zookeeper
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,7 +49,12 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 )
 
-func init() { backend.Register("zookeeper", DefaultConfig, New) }
+// section is this backend's part of herd's built-in configuration.
+//
+//go:embed config.yaml
+var section []byte
+
+func init() { backend.Register("zookeeper", section, DefaultConfig, New) }
 
 // Stats are the coordinator's counters (see cluster.Stats for which it counts).
 type Stats = cluster.Stats

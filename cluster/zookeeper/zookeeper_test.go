@@ -463,12 +463,6 @@ func TestBadConfig(t *testing.T) {
 	})
 }
 
-func TestBuiltInDefaultsMatchDefaultConfig(t *testing.T) {
-	want := zookeeper.DefaultConfig()
-	want.InternalComPort = -1
-	clustertest.DefaultsMatch(t, "zookeeper", want)
-}
-
 // memberData is a member entry as a peer in another process writes it.
 func memberData(t *testing.T, id, host string, meta map[string]string) []byte {
 	t.Helper()

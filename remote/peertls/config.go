@@ -2,6 +2,7 @@ package peertls
 
 import (
 	"crypto/tls"
+	_ "embed"
 	"fmt"
 
 	"github.com/herd-go/herd/cluster"
@@ -32,6 +33,14 @@ type Config struct {
 	// "1.2" (SW_CLUSTER_TLS_MIN_VERSION).
 	MinVersion string `yaml:"minVersion"`
 }
+
+// section is the cluster.tls part of herd's built-in configuration,
+// declared here, where it is read.
+//
+//go:embed config.yaml
+var section []byte
+
+func init() { cluster.RegisterSection("tls", section, DefaultConfig()) }
 
 // DefaultConfig returns the values of herd's built-in configuration:
 // plaintext, and when files are set, TLS 1.3 with client certificates
