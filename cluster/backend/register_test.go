@@ -67,5 +67,7 @@ func TestRegisterRefusesDriftingDefaults(t *testing.T) {
 		}
 	}()
 	backend.Register("x-drift", []byte("size: ${SW_CLUSTER_X_SIZE:1}\n"), func() conf { return conf{Size: 2} },
-		func(context.Context, conf, ...cluster.Option) (*cluster.Standalone, error) { return cluster.NewStandalone(), nil })
+		func(context.Context, conf, ...cluster.Option) (*cluster.Standalone, error) {
+			return cluster.NewStandalone(), nil
+		})
 }
