@@ -13,9 +13,9 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/peer"
 
-	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/etcd"
 	"github.com/herd-go/herd/grpcresolver"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 	"github.com/herd-go/herd/internal/testsupport/testnode"
 )
@@ -58,7 +58,7 @@ func TestRoundRobinReachesEveryMemberAndDropsOneThatLeaves(t *testing.T) {
 	leakcheck.Register(t)
 	nodes := testnode.Cluster(t, 3, testnode.Options{Health: true})
 	conn := dial(t, nodes[0], "herd:///")
-	clustertest.WaitUntil(t, 10*time.Second, "calls to reach all three nodes", func() bool { return len(reached(t, conn, 9)) == 3 })
+	clusterwait.WaitUntil(t, 10*time.Second, "calls to reach all three nodes", func() bool { return len(reached(t, conn, 9)) == 3 })
 	got := reached(t, conn, 30)
 	for _, n := range nodes {
 		if got[n.Self.Address.String()] != 10 {
@@ -73,7 +73,7 @@ func TestRoundRobinReachesEveryMemberAndDropsOneThatLeaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	testnode.WaitViews(t, nodes[:2], 2)
-	clustertest.WaitUntil(t, 5*time.Second, "calls to stop reaching the node that left", func() bool {
+	clusterwait.WaitUntil(t, 5*time.Second, "calls to stop reaching the node that left", func() bool {
 		return reached(t, conn, 6)[leaving.Self.Address.String()] == 0
 	})
 	got = reached(t, conn, 20)
@@ -162,14 +162,14 @@ func TestNonMemberResolvesFromACoordinatorsWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	clustertest.WaitUntil(t, 10*time.Second, "calls to reach both members", func() bool { return len(reached(t, conn, 6)) == 2 })
+	clusterwait.WaitUntil(t, 10*time.Second, "calls to reach both members", func() bool { return len(reached(t, conn, 6)) == 2 })
 	if nodes, _ := gateway.QueryRemoteNodes(context.Background()); len(nodes) != 2 {
-		t.Fatalf("the gateway is listed: %v", clustertest.IDs(nodes))
+		t.Fatalf("the gateway is listed: %v", clusterwait.IDs(nodes))
 	}
 	if err := members[1].Coord.Close(); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitUntil(t, 5*time.Second, "calls to stop reaching the member that left", func() bool {
+	clusterwait.WaitUntil(t, 5*time.Second, "calls to stop reaching the member that left", func() bool {
 		return reached(t, conn, 4)[members[1].Self.Address.String()] == 0
 	})
 }

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/inspect"
 	"github.com/herd-go/herd/internal/embedetcd"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 	"github.com/herd-go/herd/internal/testsupport/testnode"
 	"github.com/herd-go/herd/shard"
@@ -41,7 +41,7 @@ func TestReportFollowsElectionsAndGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitUntil(t, 10*time.Second, "the report to name b as leader of jobs", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "the report to name b as leader of jobs", func() bool {
 		r := in.Report()
 		return len(r.Elections) == 1 && r.Elections[0].Leader == b.Self.ID && !r.Elections[0].Self && r.Elections[0].Term == l.Term()
 	})
@@ -53,12 +53,12 @@ func TestReportFollowsElectionsAndGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Resign(context.Background())
-	clustertest.WaitUntil(t, 10*time.Second, "the report to say self leads jobs", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "the report to say self leads jobs", func() bool {
 		r := in.Report()
 		return r.Elections[0].Leader == a.Self.ID && r.Elections[0].Self
 	})
 
-	clustertest.WaitUntil(t, 10*time.Second, "a balanced table of 16 slots", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "a balanced table of 16 slots", func() bool {
 		g := in.Report().Groups
 		return len(g) == 1 && g[0].Shares[a.Self.ID] == 8 && g[0].Shares[b.Self.ID] == 8 && g[0].Owned == 8
 	})
@@ -121,7 +121,7 @@ func TestReportFollowsTheNodesOwnKnowledgeInAnOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Resign(context.Background())
-	clustertest.WaitUntil(t, 10*time.Second, "the report to say self leads jobs and owns every slot, registered", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "the report to say self leads jobs and owns every slot, registered", func() bool {
 		r := in.Report()
 		return len(r.Elections) == 1 && r.Elections[0].Self && len(r.Groups) == 1 && r.Groups[0].Owned == 16 &&
 			r.Groups[0].Reason == "" && r.Membership.Registration == inspect.Registered
@@ -134,15 +134,15 @@ func TestReportFollowsTheNodesOwnKnowledgeInAnOutage(t *testing.T) {
 		t.Fatal("the leadership held 15s into the outage")
 	}
 	lost := time.Now()
-	clustertest.WaitUntil(t, time.Second, "the report to stop saying self leads", func() bool {
+	clusterwait.WaitUntil(t, time.Second, "the report to stop saying self leads", func() bool {
 		e := in.Report().Elections[0]
 		return !e.Self && e.Note != ""
 	})
 	t.Logf("the report showed the loss %s after Done closed", time.Since(lost).Round(time.Millisecond))
-	clustertest.WaitUntil(t, 10*time.Second, "the registration reported unknown", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "the registration reported unknown", func() bool {
 		return in.Report().Membership.Registration == inspect.Unknown
 	})
-	clustertest.WaitUntil(t, 10*time.Second, "the group's reason for owning nothing", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "the group's reason for owning nothing", func() bool {
 		gr := in.Report().Groups[0]
 		return gr.Owned == 0 && strings.Contains(gr.Reason, "given up")
 	})

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/inspect"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 	"github.com/herd-go/herd/internal/testsupport/testnode"
 	"github.com/herd-go/herd/metrics"
@@ -53,8 +53,8 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 			}
 		}
 	}
-	clustertest.WaitUntil(t, 10*time.Second, "every message delivered", func() bool { return received.Load() == 12 })
-	clustertest.WaitUntil(t, 5*time.Second, "the clients to count what they sent", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "every message delivered", func() bool { return received.Load() == 12 })
+	clusterwait.WaitUntil(t, 5*time.Second, "the clients to count what they sent", func() bool {
 		return value(t, reg, "herd_peer_messages_sent_total", peers[0]) == 5 &&
 			value(t, reg, "herd_peer_messages_sent_total", peers[1]) == 5
 	})
@@ -89,7 +89,7 @@ func TestMetricsAfterRealTraffic(t *testing.T) {
 	// A peer that leaves: the view shrinks, a leave is counted, its series go.
 	gone := nodes[2]
 	gone.Stop()
-	clustertest.WaitUntil(t, 10*time.Second, "the view to drop the stopped node", func() bool { return a.Manager.Snapshot().Len() == 2 })
+	clusterwait.WaitUntil(t, 10*time.Second, "the view to drop the stopped node", func() bool { return a.Manager.Snapshot().Len() == 2 })
 	if n := testutil.CollectAndCount(c, "herd_peer_messages_sent_total"); n != 1 {
 		t.Fatalf("%d herd_peer_messages_sent_total series after a peer left, want 1", n)
 	}
@@ -172,7 +172,7 @@ func TestLeaderAndSlotMetrics(t *testing.T) {
 	}
 	defer l.Resign(context.Background())
 	in, _, c := register(t, inspect.Sources{Manager: n.Manager, Coordinator: n.Coord, Elections: []string{"jobs"}, Groups: map[string]*shard.Group{"work": g}})
-	clustertest.WaitUntil(t, 10*time.Second, "the node to own all 8 slots and lead jobs", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "the node to own all 8 slots and lead jobs", func() bool {
 		return g.Owned().Len() == 8 && len(in.Report().Elections) == 1 && in.Report().Elections[0].Self
 	})
 	epoch := g.Table().Epoch

@@ -12,7 +12,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/remote"
 )
 
@@ -71,11 +71,11 @@ func TestHealthFollowsRegistration(t *testing.T) {
 	}
 	want(healthpb.HealthCheckResponse_SERVING, "self listed")
 	src.watch <- []cluster.Node{peer} // the backend lost self's registration
-	clustertest.WaitUntil(t, 5*time.Second, "NOT_SERVING after the backend lost self", func() bool {
+	clusterwait.WaitUntil(t, 5*time.Second, "NOT_SERVING after the backend lost self", func() bool {
 		return status("") == healthpb.HealthCheckResponse_NOT_SERVING
 	})
 	src.watch <- []cluster.Node{self, peer}
-	clustertest.WaitUntil(t, 5*time.Second, "SERVING after self is back", func() bool {
+	clusterwait.WaitUntil(t, 5*time.Second, "SERVING after self is back", func() bool {
 		return status("") == healthpb.HealthCheckResponse_SERVING
 	})
 	if err := m.Close(); err != nil {

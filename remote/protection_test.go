@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/remote"
 )
 
@@ -94,7 +94,7 @@ func beginHold(t *testing.T) (*fakeMembership, *remote.Manager) {
 // asks again once the confirm period is over and drops the nodes.
 func TestAHoldIsConfirmedByItself(t *testing.T) {
 	_, m := beginHold(t)
-	clustertest.WaitUntil(t, 5*time.Second, "the hold confirmed after its period: a view of [self p1]", func() bool {
+	clusterwait.WaitUntil(t, 5*time.Second, "the hold confirmed after its period: a view of [self p1]", func() bool {
 		return viewIDs(m) == "[self p1]"
 	})
 }
@@ -106,14 +106,14 @@ func TestAFailedConfirmationIsTriedAgain(t *testing.T) {
 	src, m := beginHold(t)
 	src.set(nil, errors.New("backend down"))
 	asked := src.queries.Load()
-	clustertest.WaitUntil(t, 5*time.Second, "the Manager trying to confirm the hold", func() bool {
+	clusterwait.WaitUntil(t, 5*time.Second, "the Manager trying to confirm the hold", func() bool {
 		return src.queries.Load() != asked
 	})
 	if viewIDs(m) != "[self p1 p2 p3 p4]" {
 		t.Fatalf("view after a failed confirmation = %s, want every node still held", viewIDs(m))
 	}
 	src.set(peers(1), nil)
-	clustertest.WaitUntil(t, 5*time.Second, "the hold confirmed at the next try: a view of [self p1]", func() bool {
+	clusterwait.WaitUntil(t, 5*time.Second, "the hold confirmed at the next try: a view of [self p1]", func() bool {
 		return viewIDs(m) == "[self p1]"
 	})
 }

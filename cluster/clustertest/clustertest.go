@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/backend"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/remote"
 )
 
@@ -92,16 +92,6 @@ type RecoveryTarget struct {
 	Register func(t *testing.T, c cluster.Coordinator, n cluster.Node) error
 }
 
-var port atomic.Int32
-
-func init() { port.Store(20000) }
-
-// NewNode returns a node with a fresh ID and a distinct loopback address.
-// Nothing listens there: coordinators only store addresses.
-func NewNode() cluster.Node {
-	return cluster.Node{ID: cluster.NewID(), Address: cluster.Address{Host: "127.0.0.1", Port: int(port.Add(1))}}
-}
-
 // Run runs the suite.
 func Run(t *testing.T, h Harness) {
 	if h.Within == 0 {
@@ -174,7 +164,7 @@ func testRecovery(t *testing.T, h Harness) {
 	a, b := target.NewCoordinator(t), target.NewCoordinator(t)
 	closeOnCleanup(t, a)
 	closeOnCleanup(t, b)
-	na, nb := NewNode(), NewNode()
+	na, nb := clusterwait.NewNode(), clusterwait.NewNode()
 	if err := h.Register(t, a, na); err != nil {
 		t.Fatal(err)
 	}
@@ -193,12 +183,12 @@ func testRecovery(t *testing.T, h Harness) {
 	// query saw both (a flicker the next push corrects), and must not be
 	// mistaken for a change during the outage.
 	w, wb := a.Watch(watchCtx(t)), b.Watch(watchCtx(t))
-	WaitFor(t, w, h.Within, "both nodes in a's watch", func(ns []cluster.Node) bool { return Has(ns, na.ID) && Has(ns, nb.ID) })
-	WaitUntil(t, h.Within, "the manager sees both nodes", func() bool { return m.Snapshot().Len() == 2 })
+	clusterwait.WaitFor(t, w, h.Within, "both nodes in a's watch", func(ns []cluster.Node) bool { return clusterwait.Has(ns, na.ID) && clusterwait.Has(ns, nb.ID) })
+	clusterwait.WaitUntil(t, h.Within, "the manager sees both nodes", func() bool { return m.Snapshot().Len() == 2 })
 	time.Sleep(100 * time.Millisecond)
 	before := m.Snapshot()
 	if before.Len() != 2 {
-		t.Fatalf("the manager's view did not settle on both nodes: %v", IDs(before.Nodes()))
+		t.Fatalf("the manager's view did not settle on both nodes: %v", clusterwait.IDs(before.Nodes()))
 	}
 
 	// A restart on the same data loses no node: no view the Manager
@@ -207,8 +197,8 @@ func testRecovery(t *testing.T, h Harness) {
 	views := m.Subscribe(watchCtx(t))
 	go func() {
 		for v := range views {
-			if ns := v.Nodes(); !Has(ns, na.ID) || !Has(ns, nb.ID) {
-				shrank.CompareAndSwap(nil, fmt.Sprintf("%v at %s", IDs(ns), time.Now().Format(time.StampMilli)))
+			if ns := v.Nodes(); !clusterwait.Has(ns, na.ID) || !clusterwait.Has(ns, nb.ID) {
+				shrank.CompareAndSwap(nil, fmt.Sprintf("%v at %s", clusterwait.IDs(ns), time.Now().Format(time.StampMilli)))
 			}
 		}
 	}()
@@ -220,11 +210,11 @@ func testRecovery(t *testing.T, h Harness) {
 
 	killed := time.Now()
 	target.Kill()
-	WaitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })
+	clusterwait.WaitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })
 	// Down long enough for every retry loop's backoff to have grown.
 	time.Sleep(time.Until(killed.Add(outage)))
 	if got := m.Snapshot(); got != before {
-		t.Fatalf("the view changed during the outage: %v, was %v", IDs(got.Nodes()), IDs(before.Nodes()))
+		t.Fatalf("the view changed during the outage: %v, was %v", clusterwait.IDs(got.Nodes()), clusterwait.IDs(before.Nodes()))
 	}
 
 	restarted := time.Now()
@@ -235,20 +225,22 @@ func testRecovery(t *testing.T, h Harness) {
 	// the old node's reconnection costs.
 	nc := newcomer(t, h, target)
 	joined := time.Now()
-	all := func(ns []cluster.Node) bool { return Has(ns, na.ID) && Has(ns, nb.ID) && Has(ns, nc.ID) }
-	got := WaitFor(t, w, h.RecoverWithin, "a node that joined after the restart", func(ns []cluster.Node) bool { return Has(ns, nc.ID) })
+	all := func(ns []cluster.Node) bool {
+		return clusterwait.Has(ns, na.ID) && clusterwait.Has(ns, nb.ID) && clusterwait.Has(ns, nc.ID)
+	}
+	got := clusterwait.WaitFor(t, w, h.RecoverWithin, "a node that joined after the restart", func(ns []cluster.Node) bool { return clusterwait.Has(ns, nc.ID) })
 	seen := time.Since(joined)
 	// Every old node must see it; b's watch is read second, so its figure
 	// is at least a's.
-	WaitFor(t, wb, h.RecoverWithin, "the newcomer in the other old node's watch", func(ns []cluster.Node) bool { return Has(ns, nc.ID) })
+	clusterwait.WaitFor(t, wb, h.RecoverWithin, "the newcomer in the other old node's watch", func(ns []cluster.Node) bool { return clusterwait.Has(ns, nc.ID) })
 	seen = max(seen, time.Since(joined))
 	// The old nodes' own registrations recover on their own clock (Consul:
 	// their TTL checks); the watch must show them too, within the bound.
 	if !all(got) {
-		WaitFor(t, w, h.RecoverWithin, "the old nodes beside the newcomer", all)
+		clusterwait.WaitFor(t, w, h.RecoverWithin, "the old nodes beside the newcomer", all)
 	}
-	WaitUntil(t, h.RecoverWithin, "both nodes registered again", queryHas(a, na, nb))
-	WaitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == 3 && m.Err() == nil })
+	clusterwait.WaitUntil(t, h.RecoverWithin, "both nodes registered again", queryHas(a, na, nb))
+	clusterwait.WaitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == 3 && m.Err() == nil })
 	t.Logf("after %s down: the server held a new node %s after it answered, and both old nodes' watches showed it %s later; recovered %s after the server answered (%s after the restart began)",
 		back.Sub(killed).Round(time.Millisecond), joined.Sub(back).Round(time.Millisecond), seen.Round(time.Millisecond),
 		time.Since(back).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond))
@@ -276,7 +268,7 @@ func testEmptyRecovery(t *testing.T, h Harness) {
 	const size = 4
 	coords, nodes := make([]cluster.Coordinator, size), make([]cluster.Node, size)
 	for i := range coords {
-		coords[i], nodes[i] = target.NewCoordinator(t), NewNode()
+		coords[i], nodes[i] = target.NewCoordinator(t), clusterwait.NewNode()
 		closeOnCleanup(t, coords[i])
 		if err := h.Register(t, coords[i], nodes[i]); err != nil {
 			t.Fatal(err)
@@ -285,7 +277,7 @@ func testEmptyRecovery(t *testing.T, h Harness) {
 	a := coords[0]
 	allIn := func(ns []cluster.Node) bool { return hasAll(ns, nodes) }
 	w := a.Watch(watchCtx(t))
-	WaitFor(t, w, h.Within, "every node in a's watch", allIn)
+	clusterwait.WaitFor(t, w, h.Within, "every node in a's watch", allIn)
 	m, err := remote.NewManager(a, nodes[0], remote.NewServer(),
 		remote.WithDialer(func(cluster.Node) (remote.Client, error) { return discard{}, nil }),
 		remote.WithRefreshInterval(100*time.Millisecond), remote.WithErrorHandler(func(error) {}))
@@ -293,7 +285,7 @@ func testEmptyRecovery(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	WaitUntil(t, h.Within, "the manager sees every node", func() bool { return m.Snapshot().Len() == size })
+	clusterwait.WaitUntil(t, h.Within, "the manager sees every node", func() bool { return m.Snapshot().Len() == size })
 
 	// Every view the manager publishes from now on, and the smallest.
 	views := m.Subscribe(watchCtx(t))
@@ -307,15 +299,15 @@ func testEmptyRecovery(t *testing.T, h Harness) {
 	}()
 
 	target.Kill()
-	WaitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })
+	clusterwait.WaitUntil(t, 10*time.Second, "a failed query reported during the outage", func() bool { return m.Err() != nil })
 	restarted := time.Now()
 	target.RestartEmpty()
 	back := time.Now()
-	WaitUntil(t, h.RecoverWithin, "every node registered again on the empty server", queryHas(a, nodes...))
+	clusterwait.WaitUntil(t, h.RecoverWithin, "every node registered again on the empty server", queryHas(a, nodes...))
 	registeredAgain := time.Since(back)
 	nc := newcomer(t, h, target)
-	WaitFor(t, w, h.RecoverWithin, "the newcomer and every node in a's watch", func(ns []cluster.Node) bool { return allIn(ns) && Has(ns, nc.ID) })
-	WaitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == size+1 && m.Err() == nil })
+	clusterwait.WaitFor(t, w, h.RecoverWithin, "the newcomer and every node in a's watch", func(ns []cluster.Node) bool { return allIn(ns) && clusterwait.Has(ns, nc.ID) })
+	clusterwait.WaitUntil(t, h.RecoverWithin, "the manager's view recovered", func() bool { return m.Snapshot().Len() == size+1 && m.Err() == nil })
 	m.Close()
 	threshold := remote.DefaultProtectionThreshold // a variable: a constant 1.5 does not convert to int
 	floor := size - int(threshold*float64(size-1))
@@ -345,14 +337,14 @@ func testChurn(t *testing.T, h Harness) {
 	for range 3 {
 		c := h.NewCoordinator(t)
 		closeOnCleanup(t, c)
-		n := NewNode()
+		n := clusterwait.NewNode()
 		if err := h.Register(t, c, n); err != nil {
 			t.Fatal(err)
 		}
 		core, coords = append(core, n), append(coords, c)
 	}
 	m := viewOnly(t, coords[0], core[0])
-	WaitUntil(t, h.Within, "the manager sees the core", func() bool { return hasAll(m.Snapshot().Nodes(), core) })
+	clusterwait.WaitUntil(t, h.Within, "the manager sees the core", func() bool { return hasAll(m.Snapshot().Nodes(), core) })
 	// The backend's own view, read through the same coordinator: what the
 	// Manager adds to the backend's latency is what protection would hold.
 	w := coords[0].Watch(watchCtx(t))
@@ -360,21 +352,21 @@ func testChurn(t *testing.T, h Harness) {
 	for i := range churners {
 		c := h.NewCoordinator(t)
 		closeOnCleanup(t, c)
-		n := NewNode()
+		n := clusterwait.NewNode()
 		if err := h.Register(t, c, n); err != nil {
 			t.Fatal(err)
 		}
-		WaitFor(t, w, h.RecoverWithin, fmt.Sprintf("churner %d in the backend's view", i), func(ns []cluster.Node) bool { return Has(ns, n.ID) })
-		WaitUntil(t, h.Within, fmt.Sprintf("churner %d in the manager's view", i), func() bool { return Has(m.Snapshot().Nodes(), n.ID) })
+		clusterwait.WaitFor(t, w, h.RecoverWithin, fmt.Sprintf("churner %d in the backend's view", i), func(ns []cluster.Node) bool { return clusterwait.Has(ns, n.ID) })
+		clusterwait.WaitUntil(t, h.Within, fmt.Sprintf("churner %d in the manager's view", i), func() bool { return clusterwait.Has(m.Snapshot().Nodes(), n.ID) })
 		if err := h.Leave(t, c, n); err != nil {
 			t.Fatalf("churner %d leaving: %v", i, err)
 		}
 		// A leave gossip misses is found by failure detection instead, in
 		// seconds: the backend's latency, not the Manager's.
-		WaitFor(t, w, h.RecoverWithin, fmt.Sprintf("churner %d gone from the backend's view", i), func(ns []cluster.Node) bool { return !Has(ns, n.ID) })
+		clusterwait.WaitFor(t, w, h.RecoverWithin, fmt.Sprintf("churner %d gone from the backend's view", i), func(ns []cluster.Node) bool { return !clusterwait.Has(ns, n.ID) })
 		gone := time.Now()
-		WaitUntil(t, h.Within, fmt.Sprintf("churner %d gone from the manager's view once the backend dropped it (after %d others; stats %+v, err %v)", i, i, m.Stats(), m.Err()), func() bool {
-			return !Has(m.Snapshot().Nodes(), n.ID)
+		clusterwait.WaitUntil(t, h.Within, fmt.Sprintf("churner %d gone from the manager's view once the backend dropped it (after %d others; stats %+v, err %v)", i, i, m.Stats(), m.Err()), func() bool {
+			return !clusterwait.Has(m.Snapshot().Nodes(), n.ID)
 		})
 		worst = max(worst, time.Since(gone))
 	}
@@ -382,7 +374,7 @@ func testChurn(t *testing.T, h Harness) {
 		t.Errorf("protection held removals during churn alone: %+v", s)
 	}
 	if !hasAll(m.Snapshot().Nodes(), core) {
-		t.Errorf("the core left the view: %v", IDs(m.Snapshot().Nodes()))
+		t.Errorf("the core left the view: %v", clusterwait.IDs(m.Snapshot().Nodes()))
 	}
 	t.Logf("%d churners each left the manager's view within %s of leaving the backend's", churners, worst.Round(time.Millisecond))
 }
@@ -393,7 +385,7 @@ func testChurn(t *testing.T, h Harness) {
 func testGracefulLeaves(t *testing.T, h Harness) {
 	observer := h.NewCoordinator(t)
 	closeOnCleanup(t, observer)
-	self := NewNode()
+	self := clusterwait.NewNode()
 	if err := h.Register(t, observer, self); err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +394,7 @@ func testGracefulLeaves(t *testing.T, h Harness) {
 	for range 5 {
 		c := h.NewCoordinator(t)
 		closeOnCleanup(t, c)
-		n := NewNode()
+		n := clusterwait.NewNode()
 		if err := h.Register(t, c, n); err != nil {
 			t.Fatal(err)
 		}
@@ -411,9 +403,9 @@ func testGracefulLeaves(t *testing.T, h Harness) {
 	// Started after every peer registered, the Manager knows them all as
 	// long-lived: none of them is churn.
 	w := observer.Watch(watchCtx(t))
-	WaitFor(t, w, h.RecoverWithin, "every peer in the backend's view", func(ns []cluster.Node) bool { return hasAll(ns, peers) })
+	clusterwait.WaitFor(t, w, h.RecoverWithin, "every peer in the backend's view", func(ns []cluster.Node) bool { return hasAll(ns, peers) })
 	m := viewOnly(t, observer, self)
-	WaitUntil(t, h.Within, "the manager sees every peer", func() bool { return hasAll(m.Snapshot().Nodes(), peers) })
+	clusterwait.WaitUntil(t, h.Within, "the manager sees every peer", func() bool { return hasAll(m.Snapshot().Nodes(), peers) })
 	total := len(m.Snapshot().Nodes()) - 1 // peers other tests left behind count too
 	leavers := peers[:4]
 	if float64(len(leavers)) <= remote.DefaultProtectionThreshold*float64(total) {
@@ -433,14 +425,14 @@ func testGracefulLeaves(t *testing.T, h Harness) {
 	wg.Wait()
 	closed := time.Since(start)
 	t.Logf("each Close returned after %v", took)
-	WaitUntil(t, h.Within, fmt.Sprintf("the graceful leavers gone from the manager's view (stats %+v, err %v)", m.Stats(), m.Err()), func() bool {
-		return !slices.ContainsFunc(m.Snapshot().Nodes(), func(n cluster.Node) bool { return Has(leavers, n.ID) })
+	clusterwait.WaitUntil(t, h.Within, fmt.Sprintf("the graceful leavers gone from the manager's view (stats %+v, err %v)", m.Stats(), m.Err()), func() bool {
+		return !slices.ContainsFunc(m.Snapshot().Nodes(), func(n cluster.Node) bool { return clusterwait.Has(leavers, n.ID) })
 	})
 	if s := m.Stats(); s.Holds != 0 {
 		t.Errorf("protection held graceful leaves: %+v", s)
 	}
 	if !hasAll(m.Snapshot().Nodes(), peers[4:]) {
-		t.Errorf("the peer that stayed left the view: %v", IDs(m.Snapshot().Nodes()))
+		t.Errorf("the peer that stayed left the view: %v", clusterwait.IDs(m.Snapshot().Nodes()))
 	}
 	t.Logf("%d of %d peers closed together (Close took %s); all gone from the manager's view %s after the first Close began",
 		len(leavers), total, closed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
@@ -463,7 +455,7 @@ func viewOnly(t *testing.T, c cluster.Coordinator, self cluster.Node) *remote.Ma
 func testProtection(t *testing.T, h Harness) {
 	a := h.NewCoordinator(t)
 	closeOnCleanup(t, a)
-	self := NewNode()
+	self := clusterwait.NewNode()
 	if err := h.Register(t, a, self); err != nil {
 		t.Fatal(err)
 	}
@@ -471,17 +463,17 @@ func testProtection(t *testing.T, h Harness) {
 	// Nodes other tests left behind (pods stay after their coordinator
 	// closes) are peers too: enough foreign entries are written that
 	// deleting all but one of them is more than threshold of the peers.
-	others := len(WaitFor(t, w, h.Within, "self in the watch", func(ns []cluster.Node) bool { return Has(ns, self.ID) })) - 1
+	others := len(clusterwait.WaitFor(t, w, h.Within, "self in the watch", func(ns []cluster.Node) bool { return clusterwait.Has(ns, self.ID) })) - 1
 	const confirm = 3 * time.Second
 	threshold := remote.DefaultProtectionThreshold
 	foreign := make([]cluster.Node, int((1+threshold*float64(others))/(1-threshold))+2)
 	for i := range foreign {
-		foreign[i] = NewNode()
+		foreign[i] = clusterwait.NewNode()
 		h.PutForeign(t, foreign[i])
 	}
 	gone, kept := foreign[1:], foreign[:1]
-	WaitFor(t, w, h.Within, "self and every foreign entry in the watch", func(ns []cluster.Node) bool {
-		return Has(ns, self.ID) && hasAll(ns, foreign)
+	clusterwait.WaitFor(t, w, h.Within, "self and every foreign entry in the watch", func(ns []cluster.Node) bool {
+		return clusterwait.Has(ns, self.ID) && hasAll(ns, foreign)
 	})
 	m, err := remote.NewManager(a, self, remote.NewServer(),
 		remote.WithDialer(func(cluster.Node) (remote.Client, error) { return discard{}, nil }),
@@ -492,7 +484,7 @@ func testProtection(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	WaitUntil(t, h.Within, "the manager sees every node", func() bool { return hasAll(m.Snapshot().Nodes(), foreign) })
+	clusterwait.WaitUntil(t, h.Within, "the manager sees every node", func() bool { return hasAll(m.Snapshot().Nodes(), foreign) })
 	size := m.Snapshot().Len()
 	floor := size - int(threshold*float64(size-1))
 
@@ -509,10 +501,10 @@ func testProtection(t *testing.T, h Harness) {
 
 	deleted := time.Now()
 	h.DeleteForeign(t, gone)
-	WaitFor(t, w, h.Within, "the deletion in the watch", func(ns []cluster.Node) bool {
-		return Has(ns, self.ID) && hasAll(ns, kept) && !hasAny(ns, gone)
+	clusterwait.WaitFor(t, w, h.Within, "the deletion in the watch", func(ns []cluster.Node) bool {
+		return clusterwait.Has(ns, self.ID) && hasAll(ns, kept) && !hasAny(ns, gone)
 	})
-	WaitUntil(t, h.Within, "the manager holding removals", func() bool {
+	clusterwait.WaitUntil(t, h.Within, "the manager holding removals", func() bool {
 		s := m.Stats()
 		return s.Holds > 0 && len(s.Held) > 0 && errors.Is(m.Err(), remote.ErrHoldingRemovals)
 	})
@@ -522,10 +514,10 @@ func testProtection(t *testing.T, h Harness) {
 	}
 	defer func() {
 		if t.Failed() {
-			t.Logf("the manager's view %v, stats %+v, err %v", IDs(m.Snapshot().Nodes()), m.Stats(), m.Err())
+			t.Logf("the manager's view %v, stats %+v, err %v", clusterwait.IDs(m.Snapshot().Nodes()), m.Stats(), m.Err())
 		}
 	}()
-	WaitUntil(t, confirm+h.Within, "the removals confirmed by a later query", func() bool {
+	clusterwait.WaitUntil(t, confirm+h.Within, "the removals confirmed by a later query", func() bool {
 		ns := m.Snapshot().Nodes()
 		return !hasAny(ns, gone) && hasAll(ns, kept) && len(m.Stats().Held) == 0 && m.Err() == nil
 	})
@@ -536,7 +528,7 @@ func testProtection(t *testing.T, h Harness) {
 
 func hasAll(nodes, want []cluster.Node) bool {
 	for _, n := range want {
-		if !Has(nodes, n.ID) {
+		if !clusterwait.Has(nodes, n.ID) {
 			return false
 		}
 	}
@@ -545,7 +537,7 @@ func hasAll(nodes, want []cluster.Node) bool {
 
 func hasAny(nodes, want []cluster.Node) bool {
 	for _, n := range want {
-		if Has(nodes, n.ID) {
+		if clusterwait.Has(nodes, n.ID) {
 			return true
 		}
 	}
@@ -572,115 +564,10 @@ func newcomer(t *testing.T, h Harness, target RecoveryTarget) cluster.Node {
 	t.Helper()
 	c := target.NewCoordinator(t)
 	closeOnCleanup(t, c)
-	n := NewNode()
-	WaitUntil(t, h.RecoverWithin, "a newcomer registered after the restart", func() bool { return h.Register(t, c, n) == nil })
-	WaitUntil(t, h.RecoverWithin, "the newcomer in its own coordinator's query", queryHas(c, n))
+	n := clusterwait.NewNode()
+	clusterwait.WaitUntil(t, h.RecoverWithin, "a newcomer registered after the restart", func() bool { return h.Register(t, c, n) == nil })
+	clusterwait.WaitUntil(t, h.RecoverWithin, "the newcomer in its own coordinator's query", queryHas(c, n))
 	return n
-}
-
-// Keeps fails the test if a view w publishes within d does not satisfy ok:
-// what a watch must keep showing, e.g. while its client is cut off.
-func Keeps(t testing.TB, w <-chan []cluster.Node, d time.Duration, what string, ok func([]cluster.Node) bool) {
-	t.Helper()
-	quiet := time.After(d)
-	for {
-		select {
-		case ns := <-w:
-			if !ok(ns) {
-				t.Fatalf("within %s, a view lacked %s: %v", d, what, IDs(ns))
-			}
-		case <-quiet:
-			return
-		}
-	}
-}
-
-// WaitUntil polls ok until it holds, failing the test after d.
-func WaitUntil(t testing.TB, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// FailsFast checks that start, pointed at a server that is not there, fails
-// within d with an error that names envVar, the setting to check.
-func FailsFast(t *testing.T, d time.Duration, envVar string, start func() error) {
-	t.Helper()
-	began := time.Now()
-	err := start()
-	if err == nil || !strings.Contains(err.Error(), envVar) {
-		t.Fatalf("err = %v, want an error naming %s", err, envVar)
-	}
-	if took := time.Since(began); took > d {
-		t.Fatalf("took %s to fail, want at most %s", took, d)
-	}
-}
-
-// ConfigCase is one invalid configuration: Mutate breaks a valid one, and
-// Key is the YAML key the error must name.
-type ConfigCase[C any] struct {
-	Mutate func(*C)
-	Key    string
-}
-
-// ConfigErrors checks that each case, applied to defaults(), makes start
-// fail with a *cluster.ConfigError naming the case's key.
-func ConfigErrors[C any](t *testing.T, defaults func() C, start func(context.Context, C) error, cases map[string]ConfigCase[C]) {
-	t.Helper()
-	for name, c := range cases {
-		t.Run(name, func(t *testing.T) {
-			cfg := defaults()
-			c.Mutate(&cfg)
-			err := start(context.Background(), cfg)
-			var ce *cluster.ConfigError
-			if !errors.As(err, &ce) || ce.Key != c.Key {
-				t.Fatalf("err = %v, want a ConfigError for %s", err, c.Key)
-			}
-		})
-	}
-}
-
-// WaitFor reads w until a list satisfies ok, or fails the test after d.
-func WaitFor(t testing.TB, w <-chan []cluster.Node, d time.Duration, what string, ok func([]cluster.Node) bool) []cluster.Node {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	var last []cluster.Node
-	for {
-		select {
-		case nodes, open := <-w:
-			if !open {
-				t.Fatalf("watch closed while waiting for %s; last view %v", what, IDs(last))
-			}
-			last = nodes
-			if ok(nodes) {
-				return nodes
-			}
-		case <-timer.C:
-			t.Fatalf("no view with %s within %s; last view %v", what, d, IDs(last))
-			return nil
-		}
-	}
-}
-
-// Has reports whether nodes contains id.
-func Has(nodes []cluster.Node, id string) bool { return backend.Has(nodes, id) }
-
-// IDs lists the node IDs, marking self with a star, for failure messages.
-func IDs(nodes []cluster.Node) []string {
-	out := make([]string, len(nodes))
-	for i, n := range nodes {
-		out[i] = n.ID
-		if n.Self {
-			out[i] += "*"
-		}
-	}
-	return out
 }
 
 // watchCtx lives as long as the test: a watch must outlast any one bound.
@@ -708,11 +595,11 @@ func testRegisterSelf(t *testing.T, h Harness) {
 	c := h.NewCoordinator(t)
 	closeOnCleanup(t, c)
 	w := c.Watch(ctx(t))
-	self := NewNode()
+	self := clusterwait.NewNode()
 	if err := h.Register(t, c, self); err != nil {
 		t.Fatalf("RegisterRemote: %v", err)
 	}
-	WaitFor(t, w, h.Within, "self marked as self", func(ns []cluster.Node) bool {
+	clusterwait.WaitFor(t, w, h.Within, "self marked as self", func(ns []cluster.Node) bool {
 		return slices.ContainsFunc(ns, func(n cluster.Node) bool { return n.ID == self.ID && n.Self && n.Address == self.Address })
 	})
 	nodes, err := c.QueryRemoteNodes(ctx(t))
@@ -729,9 +616,9 @@ func testRegisterSelf(t *testing.T, h Harness) {
 		}
 	}
 	if selves != 1 {
-		t.Fatalf("query %v has %d nodes marked self, want 1", IDs(nodes), selves)
+		t.Fatalf("query %v has %d nodes marked self, want 1", clusterwait.IDs(nodes), selves)
 	}
-	if err := c.RegisterRemote(ctx(t), NewNode()); err == nil && !h.SingleNode {
+	if err := c.RegisterRemote(ctx(t), clusterwait.NewNode()); err == nil && !h.SingleNode {
 		t.Error("a second RegisterRemote on one coordinator was accepted")
 	}
 }
@@ -740,7 +627,7 @@ func testRefusesWildcard(t *testing.T, h Harness) {
 	c := h.NewCoordinator(t)
 	closeOnCleanup(t, c)
 	for _, host := range []string{"0.0.0.0", "::", ""} {
-		n := NewNode()
+		n := clusterwait.NewNode()
 		n.Address.Host = host
 		if err := c.RegisterRemote(ctx(t), n); !errors.Is(err, cluster.ErrUnspecifiedHost) {
 			t.Errorf("RegisterRemote with host %q: err = %v, want ErrUnspecifiedHost", host, err)
@@ -765,7 +652,7 @@ func testClosed(t *testing.T, h Harness) {
 			t.Fatal("watch channel not closed by Close")
 		}
 	}
-	if err := c.RegisterRemote(ctx(t), NewNode()); err == nil {
+	if err := c.RegisterRemote(ctx(t), clusterwait.NewNode()); err == nil {
 		t.Error("RegisterRemote after Close succeeded")
 	}
 }
@@ -773,17 +660,17 @@ func testClosed(t *testing.T, h Harness) {
 func testPeerJoinLeave(t *testing.T, h Harness) {
 	a, b := h.NewCoordinator(t), h.NewCoordinator(t)
 	closeOnCleanup(t, a)
-	na, nb := NewNode(), NewNode()
+	na, nb := clusterwait.NewNode(), clusterwait.NewNode()
 	if err := h.Register(t, a, na); err != nil {
 		t.Fatal(err)
 	}
 	w := a.Watch(ctx(t))
-	WaitFor(t, w, h.Within, "self", func(ns []cluster.Node) bool { return Has(ns, na.ID) })
+	clusterwait.WaitFor(t, w, h.Within, "self", func(ns []cluster.Node) bool { return clusterwait.Has(ns, na.ID) })
 	closeOnCleanup(t, b)
 	if err := h.Register(t, b, nb); err != nil {
 		t.Fatal(err)
 	}
-	got := WaitFor(t, w, h.Within, fmt.Sprintf("peer %s", nb.ID), func(ns []cluster.Node) bool { return Has(ns, nb.ID) })
+	got := clusterwait.WaitFor(t, w, h.Within, fmt.Sprintf("peer %s", nb.ID), func(ns []cluster.Node) bool { return clusterwait.Has(ns, nb.ID) })
 	for _, n := range got {
 		if n.ID == nb.ID && n.Self {
 			t.Errorf("peer %s marked as self in a's view", nb.ID)
@@ -792,7 +679,7 @@ func testPeerJoinLeave(t *testing.T, h Harness) {
 	if err := h.Leave(t, b, nb); err != nil {
 		t.Fatalf("leaving: %v", err)
 	}
-	WaitFor(t, w, h.Within, "peer gone after its Close", func(ns []cluster.Node) bool { return !Has(ns, nb.ID) && Has(ns, na.ID) })
+	clusterwait.WaitFor(t, w, h.Within, "peer gone after its Close", func(ns []cluster.Node) bool { return !clusterwait.Has(ns, nb.ID) && clusterwait.Has(ns, na.ID) })
 }
 
 // testHeldID: a second process registering a node ID that a live one holds,
@@ -803,7 +690,7 @@ func testHeldID(t *testing.T, h Harness) {
 	holder, twin := h.NewCoordinator(t), h.NewCoordinator(t)
 	closeOnCleanup(t, holder)
 	closeOnCleanup(t, twin)
-	n := NewNode()
+	n := clusterwait.NewNode()
 	if err := h.Register(t, holder, n); err != nil {
 		t.Fatal(err)
 	}
@@ -814,10 +701,10 @@ func testHeldID(t *testing.T, h Harness) {
 			return i >= 0 && ns[i].Address == a
 		}
 	}
-	WaitFor(t, w, h.Within, "the holder", at(n.Address))
+	clusterwait.WaitFor(t, w, h.Within, "the holder", at(n.Address))
 
 	impostor := n
-	impostor.Address = NewNode().Address
+	impostor.Address = clusterwait.NewNode().Address
 	err := h.Register(t, twin, impostor)
 	if !errors.Is(err, cluster.ErrDuplicateID) {
 		t.Fatalf("registering ID %s, held by a live process at %s, from %s: %v; want an error wrapping cluster.ErrDuplicateID", n.ID, n.Address, impostor.Address, err)
@@ -825,23 +712,23 @@ func testHeldID(t *testing.T, h Harness) {
 	if msg := err.Error(); !strings.Contains(msg, n.Address.String()) || !strings.Contains(msg, impostor.Address.String()) {
 		t.Errorf("the error does not name both addresses (%s, %s): %v", n.Address, impostor.Address, err)
 	}
-	Keeps(t, w, 500*time.Millisecond, "the holder's entry at its own address", at(n.Address))
+	clusterwait.Keeps(t, w, 500*time.Millisecond, "the holder's entry at its own address", at(n.Address))
 
 	if err := h.Leave(t, holder, n); err != nil {
 		t.Fatalf("leaving: %v", err)
 	}
-	WaitFor(t, w, h.Within, "the holder gone", func(ns []cluster.Node) bool { return !Has(ns, n.ID) })
+	clusterwait.WaitFor(t, w, h.Within, "the holder gone", func(ns []cluster.Node) bool { return !clusterwait.Has(ns, n.ID) })
 	if err := h.Register(t, twin, impostor); err != nil {
 		t.Fatalf("registering the ID once its holder left: %v", err)
 	}
-	WaitFor(t, w, h.Within, "the ID at its new address", at(impostor.Address))
+	clusterwait.WaitFor(t, w, h.Within, "the ID at its new address", at(impostor.Address))
 }
 
 // testHeldIDWithoutPause is what a program does: make a coordinator and
 // register at once, the holder and then the twin, with no wait for either
 // to have learnt of the other.
 func testHeldIDWithoutPause(t *testing.T, h Harness) {
-	n := NewNode()
+	n := clusterwait.NewNode()
 	holder := h.NewCoordinator(t)
 	closeOnCleanup(t, holder)
 	if err := h.Register(t, holder, n); err != nil {
@@ -850,12 +737,12 @@ func testHeldIDWithoutPause(t *testing.T, h Harness) {
 	twin := h.NewCoordinator(t)
 	closeOnCleanup(t, twin)
 	impostor := n
-	impostor.Address = NewNode().Address
+	impostor.Address = clusterwait.NewNode().Address
 	if err := h.Register(t, twin, impostor); !errors.Is(err, cluster.ErrDuplicateID) {
 		t.Fatalf("registering ID %s right after a live process at %s took it, from %s: %v; want an error wrapping cluster.ErrDuplicateID", n.ID, n.Address, impostor.Address, err)
 	}
 	w := twin.Watch(ctx(t))
-	Keeps(t, w, 500*time.Millisecond, "the holder's entry at its own address, and no other", func(ns []cluster.Node) bool {
+	clusterwait.Keeps(t, w, 500*time.Millisecond, "the holder's entry at its own address, and no other", func(ns []cluster.Node) bool {
 		i := slices.IndexFunc(ns, func(m cluster.Node) bool { return m.ID == n.ID })
 		return i < 0 || ns[i].Address == n.Address
 	})
@@ -866,7 +753,7 @@ func testMalformed(t *testing.T, h Harness) {
 	closeOnCleanup(t, c)
 	peer := h.NewCoordinator(t)
 	closeOnCleanup(t, peer)
-	self, other := NewNode(), NewNode()
+	self, other := clusterwait.NewNode(), clusterwait.NewNode()
 	if err := h.Register(t, c, self); err != nil {
 		t.Fatal(err)
 	}
@@ -874,7 +761,7 @@ func testMalformed(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	w := c.Watch(ctx(t))
-	baseline := WaitFor(t, w, h.Within, "both nodes", func(ns []cluster.Node) bool { return Has(ns, self.ID) && Has(ns, other.ID) })
+	baseline := clusterwait.WaitFor(t, w, h.Within, "both nodes", func(ns []cluster.Node) bool { return clusterwait.Has(ns, self.ID) && clusterwait.Has(ns, other.ID) })
 	before := h.Malformed(c)
 	h.WriteMalformed(t)
 	deadline := time.Now().Add(h.Within)
@@ -892,11 +779,11 @@ func testMalformed(t *testing.T, h Harness) {
 	// added (nodes that were there before may have left meanwhile).
 	check := func(how string, nodes []cluster.Node) {
 		t.Helper()
-		if !Has(nodes, self.ID) || !Has(nodes, other.ID) {
-			t.Fatalf("%s after a malformed entry = %v, want both %s and %s", how, IDs(nodes), self.ID, other.ID)
+		if !clusterwait.Has(nodes, self.ID) || !clusterwait.Has(nodes, other.ID) {
+			t.Fatalf("%s after a malformed entry = %v, want both %s and %s", how, clusterwait.IDs(nodes), self.ID, other.ID)
 		}
 		for _, n := range nodes {
-			if !Has(baseline, n.ID) {
+			if !clusterwait.Has(baseline, n.ID) {
 				t.Errorf("%s after a malformed entry holds %s (%+v), which was not a member before", how, n.ID, n)
 			}
 			if err := n.Validate(); err != nil {
@@ -915,25 +802,4 @@ func testMalformed(t *testing.T, h Harness) {
 		}
 	}
 	check("the watch", latest)
-}
-
-// Valid is one case for Validates: a change to a backend's defaults, and
-// whether its validation must accept the result.
-type Valid[C any] struct {
-	Mutate func(*C)
-	OK     bool
-}
-
-// Validates checks each case: defaults() changed by Mutate passes validate
-// exactly when the case says OK. Backends use it for both sides of every
-// range their configuration enforces.
-func Validates[C any](t *testing.T, defaults func() C, validate func(C) error, cases map[string]Valid[C]) {
-	t.Helper()
-	for name, c := range cases {
-		cfg := defaults()
-		c.Mutate(&cfg)
-		if err := validate(cfg); (err == nil) != c.OK {
-			t.Errorf("%s: validate() = %v, want ok=%v", name, err, c.OK)
-		}
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 )
 
 // Election adapts a backend's election to the suite. Every coordinator the
@@ -33,9 +34,9 @@ type Election struct {
 	HandoverWithin time.Duration
 }
 
-// Rounds is how many successive leaders the terms test elects: 20
+// rounds is how many successive leaders the terms test elects: 20
 // handovers, timed.
-const Rounds = 21
+const rounds = 21
 
 func runElection(t *testing.T, h Harness) {
 	c := h.NewCoordinator(t)
@@ -63,25 +64,25 @@ func runElection(t *testing.T, h Harness) {
 	}
 }
 
-// Candidate is a registered coordinator that implements cluster.Elector.
-type Candidate struct {
+// contender is a registered coordinator, a candidate in the election tests.
+type contender struct {
 	cluster.Elector
 	Coordinator cluster.Coordinator
 	Node        cluster.Node
 }
 
-func candidate(t *testing.T, h Harness, c cluster.Coordinator) Candidate {
+func candidate(t *testing.T, h Harness, c cluster.Coordinator) contender {
 	t.Helper()
-	n := NewNode()
+	n := clusterwait.NewNode()
 	if err := h.Register(t, c, n); err != nil {
 		t.Fatal(err)
 	}
-	return Candidate{Elector: c, Coordinator: c, Node: n}
+	return contender{Elector: c, Coordinator: c, Node: n}
 }
 
-func candidates(t *testing.T, h Harness, n int) []Candidate {
+func candidates(t *testing.T, h Harness, n int) []contender {
 	t.Helper()
-	cs := make([]Candidate, n)
+	cs := make([]contender, n)
 	for i := range cs {
 		c := h.NewCoordinator(t)
 		closeOnCleanup(t, c)
@@ -144,7 +145,7 @@ func testCampaignInput(t *testing.T, h Harness) {
 	if _, err := c.Campaign(ctx(t), name); err == nil {
 		t.Error("a second Campaign for an election this node leads did not fail")
 	}
-	WaitLeader(t, c.Observe(watchCtx(t), name), 2*time.Second, "self observed as leader", func(ld cluster.Leader) bool {
+	clusterwait.WaitLeader(t, c.Observe(watchCtx(t), name), 2*time.Second, "self observed as leader", func(ld cluster.Leader) bool {
 		return ld == cluster.Leader{ID: cand.Node.ID, Term: l.Term()}
 	})
 	if err := l.Resign(ctx(t)); err != nil {
@@ -223,7 +224,7 @@ func testOneLeader(t *testing.T, h Harness) {
 	}
 	want := cluster.Leader{ID: cs[first.who].Node.ID, Term: first.lead.Term()}
 	for i, c := range cs {
-		WaitLeader(t, c.Observe(watchCtx(t), name), h.Within, fmt.Sprintf("candidate %d observes the leader", i), func(l cluster.Leader) bool { return l == want })
+		clusterwait.WaitLeader(t, c.Observe(watchCtx(t), name), h.Within, fmt.Sprintf("candidate %d observes the leader", i), func(l cluster.Leader) bool { return l == want })
 	}
 	cancel()
 	for range len(cs) - 1 {
@@ -236,17 +237,17 @@ func testOneLeader(t *testing.T, h Harness) {
 	}
 }
 
-// FirstCampaignRounds is how many fresh elections the simultaneous-first-
+// firstCampaignRounds is how many fresh elections the simultaneous-first-
 // campaigns test runs: the first campaigns of an election race to create
 // whatever the backend keeps it in, which is where a store that answers
 // "created" to the loser of a concurrent create elects two.
-const FirstCampaignRounds = 8
+const firstCampaignRounds = 8
 
 // testSimultaneousFirstCampaigns starts four candidates' campaigns at the
 // same moment on elections nobody has campaigned for yet.
 func testSimultaneousFirstCampaigns(t *testing.T, h Harness) {
 	cs := candidates(t, h, 4)
-	for round := range FirstCampaignRounds {
+	for round := range firstCampaignRounds {
 		name := electionName()
 		results := make(chan won, len(cs))
 		start := make(chan struct{})
@@ -281,7 +282,7 @@ func testSimultaneousFirstCampaigns(t *testing.T, h Harness) {
 	}
 }
 
-// testSuccessiveLeaders elects Rounds leaders in a row among n candidates,
+// testSuccessiveLeaders elects rounds leaders in a row among n candidates,
 // each resigning once it wins, and checks every term is above the last.
 func testSuccessiveLeaders(t *testing.T, h Harness, e Election, n int) {
 	cs := candidates(t, h, n)
@@ -294,7 +295,7 @@ func testSuccessiveLeaders(t *testing.T, h Harness, e Election, n int) {
 	}
 	var last uint64
 	var handovers []time.Duration
-	for round := range Rounds {
+	for round := range rounds {
 		var r won
 		select {
 		case r = <-results:
@@ -313,7 +314,7 @@ func testSuccessiveLeaders(t *testing.T, h Harness, e Election, n int) {
 			t.Fatalf("round %d: Resign: %v", round, err)
 		}
 		go campaign(cctx, r.who, cs[r.who], name, results)
-		if n > 1 && round < Rounds-1 {
+		if n > 1 && round < rounds-1 {
 			// Handover: the next win, timed from the resignation.
 			next := nextResult(t, results, fmt.Sprintf("round %d: the next leader after a resignation", round))
 			handovers = append(handovers, next.at.Sub(resigned))
@@ -321,24 +322,13 @@ func testSuccessiveLeaders(t *testing.T, h Harness, e Election, n int) {
 		}
 	}
 	if len(handovers) > 0 {
-		p50, p99 := Percentiles(handovers)
+		p50, p99 := clusterwait.Percentiles(handovers)
 		t.Logf("resign → next leader over %d handovers: p50 %s, p99 %s", len(handovers), p50, p99)
 		if p99 > e.HandoverWithin {
 			t.Errorf("a resignation took %s to hand over, want within %s", p99, e.HandoverWithin)
 		}
 	}
 	cancel()
-}
-
-// Percentiles returns the p50 and p99 of ds (not empty), rounded to 100µs,
-// for the figures tests log.
-func Percentiles(ds []time.Duration) (p50, p99 time.Duration) {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	at := func(q float64) time.Duration {
-		return s[min(len(s)-1, int(q*float64(len(s))))].Round(100 * time.Microsecond)
-	}
-	return at(0.5), at(0.99)
 }
 
 // testCrashTakeover cuts the leader off from its server: another candidate
@@ -355,7 +345,7 @@ func testCrashTakeover(t *testing.T, h Harness, e Election) {
 		}
 	}
 	if len(takeovers) > 1 {
-		p50, p99 := Percentiles(takeovers)
+		p50, p99 := clusterwait.Percentiles(takeovers)
 		t.Logf("crash → new leader over %d rounds: p50 %s, p99 %s", len(takeovers), p50, p99)
 	}
 }
@@ -466,7 +456,7 @@ func testElectionRestart(t *testing.T, h Harness) {
 	var held []interval
 	stop, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	var cands []Candidate
+	var cands []contender
 	for i := range 2 {
 		c := target.NewCoordinator(t)
 		// Close right after a restart may not deregister in time (a Consul
@@ -503,7 +493,7 @@ func testElectionRestart(t *testing.T, h Harness) {
 		})
 	}
 	defer func() { cancel(); wg.Wait() }()
-	WaitUntil(t, h.RecoverWithin, "a leader before the restart", func() bool {
+	clusterwait.WaitUntil(t, h.RecoverWithin, "a leader before the restart", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(held) > 0
@@ -516,7 +506,7 @@ func testElectionRestart(t *testing.T, h Harness) {
 	// Someone leads: a leader that won after the kill (its win may come
 	// before Restart returns, once the server answers), or one whose
 	// session outlived the outage (Consul's does, its TTL being longer).
-	WaitUntil(t, h.RecoverWithin, "a leader again after the server's restart", func() bool {
+	clusterwait.WaitUntil(t, h.RecoverWithin, "a leader again after the server's restart", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.ContainsFunc(held, func(i interval) bool { return !i.terminated })
@@ -531,7 +521,7 @@ func testElectionRestart(t *testing.T, h Harness) {
 	// The candidates' clients are connected and registered again before
 	// the test ends.
 	for _, c := range cands {
-		WaitUntil(t, h.RecoverWithin, "the candidates registered again after the restart", queryHas(c.Coordinator, c.Node))
+		clusterwait.WaitUntil(t, h.RecoverWithin, "the candidates registered again after the restart", queryHas(c.Coordinator, c.Node))
 	}
 	cancel()
 	wg.Wait()
@@ -617,10 +607,10 @@ func testResignWhileDown(t *testing.T, h Harness) {
 	}
 
 	target.Restart()
-	for i, cand := range []Candidate{ca, cb} {
+	for i, cand := range []contender{ca, cb} {
 		name := []string{live, lost}[i]
 		var l *cluster.Leadership
-		WaitUntil(t, h.RecoverWithin, "a campaign won again after the restart", func() bool {
+		clusterwait.WaitUntil(t, h.RecoverWithin, "a campaign won again after the restart", func() bool {
 			cctx, cancel := context.WithTimeout(context.Background(), h.RecoverWithin)
 			defer cancel()
 			var err error
@@ -648,27 +638,5 @@ func resignWithin(t *testing.T, l *cluster.Leadership, d time.Duration) error {
 	case <-time.After(d):
 		t.Fatalf("Resign(context.Background()) had not returned after %s", d)
 		return nil
-	}
-}
-
-// WaitLeader reads obs until ok holds or d passes.
-func WaitLeader(t testing.TB, obs <-chan cluster.Leader, d time.Duration, what string, ok func(cluster.Leader) bool) cluster.Leader {
-	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	var last cluster.Leader
-	for {
-		select {
-		case l, open := <-obs:
-			if !open {
-				t.Fatalf("Observe closed while waiting for %s; last %+v", what, last)
-			}
-			last = l
-			if ok(l) {
-				return l
-			}
-		case <-timer.C:
-			t.Fatalf("not within %s: %s; last observed %+v", d, what, last)
-		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/shard"
 )
 
@@ -70,7 +71,7 @@ func testRecords(t *testing.T, h Harness) {
 	// refreshes after each write), but not for long.
 	var data2 []byte
 	var v string
-	WaitUntil(t, 5*time.Second, "read back of the last write", func() bool {
+	clusterwait.WaitUntil(t, 5*time.Second, "read back of the last write", func() bool {
 		data2, v, err = r.GetRecord(ctx(t), name)
 		return err == nil && string(data2) == "two" && v == v2
 	})
@@ -294,8 +295,8 @@ func testSlotsJoinLeave(t *testing.T, h Harness) {
 			prev = next
 		}
 	}
-	jp50, jp99 := Percentiles(joins)
-	lp50, lp99 := Percentiles(leaves)
+	jp50, jp99 := clusterwait.Percentiles(joins)
+	lp50, lp99 := clusterwait.Percentiles(leaves)
 	t.Logf("table in force on every member after a join: p50 %s, p99 %s; after a leave: p50 %s, p99 %s (%d each, RebalanceDelay %s)", jp50, jp99, lp50, lp99, len(joins), f.opts.RebalanceDelay)
 }
 
@@ -306,7 +307,7 @@ func testSlotsLeaderCrash(t *testing.T, h Harness) {
 	f := newFleet(t, h)
 	pc, cut := h.Election.Partitioned(t)
 	leader := f.join(t, pc)
-	WaitUntil(t, 10*time.Second, "the first member leads", func() bool { _, ok := leader.g.Leading(); return ok })
+	clusterwait.WaitUntil(t, 10*time.Second, "the first member leads", func() bool { _, ok := leader.g.Leading(); return ok })
 	f.join(t, nil)
 	f.join(t, nil)
 	f.settle(t, 15*time.Second)
@@ -315,7 +316,7 @@ func testSlotsLeaderCrash(t *testing.T, h Harness) {
 	f.releaseDelay = 1500 * time.Millisecond // a move now waits that long for its losers
 	f.mu.Unlock()
 	f.join(t, nil)
-	WaitUntil(t, 10*time.Second, "a move in progress", func() bool { return slices.Contains(leader.g.Table().Owners, "") })
+	clusterwait.WaitUntil(t, 10*time.Second, "a move in progress", func() bool { return slices.Contains(leader.g.Table().Owners, "") })
 	cut()
 	cutAt := time.Now()
 	if h.Election.Gone != nil {

@@ -11,8 +11,8 @@ import (
 	"github.com/hashicorp/consul/api"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/consul"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/testenv"
 	"github.com/herd-go/herd/internal/testsupport/testserver"
 )
@@ -46,22 +46,22 @@ node_prefix "" { policy = "read" }
 	a, b := newCoordinator(t, cfg), newCoordinator(t, cfg)
 	defer a.Close()
 	defer b.Close()
-	na, nb := clustertest.NewNode(), clustertest.NewNode()
+	na, nb := clusterwait.NewNode(), clusterwait.NewNode()
 	if err := a.RegisterRemote(context.Background(), na); err != nil {
 		t.Fatalf("registering with the limited token: %v", err)
 	}
 	if err := b.RegisterRemote(context.Background(), nb); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, a.Watch(context.Background()), 15*time.Second, "both nodes", func(ns []cluster.Node) bool {
-		return clustertest.Has(ns, na.ID) && clustertest.Has(ns, nb.ID)
+	clusterwait.WaitFor(t, a.Watch(context.Background()), 15*time.Second, "both nodes", func(ns []cluster.Node) bool {
+		return clusterwait.Has(ns, na.ID) && clusterwait.Has(ns, nb.ID)
 	})
 
 	other := cfg
 	other.ServiceName = "not-herds"
 	c := newCoordinator(t, other)
 	defer c.Close()
-	err = c.RegisterRemote(context.Background(), clustertest.NewNode())
+	err = c.RegisterRemote(context.Background(), clusterwait.NewNode())
 	if err == nil || !strings.Contains(err.Error(), "SW_CLUSTER_CONSUL_ACLTOKEN") || !strings.Contains(err.Error(), "service:write") {
 		t.Errorf("registering a service the token may not write: %v; want an error naming the token setting and service:write", err)
 	}

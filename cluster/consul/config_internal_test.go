@@ -8,12 +8,12 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
-	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testsupport/configcheck"
 )
 
 // The edges of each range validate enforces, each side.
 func TestValidateBoundaries(t *testing.T) {
-	clustertest.Validates(t, DefaultConfig, Config.validate, map[string]clustertest.Valid[Config]{
+	configcheck.Validates(t, DefaultConfig, Config.validate, map[string]configcheck.Valid[Config]{
 		"checkTtl 1s":           {Mutate: func(c *Config) { c.CheckTTL = time.Second }, OK: true},
 		"checkTtl 999ms":        {Mutate: func(c *Config) { c.CheckTTL = 999 * time.Millisecond }, OK: false},
 		"deregister after 1m":   {Mutate: func(c *Config) { c.DeregisterCriticalServiceAfter = time.Minute }, OK: true},

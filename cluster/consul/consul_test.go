@@ -12,6 +12,8 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/consul"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
+	"github.com/herd-go/herd/internal/testsupport/configcheck"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 	"github.com/herd-go/herd/internal/testsupport/testenv"
 	"github.com/herd-go/herd/internal/testsupport/testserver"
@@ -125,7 +127,7 @@ func registered(t *testing.T, cfg consul.Config) (*consul.Coordinator, cluster.N
 	t.Helper()
 	c := newCoordinator(t, cfg)
 	t.Cleanup(func() { c.Close() })
-	self := clustertest.NewNode()
+	self := clusterwait.NewNode()
 	if err := c.RegisterRemote(context.Background(), self); err != nil {
 		t.Fatal(err)
 	}
@@ -165,8 +167,8 @@ func TestFailsOverToTheNextAgent(t *testing.T) {
 	cfg.Timeout = 500 * time.Millisecond
 	c, self := registered(t, cfg)
 	nodes, err := c.QueryRemoteNodes(context.Background())
-	if err != nil || !clustertest.Has(nodes, self.ID) {
-		t.Fatalf("view %v, err %v", clustertest.IDs(nodes), err)
+	if err != nil || !clusterwait.Has(nodes, self.ID) {
+		t.Fatalf("view %v, err %v", clusterwait.IDs(nodes), err)
 	}
 }
 
@@ -197,7 +199,7 @@ func TestRegistersAgainWhenMissingFromPassing(t *testing.T) {
 	if err := raw.Agent().EnableServiceMaintenance(self.ID, "herd test"); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitUntil(t, 10*time.Second, "a registration after three checks without self", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "a registration after three checks without self", func() bool {
 		return c.Stats().Reregistrations > 0
 	})
 }
@@ -222,7 +224,7 @@ func TestSwitchesAgentAtRunTime(t *testing.T) {
 		t.Fatalf("stats %+v while the first agent answers: want no switch", s)
 	}
 	first.Kill()
-	clustertest.WaitUntil(t, 15*time.Second, "self registered on the second agent", func() bool {
+	clusterwait.WaitUntil(t, 15*time.Second, "self registered on the second agent", func() bool {
 		entries, _, err := second.Health().Service(cfg.ServiceName, "", true, nil)
 		return err == nil && len(entries) == 1 && entries[0].Service.ID == self.ID
 	})
@@ -230,7 +232,7 @@ func TestSwitchesAgentAtRunTime(t *testing.T) {
 		t.Fatalf("stats %+v: want an agent switch", s)
 	}
 	w := c.Watch(t.Context())
-	clustertest.WaitFor(t, w, 15*time.Second, "the watch following the second agent", func(ns []cluster.Node) bool { return clustertest.Has(ns, self.ID) })
+	clusterwait.WaitFor(t, w, 15*time.Second, "the watch following the second agent", func(ns []cluster.Node) bool { return clusterwait.Has(ns, self.ID) })
 }
 
 func TestUnreachableAgentFailsFast(t *testing.T) {
@@ -238,17 +240,17 @@ func TestUnreachableAgentFailsFast(t *testing.T) {
 	cfg := consul.DefaultConfig()
 	cfg.HostPort = "127.0.0.1:1"
 	cfg.Timeout = 300 * time.Millisecond
-	clustertest.FailsFast(t, 5*time.Second, "SW_CLUSTER_CONSUL_HOST_PORT", func() error {
+	configcheck.FailsFast(t, 5*time.Second, "SW_CLUSTER_CONSUL_HOST_PORT", func() error {
 		_, err := consul.New(context.Background(), cfg)
 		return err
 	})
 }
 
 func TestBadConfig(t *testing.T) {
-	clustertest.ConfigErrors(t, consul.DefaultConfig, func(ctx context.Context, c consul.Config) error {
+	configcheck.ConfigErrors(t, consul.DefaultConfig, func(ctx context.Context, c consul.Config) error {
 		_, err := consul.New(ctx, c)
 		return err
-	}, map[string]clustertest.ConfigCase[consul.Config]{
+	}, map[string]configcheck.ConfigCase[consul.Config]{
 		"no hosts":             {Mutate: func(c *consul.Config) { c.HostPort = "," }, Key: "cluster.consul.hostPort"},
 		"no service":           {Mutate: func(c *consul.Config) { c.ServiceName = "" }, Key: "cluster.consul.serviceName"},
 		"tiny ttl":             {Mutate: func(c *consul.Config) { c.CheckTTL = time.Millisecond }, Key: "cluster.consul.checkTtl"},

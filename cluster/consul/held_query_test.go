@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 )
 
@@ -47,7 +47,7 @@ func TestWatchAsksAgainWhenTheFirstQueryIsHeld(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	w := c.Watch(ctx)
-	clustertest.WaitFor(t, w, 5*time.Second, "node-a from a later query while the first is held", func(v []cluster.Node) bool {
+	clusterwait.WaitFor(t, w, 5*time.Second, "node-a from a later query while the first is held", func(v []cluster.Node) bool {
 		return len(v) == 1 && v[0].ID == "node-a"
 	})
 }
@@ -81,7 +81,7 @@ func TestHeldQueriesAreBounded(t *testing.T) {
 	}))
 	defer agent.Close()
 	c := newCoordinator(t, testConfig(t, strings.TrimPrefix(agent.URL, "http://")))
-	clustertest.WaitUntil(t, 15*time.Second, "more questions than may wait at once", func() bool { return lists.Load() > 10 })
+	clusterwait.WaitUntil(t, 15*time.Second, "more questions than may wait at once", func() bool { return lists.Load() > 10 })
 	c.Close()
 	// The oldest is ended before the next is asked, but the agent learns of
 	// it only when the connection closes, so it may count one more.

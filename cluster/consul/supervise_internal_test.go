@@ -13,7 +13,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/backend"
-	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 )
 
 // An agent that takes every TTL update and every registration, counts the
@@ -64,8 +64,8 @@ func TestKeepPassingRegistersAgainAfterThreeMisses(t *testing.T) {
 		t.Fatalf("%d registrations after two checks without self, want 0", n)
 	}
 	ticks <- time.Now()
-	clustertest.WaitUntil(t, 5*time.Second, "a registration after three checks without self", func() bool { return registrations.Load() == 1 })
-	clustertest.WaitUntil(t, 5*time.Second, "the re-registration counted", func() bool { return c.Stats().Reregistrations == 1 })
+	clusterwait.WaitUntil(t, 5*time.Second, "a registration after three checks without self", func() bool { return registrations.Load() == 1 })
+	clusterwait.WaitUntil(t, 5*time.Second, "the re-registration counted", func() bool { return c.Stats().Reregistrations == 1 })
 	ticks <- time.Now()
 	time.Sleep(100 * time.Millisecond)
 	if n := registrations.Load(); n != 1 {
@@ -133,7 +133,7 @@ func TestKeepPassingRegistersWithTheNextAgent(t *testing.T) {
 	go func() { defer close(done); c.keepPassing(ctx, self, ticks) }()
 	defer func() { cancel(); <-done }()
 	ticks <- time.Now()
-	clustertest.WaitUntil(t, 5*time.Second, "a registration with the next agent", func() bool { return registrations.Load() == 1 })
+	clusterwait.WaitUntil(t, 5*time.Second, "a registration with the next agent", func() bool { return registrations.Load() == 1 })
 	if s := c.Stats(); s.AgentSwitches != 1 || s.Reregistrations != 1 {
 		t.Fatalf("stats %+v, want one switch and one registration", s)
 	}

@@ -17,8 +17,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/etcd"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/testcert"
 )
 
@@ -121,15 +121,15 @@ func TestAuthenticationAndTLS(t *testing.T) {
 	a, b := newCoordinator(t, cfg), newCoordinator(t, cfg)
 	defer a.Close()
 	defer b.Close()
-	na, nb := clustertest.NewNode(), clustertest.NewNode()
+	na, nb := clusterwait.NewNode(), clusterwait.NewNode()
 	if err := a.RegisterRemote(context.Background(), na); err != nil {
 		t.Fatalf("registering as the limited user: %v", err)
 	}
 	if err := b.RegisterRemote(context.Background(), nb); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, a.Watch(context.Background()), 5*time.Second, "both nodes", func(ns []cluster.Node) bool {
-		return clustertest.Has(ns, na.ID) && clustertest.Has(ns, nb.ID)
+	clusterwait.WaitFor(t, a.Watch(context.Background()), 5*time.Second, "both nodes", func(ns []cluster.Node) bool {
+		return clusterwait.Has(ns, na.ID) && clusterwait.Has(ns, nb.ID)
 	})
 
 	limited := tlsClient(t, endpoint, ca, leaf, "herd", "herdpw")

@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testsupport/configcheck"
 	"github.com/herd-go/herd/internal/testsupport/testcert"
 )
 
 // The edges of each range validate enforces, each side.
 func TestValidateBoundaries(t *testing.T) {
-	clustertest.Validates(t, DefaultConfig, Config.validate, map[string]clustertest.Valid[Config]{
+	configcheck.Validates(t, DefaultConfig, Config.validate, map[string]configcheck.Valid[Config]{
 		"ttl 2s":             {Mutate: func(c *Config) { c.TTL = 2 * time.Second }, OK: true},
 		"ttl 1s":             {Mutate: func(c *Config) { c.TTL = time.Second }, OK: false},
 		"ttl 2.5s":           {Mutate: func(c *Config) { c.TTL = 2500 * time.Millisecond }, OK: false},

@@ -20,6 +20,8 @@ import (
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/etcd"
 	"github.com/herd-go/herd/internal/embedetcd"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
+	"github.com/herd-go/herd/internal/testsupport/configcheck"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 	"github.com/herd-go/herd/internal/testsupport/testserver"
 )
@@ -177,7 +179,7 @@ func TestConformance(t *testing.T) {
 
 func register(t *testing.T, c *etcd.Coordinator) cluster.Node {
 	t.Helper()
-	n := clustertest.NewNode()
+	n := clusterwait.NewNode()
 	if err := c.RegisterRemote(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +269,7 @@ func TestIgnoresADeletionOurLatestPutRepaired(t *testing.T) {
 	}
 	// A newer deletion is repaired on the same lease.
 	c.NudgeSelfGone(resp.Header.Revision + 1)
-	clustertest.WaitUntil(t, 5*time.Second, "a re-put for a newer deletion", func() bool { return c.Stats().Reregistrations == 1 })
+	clusterwait.WaitUntil(t, 5*time.Second, "a re-put for a newer deletion", func() bool { return c.Stats().Reregistrations == 1 })
 }
 
 func TestReputsKeyDeletedOutOfBand(t *testing.T) {
@@ -280,7 +282,7 @@ func TestReputsKeyDeletedOutOfBand(t *testing.T) {
 
 func waitKey(t *testing.T, raw *clientv3.Client, key string, d time.Duration) {
 	t.Helper()
-	clustertest.WaitUntil(t, d, "key "+key+" registered again", func() bool {
+	clusterwait.WaitUntil(t, d, "key "+key+" registered again", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		resp, err := raw.Get(ctx, key)
@@ -304,7 +306,7 @@ func TestSurvivesServerRestart(t *testing.T) {
 	defer a.Close()
 	na := register(t, a)
 	w := a.Watch(context.Background())
-	clustertest.WaitFor(t, w, time.Second, "self", func(ns []cluster.Node) bool { return clustertest.Has(ns, na.ID) })
+	clusterwait.WaitFor(t, w, time.Second, "self", func(ns []cluster.Node) bool { return clusterwait.Has(ns, na.ID) })
 
 	srv.Stop()
 	time.Sleep(500 * time.Millisecond)
@@ -318,19 +320,19 @@ func TestSurvivesServerRestart(t *testing.T) {
 	// The watch must deliver changes again: a new node joins after the restart.
 	b := newCoordinator(t, cfg)
 	nb := register(t, b)
-	clustertest.WaitFor(t, w, 10*time.Second, "a node that joined after the restart", func(ns []cluster.Node) bool {
-		return clustertest.Has(ns, na.ID) && clustertest.Has(ns, nb.ID)
+	clusterwait.WaitFor(t, w, 10*time.Second, "a node that joined after the restart", func(ns []cluster.Node) bool {
+		return clusterwait.Has(ns, na.ID) && clusterwait.Has(ns, nb.ID)
 	})
 	// And self is still registered once the lease would have expired.
 	time.Sleep(cfg.TTL + time.Second)
 	nodes, err := b.QueryRemoteNodes(shortCtx(t))
-	if err != nil || !clustertest.Has(nodes, na.ID) {
-		t.Fatalf("after restart + TTL: view %v, err %v", clustertest.IDs(nodes), err)
+	if err != nil || !clusterwait.Has(nodes, na.ID) {
+		t.Fatalf("after restart + TTL: view %v, err %v", clusterwait.IDs(nodes), err)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, w, time.Second, "b gone after Close", func(ns []cluster.Node) bool { return !clustertest.Has(ns, nb.ID) })
+	clusterwait.WaitFor(t, w, time.Second, "b gone after Close", func(ns []cluster.Node) bool { return !clusterwait.Has(ns, nb.ID) })
 }
 
 func shortCtx(t *testing.T) context.Context {
@@ -344,17 +346,17 @@ func TestUnreachableServerFailsFast(t *testing.T) {
 	cfg := etcd.DefaultConfig()
 	cfg.Endpoints = "127.0.0.1:1"
 	cfg.DialTimeout = 300 * time.Millisecond
-	clustertest.FailsFast(t, 5*time.Second, "SW_CLUSTER_ETCD_ENDPOINTS", func() error {
+	configcheck.FailsFast(t, 5*time.Second, "SW_CLUSTER_ETCD_ENDPOINTS", func() error {
 		_, err := etcd.New(context.Background(), cfg)
 		return err
 	})
 }
 
 func TestBadConfig(t *testing.T) {
-	clustertest.ConfigErrors(t, etcd.DefaultConfig, func(ctx context.Context, c etcd.Config) error {
+	configcheck.ConfigErrors(t, etcd.DefaultConfig, func(ctx context.Context, c etcd.Config) error {
 		_, err := etcd.New(ctx, c)
 		return err
-	}, map[string]clustertest.ConfigCase[etcd.Config]{
+	}, map[string]configcheck.ConfigCase[etcd.Config]{
 		"no endpoints":      {Mutate: func(c *etcd.Config) { c.Endpoints = " , " }, Key: "cluster.etcd.endpoints"},
 		"short ttl":         {Mutate: func(c *etcd.Config) { c.TTL = time.Second }, Key: "cluster.etcd.ttl"},
 		"fractional ttl":    {Mutate: func(c *etcd.Config) { c.TTL = 2500 * time.Millisecond }, Key: "cluster.etcd.ttl"},
@@ -403,14 +405,14 @@ func TestRelistDropsNodesDeletedWhileTheWatchWasDown(t *testing.T) {
 	self := register(t, c)
 
 	raw := rawClient(t)
-	other := clustertest.NewNode()
+	other := clusterwait.NewNode()
 	data, _ := backend.EncodeNode(other)
 	if _, err := raw.Put(context.Background(), c.Prefix()+other.ID, string(data)); err != nil {
 		t.Fatal(err)
 	}
 	w := c.Watch(t.Context())
-	clustertest.WaitFor(t, w, 5*time.Second, "both nodes", func(ns []cluster.Node) bool {
-		return clustertest.Has(ns, self.ID) && clustertest.Has(ns, other.ID)
+	clusterwait.WaitFor(t, w, 5*time.Second, "both nodes", func(ns []cluster.Node) bool {
+		return clusterwait.Has(ns, self.ID) && clusterwait.Has(ns, other.ID)
 	})
 	relists := c.Stats().Relists
 
@@ -428,8 +430,8 @@ func TestRelistDropsNodesDeletedWhileTheWatchWasDown(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	proxy.Heal()
 
-	clustertest.WaitFor(t, w, 10*time.Second, "the deleted node gone, self kept", func(ns []cluster.Node) bool {
-		return clustertest.Has(ns, self.ID) && !clustertest.Has(ns, other.ID)
+	clusterwait.WaitFor(t, w, 10*time.Second, "the deleted node gone, self kept", func(ns []cluster.Node) bool {
+		return clusterwait.Has(ns, self.ID) && !clusterwait.Has(ns, other.ID)
 	})
 	if c.Stats().Relists == relists {
 		t.Fatalf("the view changed without a re-list (%+v): the test did not exercise one", c.Stats())
@@ -444,7 +446,7 @@ func TestRelistDropsNodesDeletedWhileTheWatchWasDown(t *testing.T) {
 func TestHeldIDAndItsExpiry(t *testing.T) {
 	cfg := testConfig(t)
 	raw := rawClient(t)
-	n := clustertest.NewNode()
+	n := clusterwait.NewNode()
 	v, err := backend.EncodeNode(n)
 	if err != nil {
 		t.Fatal(err)
@@ -463,7 +465,7 @@ func TestHeldIDAndItsExpiry(t *testing.T) {
 
 	lease := crashed()
 	moved := n
-	moved.Address = clustertest.NewNode().Address
+	moved.Address = clusterwait.NewNode().Address
 	c := newCoordinator(t, cfg)
 	if err := c.RegisterRemote(context.Background(), moved); !errors.Is(err, cluster.ErrDuplicateID) {
 		t.Fatalf("registering at another address over a live lease: %v; want cluster.ErrDuplicateID", err)
@@ -490,7 +492,7 @@ func TestHeldIDAndItsExpiry(t *testing.T) {
 	// Ours deleted, and at once claimed by another process at another
 	// address: the supervisor must not put ours back over it.
 	other := n
-	other.Address = clustertest.NewNode().Address
+	other.Address = clusterwait.NewNode().Address
 	ov, _ := backend.EncodeNode(other)
 	g, err := raw.Grant(context.Background(), 60)
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/backend"
-	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/gossip"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 )
 
@@ -23,7 +23,7 @@ func registered(t *testing.T, cfg gossip.Config) (*gossip.Coordinator, cluster.N
 	t.Helper()
 	c := newCoordinator(t, cfg)
 	t.Cleanup(func() { c.Close() })
-	n := clustertest.NewNode()
+	n := clusterwait.NewNode()
 	if err := c.RegisterRemote(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func shutOut(t *testing.T, cfg gossip.Config) cluster.Node {
 	t.Helper()
 	c := newCoordinator(t, cfg)
 	t.Cleanup(func() { c.Close() })
-	n := clustertest.NewNode()
+	n := clusterwait.NewNode()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	if err := c.RegisterRemote(ctx, n); err == nil || !strings.Contains(err.Error(), "no seed answered") {
@@ -56,7 +56,7 @@ func neverSees(t *testing.T, c *gossip.Coordinator, id string, what string) {
 			t.Fatal(err)
 		}
 		if backend.Has(ns, id) {
-			t.Fatalf("%s: the view %v shows %s", what, clustertest.IDs(ns), id)
+			t.Fatalf("%s: the view %v shows %s", what, clusterwait.IDs(ns), id)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -64,7 +64,7 @@ func neverSees(t *testing.T, c *gossip.Coordinator, id string, what string) {
 
 func sees(t *testing.T, c *gossip.Coordinator, id string, what string) {
 	t.Helper()
-	clustertest.WaitUntil(t, 5*time.Second, what, func() bool {
+	clusterwait.WaitUntil(t, 5*time.Second, what, func() bool {
 		ns, err := c.QueryRemoteNodes(context.Background())
 		return err == nil && backend.Has(ns, id)
 	})
@@ -122,7 +122,7 @@ func TestJoinsASeedThatStartsLater(t *testing.T) {
 	early := newCoordinator(t, testConfig(name, seedAddr))
 	t.Cleanup(func() { early.Close() })
 	registeredEarly := make(chan error, 1)
-	go func() { registeredEarly <- early.RegisterRemote(context.Background(), clustertest.NewNode()) }()
+	go func() { registeredEarly <- early.RegisterRemote(context.Background(), clusterwait.NewNode()) }()
 	time.Sleep(500 * time.Millisecond) // a few failed attempts
 	select {
 	case err := <-registeredEarly:
@@ -149,7 +149,7 @@ func TestRegistrationWithNoSeedAnsweringSaysSo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	began := time.Now()
-	err := c.RegisterRemote(ctx, clustertest.NewNode())
+	err := c.RegisterRemote(ctx, clusterwait.NewNode())
 	if err == nil || !strings.Contains(err.Error(), "SW_CLUSTER_GOSSIP_SEEDS") || !strings.Contains(err.Error(), dead) {
 		t.Fatalf("RegisterRemote with no seed answering: %v, want an error naming SW_CLUSTER_GOSSIP_SEEDS and %s", err, dead)
 	}
@@ -161,7 +161,7 @@ func TestRegistrationWithNoSeedAnsweringSaysSo(t *testing.T) {
 	}
 	ns, qerr := c.QueryRemoteNodes(context.Background())
 	if qerr != nil || len(ns) != 0 {
-		t.Errorf("after the refusal the view is %v (%v), want empty", clustertest.IDs(ns), qerr)
+		t.Errorf("after the refusal the view is %v (%v), want empty", clusterwait.IDs(ns), qerr)
 	}
 }
 
@@ -175,9 +175,9 @@ func TestSimultaneousRegistrationsOfOneIDLeaveOneHolder(t *testing.T) {
 	name, seedAddr := seed(t)
 	for round := range 5 {
 		a, b := newCoordinator(t, testConfig(name, seedAddr)), newCoordinator(t, testConfig(name, seedAddr))
-		na := clustertest.NewNode()
+		na := clusterwait.NewNode()
 		nb := na
-		nb.Address = clustertest.NewNode().Address
+		nb.Address = clusterwait.NewNode().Address
 		errs := make(chan error, 2)
 		go func() { errs <- a.RegisterRemote(context.Background(), na) }()
 		go func() { errs <- b.RegisterRemote(context.Background(), nb) }()
@@ -206,7 +206,7 @@ func TestSimultaneousRegistrationsOfOneIDLeaveOneHolder(t *testing.T) {
 			return n
 		}
 		if refused == 0 {
-			clustertest.WaitUntil(t, 5*time.Second, "one of the two withdrawn", func() bool { return holders() == 1 })
+			clusterwait.WaitUntil(t, 5*time.Second, "one of the two withdrawn", func() bool { return holders() == 1 })
 			withdrawn := a
 			if a.Err() == nil {
 				withdrawn = b
@@ -239,19 +239,19 @@ func TestClashFoundAtHealLeavesOneLeader(t *testing.T) {
 	}
 	observer, _ := registered(t, testConfig(name, seedAddr))
 	for _, c := range cs {
-		clustertest.WaitUntil(t, 5*time.Second, "the observer in every view", func() bool {
+		clusterwait.WaitUntil(t, 5*time.Second, "the observer in every view", func() bool {
 			ns, _ := c.QueryRemoteNodes(context.Background())
 			return len(ns) == 1
 		})
 	}
 	cuts[1].cut.Store(true)
 	// Each side gives the other up (SWIM's detection), then registers.
-	clustertest.WaitUntil(t, 30*time.Second, "each side of the cut giving the other up", func() bool {
+	clusterwait.WaitUntil(t, 30*time.Second, "each side of the cut giving the other up", func() bool {
 		return cs[1].NumMembers() == 1 && cs[0].NumMembers() == 3
 	})
-	n := clustertest.NewNode()
+	n := clusterwait.NewNode()
 	twin := n
-	twin.Address = clustertest.NewNode().Address
+	twin.Address = clusterwait.NewNode().Address
 	if err := cs[0].RegisterRemote(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func TestClashFoundAtHealLeavesOneLeader(t *testing.T) {
 		t.Fatalf("the side that keeps the ID lost it too: leadership %v, coordinator %v", leads[kept].Err(), cs[kept].Err())
 	}
 	want := []cluster.Address{n.Address, twin.Address}[kept]
-	clustertest.WaitUntil(t, 10*time.Second, "the ID at the keeper's address only, in the observer's view", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "the ID at the keeper's address only, in the observer's view", func() bool {
 		ns, _ := observer.QueryRemoteNodes(context.Background())
 		for _, m := range ns {
 			if m.ID == n.ID {
@@ -326,7 +326,7 @@ func freePort(t *testing.T) int {
 func TestOversizedEntryIsRefusedWithItsSize(t *testing.T) {
 	c := newCoordinator(t, testConfig("t"+cluster.NewID()[:10], ""))
 	defer c.Close()
-	n := clustertest.NewNode()
+	n := clusterwait.NewNode()
 	n.Meta = map[string]string{"blob": strings.Repeat("x", 600)}
 	err := c.RegisterRemote(context.Background(), n)
 	if err == nil || !strings.Contains(err.Error(), "at most 512") {
@@ -336,7 +336,7 @@ func TestOversizedEntryIsRefusedWithItsSize(t *testing.T) {
 
 func TestSecondRegistrationIsRefused(t *testing.T) {
 	c, n := registered(t, testConfig("t"+cluster.NewID()[:10], ""))
-	err := c.RegisterRemote(context.Background(), clustertest.NewNode())
+	err := c.RegisterRemote(context.Background(), clusterwait.NewNode())
 	if err == nil || !strings.Contains(err.Error(), n.ID) {
 		t.Fatalf("a second RegisterRemote: %v; want a refusal naming %s", err, n.ID)
 	}
@@ -353,7 +353,7 @@ func TestRecordWrittenOnOneMemberIsReadOnAnother(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitUntil(t, 2*time.Second, "the write on the other member", func() bool {
+	clusterwait.WaitUntil(t, 2*time.Second, "the write on the other member", func() bool {
 		data, got, err := b.GetRecord(context.Background(), "table")
 		return err == nil && got == v && string(data) == "one"
 	})
@@ -363,7 +363,7 @@ func TestRecordWrittenOnOneMemberIsReadOnAnother(t *testing.T) {
 	if _, err := b.PutRecord(context.Background(), "table", []byte("two"), v); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitUntil(t, 2*time.Second, "the second write back on the first member", func() bool {
+	clusterwait.WaitUntil(t, 2*time.Second, "the second write back on the first member", func() bool {
 		data, _, err := a.GetRecord(context.Background(), "table")
 		return err == nil && string(data) == "two"
 	})
@@ -381,10 +381,10 @@ func TestRegisteredWhileJoiningIsSeen(t *testing.T) {
 	for round := range 20 {
 		a, b := newCoordinator(t, testConfig(name, seedAddr)), newCoordinator(t, testConfig(name, seedAddr))
 		t.Cleanup(func() { a.Close(); b.Close() })
-		if err := a.RegisterRemote(context.Background(), clustertest.NewNode()); err != nil {
+		if err := a.RegisterRemote(context.Background(), clusterwait.NewNode()); err != nil {
 			t.Fatal(err)
 		}
-		nb := clustertest.NewNode()
+		nb := clusterwait.NewNode()
 		if err := b.RegisterRemote(context.Background(), nb); err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +417,7 @@ func TestLeaderCrashHandsOver(t *testing.T) {
 		cs = append(cs, c)
 	}
 	for _, c := range cs[1:] {
-		clustertest.WaitUntil(t, 5*time.Second, "every candidate in every view", func() bool {
+		clusterwait.WaitUntil(t, 5*time.Second, "every candidate in every view", func() bool {
 			ns, _ := c.QueryRemoteNodes(context.Background())
 			return len(ns) == 3
 		})
@@ -497,7 +497,7 @@ func TestDroppedUpdateIsMadeAgain(t *testing.T) {
 	leader, _ := registered(t, testConfig(name, seedAddr))
 	next, nextNode := registered(t, testConfig(name, seedAddr))
 	for _, c := range []*gossip.Coordinator{leader, next} {
-		clustertest.WaitUntil(t, 5*time.Second, "both candidates in both views", func() bool {
+		clusterwait.WaitUntil(t, 5*time.Second, "both candidates in both views", func() bool {
 			ns, _ := c.QueryRemoteNodes(context.Background())
 			return len(ns) == 2
 		})
@@ -517,7 +517,7 @@ func TestDroppedUpdateIsMadeAgain(t *testing.T) {
 	if w.lead.Term() <= lead.Term() {
 		t.Fatalf("the next leader's term %d is not above the resigned leader's %d", w.lead.Term(), lead.Term())
 	}
-	clustertest.WaitLeader(t, leader.Observe(ctx, "dropped"), 5*time.Second, "the resigned leader observes its successor", func(l cluster.Leader) bool {
+	clusterwait.WaitLeader(t, leader.Observe(ctx, "dropped"), 5*time.Second, "the resigned leader observes its successor", func(l cluster.Leader) bool {
 		return l.ID == nextNode.ID
 	})
 }

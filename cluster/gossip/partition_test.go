@@ -11,8 +11,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/gossip"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 )
 
@@ -118,7 +118,7 @@ func TestPartitionHealKeepsOneLeader(t *testing.T) {
 		cs, cuts, nodes = append(cs, c), append(cuts, tr), append(nodes, n)
 	}
 	for _, c := range cs {
-		clustertest.WaitUntil(t, 5*time.Second, "every candidate in every view", func() bool {
+		clusterwait.WaitUntil(t, 5*time.Second, "every candidate in every view", func() bool {
 			ns, _ := c.QueryRemoteNodes(context.Background())
 			return len(ns) == 3
 		})
@@ -134,7 +134,7 @@ func TestPartitionHealKeepsOneLeader(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		for i, c := range cs {
 			ns, _ := c.QueryRemoteNodes(context.Background())
-			t.Logf("member %d (%s) sees %v", i, nodes[i].ID, clustertest.IDs(ns))
+			t.Logf("member %d (%s) sees %v", i, nodes[i].ID, clusterwait.IDs(ns))
 		}
 		t.Fatalf("the others elected nobody within 30s of cutting the leader (%d) off", first.who)
 	}

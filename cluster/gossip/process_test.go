@@ -20,8 +20,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/gossip"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 )
 
 // The multi-process tests run each node in its own OS process: this test
@@ -52,7 +52,7 @@ func TestChildNode(t *testing.T) {
 		fmt.Println("ERR", err)
 		os.Exit(1)
 	}
-	n := clustertest.NewNode()
+	n := clusterwait.NewNode()
 	n.ID = os.Getenv(childEnv)
 	if err := c.RegisterRemote(context.Background(), n); err != nil {
 		fmt.Println("ERR", err)
@@ -61,7 +61,7 @@ func TestChildNode(t *testing.T) {
 	fmt.Println("ADDR", c.Addr())
 	go func() {
 		for ns := range c.Watch(context.Background()) {
-			fmt.Println("VIEW", strings.Join(clustertest.IDs(ns), ","))
+			fmt.Println("VIEW", strings.Join(clusterwait.IDs(ns), ","))
 		}
 	}()
 	// Each line asks for the bytes of gossip sent so far; EOF means leave.
@@ -197,7 +197,7 @@ func waitViews(t testing.TB, ps []*proc, want []string, within time.Duration, wh
 	t.Helper()
 	want = slices.Sorted(slices.Values(want))
 	var last time.Time
-	clustertest.WaitUntil(t, within, what, func() bool {
+	clusterwait.WaitUntil(t, within, what, func() bool {
 		last = time.Time{}
 		for _, p := range ps {
 			v, at := p.sees()
@@ -351,8 +351,8 @@ func measureProcesses(b *testing.B, n int) {
 	_ = victim.cmd.Process.Signal(syscall.SIGKILL)
 	detected := waitViews(b, ps, ids(ps), 60*time.Second, "a SIGKILL seen by all").Sub(killed)
 
-	join50, join99 := clustertest.Percentiles(joins)
-	leave50, leave99 := clustertest.Percentiles(leaves)
+	join50, join99 := clusterwait.Percentiles(joins)
+	leave50, leave99 := clusterwait.Percentiles(leaves)
 	b.ReportMetric(float64(join50.Microseconds())/1000, "join-p50-ms")
 	b.ReportMetric(float64(join99.Microseconds())/1000, "join-p99-ms")
 	b.ReportMetric(float64(leave50.Microseconds())/1000, "leave-p50-ms")

@@ -3,12 +3,12 @@ package kubernetes
 import (
 	"testing"
 
-	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testsupport/configcheck"
 )
 
 // The edges of each range validate enforces, each side.
 func TestValidateBoundaries(t *testing.T) {
-	clustertest.Validates(t, DefaultConfig, Config.validate, map[string]clustertest.Valid[Config]{
+	configcheck.Validates(t, DefaultConfig, Config.validate, map[string]configcheck.Valid[Config]{
 		"port 65535":            {Mutate: func(c *Config) { c.Port = 65535 }, OK: true},
 		"port 65536":            {Mutate: func(c *Config) { c.Port = 65536 }, OK: false},
 		"port 1":                {Mutate: func(c *Config) { c.Port = 1 }, OK: true},

@@ -24,6 +24,8 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/kubernetes"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
+	"github.com/herd-go/herd/internal/testsupport/configcheck"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 	"github.com/herd-go/herd/internal/testsupport/testenv"
 	"github.com/herd-go/herd/internal/testsupport/testserver"
@@ -176,7 +178,7 @@ func (f *fixture) harness(cfg kubernetes.Config) clustertest.Harness {
 		},
 		WriteMalformed: func(t *testing.T) {
 			// A member pod with no container port named "grpc": nothing to dial.
-			f.runPod(t, clustertest.NewNode(), f.labels, "metrics")
+			f.runPod(t, clusterwait.NewNode(), f.labels, "metrics")
 		},
 		Malformed: func(c cluster.Coordinator) uint64 { return c.(*kubernetes.Coordinator).Stats().Malformed },
 		// A member pod of another process; deleted as an operator would,
@@ -267,7 +269,7 @@ func TestKubernetes(t *testing.T) {
 		c := g.coordinator(t, g.config(), kube.AdminToken)
 		defer c.Close()
 		w := c.Watch(context.Background())
-		in1, in2, canary, other, notReady := clustertest.NewNode(), clustertest.NewNode(), clustertest.NewNode(), clustertest.NewNode(), clustertest.NewNode()
+		in1, in2, canary, other, notReady := clusterwait.NewNode(), clusterwait.NewNode(), clusterwait.NewNode(), clusterwait.NewNode(), clusterwait.NewNode()
 		g.runPod(t, in1, map[string]string{"app": "herd", "tier": "backend"}, "grpc")
 		g.runPod(t, in2, map[string]string{"app": "herd", "tier": "worker"}, "grpc")
 		g.runPod(t, canary, map[string]string{"app": "herd", "tier": "backend", "canary": "yes"}, "grpc")
@@ -277,8 +279,8 @@ func TestKubernetes(t *testing.T) {
 		if _, err := g.admin.CoreV1().Pods(g.ns).UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		got := clustertest.WaitFor(t, w, 5*time.Second, "the two matching ready pods only", func(ns []cluster.Node) bool {
-			return len(ns) == 2 && clustertest.Has(ns, in1.ID) && clustertest.Has(ns, in2.ID)
+		got := clusterwait.WaitFor(t, w, 5*time.Second, "the two matching ready pods only", func(ns []cluster.Node) bool {
+			return len(ns) == 2 && clusterwait.Has(ns, in1.ID) && clusterwait.Has(ns, in2.ID)
 		})
 		for _, n := range got {
 			if n.Address.Host != "127.0.0.1" || (n.Address.Port != in1.Address.Port && n.Address.Port != in2.Address.Port) {
@@ -291,7 +293,7 @@ func TestKubernetes(t *testing.T) {
 		if _, err := g.admin.CoreV1().Pods(g.ns).UpdateStatus(context.Background(), pod, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		clustertest.WaitFor(t, w, 5*time.Second, "the pod that became ready", func(ns []cluster.Node) bool { return clustertest.Has(ns, notReady.ID) })
+		clusterwait.WaitFor(t, w, 5*time.Second, "the pod that became ready", func(ns []cluster.Node) bool { return clusterwait.Has(ns, notReady.ID) })
 	})
 
 	// A pod being deleted stays Running and Ready until its kubelet stops
@@ -301,7 +303,7 @@ func TestKubernetes(t *testing.T) {
 		g := newFixture(t, kube.Host, kube.AdminToken)
 		c := g.coordinator(t, g.config(), kube.AdminToken)
 		defer c.Close()
-		stays, goes := clustertest.NewNode(), clustertest.NewNode()
+		stays, goes := clusterwait.NewNode(), clusterwait.NewNode()
 		g.runPod(t, stays, g.labels, "grpc")
 		pod := g.runPod(t, goes, g.labels, "grpc")
 		pods := g.admin.CoreV1().Pods(g.ns)
@@ -317,23 +319,23 @@ func TestKubernetes(t *testing.T) {
 			}
 		})
 		w := c.Watch(context.Background())
-		clustertest.WaitFor(t, w, 5*time.Second, "both pods", func(ns []cluster.Node) bool {
-			return clustertest.Has(ns, stays.ID) && clustertest.Has(ns, goes.ID)
+		clusterwait.WaitFor(t, w, 5*time.Second, "both pods", func(ns []cluster.Node) bool {
+			return clusterwait.Has(ns, stays.ID) && clusterwait.Has(ns, goes.ID)
 		})
 		grace := int64(300)
 		if err := pods.Delete(context.Background(), goes.ID, metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
 			t.Fatal(err)
 		}
-		clustertest.WaitFor(t, w, 2*time.Second, "the terminating pod gone", func(ns []cluster.Node) bool {
-			return clustertest.Has(ns, stays.ID) && !clustertest.Has(ns, goes.ID)
+		clusterwait.WaitFor(t, w, 2*time.Second, "the terminating pod gone", func(ns []cluster.Node) bool {
+			return clusterwait.Has(ns, stays.ID) && !clusterwait.Has(ns, goes.ID)
 		})
 		p, err := pods.Get(context.Background(), goes.ID, metav1.GetOptions{})
 		if err != nil || p.DeletionTimestamp == nil || p.Status.Phase != corev1.PodRunning {
 			t.Fatalf("the pod should still be there, Running and terminating: %v, %+v", err, p)
 		}
 		nodes, err := c.QueryRemoteNodes(context.Background())
-		if err != nil || clustertest.Has(nodes, goes.ID) {
-			t.Fatalf("query = %v, %v; want the terminating pod left out", clustertest.IDs(nodes), err)
+		if err != nil || clusterwait.Has(nodes, goes.ID) {
+			t.Fatalf("query = %v, %v; want the terminating pod left out", clusterwait.IDs(nodes), err)
 		}
 	})
 
@@ -343,9 +345,9 @@ func TestKubernetes(t *testing.T) {
 		cfg.Port = 9999 // no named port needed
 		c := g.coordinator(t, cfg, kube.AdminToken)
 		defer c.Close()
-		n := clustertest.NewNode()
+		n := clusterwait.NewNode()
 		g.runPod(t, n, g.labels, "metrics")
-		got := clustertest.WaitFor(t, c.Watch(context.Background()), 5*time.Second, "the pod", func(ns []cluster.Node) bool { return clustertest.Has(ns, n.ID) })
+		got := clusterwait.WaitFor(t, c.Watch(context.Background()), 5*time.Second, "the pod", func(ns []cluster.Node) bool { return clusterwait.Has(ns, n.ID) })
 		if got[0].Address.Port != 9999 {
 			t.Fatalf("address %s, want port 9999 from cluster.kubernetes.port", got[0].Address)
 		}
@@ -364,7 +366,7 @@ func TestKubernetes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		self := clustertest.NewNode()
+		self := clusterwait.NewNode()
 		pod := g.runPod(t, self, g.labels, "grpc")
 		if err := c.RegisterRemote(context.Background(), self); err == nil || !strings.Contains(err.Error(), cfg.UIDEnvName) {
 			t.Fatalf("no UID and no HOSTNAME: err = %v", err)
@@ -380,7 +382,7 @@ func TestKubernetes(t *testing.T) {
 		}
 		nodes, err := c.QueryRemoteNodes(context.Background())
 		if err != nil || len(nodes) != 1 || !nodes[0].Self {
-			t.Fatalf("view %v, err %v", clustertest.IDs(nodes), err)
+			t.Fatalf("view %v, err %v", clusterwait.IDs(nodes), err)
 		}
 	})
 
@@ -396,14 +398,14 @@ func TestKubernetes(t *testing.T) {
 		bindPodReader(t, g, "get", "list", "watch")
 		c := g.coordinator(t, cfg, kube.ReaderToken)
 		defer c.Close()
-		self := clustertest.NewNode()
+		self := clusterwait.NewNode()
 		g.runPod(t, self, g.labels, "grpc")
 		e, _ := g.envs.Load(c)
 		e.(*env).set("HOSTNAME", self.ID)
 		if err := c.RegisterRemote(context.Background(), self); err != nil {
 			t.Fatalf("register with only get/list/watch on pods: %v", err)
 		}
-		clustertest.WaitFor(t, c.Watch(context.Background()), 5*time.Second, "self", func(ns []cluster.Node) bool { return clustertest.Has(ns, self.ID) })
+		clusterwait.WaitFor(t, c.Watch(context.Background()), 5*time.Second, "self", func(ns []cluster.Node) bool { return clusterwait.Has(ns, self.ID) })
 		if _, err := c.QueryRemoteNodes(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -462,31 +464,31 @@ func TestKubernetes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		stays, goes, comes := clustertest.NewNode(), clustertest.NewNode(), clustertest.NewNode()
+		stays, goes, comes := clusterwait.NewNode(), clusterwait.NewNode(), clusterwait.NewNode()
 		g.runPod(t, stays, g.labels, "grpc")
 		g.runPod(t, goes, g.labels, "grpc")
 		w := c.Watch(context.Background())
-		clustertest.WaitFor(t, w, 5*time.Second, "both pods", func(ns []cluster.Node) bool {
-			return clustertest.Has(ns, stays.ID) && clustertest.Has(ns, goes.ID)
+		clusterwait.WaitFor(t, w, 5*time.Second, "both pods", func(ns []cluster.Node) bool {
+			return clusterwait.Has(ns, stays.ID) && clusterwait.Has(ns, goes.ID)
 		})
 
 		proxy.Partition()
 		if ns, err := c.QueryRemoteNodes(context.Background()); err == nil {
-			t.Errorf("a query answered %v while cut off from the API server; want an error", clustertest.IDs(ns))
+			t.Errorf("a query answered %v while cut off from the API server; want an error", clusterwait.IDs(ns))
 		}
 		if err := g.deletePod(goes.ID); err != nil {
 			t.Fatal(err)
 		}
 		g.runPod(t, comes, g.labels, "grpc")
 		// Long enough for the retries' backoff to reach its cap.
-		clustertest.Keeps(t, w, 2*time.Second, "the last view while cut off", func(ns []cluster.Node) bool {
-			return clustertest.Has(ns, stays.ID) && clustertest.Has(ns, goes.ID)
+		clusterwait.Keeps(t, w, 2*time.Second, "the last view while cut off", func(ns []cluster.Node) bool {
+			return clusterwait.Has(ns, stays.ID) && clusterwait.Has(ns, goes.ID)
 		})
 
 		healed := time.Now()
 		proxy.Heal()
-		clustertest.WaitFor(t, w, 10*time.Second, "the changes made while cut off", func(ns []cluster.Node) bool {
-			return clustertest.Has(ns, stays.ID) && clustertest.Has(ns, comes.ID) && !clustertest.Has(ns, goes.ID)
+		clusterwait.WaitFor(t, w, 10*time.Second, "the changes made while cut off", func(ns []cluster.Node) bool {
+			return clusterwait.Has(ns, stays.ID) && clusterwait.Has(ns, comes.ID) && !clusterwait.Has(ns, goes.ID)
 		})
 		took := time.Since(healed)
 		t.Logf("caught up %s after the network healed", took.Round(time.Millisecond))
@@ -547,7 +549,7 @@ func bind(t *testing.T, g *fixture, name string, rule rbacv1.PolicyRule) {
 				Namespace: g.ns, Verb: verb, Group: rule.APIGroups[0], Resource: rule.Resources[0],
 			},
 		}}
-		clustertest.WaitUntil(t, 10*time.Second, "RBAC to grant "+verb+" on "+rule.Resources[0], func() bool {
+		clusterwait.WaitUntil(t, 10*time.Second, "RBAC to grant "+verb+" on "+rule.Resources[0], func() bool {
 			got, err := g.admin.AuthorizationV1().SubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
 			return err == nil && got.Status.Allowed
 		})
@@ -555,10 +557,10 @@ func bind(t *testing.T, g *fixture, name string, rule rbacv1.PolicyRule) {
 }
 
 func TestBadConfig(t *testing.T) {
-	clustertest.ConfigErrors(t, kubernetes.DefaultConfig, func(ctx context.Context, c kubernetes.Config) error {
+	configcheck.ConfigErrors(t, kubernetes.DefaultConfig, func(ctx context.Context, c kubernetes.Config) error {
 		_, err := kubernetes.New(ctx, c)
 		return err
-	}, map[string]clustertest.ConfigCase[kubernetes.Config]{
+	}, map[string]configcheck.ConfigCase[kubernetes.Config]{
 		"no namespace":     {Mutate: func(c *kubernetes.Config) { c.Namespace = "" }, Key: "cluster.kubernetes.namespace"},
 		"bad selector":     {Mutate: func(c *kubernetes.Config) { c.LabelSelector = "app in (" }, Key: "cluster.kubernetes.labelSelector"},
 		"empty selector":   {Mutate: func(c *kubernetes.Config) { c.LabelSelector = "" }, Key: "cluster.kubernetes.labelSelector"},

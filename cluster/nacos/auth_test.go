@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/nacos"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/testenv"
 	"github.com/herd-go/herd/internal/testsupport/testserver"
 )
@@ -50,7 +50,7 @@ func TestAuthentication(t *testing.T) {
 	// Users reach the server's auth cache by its periodic reload (15 s), so
 	// a new user's first logins may not find it yet.
 	loginAs := func(user, password string) {
-		clustertest.WaitUntil(t, 45*time.Second, user+"'s login", func() bool {
+		clusterwait.WaitUntil(t, 45*time.Second, user+"'s login", func() bool {
 			resp, err := http.PostForm("http://"+srv.Addr+"/nacos/v1/auth/login", url.Values{"username": {user}, "password": {password}})
 			if err != nil {
 				return false
@@ -75,7 +75,7 @@ func TestAuthentication(t *testing.T) {
 	cfg := testConfig(t, srv.Addr)
 	cfg.Username, cfg.Password = "herd", "herd-secret"
 	var a, b *nacos.Coordinator
-	clustertest.WaitUntil(t, 30*time.Second, "the herd user authorized", func() bool {
+	clusterwait.WaitUntil(t, 30*time.Second, "the herd user authorized", func() bool {
 		c, err := nacos.New(context.Background(), cfg, cluster.WithLogger(quiet))
 		if err != nil {
 			return false
@@ -86,17 +86,17 @@ func TestAuthentication(t *testing.T) {
 	defer a.Close()
 	b = newCoordinator(t, cfg)
 	defer b.Close()
-	na, nb := clustertest.NewNode(), clustertest.NewNode()
+	na, nb := clusterwait.NewNode(), clusterwait.NewNode()
 	var regErr error
-	clustertest.WaitUntil(t, 30*time.Second, "a registration as the herd user", func() bool {
+	clusterwait.WaitUntil(t, 30*time.Second, "a registration as the herd user", func() bool {
 		regErr = a.RegisterRemote(context.Background(), na)
 		return regErr == nil
 	})
 	if err := b.RegisterRemote(context.Background(), nb); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, a.Watch(context.Background()), 10*time.Second, "both nodes", func(ns []cluster.Node) bool {
-		return clustertest.Has(ns, na.ID) && clustertest.Has(ns, nb.ID)
+	clusterwait.WaitFor(t, a.Watch(context.Background()), 10*time.Second, "both nodes", func(ns []cluster.Node) bool {
+		return clusterwait.Has(ns, na.ID) && clusterwait.Has(ns, nb.ID)
 	})
 
 	bad := cfg
@@ -114,7 +114,7 @@ func TestAuthentication(t *testing.T) {
 	anonymous.Username, anonymous.Password = "", ""
 	c := newCoordinator(t, anonymous)
 	defer c.Close()
-	if err := c.RegisterRemote(context.Background(), clustertest.NewNode()); err == nil || !strings.Contains(err.Error(), "SW_CLUSTER_NACOS_USERNAME") {
+	if err := c.RegisterRemote(context.Background(), clusterwait.NewNode()); err == nil || !strings.Contains(err.Error(), "SW_CLUSTER_NACOS_USERNAME") {
 		t.Errorf("registering without credentials: %v; want an error naming SW_CLUSTER_NACOS_USERNAME", err)
 	}
 }

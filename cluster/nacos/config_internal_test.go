@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testsupport/configcheck"
 )
 
 func TestSDKDirectoriesDefaultToTheUserCache(t *testing.T) {
@@ -30,7 +30,7 @@ func TestSDKDirectoriesDefaultToTheUserCache(t *testing.T) {
 
 // The edges of each range validate enforces, each side.
 func TestValidateBoundaries(t *testing.T) {
-	clustertest.Validates(t, DefaultConfig, Config.validate, map[string]clustertest.Valid[Config]{
+	configcheck.Validates(t, DefaultConfig, Config.validate, map[string]configcheck.Valid[Config]{
 		"timeout 1h":           {Mutate: func(c *Config) { c.Timeout = time.Hour }, OK: true},
 		"timeout 1h1ns":        {Mutate: func(c *Config) { c.Timeout = time.Hour + 1 }, OK: false},
 		"timeout 1ns":          {Mutate: func(c *Config) { c.Timeout = 1 }, OK: true},

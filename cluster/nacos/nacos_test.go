@@ -20,6 +20,8 @@ import (
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/nacos"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
+	"github.com/herd-go/herd/internal/testsupport/configcheck"
 	"github.com/herd-go/herd/internal/testsupport/testenv"
 	"github.com/herd-go/herd/internal/testsupport/testserver"
 )
@@ -207,7 +209,7 @@ func TestElectionRefusedWithoutCompareAndSwap(t *testing.T) {
 	}
 	c := newCoordinator(t, testConfig(t, addr))
 	defer c.Close()
-	if err := c.RegisterRemote(context.Background(), clustertest.NewNode()); err != nil {
+	if err := c.RegisterRemote(context.Background(), clusterwait.NewNode()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Campaign(context.Background(), "refused"); !errors.Is(err, nacos.ErrNoCompareAndSwap) {
@@ -233,16 +235,16 @@ func TestEmptyListIsPushed(t *testing.T) {
 	observer := newCoordinator(t, cfg) // never registers itself
 	defer observer.Close()
 	member := newCoordinator(t, cfg)
-	n := clustertest.NewNode()
+	n := clusterwait.NewNode()
 	if err := member.RegisterRemote(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}
 	w := observer.Watch(context.Background())
-	clustertest.WaitFor(t, w, 5*time.Second, "the member", func(ns []cluster.Node) bool { return clustertest.Has(ns, n.ID) })
+	clusterwait.WaitFor(t, w, 5*time.Second, "the member", func(ns []cluster.Node) bool { return clusterwait.Has(ns, n.ID) })
 	if err := member.Close(); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, w, 5*time.Second, "an empty list", func(ns []cluster.Node) bool { return len(ns) == 0 })
+	clusterwait.WaitFor(t, w, 5*time.Second, "an empty list", func(ns []cluster.Node) bool { return len(ns) == 0 })
 }
 
 // A node cut off from the server leaves the others' views (the server drops
@@ -258,33 +260,33 @@ func TestPartitionedNodeLeavesAndReturns(t *testing.T) {
 	bcfg.HostPort = httpProxy.Addr
 	b := newCoordinator(t, bcfg)
 	defer b.Close()
-	na, nb := clustertest.NewNode(), clustertest.NewNode()
+	na, nb := clusterwait.NewNode(), clusterwait.NewNode()
 	for c, n := range map[*nacos.Coordinator]cluster.Node{a: na, b: nb} {
 		if err := c.RegisterRemote(context.Background(), n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	both := func(ns []cluster.Node) bool { return clustertest.Has(ns, na.ID) && clustertest.Has(ns, nb.ID) }
+	both := func(ns []cluster.Node) bool { return clusterwait.Has(ns, na.ID) && clusterwait.Has(ns, nb.ID) }
 	w, bw := a.Watch(context.Background()), b.Watch(context.Background())
-	clustertest.WaitFor(t, w, 5*time.Second, "both nodes in a's view", both)
-	clustertest.WaitFor(t, bw, 5*time.Second, "both nodes in b's view", both)
+	clusterwait.WaitFor(t, w, 5*time.Second, "both nodes in a's view", both)
+	clusterwait.WaitFor(t, bw, 5*time.Second, "both nodes in b's view", both)
 
 	cut := time.Now()
 	httpProxy.Partition()
 	grpcProxy.Partition()
-	clustertest.WaitFor(t, w, 15*time.Second, "b dropped from a's view", func(ns []cluster.Node) bool { return !clustertest.Has(ns, nb.ID) })
+	clusterwait.WaitFor(t, w, 15*time.Second, "b dropped from a's view", func(ns []cluster.Node) bool { return !clusterwait.Has(ns, nb.ID) })
 	dropped := time.Since(cut)
 	qctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	if ns, err := b.QueryRemoteNodes(qctx); err == nil {
-		t.Errorf("b's query answered %v while b was cut off from the server; want an error", clustertest.IDs(ns))
+		t.Errorf("b's query answered %v while b was cut off from the server; want an error", clusterwait.IDs(ns))
 	}
 	cancel()
-	clustertest.Keeps(t, bw, time.Second, "a, in b's last view while b was cut off", func(ns []cluster.Node) bool { return clustertest.Has(ns, na.ID) })
+	clusterwait.Keeps(t, bw, time.Second, "a, in b's last view while b was cut off", func(ns []cluster.Node) bool { return clusterwait.Has(ns, na.ID) })
 
 	healed := time.Now()
 	httpProxy.Heal()
 	grpcProxy.Heal()
-	clustertest.WaitFor(t, w, 30*time.Second, "b back in a's view", both)
+	clusterwait.WaitFor(t, w, 30*time.Second, "b back in a's view", both)
 	t.Logf("b left a's view %s after the cut, and was back %s after the network healed",
 		dropped.Round(time.Millisecond), time.Since(healed).Round(time.Millisecond))
 }
@@ -318,7 +320,7 @@ func TestUnreachableServerFailsFast(t *testing.T) {
 	cfg.HostPort = "127.0.0.1:1"
 	cfg.Timeout = 500 * time.Millisecond
 	cfg.LogDir, cfg.CacheDir = scratch(t), scratch(t)
-	clustertest.FailsFast(t, 15*time.Second, "SW_CLUSTER_NACOS_HOST_PORT", func() error {
+	configcheck.FailsFast(t, 15*time.Second, "SW_CLUSTER_NACOS_HOST_PORT", func() error {
 		_, err := nacos.New(context.Background(), cfg, cluster.WithLogger(quiet))
 		return err
 	})
@@ -351,10 +353,10 @@ func TestSilentServerFailsWithinItsBound(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
-	clustertest.ConfigErrors(t, nacos.DefaultConfig, func(ctx context.Context, c nacos.Config) error {
+	configcheck.ConfigErrors(t, nacos.DefaultConfig, func(ctx context.Context, c nacos.Config) error {
 		_, err := nacos.New(ctx, c)
 		return err
-	}, map[string]clustertest.ConfigCase[nacos.Config]{
+	}, map[string]configcheck.ConfigCase[nacos.Config]{
 		"no hosts":        {Mutate: func(c *nacos.Config) { c.HostPort = "" }, Key: "cluster.nacos.hostPort"},
 		"no port":         {Mutate: func(c *nacos.Config) { c.HostPort = "nacos" }, Key: "cluster.nacos.hostPort"},
 		"no service":      {Mutate: func(c *nacos.Config) { c.ServiceName = "" }, Key: "cluster.nacos.serviceName"},

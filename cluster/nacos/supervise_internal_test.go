@@ -14,7 +14,7 @@ import (
 
 	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/cluster/backend"
-	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 )
 
 // fakeNaming records registrations and lists instances; every other
@@ -83,7 +83,7 @@ func TestCheckSelfRegistersAgainAfterTwoMisses(t *testing.T) {
 	settled()
 	registrations(0, "one check found self missing")
 	ticks <- time.Now()
-	clustertest.WaitUntil(t, 5*time.Second, "a registration after two misses", func() bool { return f.registrations() == 1 })
+	clusterwait.WaitUntil(t, 5*time.Second, "a registration after two misses", func() bool { return f.registrations() == 1 })
 	if got := c.Stats().Reregistrations; got != 1 {
 		t.Fatalf("Reregistrations = %d, want 1", got)
 	}
@@ -119,9 +119,9 @@ func TestCheckSelfRetriesAFailedRegistration(t *testing.T) {
 	go func() { defer close(done); c.checkSelf(c.ctx, self, ticks) }()
 	ticks <- time.Now()
 	ticks <- time.Now()
-	clustertest.WaitUntil(t, 5*time.Second, "a first attempt", func() bool { return f.registrations() == 1 })
+	clusterwait.WaitUntil(t, 5*time.Second, "a first attempt", func() bool { return f.registrations() == 1 })
 	ticks <- time.Now()
-	clustertest.WaitUntil(t, 5*time.Second, "a second attempt on the next tick", func() bool { return f.registrations() == 2 })
+	clusterwait.WaitUntil(t, 5*time.Second, "a second attempt on the next tick", func() bool { return f.registrations() == 2 })
 	if got := c.Stats().Reregistrations; got != 0 {
 		t.Fatalf("Reregistrations = %d after failed attempts, want 0", got)
 	}

@@ -4,12 +4,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herd-go/herd/cluster/clustertest"
+	"github.com/herd-go/herd/internal/testsupport/configcheck"
 )
 
 // The edges of each range validate enforces, each side.
 func TestValidateBoundaries(t *testing.T) {
-	clustertest.Validates(t, DefaultConfig, Config.validate, map[string]clustertest.Valid[Config]{
+	configcheck.Validates(t, DefaultConfig, Config.validate, map[string]configcheck.Valid[Config]{
 		"sleep 1ms":             {Mutate: func(c *Config) { c.BaseSleepTimeMs = 1 }, OK: true},
 		"sleep 0":               {Mutate: func(c *Config) { c.BaseSleepTimeMs = 0 }, OK: false},
 		"session 1s":            {Mutate: func(c *Config) { c.SessionTimeout = time.Second }, OK: true},

@@ -16,6 +16,8 @@ import (
 	"github.com/herd-go/herd/cluster/backend"
 	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/zookeeper"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
+	"github.com/herd-go/herd/internal/testsupport/configcheck"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
 	"github.com/herd-go/herd/internal/testsupport/testenv"
 	"github.com/herd-go/herd/internal/testsupport/testserver"
@@ -64,7 +66,7 @@ func rawConn(t *testing.T, addr string) *zk.Conn {
 		}
 	}()
 	t.Cleanup(conn.Close)
-	clustertest.WaitUntil(t, 5*time.Second, "a session for the raw client", func() bool { return conn.State() == zk.StateHasSession })
+	clusterwait.WaitUntil(t, 5*time.Second, "a session for the raw client", func() bool { return conn.State() == zk.StateHasSession })
 	return conn
 }
 
@@ -143,7 +145,7 @@ const electionSession = 4 * time.Second
 
 func register(t *testing.T, c *zookeeper.Coordinator) cluster.Node {
 	t.Helper()
-	n := clustertest.NewNode()
+	n := clusterwait.NewNode()
 	if err := c.RegisterRemote(context.Background(), n); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +189,7 @@ func TestSessionExpiryRecreatesTheNode(t *testing.T) {
 
 	proxy.Partition()
 	// The server deletes the znode when it expires the session.
-	clustertest.WaitUntil(t, 15*time.Second, "the server expiring the partitioned session", func() bool { return owner(t, raw, path) == 0 })
+	clusterwait.WaitUntil(t, 15*time.Second, "the server expiring the partitioned session", func() bool { return owner(t, raw, path) == 0 })
 	proxy.Heal()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -240,7 +242,7 @@ func TestEmptyServerIsRejoinedBeforeTheSessionTimeout(t *testing.T) {
 	srv.Kill()
 	srv.StartEmpty()
 	raw := rawConn(t, srv.Addr)
-	clustertest.WaitUntil(t, 10*time.Second, "self's znode on the empty server", func() bool { return owner(t, raw, path) != 0 })
+	clusterwait.WaitUntil(t, 10*time.Second, "self's znode on the empty server", func() bool { return owner(t, raw, path) != 0 })
 	// Usually the empty server refuses the old session (the client has seen
 	// newer transactions) and herd replaces the connection. Sometimes it
 	// answers "expired" instead, and go-zookeeper opens a new session on the
@@ -296,7 +298,7 @@ func TestStaleZnodeIsReplaced(t *testing.T) {
 	c := newCoordinator(t, cfg)
 	defer c.Close()
 	raw := rawConn(t, addr)
-	self := clustertest.NewNode()
+	self := clusterwait.NewNode()
 	path := c.Path() + "/" + self.ID
 	if _, err := raw.Create(path, []byte("stale"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
@@ -309,8 +311,8 @@ func TestStaleZnodeIsReplaced(t *testing.T) {
 		t.Fatalf("znode owner %#x, want a new session (stale was %#x)", o, stale)
 	}
 	nodes, err := c.QueryRemoteNodes(context.Background())
-	if err != nil || !clustertest.Has(nodes, self.ID) {
-		t.Fatalf("view %v, err %v", clustertest.IDs(nodes), err)
+	if err != nil || !clusterwait.Has(nodes, self.ID) {
+		t.Fatalf("view %v, err %v", clusterwait.IDs(nodes), err)
 	}
 }
 
@@ -327,7 +329,7 @@ func TestZnodeDeletedOutOfBandComesBack(t *testing.T) {
 	}
 	// The watch sees the deletion and nudges the supervisor; its own periodic
 	// check (every 5s here) must not be what brings the znode back.
-	clustertest.WaitUntil(t, 2*time.Second, "the znode created again", func() bool { return owner(t, raw, path) != 0 })
+	clusterwait.WaitUntil(t, 2*time.Second, "the znode created again", func() bool { return owner(t, raw, path) != 0 })
 }
 
 // The whole remote path deleted out of band: the watch makes it again and
@@ -344,12 +346,12 @@ func TestRemotePathDeletedOutOfBand(t *testing.T) {
 	if _, err := raw.Multi(&zk.DeleteRequest{Path: c.Path() + "/" + self.ID, Version: -1}, &zk.DeleteRequest{Path: c.Path(), Version: -1}); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitUntil(t, 5*time.Second, "self's znode made again under a new remote path", func() bool { return owner(t, raw, c.Path()+"/"+self.ID) != 0 })
+	clusterwait.WaitUntil(t, 5*time.Second, "self's znode made again under a new remote path", func() bool { return owner(t, raw, c.Path()+"/"+self.ID) != 0 })
 	other := newCoordinator(t, cfg)
 	defer other.Close()
 	newcomer := register(t, other)
-	clustertest.WaitFor(t, w, 5*time.Second, "a newcomer in the watch after the path was made again", func(ns []cluster.Node) bool {
-		return clustertest.Has(ns, self.ID) && clustertest.Has(ns, newcomer.ID)
+	clusterwait.WaitFor(t, w, 5*time.Second, "a newcomer in the watch after the path was made again", func(ns []cluster.Node) bool {
+		return clusterwait.Has(ns, self.ID) && clusterwait.Has(ns, newcomer.ID)
 	})
 }
 
@@ -442,17 +444,17 @@ func TestConnectIsBounded(t *testing.T) {
 	cfg := zookeeper.DefaultConfig()
 	cfg.HostPort = "127.0.0.1:1"
 	cfg.ConnectTimeout = 500 * time.Millisecond
-	clustertest.FailsFast(t, 5*time.Second, "SW_CLUSTER_ZK_HOST_PORT", func() error {
+	configcheck.FailsFast(t, 5*time.Second, "SW_CLUSTER_ZK_HOST_PORT", func() error {
 		_, err := zookeeper.New(context.Background(), cfg, cluster.WithLogger(quiet))
 		return err
 	})
 }
 
 func TestBadConfig(t *testing.T) {
-	clustertest.ConfigErrors(t, zookeeper.DefaultConfig, func(ctx context.Context, c zookeeper.Config) error {
+	configcheck.ConfigErrors(t, zookeeper.DefaultConfig, func(ctx context.Context, c zookeeper.Config) error {
 		_, err := zookeeper.New(ctx, c)
 		return err
-	}, map[string]clustertest.ConfigCase[zookeeper.Config]{
+	}, map[string]configcheck.ConfigCase[zookeeper.Config]{
 		"no hosts":         {Mutate: func(c *zookeeper.Config) { c.HostPort = "" }, Key: "cluster.zookeeper.hostPort"},
 		"relative root":    {Mutate: func(c *zookeeper.Config) { c.Root = "skywalking" }, Key: "cluster.zookeeper.root"},
 		"nested namespace": {Mutate: func(c *zookeeper.Config) { c.Namespace = "a/b" }, Key: "cluster.zookeeper.namespace"},
@@ -490,12 +492,12 @@ func TestAJoinReadsOnlyTheNewcomer(t *testing.T) {
 		}
 	}
 	w := c.Watch(context.Background())
-	clustertest.WaitFor(t, w, 5*time.Second, "21 members", func(ns []cluster.Node) bool { return len(ns) == 21 })
+	clusterwait.WaitFor(t, w, 5*time.Second, "21 members", func(ns []cluster.Node) bool { return len(ns) == 21 })
 	before := c.Reads()
 	if _, err := raw.Create(znode(cfg, "newcomer"), memberData(t, "newcomer", "10.0.1.1", nil), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, w, 5*time.Second, "the newcomer", func(ns []cluster.Node) bool { return clustertest.Has(ns, "newcomer") })
+	clusterwait.WaitFor(t, w, 5*time.Second, "the newcomer", func(ns []cluster.Node) bool { return clusterwait.Has(ns, "newcomer") })
 	if n := c.Reads() - before; n != 1 {
 		t.Fatalf("a join among 21 members read %d znodes, want 1", n)
 	}
@@ -527,11 +529,11 @@ func TestRewrittenEntriesAreReadAgain(t *testing.T) {
 			return false
 		}
 	}
-	clustertest.WaitFor(t, w, 5*time.Second, "the peer, v=1", meta("1"))
+	clusterwait.WaitFor(t, w, 5*time.Second, "the peer, v=1", meta("1"))
 	if _, err := raw.Set(path, memberData(t, "peer", "10.0.0.1", map[string]string{"v": "2"}), -1); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, w, 5*time.Second, "the rewritten peer, v=2", meta("2"))
+	clusterwait.WaitFor(t, w, 5*time.Second, "the rewritten peer, v=2", meta("2"))
 
 	// Deleted and made again in one transaction: the list of names is the
 	// same before and after.
@@ -539,12 +541,12 @@ func TestRewrittenEntriesAreReadAgain(t *testing.T) {
 		&zk.CreateRequest{Path: path, Data: memberData(t, "peer", "10.0.0.2", map[string]string{"v": "3"}), Acl: zk.WorldACL(zk.PermAll), Flags: zk.FlagEphemeral}); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, w, 5*time.Second, "the peer made again, v=3", meta("3"))
+	clusterwait.WaitFor(t, w, 5*time.Second, "the peer made again, v=3", meta("3"))
 
 	if _, err := raw.Set(path, []byte("not a node"), -1); err != nil {
 		t.Fatal(err)
 	}
-	clustertest.WaitFor(t, w, 5*time.Second, "the peer gone once its entry is garbage", func(ns []cluster.Node) bool { return !clustertest.Has(ns, "peer") })
+	clusterwait.WaitFor(t, w, 5*time.Second, "the peer gone once its entry is garbage", func(ns []cluster.Node) bool { return !clusterwait.Has(ns, "peer") })
 	if c.Stats().Malformed != 1 {
 		t.Errorf("malformed = %d, want 1", c.Stats().Malformed)
 	}

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/herd-go/herd/cluster"
-	"github.com/herd-go/herd/cluster/clustertest"
 	"github.com/herd-go/herd/cluster/etcd"
 	"github.com/herd-go/herd/internal/embedetcd"
+	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/remote"
 )
 
@@ -146,7 +146,7 @@ func Cluster(t testing.TB, count int, o Options) []*Node {
 // WaitViews waits until every node's view has size nodes.
 func WaitViews(t testing.TB, nodes []*Node, size int) {
 	t.Helper()
-	clustertest.WaitUntil(t, 10*time.Second, "every node to see the cluster", func() bool {
+	clusterwait.WaitUntil(t, 10*time.Second, "every node to see the cluster", func() bool {
 		for _, n := range nodes {
 			if n.Manager.Snapshot().Len() != size {
 				return false
