@@ -25,4 +25,8 @@ type Stats struct {
 	// another live member holding its ID at another address (registered at
 	// the same moment, or across a partition that healed). gossip.
 	DuplicateIDs uint64 `json:"duplicateIds"`
+	// EntryReads counts member entries read from the server one at a time,
+	// the work a membership change costs where each member is its own
+	// object: a join costs one read, a re-list one per member. ZooKeeper.
+	EntryReads uint64 `json:"entryReads"`
 }

@@ -73,6 +73,7 @@ var (
 	relists         = desc("backend_watch_relists_total", "Watches rebuilt from a fresh list (etcd).")
 	reconnections   = desc("backend_reconnections_total", "Backend connections replaced after a session could not be kept (ZooKeeper).")
 	agentSwitches   = desc("backend_agent_switches_total", "Moves to the next Consul agent.")
+	entryReads      = desc("backend_entry_reads_total", "Member entries read from the server one at a time (ZooKeeper).")
 	duplicateIDs    = desc("backend_duplicate_ids_total", "Registrations withdrawn on finding another live member holding this node's ID (gossip).")
 	electionLeader  = desc("election_leader", "1 while this node leads the election, else 0.", "election")
 	electionTerm    = desc("election_term", "Fencing term of the election's current leader; 0 while nobody leads.", "election")
@@ -141,6 +142,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(reconnections, s.Reconnections)
 		counter(agentSwitches, s.AgentSwitches)
 		counter(duplicateIDs, s.DuplicateIDs)
+		counter(entryReads, s.EntryReads)
 	}
 	for _, e := range r.Elections {
 		gauge(electionLeader, bit(e.Self), e.Name)

@@ -493,12 +493,12 @@ func TestAJoinReadsOnlyTheNewcomer(t *testing.T) {
 	}
 	w := c.Watch(context.Background())
 	clusterwait.WaitFor(t, w, 5*time.Second, "21 members", func(ns []cluster.Node) bool { return len(ns) == 21 })
-	before := c.Reads()
+	before := c.Stats().EntryReads
 	if _, err := raw.Create(znode(cfg, "newcomer"), memberData(t, "newcomer", "10.0.1.1", nil), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
 	clusterwait.WaitFor(t, w, 5*time.Second, "the newcomer", func(ns []cluster.Node) bool { return clusterwait.Has(ns, "newcomer") })
-	if n := c.Reads() - before; n != 1 {
+	if n := c.Stats().EntryReads - before; n != 1 {
 		t.Fatalf("a join among 21 members read %d znodes, want 1", n)
 	}
 }
