@@ -1,4 +1,4 @@
-// Package archtest checks the import rules in docs/architecture.md ("Import
+// Package archtest checks the import rules in ARCHITECTURE.md ("Import
 // rules") with go list, so the folder layout keeps showing the architecture.
 package archtest
 

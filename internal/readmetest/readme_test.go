@@ -1,5 +1,5 @@
 // Package readmetest keeps the documentation true: every Go block in
-// README.md, CHANGELOG.md and docs/ is either a complete program, built and
+// README.md, CHANGELOG.md, ARCHITECTURE.md and docs/ is either a complete program, built and
 // run here from a fresh module outside the repository (as a newcomer who
 // copies it would), or an excerpt of a godoc Example named in the comment
 // above it, which go test compiles and runs with the rest of the package;
@@ -67,7 +67,7 @@ func goBlocks(t *testing.T, readme string) []block {
 // docFiles are the Markdown files this package checks, relative to root.
 func docFiles(t *testing.T, root string) []string {
 	t.Helper()
-	files := []string{"README.md", "CHANGELOG.md"}
+	files := []string{"README.md", "CHANGELOG.md", "ARCHITECTURE.md"}
 	err := filepath.WalkDir(filepath.Join(root, "docs"), func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
