@@ -77,8 +77,9 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // Config is the cluster part of a SkyWalking-style application.yml, after
 // ${NAME:default} substitution.
 type Config struct {
-	// Selector names the backend: standalone, etcd, …
-	Selector string
+	// Backend names the backend: standalone, etcd, … (the YAML key
+	// cluster.selector and SW_CLUSTER, by Apache SkyWalking's names).
+	Backend string
 	// NodeID is the configured stable node ID; empty means generate one.
 	NodeID string
 
@@ -144,7 +145,7 @@ func load(data []byte, source string, opts []Option) (*Config, error) {
 	// While the documents are parsed, every variable a placeholder names is
 	// noted, for checkEnv; the Config keeps the plain lookup for New.
 	read := map[string]bool{}
-	cfg := &Config{Selector: "standalone", origins: origins{}, lookup: func(name string) (string, bool) {
+	cfg := &Config{Backend: "standalone", origins: origins{}, lookup: func(name string) (string, bool) {
 		read[name] = true
 		return o.LookupEnv(name)
 	}}
@@ -177,7 +178,7 @@ func load(data []byte, source string, opts []Option) (*Config, error) {
 	cfg.sections = merged.sections
 	cfg.selector, cfg.nodeID = merged.selector, merged.nodeID
 	if n := cfg.selector.node; n != nil && n.Value != "" {
-		cfg.Selector = n.Value
+		cfg.Backend = n.Value
 	}
 	if n := cfg.nodeID.node; n != nil && n.Tag != "!!null" {
 		cfg.NodeID = n.Value

@@ -93,8 +93,8 @@ cluster:
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.Selector != "test" {
-				t.Fatalf("selector = %q", cfg.Selector)
+			if cfg.Backend != "test" {
+				t.Fatalf("selector = %q", cfg.Backend)
 			}
 			sec := cfg.Section("test")
 			var got testSection
@@ -113,8 +113,8 @@ func TestDefaultConfigFromEnvAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Selector != "kv" || cfg.NodeID != "n1" {
-		t.Fatalf("selector=%q nodeID=%q", cfg.Selector, cfg.NodeID)
+	if cfg.Backend != "kv" || cfg.NodeID != "n1" {
+		t.Fatalf("selector=%q nodeID=%q", cfg.Backend, cfg.NodeID)
 	}
 	sec := cfg.Section("kv")
 	var full kvConfig
@@ -129,7 +129,7 @@ func TestDefaultConfigFromEnvAlone(t *testing.T) {
 		t.Fatal("strict decode accepted unknown keys")
 	}
 	def, err := cluster.DefaultConfig(env())
-	if err != nil || def.Selector != "standalone" || def.NodeID != "" {
+	if err != nil || def.Backend != "standalone" || def.NodeID != "" {
 		t.Fatalf("plain default: %+v, %v", def, err)
 	}
 }

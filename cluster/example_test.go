@@ -28,7 +28,7 @@ cluster:
 	if err != nil {
 		panic(err)
 	}
-	fmt.Println(cfg.Selector, cfg.NodeID)
+	fmt.Println(cfg.Backend, cfg.NodeID)
 	// Output: etcd node-a
 }
 

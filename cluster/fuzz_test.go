@@ -76,7 +76,7 @@ func FuzzLoadConfig(f *testing.F) {
 			}
 			return
 		}
-		if cfg.Selector == "" {
+		if cfg.Backend == "" {
 			t.Fatal("a loaded config without a selector")
 		}
 		var section struct {

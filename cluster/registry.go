@@ -198,7 +198,7 @@ func shippedButAbsent(name string) bool {
 	return !ok
 }
 
-// New builds the coordinator that cfg.Selector names, passing it opts
+// New builds the coordinator that cfg.Backend names, passing it opts
 // (WithLogger, WithBackoff, WithLookupEnv). Unless opts say otherwise, the
 // backend reads environment variables the way cfg was loaded.
 func New(ctx context.Context, cfg *Config, opts ...Option) (Coordinator, error) {
@@ -206,25 +206,25 @@ func New(ctx context.Context, cfg *Config, opts ...Option) (Coordinator, error) 
 		return nil, fmt.Errorf("cluster: New needs a *Config; load one with cluster.DefaultConfig or cluster.LoadConfigFile")
 	}
 	providersMu.RLock()
-	f, ok := providers[cfg.Selector]
+	f, ok := providers[cfg.Backend]
 	providersMu.RUnlock()
 	if !ok {
 		accepted := "one of the registered backends: " + strings.Join(Providers(), ", ")
-		if slices.Contains(knownBackends, cfg.Selector) {
-			accepted += fmt.Sprintf(`; %s is a herd backend that this program does not import: add import _ "github.com/herd-go/herd/cluster/%s" (or _ "github.com/herd-go/herd/cluster/all" for every backend)`, cfg.Selector, cfg.Selector)
+		if slices.Contains(knownBackends, cfg.Backend) {
+			accepted += fmt.Sprintf(`; %s is a herd backend that this program does not import: add import _ "github.com/herd-go/herd/cluster/%s" (or _ "github.com/herd-go/herd/cluster/all" for every backend)`, cfg.Backend, cfg.Backend)
 		} else {
 			accepted += "; herd's backends are standalone, " + strings.Join(knownBackends, ", ")
-			if near := suggest.Nearest(cfg.Selector, append([]string{"standalone"}, knownBackends...)); near != "" {
+			if near := suggest.Nearest(cfg.Backend, append([]string{"standalone"}, knownBackends...)); near != "" {
 				accepted = "did you mean " + near + "? (" + accepted + ")"
 			}
 		}
-		return nil, cfg.errorAt(cfg.selector, "cluster.selector", cfg.Selector, accepted+" (SW_CLUSTER)", nil)
+		return nil, cfg.errorAt(cfg.selector, "cluster.selector", cfg.Backend, accepted+" (SW_CLUSTER)", nil)
 	}
-	sec := cfg.Section(cfg.Selector)
+	sec := cfg.Section(cfg.Backend)
 	c, err := f(ctx, sec, append([]Option{WithLookupEnv(cfg.lookup)}, opts...)...)
 	if err != nil {
 		sec.locate(err)
-		return nil, fmt.Errorf("cluster: starting %s coordinator: %w", cfg.Selector, err)
+		return nil, fmt.Errorf("cluster: starting %s coordinator: %w", cfg.Backend, err)
 	}
 	return c, nil
 }

@@ -23,11 +23,11 @@ type advertised struct {
 // port out of range, a bind address with port 0, an invalid node ID.
 func (c *Config) SelfNode(bindAddr string) (Node, error) {
 	var adv advertised
-	sec := c.Section(c.Selector)
+	sec := c.Section(c.Backend)
 	if err := sec.decode(&adv, false); err != nil {
 		return Node{}, err
 	}
-	hostKey, portKey := "cluster."+c.Selector+".internalComHost", "cluster."+c.Selector+".internalComPort"
+	hostKey, portKey := "cluster."+c.Backend+".internalComHost", "cluster."+c.Backend+".internalComPort"
 	at := func(key string) located { // where a key of the section is, for messages
 		if n := sec.at.node; n != nil && n.Kind == yaml.MappingNode {
 			if v := mappingValue(n, key); v != nil {

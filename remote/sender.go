@@ -7,13 +7,6 @@ import (
 	"github.com/herd-go/herd/selector"
 )
 
-// Selector picks the index of the node that receives a message with the
-// given key. selector.HashCode, *selector.Rolling, selector.ForeverFirst and
-// selector.Consistent all satisfy it.
-type Selector interface {
-	Select(key int32, peers selector.Peers) (int, error)
-}
-
 // Sender is SkyWalking's RemoteSenderService: it sends a message to the node
 // a selector picks from the Manager's current snapshot.
 type Sender struct {
@@ -26,7 +19,7 @@ func NewSender(m *Manager) *Sender { return &Sender{m: m} }
 // Send delivers data to worker on the node sel picks for key. With
 // selector.HashCode, every node routes a key to the same owner as long as
 // they share the same view.
-func (s *Sender) Send(ctx context.Context, worker string, key int32, data []byte, sel Selector) error {
+func (s *Sender) Send(ctx context.Context, worker string, key int32, data []byte, sel selector.Selector) error {
 	snap := s.m.Snapshot()
 	i, err := sel.Select(key, snap)
 	if err != nil {

@@ -23,6 +23,22 @@ import (
 // ErrNoPeers is returned when the view to select from is empty.
 var ErrNoPeers = errors.New("selector: no peers to select from")
 
+// Selector picks the index in peers of the peer that receives a message
+// with key. HashCode, *Rolling, ForeverFirst, Consistent and Maglev are
+// selectors, and so is shard.Selector (a slot's owner); remote.Sender takes
+// any of them.
+type Selector interface {
+	Select(key int32, peers Peers) (int, error)
+}
+
+var (
+	_ Selector = HashCode{}
+	_ Selector = (*Rolling)(nil)
+	_ Selector = ForeverFirst{}
+	_ Selector = Consistent{}
+	_ Selector = Maglev{}
+)
+
 // Peers is the sorted, immutable view a selector picks from.
 // ID must return a stable identifier of the i-th peer; Consistent and Maglev use it.
 type Peers interface {

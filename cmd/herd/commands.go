@@ -32,7 +32,7 @@ func nodes(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	ns, err := e.query(ctx, c, cfg.Selector)
+	ns, err := e.query(ctx, c, cfg.Backend)
 	if err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func watch(ctx context.Context, e *env, args []string) error {
 	}
 	defer c.Close()
 	// A first query makes an unreachable backend an error, not silence.
-	if _, err := e.query(ctx, c, cfg.Selector); err != nil {
+	if _, err := e.query(ctx, c, cfg.Backend); err != nil {
 		return err
 	}
 	enc := json.NewEncoder(e.stdout)
@@ -108,7 +108,7 @@ func watch(ctx context.Context, e *env, args []string) error {
 	if ctx.Err() != nil {
 		return nil // interrupted: the normal end
 	}
-	return fail(exitUnreachable, "the %s backend's watch ended", cfg.Selector)
+	return fail(exitUnreachable, "the %s backend's watch ended", cfg.Backend)
 }
 
 // check validates the configuration, reaches the backend, times a query,
@@ -143,7 +143,7 @@ func check(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return &failure{exitUsage, fmt.Errorf("the node this configuration describes: %w", err)}
 	}
-	fmt.Fprintf(out, "config     ok: cluster.selector is %q (from %s)\n", cfg.Selector, source)
+	fmt.Fprintf(out, "config     ok: cluster.selector is %q (from %s)\n", cfg.Backend, source)
 	if creds.Enabled() {
 		fmt.Fprintln(out, "tls        ok: mutual TLS between peers; the files in cluster.tls load and match")
 	} else {
@@ -157,12 +157,12 @@ func check(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	fmt.Fprintf(out, "connect    ok: %s in %s\n", cfg.Selector, time.Since(started).Round(time.Microsecond))
+	fmt.Fprintf(out, "connect    ok: %s in %s\n", cfg.Backend, time.Since(started).Round(time.Microsecond))
 	var best time.Duration
 	var ns []cluster.Node
 	for i := range 3 {
 		started := time.Now()
-		if ns, err = e.query(ctx, c, cfg.Selector); err != nil {
+		if ns, err = e.query(ctx, c, cfg.Backend); err != nil {
 			return err
 		}
 		if rtt := time.Since(started); i == 0 || rtt < best {
@@ -179,7 +179,7 @@ func check(ctx context.Context, e *env, args []string) error {
 			}
 		} else if n.Address == self.Address {
 			problems = append(problems, fmt.Sprintf("member %s is already registered at %s: two nodes at one address would be merged into one by every peer; "+
-				"give this node another address (the -bind port, or cluster.%s.internalComHost/internalComPort)", n.ID, n.Address, cfg.Selector))
+				"give this node another address (the -bind port, or cluster.%s.internalComHost/internalComPort)", n.ID, n.Address, cfg.Backend))
 		}
 	}
 	if len(problems) > 0 {
@@ -229,7 +229,7 @@ func leader(ctx context.Context, e *env, args []string) error {
 				if ctx.Err() != nil {
 					return nil
 				}
-				return fail(exitUnreachable, "the %s backend stopped answering about election %q", cfg.Selector, name)
+				return fail(exitUnreachable, "the %s backend stopped answering about election %q", cfg.Backend, name)
 			}
 			first.Stop()
 			if l.ID == "" {
@@ -241,7 +241,7 @@ func leader(ctx context.Context, e *env, args []string) error {
 				return nil
 			}
 		case <-first.C:
-			return fail(exitUnreachable, "no answer about election %q from the %s backend within %s", name, cfg.Selector, e.timeout)
+			return fail(exitUnreachable, "no answer about election %q from the %s backend within %s", name, cfg.Backend, e.timeout)
 		}
 	}
 }

@@ -249,7 +249,7 @@ func (e *env) connect(ctx context.Context) (*cluster.Config, cluster.Coordinator
 	ctx, cancel := context.WithTimeout(ctx, e.timeout)
 	defer cancel()
 	var c cluster.Coordinator
-	if cfg.Selector == "gossip" {
+	if cfg.Backend == "gossip" {
 		c, err = joinGossip(ctx, cfg)
 	} else {
 		c, err = cluster.New(ctx, cfg)
@@ -263,7 +263,7 @@ func (e *env) connect(ctx context.Context) (*cluster.Config, cluster.Coordinator
 		if errors.As(err, &ce) {
 			return nil, nil, &failure{exitUsage, err}
 		}
-		return nil, nil, fail(exitUnreachable, "connecting to the %s backend: %w", cfg.Selector, err)
+		return nil, nil, fail(exitUnreachable, "connecting to the %s backend: %w", cfg.Backend, err)
 	}
 	return cfg, c, nil
 }

@@ -71,7 +71,7 @@ func main() {
 	defer peers.Close()
 
 	// One Inspector feeds both the metrics and the status endpoints.
-	in, err := inspect.New(inspect.Sources{Manager: peers, Coordinator: coord, Server: srv, Backend: cfg.Selector})
+	in, err := inspect.New(inspect.Sources{Manager: peers, Coordinator: coord, Server: srv, Backend: cfg.Backend})
 	if err != nil {
 		log.Fatal(err)
 	}
