@@ -18,10 +18,11 @@
 // compare-and-swap, where package shard keeps its slot table) are part of
 // Coordinator, so what a program needs is checked when it compiles.
 //
-// Logging: herd logs nothing unless given a *slog.Logger (WithLogger here,
-// remote.WithLogger and remote.ClientOptions.Logger for the transport).
-// Everything it would log is also returned, passed to an error handler, or
-// counted in a Stats method.
+// Logging: herd logs nothing unless given a *slog.Logger, and it is given
+// once: the logger given to New with WithLogger is also the logger of a
+// remote.Manager and of shard groups built over the coordinator (LoggerOf),
+// unless they are given their own. Everything it would log is also
+// returned, passed to an error handler, or counted in a Stats method.
 //
 // Writing a backend: package cluster/backend holds what a backend is built
 // with; RegisterProvider, Factory and Section here are the registry that

@@ -49,6 +49,17 @@ type Options struct {
 	environ func() []string
 }
 
+// LoggerOf returns the logger a coordinator was given with WithLogger, so
+// that what a program builds over it (a remote.Manager, a shard group)
+// logs to the same place unless told otherwise; nil when c keeps none.
+// Every coordinator in this module keeps one.
+func LoggerOf(c any) *slog.Logger {
+	if l, ok := c.(interface{ Logger() *slog.Logger }); ok {
+		return l.Logger()
+	}
+	return nil
+}
+
 // LookupEnv reads one environment variable, like os.LookupEnv.
 type LookupEnv func(name string) (value string, ok bool)
 

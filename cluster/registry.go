@@ -28,12 +28,14 @@ var (
 )
 
 func init() {
-	providers["standalone"] = func(_ context.Context, s Section, _ ...Option) (Coordinator, error) {
+	providers["standalone"] = func(_ context.Context, s Section, opts ...Option) (Coordinator, error) {
 		var cfg advertised // its only settings: checked here, applied by SelfNode
 		if err := s.Decode(&cfg); err != nil {
 			return nil, err
 		}
-		return NewStandalone(), nil
+		c := NewStandalone()
+		c.logger = newOptions(opts...).Logger
+		return c, nil
 	}
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"log/slog"
 	"context"
 	"fmt"
 	"slices"
@@ -21,6 +22,7 @@ type Standalone struct {
 	// elections by name: with one node there is nobody to wait for.
 	elections map[string]*soloElection
 	records   map[string]*soloRecord
+	logger    *slog.Logger // New's WithLogger; nil from NewStandalone
 }
 
 // soloRecord is a record kept in memory; its version counts its writes.
@@ -226,6 +228,10 @@ func (c *Standalone) record(name string) *soloRecord {
 	}
 	return r
 }
+
+// Logger is the logger New was given (WithLogger), for what is built over
+// this coordinator; nil for one made by NewStandalone.
+func (c *Standalone) Logger() *slog.Logger { return c.logger }
 
 // Stats returns the coordinator's counters: always zero, since nothing it
 // reads can be malformed or lost.

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -69,5 +70,28 @@ func TestMisspeltSelectorSuggestsTheBackend(t *testing.T) {
 	_, err = cluster.New(context.Background(), cfg)
 	if err == nil || !strings.Contains(err.Error(), "did you mean etcd?") || !strings.Contains(err.Error(), "SW_CLUSTER") {
 		t.Fatalf("New with selector etcdd: %v, want an error suggesting etcd and naming SW_CLUSTER", err)
+	}
+}
+
+// The logger given to New is the coordinator's, for what is built over it.
+func TestNewKeepsTheLogger(t *testing.T) {
+	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(string) (string, bool) { return "", false }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := slog.New(slog.DiscardHandler)
+	c, err := cluster.New(t.Context(), cfg, cluster.WithLogger(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := cluster.LoggerOf(c); got != l {
+		t.Fatalf("LoggerOf(New(…, WithLogger(l))) = %p, want %p", got, l)
+	}
+	if got := cluster.LoggerOf(cluster.NewStandalone()); got != nil {
+		t.Fatalf("LoggerOf(NewStandalone()) = %v, want nil", got)
+	}
+	if got := cluster.LoggerOf(42); got != nil {
+		t.Fatalf("LoggerOf(42) = %v, want nil", got)
 	}
 }

@@ -138,8 +138,17 @@ func WithEmptyPolicy(p EmptyPolicy) ManagerOption { return func(o *managerOption
 func WithErrorHandler(f func(error)) ManagerOption { return func(o *managerOptions) { o.onError = f } }
 
 // WithLogger logs each refresh and dial error to l when no error handler is
-// set. Without it the Manager logs nothing; Err still reports the last error.
-func WithLogger(l *slog.Logger) ManagerOption { return func(o *managerOptions) { o.logger = l } }
+// set, and is the peer clients' logger unless ClientOptions names one.
+// Without it the Manager logs to the coordinator's logger (the one given to
+// cluster.New with cluster.WithLogger), or nowhere; Err still reports the
+// last error.
+func WithLogger(l *slog.Logger) ManagerOption {
+	return func(o *managerOptions) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
 
 // Manager keeps a pool of clients, one per node, in step with membership.
 type Manager struct {
@@ -201,10 +210,19 @@ func NewManager(src Membership, self cluster.Node, server *Server, opts ...Manag
 	if src == nil || server == nil {
 		return nil, errors.New("remote: NewManager needs a membership source and a server")
 	}
-	o := managerOptions{refresh: 10 * time.Second, logger: slog.New(slog.DiscardHandler),
+	// The coordinator's logger, given once to cluster.New, is the default
+	// of the Manager and of its peer clients.
+	inherited := cluster.LoggerOf(src)
+	if inherited == nil {
+		inherited = slog.New(slog.DiscardHandler)
+	}
+	o := managerOptions{refresh: 10 * time.Second, logger: inherited,
 		protection: protection{threshold: DefaultProtectionThreshold, confirm: DefaultProtectionConfirm}}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.clientOpts.Logger == nil {
+		o.clientOpts.Logger = o.logger
 	}
 	if o.refresh <= 0 {
 		return nil, fmt.Errorf("remote: refresh interval %s must be positive", o.refresh)

@@ -1,11 +1,14 @@
 package remote_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -641,6 +644,42 @@ func TestAnIDMovingToALowerAddressIsKeptOnce(t *testing.T) {
 		}
 		if got := addrs(m.Snapshot()); !slices.Equal(got, []string{"a=10.0.0.1:11800", "self=10.0.0.5:11800"}) {
 			t.Fatalf("answer %v: view %v, want a at 10.0.0.1 once", answer, got)
+		}
+	}
+}
+
+// loggingMembership is a membership source that keeps a logger, as every
+// herd coordinator does.
+type loggingMembership struct {
+	*fakeMembership
+	logger *slog.Logger
+}
+
+func (l loggingMembership) Logger() *slog.Logger { return l.logger }
+
+// The logger given once to the coordinator is the Manager's too, unless
+// the Manager is given its own.
+func TestManagerInheritsTheCoordinatorsLogger(t *testing.T) {
+	for _, own := range []bool{false, true} {
+		var inherited, given bytes.Buffer
+		src := loggingMembership{newFake(node("a", "10.0.0.1", 1)), slog.New(slog.NewTextHandler(&inherited, nil))}
+		var opts []remote.ManagerOption
+		if own {
+			opts = append(opts, remote.WithLogger(slog.New(slog.NewTextHandler(&given, nil))))
+		}
+		m, err := remote.NewManager(src, self, remote.NewServer(), append([]remote.ManagerOption{remote.WithDialer((&dialLog{}).dial), remote.WithRefreshInterval(time.Hour)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		src.set(nil, errors.New("backend down"))
+		_ = m.Refresh(context.Background())
+		want, other := &inherited, &given
+		if own {
+			want, other = &given, &inherited
+		}
+		if !strings.Contains(want.String(), "backend down") || other.Len() != 0 {
+			t.Errorf("own logger %v: the refresh error went to %q, not %q", own, other.String(), want.String())
 		}
 	}
 }

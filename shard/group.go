@@ -47,7 +47,8 @@ type Options struct {
 	// others OwnershipTTL (plus a margin) after it revoked them, so a
 	// crashed or cut-off node never shares a slot. Default 5s.
 	OwnershipTTL time.Duration
-	// Logger receives the group's warnings; default none.
+	// Logger receives the group's warnings; default the coordinator's
+	// (cluster.WithLogger), else none.
 	Logger *slog.Logger
 }
 
@@ -131,6 +132,9 @@ type hold struct {
 // registered (RegisterRemote comes first). It returns at once; the node
 // owns slots once it has read a table that gives it some (see Changes).
 func Join(c Coordinator, self string, opts Options) (*Group, error) {
+	if opts.Logger == nil && c != nil {
+		opts.Logger = cluster.LoggerOf(c) // given once, to cluster.New
+	}
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package shard
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -545,4 +546,37 @@ func TestJoinRefusesMistakes(t *testing.T) {
 		t.Fatalf("a correct Join: %v", err)
 	}
 	g.Close()
+}
+
+// withLogger is a coordinator that keeps a logger, as herd's do.
+type withLogger struct {
+	cluster.Coordinator
+	l *slog.Logger
+}
+
+func (w withLogger) Logger() *slog.Logger { return w.l }
+
+// A group logs where its coordinator does, unless Options.Logger says
+// otherwise.
+func TestJoinInheritsTheCoordinatorsLogger(t *testing.T) {
+	c := cluster.NewStandalone()
+	defer c.Close()
+	self := register(t, c)
+	inherited, own := slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler)
+	g, err := Join(withLogger{c, inherited}, self, Options{Name: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if g.opts.Logger != inherited {
+		t.Error("the group does not log where its coordinator does")
+	}
+	h, err := Join(withLogger{c, inherited}, self, Options{Name: "b", Logger: own})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if h.opts.Logger != own {
+		t.Error("Options.Logger did not override the coordinator's")
+	}
 }

@@ -18,6 +18,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -204,6 +205,10 @@ func checkToken(ctx context.Context, a *api.Client) error {
 	}
 	return nil
 }
+
+// Logger is the logger the coordinator was given (cluster.WithLogger); a
+// Manager or shard group built over it logs there too unless told otherwise.
+func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
 
 // Stats returns the coordinator's counters.
 func (c *Coordinator) Stats() Stats {

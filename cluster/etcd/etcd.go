@@ -17,6 +17,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,6 +135,10 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 	c.life.Go(func() { c.watchLoop(resp) })
 	return c, nil
 }
+
+// Logger is the logger the coordinator was given (cluster.WithLogger); a
+// Manager or shard group built over it logs there too unless told otherwise.
+func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
 
 // Stats returns the coordinator's counters.
 func (c *Coordinator) Stats() Stats {

@@ -200,6 +200,10 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 // seed lists.
 func (c *Coordinator) Addr() string { return c.addr }
 
+// Logger is the logger the coordinator was given (cluster.WithLogger); a
+// Manager or shard group built over it logs there too unless told otherwise.
+func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
+
 // Stats returns the coordinator's counters.
 func (c *Coordinator) Stats() Stats {
 	return Stats{Malformed: c.malformed.Count(), DuplicateIDs: c.duplicates.Load()}

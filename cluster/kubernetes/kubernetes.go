@@ -21,6 +21,7 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"strings"
@@ -335,6 +336,10 @@ func (c *Coordinator) publish() {
 }
 
 func (c *Coordinator) self() string { return c.life.RegisteredID() }
+
+// Logger is the logger the coordinator was given (cluster.WithLogger); a
+// Manager or shard group built over it logs there too unless told otherwise.
+func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
 
 // Stats returns the coordinator's counters.
 func (c *Coordinator) Stats() Stats { return Stats{Malformed: c.malformed.Count()} }

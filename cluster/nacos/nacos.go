@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -216,6 +217,10 @@ func closeClient(c naming_client.INamingClient) {
 	defer sdkClients.Unlock()
 	c.CloseClient()
 }
+
+// Logger is the logger the coordinator was given (cluster.WithLogger); a
+// Manager or shard group built over it logs there too unless told otherwise.
+func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
 
 // Stats returns the coordinator's counters.
 func (c *Coordinator) Stats() Stats {

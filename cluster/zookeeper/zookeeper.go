@@ -338,6 +338,10 @@ func (c *Coordinator) backoff() *backoff.Backoff {
 	return backoff.New(c.opts.Backoff.Initial, c.opts.Backoff.Max)
 }
 
+// Logger is the logger the coordinator was given (cluster.WithLogger); a
+// Manager or shard group built over it logs there too unless told otherwise.
+func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
+
 // Stats returns the coordinator's counters.
 func (c *Coordinator) Stats() Stats {
 	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load(), Reconnections: c.connections.Load(), EntryReads: c.reads.Load()}
