@@ -1,9 +1,9 @@
 package cluster
 
 import (
-	"log/slog"
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"sync"
