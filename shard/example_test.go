@@ -21,7 +21,7 @@ func ExampleJoin() {
 	}
 	defer coord.Close()
 
-	g, err := shard.Join(coord, self.ID, shard.Options{Name: "orders"})
+	g, err := shard.Join(coord, self.ID, shard.WithName("orders"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func ExampleGroup_Hold() {
 		log.Fatal(err)
 	}
 	defer coord.Close()
-	g, err := shard.Join(coord, self.ID, shard.Options{Name: "orders", Slots: 4})
+	g, err := shard.Join(coord, self.ID, shard.WithName("orders"), shard.WithSlots(4))
 	if err != nil {
 		log.Fatal(err)
 	}

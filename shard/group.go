@@ -29,41 +29,55 @@ type Coordinator interface {
 type registrant interface{ RegisteredID() string }
 type campaigner interface{ Campaigning(election string) bool }
 
-// Options configure a Group. The zero value takes every default.
-type Options struct {
-	// Name names the group's election and the record its table is kept in
-	// (cluster.CheckRecord's rule); default "slots". Groups of one name
-	// must agree on Slots.
-	Name string
-	// Slots is the number of slots, 1 to MaxSlots; default DefaultSlots.
-	Slots int
-	// RebalanceDelay is how long the view must stay unchanged before the
-	// leader moves slots, so that a rolling restart moves each slot once
-	// rather than twice; default 2s. The first table is computed at once.
+// Option configures a Group: Join takes any number, later ones winning.
+// With none, every default applies.
+type Option func(*options)
+
+// WithName names the group's election and the record its table is kept in
+// (cluster.CheckRecord's rule); default "slots". Groups of one name must
+// agree on the number of slots.
+func WithName(name string) Option { return func(o *options) { o.Name = name } }
+
+// WithSlots sets the number of slots, 1 to MaxSlots; default DefaultSlots.
+func WithSlots(n int) Option { return func(o *options) { o.Slots = n } }
+
+// WithRebalanceDelay sets how long the view must stay unchanged before the
+// leader moves slots, so that a rolling restart moves each slot once rather
+// than twice; default 2s. The first table is computed at once.
+func WithRebalanceDelay(d time.Duration) Option { return func(o *options) { o.RebalanceDelay = d } }
+
+// WithOwnershipTTL bounds how long a node keeps its slots without reading
+// the table: a node that could not read it for that long gives up every
+// slot, and the leader gives the slots of a node gone from the view to
+// others OwnershipTTL (plus a margin) after it revoked them, so a crashed
+// or cut-off node never shares a slot. Default 5s, at least 10ms.
+func WithOwnershipTTL(d time.Duration) Option { return func(o *options) { o.OwnershipTTL = d } }
+
+// WithLogger sends the group's warnings to l; by default they go to the
+// coordinator's logger (cluster.WithLogger), else nowhere.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.Logger = l } }
+
+// options are a Group's settings, after its Options are applied.
+type options struct {
+	Name           string
+	Slots          int
 	RebalanceDelay time.Duration
-	// OwnershipTTL bounds how long a node keeps its slots without reading
-	// the table: a node that could not read it for that long gives up every
-	// slot, and the leader gives the slots of a node gone from the view to
-	// others OwnershipTTL (plus a margin) after it revoked them, so a
-	// crashed or cut-off node never shares a slot. Default 5s.
-	OwnershipTTL time.Duration
-	// Logger receives the group's warnings; default the coordinator's
-	// (cluster.WithLogger), else none.
-	Logger *slog.Logger
+	OwnershipTTL   time.Duration
+	Logger         *slog.Logger
 }
 
-func (o Options) withDefaults() (Options, error) {
+func (o options) withDefaults() (options, error) {
 	if o.Name == "" {
 		o.Name = "slots"
 	}
 	if err := cluster.CheckRecord(o.Name); err != nil {
-		return o, fmt.Errorf("shard: Options.Name: %w", err)
+		return o, fmt.Errorf("shard: WithName: %w", err)
 	}
 	if o.Slots == 0 {
 		o.Slots = DefaultSlots
 	}
 	if o.Slots < 1 || o.Slots > MaxSlots {
-		return o, fmt.Errorf("shard: Options.Slots is %d; want 1 to %d", o.Slots, MaxSlots)
+		return o, fmt.Errorf("shard: WithSlots(%d): want 1 to %d", o.Slots, MaxSlots)
 	}
 	if o.RebalanceDelay == 0 {
 		o.RebalanceDelay = 2 * time.Second
@@ -72,7 +86,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.OwnershipTTL = 5 * time.Second
 	}
 	if o.RebalanceDelay < 0 || o.OwnershipTTL < 10*time.Millisecond {
-		return o, fmt.Errorf("shard: RebalanceDelay %s must not be negative and OwnershipTTL %s must be at least 10ms", o.RebalanceDelay, o.OwnershipTTL)
+		return o, fmt.Errorf("shard: WithRebalanceDelay(%s) must not be negative and WithOwnershipTTL(%s) at least 10ms", o.RebalanceDelay, o.OwnershipTTL)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -99,7 +113,7 @@ const left = math.MaxUint64
 type Group struct {
 	c       Coordinator
 	self    string
-	opts    Options
+	opts    options
 	mapping Mapping
 
 	ctx    context.Context
@@ -131,11 +145,17 @@ type hold struct {
 // Join starts this node's part in the group: self is the ID of the node c
 // registered (RegisterRemote comes first). It returns at once; the node
 // owns slots once it has read a table that gives it some (see Changes).
-func Join(c Coordinator, self string, opts Options) (*Group, error) {
-	if opts.Logger == nil && c != nil {
-		opts.Logger = cluster.LoggerOf(c) // given once, to cluster.New
+func Join(c Coordinator, self string, opts ...Option) (*Group, error) {
+	var given options
+	if c != nil {
+		given.Logger = cluster.LoggerOf(c) // given once, to cluster.New
 	}
-	o, err := opts.withDefaults()
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&given)
+		}
+	}
+	o, err := given.withDefaults()
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +176,7 @@ func Join(c Coordinator, self string, opts Options) (*Group, error) {
 		}
 	}
 	if cp, ok := c.(campaigner); ok && cp.Campaigning(o.Name) {
-		return nil, fmt.Errorf("shard: group %q: this coordinator already campaigns in (or leads) election %q, and a group campaigns in the election of its own name; name the group differently (Options.Name) or resign that election first", o.Name, o.Name)
+		return nil, fmt.Errorf("shard: group %q: this coordinator already campaigns in (or leads) election %q, and a group campaigns in the election of its own name; name the group differently (WithName) or resign that election first", o.Name, o.Name)
 	}
 	m, _ := NewMapping(o.Slots)
 	g := &Group{c: c, self: self, opts: o, mapping: m, wake: make(chan struct{}, 1), holds: map[int]*hold{}}
@@ -388,7 +408,7 @@ func (g *Group) refresh() {
 		st = newState(g.opts.Slots)
 	}
 	if len(st.owners) != g.opts.Slots {
-		g.opts.Logger.Error("shard: the published table has another slot count than this node's Options.Slots; this node owns nothing", "group", g.opts.Name, "table", len(st.owners), "options", g.opts.Slots)
+		g.opts.Logger.Error("shard: the published table has another slot count than this node's WithSlots; this node owns nothing", "group", g.opts.Name, "table", len(st.owners), "options", g.opts.Slots)
 		st = newState(g.opts.Slots)
 	}
 	if st.acks[g.self] == left {
@@ -621,7 +641,7 @@ func (g *Group) step(ctx context.Context, term uint64, alive, current []string, 
 		return fmt.Errorf("%w (term %d, ours %d)", errDeposed, cur.term, term)
 	}
 	if len(cur.owners) != g.opts.Slots {
-		return fmt.Errorf("record %q holds a table of %d slots and this group has Options.Slots %d: every member must use the same count", g.opts.Name, len(cur.owners), g.opts.Slots)
+		return fmt.Errorf("record %q holds a table of %d slots and this group has WithSlots(%d): every member must use the same count", g.opts.Name, len(cur.owners), g.opts.Slots)
 	}
 	now := time.Now()
 	pending := map[revocation]bool{}

@@ -137,21 +137,21 @@ func TestPlanRevokesThenAssignsOnceReleased(t *testing.T) {
 }
 
 func TestOptionDefaultsAndBounds(t *testing.T) {
-	o, err := Options{}.withDefaults()
+	o, err := options{}.withDefaults()
 	if err != nil || o.Name != "slots" || o.Slots != DefaultSlots || o.RebalanceDelay != 2*time.Second || o.OwnershipTTL != 5*time.Second || o.Logger == nil {
 		t.Fatalf("defaults: %+v, %v", o, err)
 	}
-	edge := Options{Slots: MaxSlots, OwnershipTTL: 10 * time.Millisecond}
+	edge := options{Slots: MaxSlots, OwnershipTTL: 10 * time.Millisecond}
 	if o, err := edge.withDefaults(); err != nil || o.Slots != MaxSlots || o.OwnershipTTL != 10*time.Millisecond {
 		t.Errorf("the bounds themselves: %+v, %v", o, err)
 	}
-	if o, err := (Options{Slots: 1}).withDefaults(); err != nil || o.Slots != 1 {
+	if o, err := (options{Slots: 1}).withDefaults(); err != nil || o.Slots != 1 {
 		t.Errorf("one slot: %+v, %v", o, err)
 	}
-	if _, err := (Options{OwnershipTTL: 10*time.Millisecond - 1}).withDefaults(); err == nil {
+	if _, err := (options{OwnershipTTL: 10*time.Millisecond - 1}).withDefaults(); err == nil {
 		t.Error("OwnershipTTL under 10ms accepted")
 	}
-	if _, err := (Options{RebalanceDelay: -1}).withDefaults(); err == nil {
+	if _, err := (options{RebalanceDelay: -1}).withDefaults(); err == nil {
 		t.Error("a negative RebalanceDelay accepted")
 	}
 }
@@ -159,15 +159,15 @@ func TestOptionDefaultsAndBounds(t *testing.T) {
 func TestOptions(t *testing.T) {
 	c := cluster.NewStandalone()
 	defer c.Close()
-	for _, o := range []Options{{Name: "Bad/Name"}, {Slots: -1}, {Slots: MaxSlots + 1}, {RebalanceDelay: -time.Second}, {OwnershipTTL: time.Millisecond}} {
+	for i, o := range []Option{WithName("Bad/Name"), WithSlots(-1), WithSlots(MaxSlots + 1), WithRebalanceDelay(-time.Second), WithOwnershipTTL(time.Millisecond)} {
 		if _, err := Join(c, "a", o); err == nil {
-			t.Errorf("Join accepted %+v", o)
+			t.Errorf("Join accepted option %d", i)
 		}
 	}
-	if _, err := Join(c, "", Options{}); err == nil {
+	if _, err := Join(c, ""); err == nil {
 		t.Error("Join accepted an empty self ID")
 	}
-	if _, err := Join(nil, "a", Options{}); err == nil || !strings.Contains(err.Error(), "needs a coordinator") {
+	if _, err := Join(nil, "a"); err == nil || !strings.Contains(err.Error(), "needs a coordinator") {
 		t.Errorf("Join of no coordinator: %v", err)
 	}
 }
@@ -197,7 +197,7 @@ func TestAloneOwnsEverySlot(t *testing.T) {
 	c := cluster.NewStandalone()
 	defer c.Close()
 	self := register(t, c)
-	g, err := Join(c, self, Options{Slots: 100})
+	g, err := Join(c, self, WithSlots(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestDeposedLeaderCannotWrite(t *testing.T) {
 	if _, err := c.PutRecord(context.Background(), "slots", encode(s), ""); err != nil {
 		t.Fatal(err)
 	}
-	g := &Group{c: c, self: self, opts: Options{Name: "slots", Slots: DefaultSlots, OwnershipTTL: time.Second}}
+	g := &Group{c: c, self: self, opts: options{Name: "slots", Slots: DefaultSlots, OwnershipTTL: time.Second}}
 	err := g.step(context.Background(), 5, []string{self}, []string{self}, map[revocation]time.Time{})
 	if !errors.Is(err, errDeposed) {
 		t.Fatalf("a leader of term 5 over a table of a later term: %v, want errDeposed", err)
@@ -308,11 +308,11 @@ func etcdCoordinator(t *testing.T, endpoint string) *etcd.Coordinator {
 }
 
 // etcdGroup is a member of a group on the embedded etcd.
-func etcdGroup(t *testing.T, endpoint string, opts Options) (*Group, string) {
+func etcdGroup(t *testing.T, endpoint string, opts ...Option) (*Group, string) {
 	t.Helper()
 	c := etcdCoordinator(t, endpoint)
 	self := register(t, c)
-	g, err := Join(c, self, opts)
+	g, err := Join(c, self, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,8 +331,8 @@ func TestMoveWaitsForTheHold(t *testing.T) {
 	endpoint := embeddedEtcd(t)
 	// A long OwnershipTTL: the periodic read comes every 15s, so the last
 	// release must itself make the owner acknowledge.
-	opts := Options{Slots: 16, RebalanceDelay: 50 * time.Millisecond, OwnershipTTL: time.Minute}
-	a, _ := etcdGroup(t, endpoint, opts)
+	opts := []Option{WithSlots(16), WithRebalanceDelay(50 * time.Millisecond), WithOwnershipTTL(time.Minute)}
+	a, _ := etcdGroup(t, endpoint, opts...)
 	waitUntil(t, 10*time.Second, "table for a", func() bool { return a.Owned().Len() == 16 })
 	holds := map[int]context.Context{}
 	releases := map[int]func(){}
@@ -345,7 +345,7 @@ func TestMoveWaitsForTheHold(t *testing.T) {
 	}
 	waitUntil(t, 10*time.Second, "a leading", func() bool { _, ok := a.Leading(); return ok })
 	term, _ := a.Leading()
-	b, bID := etcdGroup(t, endpoint, opts)
+	b, bID := etcdGroup(t, endpoint, opts...)
 	var moving []int
 	waitUntil(t, 10*time.Second, "revocation of b's share", func() bool {
 		moving = moving[:0]
@@ -406,7 +406,7 @@ func TestUnreadableTableGivesUpEverySlot(t *testing.T) {
 	defer c.Close()
 	self := register(t, c)
 	ttl := 400 * time.Millisecond
-	g, err := Join(c, self, Options{Slots: 8, OwnershipTTL: ttl})
+	g, err := Join(c, self, WithSlots(8), WithOwnershipTTL(ttl))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -441,11 +441,11 @@ func TestUnreadableTableGivesUpEverySlot(t *testing.T) {
 // which gives its slots away without waiting out OwnershipTTL.
 func TestClosedMemberIsReplacedAtOnce(t *testing.T) {
 	endpoint := embeddedEtcd(t)
-	opts := Options{Slots: 64, RebalanceDelay: 50 * time.Millisecond, OwnershipTTL: 30 * time.Second}
-	a, _ := etcdGroup(t, endpoint, opts)
+	opts := []Option{WithSlots(64), WithRebalanceDelay(50 * time.Millisecond), WithOwnershipTTL(30 * time.Second)}
+	a, _ := etcdGroup(t, endpoint, opts...)
 	waitUntil(t, 10*time.Second, "a leading", func() bool { _, ok := a.Leading(); return ok })
 	c := etcdCoordinator(t, endpoint)
-	b, err := Join(c, register(t, c), opts)
+	b, err := Join(c, register(t, c), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,9 +468,9 @@ func TestNodesWithoutTheGroupGetNoSlots(t *testing.T) {
 	bystander := etcdCoordinator(t, endpoint)
 	register(t, bystander)
 	t.Cleanup(func() { _ = bystander.Close() })
-	opts := Options{Slots: 32, RebalanceDelay: 50 * time.Millisecond, OwnershipTTL: 2 * time.Second}
-	a, _ := etcdGroup(t, endpoint, opts)
-	b, _ := etcdGroup(t, endpoint, opts)
+	opts := []Option{WithSlots(32), WithRebalanceDelay(50 * time.Millisecond), WithOwnershipTTL(2 * time.Second)}
+	a, _ := etcdGroup(t, endpoint, opts...)
+	b, _ := etcdGroup(t, endpoint, opts...)
 	waitUntil(t, 10*time.Second, "a and b owning every slot between them", func() bool {
 		return a.Owned().Len()+b.Owned().Len() == 32 && len(a.Table().Counts()) == 2
 	})
@@ -497,7 +497,7 @@ func TestCloseRetriesTellingTheLeader(t *testing.T) {
 	c := &flakyWrites{Standalone: cluster.NewStandalone()}
 	defer c.Close()
 	self := register(t, c)
-	g, err := Join(c, self, Options{Slots: 8, OwnershipTTL: 2 * time.Second})
+	g, err := Join(c, self, WithSlots(8), WithOwnershipTTL(2 * time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -526,11 +526,11 @@ func TestJoinRefusesMistakes(t *testing.T) {
 	endpoint := embeddedEtcd(t)
 	c := etcdCoordinator(t, endpoint)
 	defer c.Close()
-	if _, err := Join(c, "a", Options{}); err == nil || !strings.Contains(err.Error(), "RegisterRemote") {
+	if _, err := Join(c, "a"); err == nil || !strings.Contains(err.Error(), "RegisterRemote") {
 		t.Errorf("Join before RegisterRemote: %v, want an error saying to call RegisterRemote first", err)
 	}
 	self := register(t, c)
-	if _, err := Join(c, "someone-else", Options{}); err == nil || !strings.Contains(err.Error(), self) || !strings.Contains(err.Error(), "someone-else") {
+	if _, err := Join(c, "someone-else"); err == nil || !strings.Contains(err.Error(), self) || !strings.Contains(err.Error(), "someone-else") {
 		t.Errorf("Join for another ID: %v, want an error naming both IDs", err)
 	}
 	l, err := c.Campaign(context.Background(), "jobs")
@@ -538,10 +538,10 @@ func TestJoinRefusesMistakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Resign(context.Background())
-	if _, err := Join(c, self, Options{Name: "jobs"}); err == nil || !strings.Contains(err.Error(), `"jobs"`) || !strings.Contains(err.Error(), "Options.Name") {
-		t.Errorf("Join of a group named like an election this coordinator leads: %v, want an error naming it and Options.Name", err)
+	if _, err := Join(c, self, WithName("jobs")); err == nil || !strings.Contains(err.Error(), `"jobs"`) || !strings.Contains(err.Error(), "WithName") {
+		t.Errorf("Join of a group named like an election this coordinator leads: %v, want an error naming it and WithName", err)
 	}
-	g, err := Join(c, self, Options{Name: "work"})
+	g, err := Join(c, self, WithName("work"))
 	if err != nil {
 		t.Fatalf("a correct Join: %v", err)
 	}
@@ -556,14 +556,14 @@ type withLogger struct {
 
 func (w withLogger) Logger() *slog.Logger { return w.l }
 
-// A group logs where its coordinator does, unless Options.Logger says
+// A group logs where its coordinator does, unless WithLogger says
 // otherwise.
 func TestJoinInheritsTheCoordinatorsLogger(t *testing.T) {
 	c := cluster.NewStandalone()
 	defer c.Close()
 	self := register(t, c)
 	inherited, own := slog.New(slog.DiscardHandler), slog.New(slog.DiscardHandler)
-	g, err := Join(withLogger{c, inherited}, self, Options{Name: "a"})
+	g, err := Join(withLogger{c, inherited}, self, WithName("a"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,12 +571,12 @@ func TestJoinInheritsTheCoordinatorsLogger(t *testing.T) {
 	if g.opts.Logger != inherited {
 		t.Error("the group does not log where its coordinator does")
 	}
-	h, err := Join(withLogger{c, inherited}, self, Options{Name: "b", Logger: own})
+	h, err := Join(withLogger{c, inherited}, self, WithName("b"), WithLogger(own))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
 	if h.opts.Logger != own {
-		t.Error("Options.Logger did not override the coordinator's")
+		t.Error("WithLogger did not override the coordinator's")
 	}
 }

@@ -91,19 +91,22 @@ func testRecords(t *testing.T, h Harness) {
 // slotOpts are the groups' options in the suite: 1,024 slots, a short
 // rebalance delay so each join is its own move, and an ownership TTL a
 // little above the harness's session bounds unless the harness sets one.
-func slotOpts(h Harness) shard.Options {
+func slotOpts(h Harness) []shard.Option {
 	ttl := h.OwnershipTTL
 	if ttl <= 0 {
 		ttl = 2 * time.Second
 	}
-	return shard.Options{Name: "s" + cluster.NewID()[:8], RebalanceDelay: 100 * time.Millisecond, OwnershipTTL: ttl}
+	return []shard.Option{shard.WithName("s" + cluster.NewID()[:8]), shard.WithRebalanceDelay(slotRebalanceDelay), shard.WithOwnershipTTL(ttl)}
 }
+
+// slotRebalanceDelay is the suite's groups' rebalance delay.
+const slotRebalanceDelay = 100 * time.Millisecond
 
 // fleet is a set of groups, each on its own coordinator, whose workers
 // hold every slot they own until it is revoked, recording each hold.
 type fleet struct {
 	h     Harness
-	opts  shard.Options
+	opts  []shard.Option
 	mu    sync.Mutex
 	holds map[int][]holding
 	nodes []*member
@@ -144,7 +147,7 @@ func (f *fleet) join(t *testing.T, c cluster.Coordinator) *member {
 		c = f.h.NewCoordinator(t)
 	}
 	cand := candidate(t, f.h, c)
-	g, err := shard.Join(c, cand.Node.ID, f.opts)
+	g, err := shard.Join(c, cand.Node.ID, f.opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +300,7 @@ func testSlotsJoinLeave(t *testing.T, h Harness) {
 	}
 	jp50, jp99 := clusterwait.Percentiles(joins)
 	lp50, lp99 := clusterwait.Percentiles(leaves)
-	t.Logf("table in force on every member after a join: p50 %s, p99 %s; after a leave: p50 %s, p99 %s (%d each, RebalanceDelay %s)", jp50, jp99, lp50, lp99, len(joins), f.opts.RebalanceDelay)
+	t.Logf("table in force on every member after a join: p50 %s, p99 %s; after a leave: p50 %s, p99 %s (%d each, RebalanceDelay %s)", jp50, jp99, lp50, lp99, len(joins), slotRebalanceDelay)
 }
 
 // testSlotsLeaderCrash cuts the leader off while a move waits for a

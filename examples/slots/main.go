@@ -70,9 +70,10 @@ func run(ctx context.Context, out io.Writer, n int) error {
 		return fmt.Errorf("starting the embedded etcd: %w", err)
 	}
 	defer srv.Close()
-	opts := shard.Options{Name: "cicada", RebalanceDelay: 300 * time.Millisecond, OwnershipTTL: 2 * time.Second}
+	const rebalanceDelay, ownershipTTL = 300 * time.Millisecond, 2 * time.Second
+	opts := []shard.Option{shard.WithName("cicada"), shard.WithRebalanceDelay(rebalanceDelay), shard.WithOwnershipTTL(ownershipTTL)}
 	fmt.Fprintf(out, "embedded etcd at %s; %d workers share %d slots (RebalanceDelay %s, OwnershipTTL %s)\n",
-		srv.Endpoint(), n, shard.DefaultSlots, opts.RebalanceDelay, opts.OwnershipTTL)
+		srv.Endpoint(), n, shard.DefaultSlots, rebalanceDelay, ownershipTTL)
 
 	var all []*worker
 	defer func() {
@@ -153,7 +154,7 @@ func run(ctx context.Context, out io.Writer, n int) error {
 	return nil
 }
 
-func startWorker(ctx context.Context, endpoint, name string, opts shard.Options) (*worker, error) {
+func startWorker(ctx context.Context, endpoint, name string, opts []shard.Option) (*worker, error) {
 	env := map[string]string{"SW_CLUSTER": "etcd", "SW_CLUSTER_ETCD_ENDPOINTS": endpoint, "SW_CLUSTER_ETCD_SERVICE_NAME": "slots-example", "SW_CLUSTER_ETCD_TTL": "2s"}
 	cfg, err := cluster.DefaultConfig(cluster.WithLookupEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok }))
 	if err != nil {
@@ -168,7 +169,7 @@ func startWorker(ctx context.Context, endpoint, name string, opts shard.Options)
 		coord.Close()
 		return nil, err
 	}
-	g, err := shard.Join(coord, self.ID, opts)
+	g, err := shard.Join(coord, self.ID, opts...)
 	if err != nil {
 		coord.Close()
 		return nil, err
