@@ -23,7 +23,7 @@ func TestReportFollowsElectionsAndGroups(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	groups := map[string]*shard.Group{}
 	for _, n := range nodes {
-		g, err := shard.Join(n.Coord, n.Self.ID, shard.WithName("work"), shard.WithSlots(16), shard.WithRebalanceDelay(50 * time.Millisecond))
+		g, err := shard.Join(n.Coord, n.Self.ID, shard.WithName("work"), shard.WithSlots(16), shard.WithRebalanceDelay(50*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +105,7 @@ func TestReportFollowsTheNodesOwnKnowledgeInAnOutage(t *testing.T) {
 	}
 	t.Cleanup(srv.Close)
 	n := testnode.Start(t, srv.Endpoint(), testnode.Options{})
-	g, err := shard.Join(n.Coord, n.Self.ID, shard.WithName("work"), shard.WithSlots(16), shard.WithOwnershipTTL(2 * time.Second))
+	g, err := shard.Join(n.Coord, n.Self.ID, shard.WithName("work"), shard.WithSlots(16), shard.WithOwnershipTTL(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

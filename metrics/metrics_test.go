@@ -161,7 +161,7 @@ func value(t *testing.T, reg *prometheus.Registry, name, peer string) float64 {
 func TestLeaderAndSlotMetrics(t *testing.T) {
 	leakcheck.Register(t)
 	n := testnode.Cluster(t, 1, testnode.Options{})[0]
-	g, err := shard.Join(n.Coord, n.Self.ID, shard.WithName("work"), shard.WithSlots(8), shard.WithRebalanceDelay(50 * time.Millisecond))
+	g, err := shard.Join(n.Coord, n.Self.ID, shard.WithName("work"), shard.WithSlots(8), shard.WithRebalanceDelay(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -497,7 +497,7 @@ func TestCloseRetriesTellingTheLeader(t *testing.T) {
 	c := &flakyWrites{Standalone: cluster.NewStandalone()}
 	defer c.Close()
 	self := register(t, c)
-	g, err := Join(c, self, WithSlots(8), WithOwnershipTTL(2 * time.Second))
+	g, err := Join(c, self, WithSlots(8), WithOwnershipTTL(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
