@@ -45,7 +45,7 @@ func TestIdlePeers(t *testing.T) {
 	}
 	herdClient := func(send bool) func() func() {
 		return func() func() {
-			c, err := remote.DialPeer(node, remote.ClientOptions{})
+			c, err := remote.DialPeer(node)
 			if err != nil {
 				t.Fatal(err)
 			}

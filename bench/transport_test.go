@@ -97,7 +97,7 @@ const payload = 64
 // rate at which they were delivered (Close returns once the peer has
 // handled every message of the stream).
 func herdTransport(t *testing.T, addr cluster.Address, n int) float64 {
-	c, err := remote.DialPeer(cluster.Node{ID: "peer", Address: addr}, remote.ClientOptions{MaxBatchMessages: envInt("HERD_BENCH_BATCH", 0)})
+	c, err := remote.DialPeer(cluster.Node{ID: "peer", Address: addr}, remote.WithMaxBatchMessages(envInt("HERD_BENCH_BATCH", 0)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,10 +27,7 @@ func TestGivingUpCountsEveryQueuedMessage(t *testing.T) {
 	}
 	addr, _ := cluster.ParseAddress(l.Addr().String())
 	l.Close() // nothing listens: every stream attempt fails
-	c, err := remote.DialPeer(cluster.Node{ID: "gone", Address: addr}, remote.ClientOptions{
-		MaxBatchMessages: 10, CloseTimeout: 200 * time.Millisecond,
-		Backoff: cluster.Backoff{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond},
-	})
+	c, err := remote.DialPeer(cluster.Node{ID: "gone", Address: addr}, remote.WithMaxBatchMessages(10), remote.WithCloseTimeout(200*time.Millisecond), remote.WithReconnectBackoff(cluster.Backoff{Initial: 20 * time.Millisecond, Max: 50 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,10 +67,7 @@ func TestBrokenStreamsAreCountedAsFailed(t *testing.T) {
 	defer func() { g.Stop(); <-done }()
 
 	addr, _ := cluster.ParseAddress(lis.Addr().String())
-	c, err := remote.DialPeer(cluster.Node{ID: "breaks", Address: addr}, remote.ClientOptions{
-		MaxBatchMessages: 1, FlushDelay: -1, CloseTimeout: 3 * time.Second,
-		Backoff: cluster.Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond},
-	})
+	c, err := remote.DialPeer(cluster.Node{ID: "breaks", Address: addr}, remote.WithMaxBatchMessages(1), remote.WithFlushDelay(-1), remote.WithCloseTimeout(3*time.Second), remote.WithReconnectBackoff(cluster.Backoff{Initial: time.Millisecond, Max: 2 * time.Millisecond}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,10 +19,10 @@ import (
 
 // sendAll queues messages of 5 bytes each (worker "w", 4 bytes of data)
 // back to back, closes the client (flushing) and returns its stats.
-func sendAll(t *testing.T, o remote.ClientOptions, count int) remote.ClientStats {
+func sendAll(t *testing.T, count int, opts ...remote.ClientOption) remote.ClientStats {
 	t.Helper()
 	p, rec := recordingPeer(t)
-	c, err := remote.DialPeer(p.node(), o)
+	c, err := remote.DialPeer(p.node(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,10 +44,10 @@ func sendAll(t *testing.T, o remote.ClientOptions, count int) remote.ClientStats
 // holds MaxBatchBytes. The messages are queued at once, and the linger is
 // long, so every batch but the last is full.
 func TestBatchLimits(t *testing.T) {
-	if s := sendAll(t, remote.ClientOptions{MaxBatchMessages: 3, FlushDelay: 200 * time.Millisecond}, 10); s.Batches != 4 || s.Sent != 10 {
+	if s := sendAll(t, 10, remote.WithMaxBatchMessages(3), remote.WithFlushDelay(200*time.Millisecond)); s.Batches != 4 || s.Sent != 10 {
 		t.Errorf("10 messages, at most 3 a batch: %+v, want 4 batches (3, 3, 3, 1)", s)
 	}
-	if s := sendAll(t, remote.ClientOptions{MaxBatchBytes: 15, FlushDelay: 200 * time.Millisecond}, 10); s.Batches != 4 || s.Sent != 10 {
+	if s := sendAll(t, 10, remote.WithMaxBatchBytes(15), remote.WithFlushDelay(200*time.Millisecond)); s.Batches != 4 || s.Sent != 10 {
 		t.Errorf("10 messages of 5 bytes, 15 bytes a batch: %+v, want 4 batches (3, 3, 3, 1)", s)
 	}
 }
@@ -56,7 +56,7 @@ func TestBatchLimits(t *testing.T) {
 // joins its batch.
 func TestFlushDelayLingers(t *testing.T) {
 	p, rec := recordingPeer(t)
-	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: 300 * time.Millisecond})
+	c := dial(t, p.node(), remote.WithFlushDelay(300*time.Millisecond))
 	_ = c.Send(context.Background(), "w", seq(0))
 	time.Sleep(50 * time.Millisecond)
 	_ = c.Send(context.Background(), "w", seq(1))
@@ -70,7 +70,7 @@ func TestFlushDelayLingers(t *testing.T) {
 // is told of a full batch, not only of the first message.
 func TestFullBatchDoesNotWaitForTheLinger(t *testing.T) {
 	p, rec := recordingPeer(t)
-	c := dial(t, p.node(), remote.ClientOptions{MaxBatchMessages: 4, FlushDelay: time.Hour})
+	c := dial(t, p.node(), remote.WithMaxBatchMessages(4), remote.WithFlushDelay(time.Hour))
 	for i := range 4 {
 		time.Sleep(20 * time.Millisecond) // the send loop waits in the linger before each
 		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
@@ -84,7 +84,7 @@ func TestFullBatchDoesNotWaitForTheLinger(t *testing.T) {
 // for work, is told of the first message queued.
 func TestALoneMessageGoesAfterTheLinger(t *testing.T) {
 	p, rec := recordingPeer(t)
-	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: 10 * time.Millisecond})
+	c := dial(t, p.node(), remote.WithFlushDelay(10*time.Millisecond))
 	for i := range 3 {
 		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
 			t.Fatal(err)
@@ -98,7 +98,7 @@ func TestDefaultMessageLimit(t *testing.T) {
 	srv := remote.NewServer()
 	_ = srv.Handle("w", remote.HandlerFunc(func(context.Context, []byte) {}))
 	p := startPeer(t, "127.0.0.1:0", srv)
-	c := dial(t, p.node(), remote.ClientOptions{})
+	c := dial(t, p.node())
 	limit := 4<<20 - 64<<10
 	if err := c.Send(context.Background(), "w", make([]byte, limit-1)); err != nil {
 		t.Fatalf("a message of exactly the limit: %v", err)
@@ -176,7 +176,7 @@ func TestWaitsForAPeerThatComesUpLater(t *testing.T) {
 	srv := remote.NewServer()
 	rec := &recorder{}
 	_ = srv.Handle("w", rec)
-	c := dial(t, addr.node(), remote.ClientOptions{Backoff: cluster.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
+	c := dial(t, addr.node(), remote.WithReconnectBackoff(cluster.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}))
 	if err := c.Send(context.Background(), "w", seq(1)); err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestWaitsForAPeerThatComesUpLater(t *testing.T) {
 // exists and allocate the rest.
 func TestGrowingBatches(t *testing.T) {
 	p, rec := recordingPeer(t)
-	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: 100 * time.Millisecond})
+	c := dial(t, p.node(), remote.WithFlushDelay(100*time.Millisecond))
 	sent := 0
 	for _, size := range []int{1, 3, 4, 7, 9} {
 		for range size {

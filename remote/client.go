@@ -36,37 +36,93 @@ const (
 	Drop
 )
 
-// ClientOptions tune a PeerClient. Zero fields take the defaults shown.
-type ClientOptions struct {
-	// QueueSize is how many messages wait per peer; 4096. The batch being
-	// written holds up to MaxBatchMessages more, so a peer that is down holds
-	// at most QueueSize+MaxBatchMessages messages before Full applies.
-	QueueSize        int
-	MaxBatchMessages int           // messages per stream write; 256
-	MaxBatchBytes    int           // payload bytes per stream write; 1 MiB
-	FlushDelay       time.Duration // how long a partial batch waits for more; 2ms
-	// MaxMessageBytes refuses larger messages in Send; 4 MiB - 64 KiB, so a
-	// message alone fits in grpc-go's default 4 MiB receive limit.
-	MaxMessageBytes int
-	Full            FullPolicy
-	// CloseTimeout bounds how long Close flushes the queue; 5s.
-	CloseTimeout time.Duration
-	// IdleTimeout is how long a client goes without a message before it
-	// closes its stream and connection and frees its queue; 5m. The next
-	// Send dials again. A client that was never sent to holds no connection
-	// and no goroutine at all.
-	IdleTimeout time.Duration
-	// Backoff bounds reconnect delays; 50ms growing to 5s. A zero field
-	// takes its default.
-	Backoff cluster.Backoff
-	// DialOptions replace the default (plaintext) gRPC dial options.
-	DialOptions []grpc.DialOption
-	// Logger receives the client's warnings (stream errors, reconnects);
-	// nil logs nothing. Losses are counted in Stats either way.
-	Logger *slog.Logger
+// ClientOption tunes a PeerClient: DialPeer takes them, and a Manager
+// gives those of WithClientOptions to every client it dials. Without any,
+// every default shown applies.
+type ClientOption func(*clientOptions)
+
+// WithQueueSize sets how many messages wait per peer; 4096. The batch being
+// written holds up to the batch's message limit more, so a peer that is
+// down holds at most that many more before the FullPolicy applies.
+func WithQueueSize(n int) ClientOption { return func(o *clientOptions) { o.QueueSize = n } }
+
+// WithMaxBatchMessages sets how many messages one stream write carries; 256.
+func WithMaxBatchMessages(n int) ClientOption {
+	return func(o *clientOptions) { o.MaxBatchMessages = n }
 }
 
-func (o ClientOptions) withDefaults() ClientOptions {
+// WithMaxBatchBytes sets how many payload bytes one stream write carries; 1 MiB.
+func WithMaxBatchBytes(n int) ClientOption { return func(o *clientOptions) { o.MaxBatchBytes = n } }
+
+// WithFlushDelay sets how long a partial batch waits for more; 2ms, and a
+// negative delay writes each message at once.
+func WithFlushDelay(d time.Duration) ClientOption { return func(o *clientOptions) { o.FlushDelay = d } }
+
+// WithMaxMessageBytes refuses larger messages in Send; 4 MiB - 64 KiB, so
+// a message alone fits in grpc-go's default 4 MiB receive limit.
+func WithMaxMessageBytes(n int) ClientOption {
+	return func(o *clientOptions) { o.MaxMessageBytes = n }
+}
+
+// WithFullPolicy says what Send does when the queue is full; Block.
+func WithFullPolicy(p FullPolicy) ClientOption { return func(o *clientOptions) { o.Full = p } }
+
+// WithCloseTimeout bounds how long Close flushes the queue; 5s.
+func WithCloseTimeout(d time.Duration) ClientOption {
+	return func(o *clientOptions) { o.CloseTimeout = d }
+}
+
+// WithIdleTimeout sets how long a client goes without a message before it
+// closes its stream and connection and frees its queue; 5m. The next Send
+// dials again. A client that was never sent to holds no connection and no
+// goroutine at all.
+func WithIdleTimeout(d time.Duration) ClientOption {
+	return func(o *clientOptions) { o.IdleTimeout = d }
+}
+
+// WithReconnectBackoff bounds reconnect delays; 50ms growing to 5s. A zero
+// field takes its default.
+func WithReconnectBackoff(b cluster.Backoff) ClientOption {
+	return func(o *clientOptions) { o.Backoff = b }
+}
+
+// WithDialOptions replace the default (plaintext) gRPC dial options, for
+// example with peertls's credentials.
+func WithDialOptions(opts ...grpc.DialOption) ClientOption {
+	return func(o *clientOptions) { o.DialOptions = opts }
+}
+
+// WithClientLogger sends the client's warnings (stream errors, reconnects)
+// to l; a Manager's clients log to the Manager's logger by default, and a
+// client dialled alone logs nothing. Losses are counted in Stats either way.
+func WithClientLogger(l *slog.Logger) ClientOption { return func(o *clientOptions) { o.Logger = l } }
+
+// clientOptions are a PeerClient's settings, after its options.
+type clientOptions struct {
+	QueueSize        int
+	MaxBatchMessages int
+	MaxBatchBytes    int
+	FlushDelay       time.Duration
+	MaxMessageBytes  int
+	Full             FullPolicy
+	CloseTimeout     time.Duration
+	IdleTimeout      time.Duration
+	Backoff          cluster.Backoff
+	DialOptions      []grpc.DialOption
+	Logger           *slog.Logger
+}
+
+func newClientOptions(opts []ClientOption) clientOptions {
+	var o clientOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return o.withDefaults()
+}
+
+func (o clientOptions) withDefaults() clientOptions {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
@@ -120,7 +176,7 @@ type ClientStats struct {
 // the next.
 type PeerClient struct {
 	node cluster.Node
-	opts ClientOptions
+	opts clientOptions
 
 	closing chan struct{} // closed by Close: stop accepting, flush
 
@@ -152,7 +208,7 @@ type batch struct {
 	bytes    int // worker and data bytes, as MaxBatchBytes counts them
 }
 
-func (b *batch) full(o *ClientOptions) bool {
+func (b *batch) full(o *clientOptions) bool {
 	return b.messages >= o.MaxBatchMessages || b.bytes >= o.MaxBatchBytes
 }
 
@@ -171,8 +227,8 @@ type session struct {
 // DialPeer returns a client for node. It connects nothing yet: the first
 // Send dials, and messages queue until the stream is up. The dial options
 // are checked here, so a mistake in them is this call's error.
-func DialPeer(node cluster.Node, opts ClientOptions) (*PeerClient, error) {
-	c := &PeerClient{node: node, opts: opts.withDefaults(), closing: make(chan struct{}), wake: make(chan struct{}, 1)}
+func DialPeer(node cluster.Node, opts ...ClientOption) (*PeerClient, error) {
+	c := &PeerClient{node: node, opts: newClientOptions(opts), closing: make(chan struct{}), wake: make(chan struct{}, 1)}
 	conn, err := c.newConn()
 	if err != nil {
 		return nil, err
@@ -214,7 +270,7 @@ func (c *PeerClient) Err() error {
 // Send queues data for worker on the peer. The message is encoded into
 // the client's queue before Send returns, so the caller may reuse data at
 // once. When the queue is full it blocks until ctx ends or drops, as
-// ClientOptions.Full says.
+// WithFullPolicy says.
 func (c *PeerClient) Send(ctx context.Context, worker string, data []byte) error {
 	if size := len(worker) + len(data); size > c.opts.MaxMessageBytes {
 		c.tooLarge.Add(1)

@@ -109,7 +109,7 @@ type managerOptions struct {
 	refresh      time.Duration
 	queryTimeout time.Duration
 	dialer       Dialer
-	clientOpts   ClientOptions
+	clientOpts   []ClientOption
 	empty        EmptyPolicy
 	onError      func(error)
 	logger       *slog.Logger
@@ -125,9 +125,10 @@ func WithRefreshInterval(d time.Duration) ManagerOption {
 // WithDialer replaces DialPeer as the way peer clients are made.
 func WithDialer(d Dialer) ManagerOption { return func(o *managerOptions) { o.dialer = d } }
 
-// WithClientOptions sets the options of the peer clients DialPeer makes.
-func WithClientOptions(c ClientOptions) ManagerOption {
-	return func(o *managerOptions) { o.clientOpts = c }
+// WithClientOptions gives every peer client the Manager dials these
+// options (after its own logger, which WithClientLogger overrides).
+func WithClientOptions(opts ...ClientOption) ManagerOption {
+	return func(o *managerOptions) { o.clientOpts = append(o.clientOpts, opts...) }
 }
 
 // WithEmptyPolicy sets what an empty answer from the backend does.
@@ -138,7 +139,7 @@ func WithEmptyPolicy(p EmptyPolicy) ManagerOption { return func(o *managerOption
 func WithErrorHandler(f func(error)) ManagerOption { return func(o *managerOptions) { o.onError = f } }
 
 // WithLogger logs each refresh and dial error to l when no error handler is
-// set, and is the peer clients' logger unless ClientOptions names one.
+// set, and is the peer clients' logger unless WithClientLogger names one.
 // Without it the Manager logs to the coordinator's logger (the one given to
 // cluster.New with cluster.WithLogger), or nowhere; Err still reports the
 // last error.
@@ -221,9 +222,7 @@ func NewManager(src Membership, self cluster.Node, server *Server, opts ...Manag
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.clientOpts.Logger == nil {
-		o.clientOpts.Logger = o.logger
-	}
+	o.clientOpts = append([]ClientOption{WithClientLogger(o.logger)}, o.clientOpts...)
 	if o.refresh <= 0 {
 		return nil, fmt.Errorf("remote: refresh interval %s must be positive", o.refresh)
 	}
@@ -235,7 +234,7 @@ func NewManager(src Membership, self cluster.Node, server *Server, opts ...Manag
 	}
 	if o.dialer == nil {
 		copts := o.clientOpts
-		o.dialer = func(n cluster.Node) (Client, error) { return DialPeer(n, copts) }
+		o.dialer = func(n cluster.Node) (Client, error) { return DialPeer(n, copts...) }
 	}
 	self.Self = true
 	m := &Manager{self: self, server: server, src: src, opts: o,

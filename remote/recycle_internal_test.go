@@ -29,7 +29,7 @@ func TestWrittenBatchesAreReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := DialPeer(cluster.Node{ID: "peer", Address: addr}, ClientOptions{MaxBatchMessages: 4, MaxBatchBytes: 64, FlushDelay: -1})
+	c, err := DialPeer(cluster.Node{ID: "peer", Address: addr}, WithMaxBatchMessages(4), WithMaxBatchBytes(64), WithFlushDelay(-1))
 	if err != nil {
 		t.Fatal(err)
 	}

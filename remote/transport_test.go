@@ -125,9 +125,9 @@ func statsWhen(t *testing.T, c *remote.PeerClient, d time.Duration, cond func(re
 
 func seq(i int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(i)) }
 
-func dial(t testing.TB, n cluster.Node, o remote.ClientOptions) *remote.PeerClient {
+func dial(t testing.TB, n cluster.Node, opts ...remote.ClientOption) *remote.PeerClient {
 	t.Helper()
-	c, err := remote.DialPeer(n, o)
+	c, err := remote.DialPeer(n, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func dial(t testing.TB, n cluster.Node, o remote.ClientOptions) *remote.PeerClie
 
 func TestTransportDeliversInOrderAndCloseFlushes(t *testing.T) {
 	p, rec := recordingPeer(t)
-	c := dial(t, p.node(), remote.ClientOptions{MaxBatchMessages: 7})
+	c := dial(t, p.node(), remote.WithMaxBatchMessages(7))
 	const n = 5000
 	for i := 0; i < n; i++ {
 		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
@@ -169,7 +169,7 @@ func TestUnknownWorkerIsCountedNotFatal(t *testing.T) {
 	rec := &recorder{}
 	_ = srv.Handle("known", rec)
 	p := startPeer(t, "127.0.0.1:0", srv)
-	c := dial(t, p.node(), remote.ClientOptions{})
+	c := dial(t, p.node())
 	_ = c.Send(context.Background(), "unknown", []byte("x"))
 	_ = c.Send(context.Background(), "known", []byte("y"))
 	waitCount(t, rec, 1, 2*time.Second)
@@ -180,7 +180,7 @@ func TestUnknownWorkerIsCountedNotFatal(t *testing.T) {
 
 func TestOversizedMessageRefused(t *testing.T) {
 	p, rec := recordingPeer(t)
-	c := dial(t, p.node(), remote.ClientOptions{})
+	c := dial(t, p.node())
 	big := make([]byte, 5<<20)
 	if err := c.Send(context.Background(), "w", big); !errors.Is(err, remote.ErrMessageTooLarge) {
 		t.Fatalf("5 MiB message: %v", err)
@@ -200,7 +200,7 @@ func TestOversizedMessageRefused(t *testing.T) {
 // and by Handle, with the reason, before it can fail a whole batch.
 func TestWorkerNamesMustBeUTF8(t *testing.T) {
 	p, _ := recordingPeer(t)
-	c := dial(t, p.node(), remote.ClientOptions{})
+	c := dial(t, p.node())
 	if err := c.Send(context.Background(), "w\xff", nil); err == nil || !strings.Contains(err.Error(), "UTF-8") {
 		t.Fatalf("Send to a worker named with invalid UTF-8: %v", err)
 	}
@@ -217,7 +217,7 @@ func TestFullQueuePolicies(t *testing.T) {
 	n := cluster.Node{ID: "down", Address: addr}
 
 	t.Run("Drop", func(t *testing.T) {
-		c := dial(t, n, remote.ClientOptions{QueueSize: 4, MaxBatchMessages: 2, Full: remote.Drop, CloseTimeout: 100 * time.Millisecond})
+		c := dial(t, n, remote.WithQueueSize(4), remote.WithMaxBatchMessages(2), remote.WithFullPolicy(remote.Drop), remote.WithCloseTimeout(100*time.Millisecond))
 		var dropped int
 		// QueueSize counts every message not yet written: 4 fit, plus the
 		// one full batch (MaxBatchMessages) a session may take out of the
@@ -233,7 +233,7 @@ func TestFullQueuePolicies(t *testing.T) {
 		}
 	})
 	t.Run("Block", func(t *testing.T) {
-		c := dial(t, n, remote.ClientOptions{QueueSize: 4, MaxBatchMessages: 2, Full: remote.Block, CloseTimeout: 100 * time.Millisecond})
+		c := dial(t, n, remote.WithQueueSize(4), remote.WithMaxBatchMessages(2), remote.WithFullPolicy(remote.Block), remote.WithCloseTimeout(100*time.Millisecond))
 		var err error
 		for i := 0; i < 100 && err == nil; i++ {
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -261,7 +261,7 @@ func TestFullQueuePolicies(t *testing.T) {
 
 func TestReconnectsAfterPeerRestart(t *testing.T) {
 	p, rec := recordingPeer(t)
-	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: -1})
+	c := dial(t, p.node(), remote.WithFlushDelay(-1))
 	_ = c.Send(context.Background(), "w", seq(0))
 	waitCount(t, rec, 1, 2*time.Second)
 
@@ -305,15 +305,15 @@ func waitGot(b *testing.B, got *atomic.Int64, n int64) {
 	}
 }
 
-func BenchmarkTransportHerd64B(b *testing.B) { benchHerd(b, remote.ClientOptions{}) }
+func BenchmarkTransportHerd64B(b *testing.B) { benchHerd(b) }
 
 func BenchmarkTransportHerdNoLinger64B(b *testing.B) {
-	benchHerd(b, remote.ClientOptions{FlushDelay: -1})
+	benchHerd(b, remote.WithFlushDelay(-1))
 }
 
-func benchHerd(b *testing.B, o remote.ClientOptions) {
+func benchHerd(b *testing.B, opts ...remote.ClientOption) {
 	p, got := benchPeer(b)
-	c := dial(b, p.node(), o)
+	c := dial(b, p.node(), opts...)
 	data := make([]byte, payloadSize)
 	b.SetBytes(payloadSize)
 	b.ReportAllocs()
@@ -335,7 +335,7 @@ func TestIdlePeerHoldsNothingAndIdleSessionsEnd(t *testing.T) {
 	base := runtime.NumGoroutine()
 	var clients []*remote.PeerClient
 	for range 20 {
-		clients = append(clients, dial(t, p.node(), remote.ClientOptions{IdleTimeout: 200 * time.Millisecond}))
+		clients = append(clients, dial(t, p.node(), remote.WithIdleTimeout(200*time.Millisecond)))
 	}
 	time.Sleep(50 * time.Millisecond)
 	if extra := runtime.NumGoroutine() - base; extra > 0 {
@@ -408,7 +408,7 @@ func BenchmarkIdlePeerCost(b *testing.B) {
 	node := cluster.Node{ID: "idle", Address: cluster.Address{Host: "127.0.0.1", Port: 1}}
 	b.Run("herd", func(b *testing.B) {
 		measure(b, func() func() {
-			c, err := remote.DialPeer(node, remote.ClientOptions{})
+			c, err := remote.DialPeer(node)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -451,7 +451,7 @@ func TestOrderHoldsAcrossAnIdleEnd(t *testing.T) {
 	rec := &slowRecorder{}
 	_ = srv.Handle("w", rec)
 	p := startPeer(t, "127.0.0.1:0", srv)
-	c := dial(t, p.node(), remote.ClientOptions{IdleTimeout: 10 * time.Millisecond, FlushDelay: -1})
+	c := dial(t, p.node(), remote.WithIdleTimeout(10*time.Millisecond), remote.WithFlushDelay(-1))
 	if st := c.Stats(); st != (remote.ClientStats{}) {
 		t.Fatalf("a client never sent to has stats %+v", st)
 	}
@@ -485,7 +485,7 @@ func TestOrderHoldsAcrossAnIdleEnd(t *testing.T) {
 // buffer at once does not change what the peer receives.
 func TestSendCopiesTheMessage(t *testing.T) {
 	p, rec := recordingPeer(t)
-	c := dial(t, p.node(), remote.ClientOptions{FlushDelay: 50 * time.Millisecond})
+	c := dial(t, p.node(), remote.WithFlushDelay(50*time.Millisecond))
 	buf := make([]byte, 4)
 	for i := range 100 {
 		copy(buf, seq(i))
@@ -516,7 +516,7 @@ func TestHandlerOwnsItsData(t *testing.T) {
 		_ = append(data, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff)
 	}))
 	p := startPeer(t, "127.0.0.1:0", srv)
-	c := dial(t, p.node(), remote.ClientOptions{MaxBatchMessages: 64})
+	c := dial(t, p.node(), remote.WithMaxBatchMessages(64))
 	const n = 2000
 	for i := range n {
 		if err := c.Send(context.Background(), "w", seq(i)); err != nil {
@@ -544,7 +544,7 @@ func TestHandlerOwnsItsData(t *testing.T) {
 func TestCloseRacingSendsLosesNothing(t *testing.T) {
 	for round := range 20 {
 		p, rec := recordingPeer(t)
-		c := dial(t, p.node(), remote.ClientOptions{MaxBatchMessages: 3})
+		c := dial(t, p.node(), remote.WithMaxBatchMessages(3))
 		var accepted atomic.Int64
 		var wg sync.WaitGroup
 		for range 4 {

@@ -61,7 +61,7 @@ func main() {
 		log.Fatal(err)
 	}
 	peers, err := remote.NewManager(coord, self, srv, // pushed by the watch, checked every 10 s
-		remote.WithClientOptions(remote.ClientOptions{DialOptions: []grpc.DialOption{creds.DialOption()}}))
+		remote.WithClientOptions(remote.WithDialOptions(creds.DialOption())))
 	if err != nil {
 		log.Fatal(err)
 	}

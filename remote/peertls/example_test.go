@@ -27,7 +27,7 @@ func ExampleLoad() {
 	g := grpc.NewServer(creds.ServerOption())
 	defer g.Stop()
 	remote.NewServer().Register(g)
-	clientOpts := remote.ClientOptions{DialOptions: []grpc.DialOption{creds.DialOption()}}
+	clientOpts := remote.WithDialOptions(creds.DialOption())
 	_ = remote.WithClientOptions(clientOpts) // pass to remote.NewManager
 	fmt.Println("TLS:", creds.Enabled())
 	// Output: TLS: false

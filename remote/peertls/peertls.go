@@ -6,7 +6,7 @@
 //	creds, err := peertls.Load(cfg) // plaintext when cluster.tls sets no file
 //	g := grpc.NewServer(creds.ServerOption())
 //	peers, err := remote.NewManager(coord, self, srv,
-//		remote.WithClientOptions(remote.ClientOptions{DialOptions: []grpc.DialOption{creds.DialOption()}}))
+//		remote.WithClientOptions(remote.WithDialOptions(creds.DialOption())))
 //
 // Certificates and the CA bundle are read again when their files change,
 // checked at each new connection, so a rotation needs no restart: write the

@@ -115,11 +115,11 @@ func dial(t *testing.T, addr string, creds *peertls.Credentials) *remote.PeerCli
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := remote.ClientOptions{CloseTimeout: 100 * time.Millisecond}
+	opts := []remote.ClientOption{remote.WithCloseTimeout(100 * time.Millisecond)}
 	if creds != nil {
-		opts.DialOptions = []grpc.DialOption{creds.DialOption()}
+		opts = append(opts, remote.WithDialOptions(creds.DialOption()))
 	}
-	pc, err := remote.DialPeer(cluster.Node{ID: "server", Address: a}, opts)
+	pc, err := remote.DialPeer(cluster.Node{ID: "server", Address: a}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -106,7 +106,7 @@ func Start(t testing.TB, endpoint string, o Options) *Node {
 		t.Fatal(err)
 	}
 	n.Manager, err = remote.NewManager(n.Coord, n.Self, n.Server, remote.WithRefreshInterval(cmp.Or(o.Refresh, time.Second)),
-		remote.WithErrorHandler(func(error) {}), remote.WithClientOptions(remote.ClientOptions{Logger: quiet}))
+		remote.WithErrorHandler(func(error) {}), remote.WithClientOptions(remote.WithClientLogger(quiet)))
 	if err != nil {
 		n.Coord.Close()
 		n.GRPC.Stop()
