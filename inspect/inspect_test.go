@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/herd-go/herd/inspect"
+	"github.com/herd-go/herd/cluster"
 	"github.com/herd-go/herd/internal/embedetcd"
 	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
@@ -126,6 +127,15 @@ func TestReportFollowsTheNodesOwnKnowledgeInAnOutage(t *testing.T) {
 		return len(r.Elections) == 1 && r.Elections[0].Self && len(r.Groups) == 1 && r.Groups[0].Owned == 16 &&
 			r.Groups[0].Reason == "" && r.Membership.Registration == inspect.Registered
 	})
+	// The report says self leads by the node's own knowledge as soon as
+	// Campaign returns; the note below needs the backend's word too, which
+	// the inspector's observation gets from the server a moment later. Wait
+	// for it through an observation of the same coordinator, served by the
+	// same watch, so the outage does not begin before it arrives.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clusterwait.WaitLeader(t, n.Coord.Observe(ctx, "jobs"), 10*time.Second, "the backend to name self the leader", func(l cluster.Leader) bool { return l.ID == n.Self.ID })
+	time.Sleep(100 * time.Millisecond) // the inspector's observer reads the same event
 
 	srv.Stop()
 	select {
