@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herd-go/herd/inspect"
 	"github.com/herd-go/herd/cluster"
+	"github.com/herd-go/herd/inspect"
 	"github.com/herd-go/herd/internal/embedetcd"
 	"github.com/herd-go/herd/internal/testsupport/clusterwait"
 	"github.com/herd-go/herd/internal/testsupport/leakcheck"
