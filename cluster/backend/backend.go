@@ -13,7 +13,8 @@
 //     Supervise and Deregister (a Registrar) and its own shutdown; a
 //     Registrar that can also rewrite an entry (an Updater) lets Close mark
 //     the node leaving before it goes, so that peers never hold a graceful
-//     leave as a node that vanished.
+//     leave as a node that vanished. Withdraw gives a registration up
+//     without deregistering (gossip, on finding its ID held elsewhere).
 //   - View: the member list that Watch returns, sorted and with self
 //     marked, published without ever blocking on a slow watcher; Malformed
 //     counts entries written by others that do not decode, once per write.
@@ -25,10 +26,17 @@
 //   - AllRefused: start-up that says "connection refused" at once.
 //
 // A backend registers itself with Register in an init function, so that
-// importing it makes it selectable by SW_CLUSTER; it stores its node's
+// importing it makes it selectable by SW_CLUSTER; Register also takes the
+// backend's section of the configuration (an embedded config.yaml: each key
+// with its ${SW_CLUSTER_…:default} placeholder), checked against the
+// backend's Go defaults when it registers. Its coordinator implements
+// cluster.Coordinator: membership, election (a Leadership comes from
+// Entry.Lead or NewLeadership), records and Stats; it stores its node's
 // entry in the shared wire format (EncodeNode, DecodeNode) and refuses a
-// live duplicate with CheckTakeover. The conformance suite in package
-// clustertest checks it against its real server.
+// live duplicate with CheckTakeover; it reads the shared options with
+// NewOptions and keeps the logger for Logger(). The conformance suite in
+// package clustertest checks it against its real server, and
+// ExampleLifecycle is a whole backend in about 150 lines.
 package backend
 
 import (
