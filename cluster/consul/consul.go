@@ -44,9 +44,6 @@ func init() { backend.Register("consul", section, DefaultConfig, New) }
 // second: one request a second per node is no load for an agent.
 var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 
-// Stats are the coordinator's counters (see cluster.Stats for which it counts).
-type Stats = cluster.Stats
-
 // Coordinator registers self with a Consul agent and watches the service.
 type Coordinator struct {
 	cfg        Config
@@ -211,8 +208,8 @@ func checkToken(ctx context.Context, a *api.Client) error {
 func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
 
 // Stats returns the coordinator's counters.
-func (c *Coordinator) Stats() Stats {
-	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load(), AgentSwitches: c.switches.Load()}
+func (c *Coordinator) Stats() cluster.Stats {
+	return cluster.Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load(), AgentSwitches: c.switches.Load()}
 }
 
 func (c *Coordinator) agent() *api.Client { return c.clients[c.current.Load()] }

@@ -51,9 +51,6 @@ func reconnectBackoff(bo cluster.Backoff) grpcbackoff.Config {
 // second.
 var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: time.Second}
 
-// Stats are the coordinator's counters (see cluster.Stats for which it counts).
-type Stats = cluster.Stats
-
 // Coordinator registers self in etcd and watches the other nodes.
 type Coordinator struct {
 	cfg    Config
@@ -141,8 +138,8 @@ func New(ctx context.Context, cfg Config, opts ...cluster.Option) (*Coordinator,
 func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
 
 // Stats returns the coordinator's counters.
-func (c *Coordinator) Stats() Stats {
-	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load(), Relists: c.relists.Load()}
+func (c *Coordinator) Stats() cluster.Stats {
+	return cluster.Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load(), Relists: c.relists.Load()}
 }
 
 // Prefix is the key prefix under which nodes are registered.

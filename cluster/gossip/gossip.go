@@ -56,9 +56,6 @@ func init() { backend.Register("gossip", section, DefaultConfig, New) }
 // before the first join succeeds.
 var defaultBackoff = cluster.Backoff{Initial: 100 * time.Millisecond, Max: 5 * time.Second}
 
-// Stats are the coordinator's counters (see cluster.Stats for which it counts).
-type Stats = cluster.Stats
-
 // Coordinator is one member of a gossip cluster.
 type Coordinator struct {
 	cfg    Config
@@ -205,8 +202,8 @@ func (c *Coordinator) Addr() string { return c.addr }
 func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
 
 // Stats returns the coordinator's counters.
-func (c *Coordinator) Stats() Stats {
-	return Stats{Malformed: c.malformed.Count(), DuplicateIDs: c.duplicates.Load()}
+func (c *Coordinator) Stats() cluster.Stats {
+	return cluster.Stats{Malformed: c.malformed.Count(), DuplicateIDs: c.duplicates.Load()}
 }
 
 // Err is nil while this node is registered or has not tried to be. After

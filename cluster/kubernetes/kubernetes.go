@@ -54,9 +54,6 @@ var section []byte
 
 func init() { backend.Register("kubernetes", section, DefaultConfig, New) }
 
-// Stats are the coordinator's counters (see cluster.Stats for which it counts).
-type Stats = cluster.Stats
-
 // Coordinator follows the pods of the cluster through a shared informer.
 type Coordinator struct {
 	cfg      Config
@@ -342,7 +339,7 @@ func (c *Coordinator) self() string { return c.life.RegisteredID() }
 func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
 
 // Stats returns the coordinator's counters.
-func (c *Coordinator) Stats() Stats { return Stats{Malformed: c.malformed.Count()} }
+func (c *Coordinator) Stats() cluster.Stats { return cluster.Stats{Malformed: c.malformed.Count()} }
 
 // RegisterRemote checks that this process's pod exists and is visible, and
 // that self.ID is its name; the platform does the registering, so nothing

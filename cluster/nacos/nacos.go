@@ -59,9 +59,6 @@ func init() { backend.Register("nacos", section, DefaultConfig, New) }
 // IDKey is the instance metadata key that carries the node ID.
 const IDKey = "herd.id"
 
-// Stats are the coordinator's counters (see cluster.Stats for which it counts).
-type Stats = cluster.Stats
-
 // Coordinator registers self with Nacos and follows the service by subscription.
 type Coordinator struct {
 	cfg    Config
@@ -223,8 +220,8 @@ func closeClient(c naming_client.INamingClient) {
 func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
 
 // Stats returns the coordinator's counters.
-func (c *Coordinator) Stats() Stats {
-	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load()}
+func (c *Coordinator) Stats() cluster.Stats {
+	return cluster.Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load()}
 }
 
 func (c *Coordinator) selfID() string { return c.life.RegisteredID() }

@@ -56,9 +56,6 @@ var section []byte
 
 func init() { backend.Register("zookeeper", section, DefaultConfig, New) }
 
-// Stats are the coordinator's counters (see cluster.Stats for which it counts).
-type Stats = cluster.Stats
-
 // Coordinator registers self as an ephemeral znode and watches its siblings.
 type Coordinator struct {
 	cfg  Config
@@ -343,8 +340,8 @@ func (c *Coordinator) backoff() *backoff.Backoff {
 func (c *Coordinator) Logger() *slog.Logger { return c.opts.Logger }
 
 // Stats returns the coordinator's counters.
-func (c *Coordinator) Stats() Stats {
-	return Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load(), Reconnections: c.connections.Load(), EntryReads: c.reads.Load()}
+func (c *Coordinator) Stats() cluster.Stats {
+	return cluster.Stats{Malformed: c.malformed.Count(), Reregistrations: c.reregistrations.Load(), Reconnections: c.connections.Load(), EntryReads: c.reads.Load()}
 }
 
 // Path is the znode whose children are the nodes.
