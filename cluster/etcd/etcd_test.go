@@ -510,3 +510,17 @@ func TestHeldIDAndItsExpiry(t *testing.T) {
 		t.Fatalf("the other process's claim was overwritten: %v, %v", got, err)
 	}
 }
+
+// A win whose leader key is gone by the time it arrives (its lease ended
+// on the way) is no win: the check after a win says the session was lost.
+func TestAWinWhoseKeyVanishedIsNoWin(t *testing.T) {
+	leakCheck(t)
+	c := newCoordinator(t, testConfig(t))
+	defer c.Close()
+	if err := c.LeaderKeyCheck(context.Background(), "kept", false); err != nil {
+		t.Fatalf("a win whose key is there: %v", err)
+	}
+	if err := c.LeaderKeyCheck(context.Background(), "vanished", true); !errors.Is(err, cluster.ErrSessionLost) {
+		t.Fatalf("a win whose key vanished: %v, want an error wrapping ErrSessionLost", err)
+	}
+}
