@@ -551,3 +551,36 @@ func TestRewrittenEntriesAreReadAgain(t *testing.T) {
 		t.Errorf("malformed = %d, want 1", c.Stats().Malformed)
 	}
 }
+
+// A leader whose candidate znode someone else deletes leads no more: its
+// Done closes with ErrSessionLost, since the next candidate can win at once.
+func TestALeaderWhoseZnodeIsDeletedLosesTheLead(t *testing.T) {
+	addr := testenv.Require(t, "HERD_TEST_ZK_ADDR", "a ZooKeeper server")
+	leakcheck.Register(t)
+	cfg := testConfig(addr)
+	c := newCoordinator(t, cfg)
+	defer c.Close()
+	register(t, c)
+	l, err := c.Campaign(context.Background(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Resign(context.Background())
+	raw := rawConn(t, addr)
+	dir := cfg.Root + "/" + cfg.Namespace + "/remote.election/jobs"
+	children, _, err := raw.Children(dir)
+	if err != nil || len(children) != 1 {
+		t.Fatalf("the election's candidates: %v, %v; want the leader's znode alone", children, err)
+	}
+	if err := raw.Delete(dir+"/"+children[0], -1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-l.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leadership held 10s after its znode was deleted")
+	}
+	if !errors.Is(l.Err(), cluster.ErrSessionLost) {
+		t.Fatalf("Err = %v, want ErrSessionLost", l.Err())
+	}
+}
