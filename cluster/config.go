@@ -278,7 +278,7 @@ func checkEnv(environ []string, read map[string]bool) error {
 	var unknown []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if (name == "SW_CLUSTER" || strings.HasPrefix(name, "SW_CLUSTER_")) && !read[name] && !absentsVariable(name) {
+		if (name == "SW_CLUSTER" || strings.HasPrefix(name, "SW_CLUSTER_")) && !read[name] && !ofSectionNotImported(name) {
 			unknown = append(unknown, name)
 		}
 	}
@@ -299,9 +299,9 @@ func checkEnv(environ []string, read map[string]bool) error {
 	return &ConfigError{EnvVar: unknown[0], Accepted: accepted, Err: ErrUnknownEnv}
 }
 
-// absentsVariable reports whether name is a variable of a section herd
+// ofSectionNotImported reports whether name is a variable of a section herd
 // ships whose package this program does not import (see shippedEnv).
-func absentsVariable(name string) bool {
+func ofSectionNotImported(name string) bool {
 	for section, prefix := range shippedEnv {
 		if strings.HasPrefix(name, prefix) && shippedButAbsent(section) {
 			return true

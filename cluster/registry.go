@@ -68,10 +68,6 @@ func Providers() []string {
 	return names
 }
 
-// knownBackends are the backends herd ships, for the hint when one is
-// selected but not imported.
-var knownBackends = []string{"consul", "etcd", "gossip", "kubernetes", "nacos", "zookeeper"}
-
 // shippedEnv is the prefix of the environment variables of each section
 // herd ships outside this package. A document may carry such a section,
 // and the environment may set its variables, in a program that does not
@@ -83,6 +79,16 @@ var shippedEnv = map[string]string{
 	"kubernetes": "SW_CLUSTER_K8S_", "nacos": "SW_CLUSTER_NACOS_", "zookeeper": "SW_CLUSTER_ZK_",
 	"tls": "SW_CLUSTER_TLS_",
 }
+
+// knownBackends are the backends herd ships (its shipped sections but tls),
+// sorted, for the hint when one is selected but not imported.
+var knownBackends = slices.Sorted(func(yield func(string) bool) {
+	for name := range shippedEnv {
+		if name != "tls" && !yield(name) {
+			return
+		}
+	}
+})
 
 // RegisterSection declares a section of the configuration that a package
 // other than this one reads (a backend's, or package peertls's tls): its

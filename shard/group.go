@@ -146,10 +146,7 @@ type hold struct {
 // registered (RegisterRemote comes first). It returns at once; the node
 // owns slots once it has read a table that gives it some (see Changes).
 func Join(c Coordinator, self string, opts ...Option) (*Group, error) {
-	var given options
-	if c != nil {
-		given.Logger = cluster.LoggerOf(c) // given once, to cluster.New
-	}
+	given := options{Logger: cluster.LoggerOf(c)} // given once, to cluster.New
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&given)

@@ -236,10 +236,9 @@ func (l *Lifecycle) Campaigning(election string) bool {
 	return l.Elections.Active(election)
 }
 
-// MarkedLeaving returns n with the mark of a graceful leave
-// (cluster.StateLeaving under cluster.MetaState), on a copy of its metadata:
-// what a backend without a Lifecycle writes before it leaves.
-func MarkedLeaving(n cluster.Node) cluster.Node {
+// markedLeaving returns n with the mark of a graceful leave
+// (cluster.StateLeaving under cluster.MetaState), on a copy of its metadata.
+func markedLeaving(n cluster.Node) cluster.Node {
 	meta := maps.Clone(n.Meta)
 	if meta == nil {
 		meta = map[string]string{}
@@ -255,7 +254,7 @@ func MarkedLeaving(n cluster.Node) cluster.Node {
 func (l *Lifecycle) markLeaving(up Updater, self cluster.Node) {
 	ctx, cancel := context.WithTimeout(context.Background(), min(l.timeout, LeaveNotice))
 	defer cancel()
-	if up.Update(ctx, MarkedLeaving(self)) != nil {
+	if up.Update(ctx, markedLeaving(self)) != nil {
 		return
 	}
 	for nodes := range l.View.Subscribe(ctx) {

@@ -26,11 +26,6 @@ import (
 // section's defaults are not exactly defaults(): a backend whose documented
 // and Go defaults disagree does not start.
 func Register[C any, K cluster.Coordinator](name string, section []byte, defaults func() C, build func(context.Context, C, ...cluster.Option) (K, error)) {
-	defer func() {
-		if section != nil {
-			cluster.RegisterSection(name, section, defaults())
-		}
-	}()
 	cluster.RegisterProvider(name, func(ctx context.Context, s cluster.Section, opts ...cluster.Option) (cluster.Coordinator, error) {
 		cfg := defaults()
 		if err := s.Decode(&cfg); err != nil {
@@ -42,6 +37,9 @@ func Register[C any, K cluster.Coordinator](name string, section []byte, default
 		}
 		return k, nil
 	})
+	if section != nil {
+		cluster.RegisterSection(name, section, defaults())
+	}
 }
 
 // NewOptions applies opts over the defaults a backend starts from: a logger
